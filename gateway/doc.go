@@ -1,0 +1,16 @@
+// Package gateway is the sending pipeline shared by every front end.
+//
+// A front end (SMTP in gateway/smtpd, HTTP in gateway/httpapi) authenticates a
+// client to a Tenant, builds an Envelope and hands it to the Pipeline, which runs
+// the policy stages cheapest first (source network, sender identity, recipients,
+// message, rate) and then the Sink. Every failure is an *Error carrying a Code;
+// each front end maps a Code to its wire answer in exactly one place.
+//
+// Invariants:
+//   - Submit returns a nil error only after the Sink returned a provider message
+//     id (for SES, the MessageId). Anything else is an *Error the client can act on.
+//   - Envelope recipients, not message headers, decide where mail goes; the Bcc
+//     header never leaves the gateway.
+//   - Client-visible text never contains internal detail; the cause is kept in
+//     Error.Cause for the log.
+package gateway

@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"bytes"
+	"net/mail"
+	"strings"
+)
+
+// Limits on the header section, so a hostile message cannot make the parser
+// do unbounded work. Bodies are bounded by the tenant's size limit.
+const (
+	MaxLineLength    = 998 // RFC 5322 2.1.1, excluding CRLF
+	MaxHeaderFields  = 500
+	MaxHeaderSection = 1 << 20
+)
+
+// PreparedMessage is a checked message ready for a sink.
+type PreparedMessage struct {
+	Data []byte   // CRLF line endings, Bcc and Resent-Bcc fields removed
+	From []string // addresses of the From header, validated
+}
+
+// PrepareMessage checks a raw RFC 5322 message and returns the bytes to hand
+// to the sink. It refuses (CodeBadContent) an empty message, a missing or
+// malformed header section, a missing From header, lines over 998 characters,
+// NUL bytes, and 8-bit bytes unless allow8bit (the client declared 8BITMIME).
+// Bare LF line endings are turned into CRLF.
+func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, Errorf(CodeBadContent, "empty message")
+	}
+	out := make([]byte, 0, len(raw)+len(raw)/64)
+	inHeader, dropping := true, false
+	var from []string
+	fields := 0
+	headerBytes := 0
+	var field []byte // current header field, unfolded lines included
+
+	flushField := func() error {
+		if field == nil {
+			return nil
+		}
+		defer func() { field = nil }()
+		name, value, _ := bytes.Cut(field, []byte(":"))
+		n := strings.ToLower(strings.TrimSpace(string(name)))
+		if n == "from" {
+			if from != nil {
+				return Errorf(CodeBadContent, "more than one From header")
+			}
+			addrs, err := parseAddressHeader(string(value))
+			if err != nil {
+				return err
+			}
+			from = addrs
+		}
+		out = append(out, field...)
+		return nil
+	}
+
+	rest := raw
+	for len(rest) > 0 {
+		var line []byte
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			line, rest = rest, nil
+		} else {
+			line, rest = rest[:i], rest[i+1:]
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) > MaxLineLength {
+			return nil, Errorf(CodeBadContent, "line longer than %d characters", MaxLineLength)
+		}
+		for _, c := range line {
+			if c == 0 || c == '\r' {
+				return nil, Errorf(CodeBadContent, "NUL or bare CR in message")
+			}
+			if c >= 0x80 && !allow8bit {
+				return nil, Errorf(CodeBadContent, "8-bit data without 8BITMIME")
+			}
+		}
+		if !inHeader {
+			out = append(out, line...)
+			out = append(out, '\r', '\n')
+			continue
+		}
+		headerBytes += len(line) + 2
+		if headerBytes > MaxHeaderSection {
+			return nil, Errorf(CodeBadContent, "header section too large")
+		}
+		switch {
+		case len(line) == 0: // end of header section
+			if err := flushField(); err != nil {
+				return nil, err
+			}
+			inHeader = false
+			out = append(out, '\r', '\n')
+		case line[0] == ' ' || line[0] == '\t': // folded continuation
+			if field == nil && !dropping {
+				return nil, Errorf(CodeBadContent, "header section starts with a continuation line")
+			}
+			if !dropping {
+				field = append(append(field, line...), '\r', '\n')
+			}
+		default:
+			if err := flushField(); err != nil {
+				return nil, err
+			}
+			name, _, ok := bytes.Cut(line, []byte(":"))
+			if !ok || !validFieldName(name) {
+				return nil, Errorf(CodeBadContent, "malformed header line")
+			}
+			fields++
+			if fields > MaxHeaderFields {
+				return nil, Errorf(CodeBadContent, "too many header fields")
+			}
+			n := strings.ToLower(string(name))
+			dropping = n == "bcc" || n == "resent-bcc"
+			if !dropping {
+				field = append(append([]byte{}, line...), '\r', '\n')
+			}
+		}
+	}
+	if inHeader {
+		if err := flushField(); err != nil {
+			return nil, err
+		}
+		// A message may end without a body; keep it well formed.
+		out = append(out, '\r', '\n')
+	}
+	if len(from) == 0 {
+		return nil, Errorf(CodeBadContent, "message has no From header")
+	}
+	return &PreparedMessage{Data: out, From: from}, nil
+}
+
+// validFieldName accepts printable ASCII without colon or space (RFC 5322 ftext).
+func validFieldName(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
+}
+
+// parseAddressHeader parses an address-list header value (encoded words
+// allowed) and validates every address.
+func parseAddressHeader(v string) ([]string, error) {
+	v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
+	list, err := mail.ParseAddressList(strings.TrimSpace(v))
+	if err != nil {
+		return nil, Wrap(CodeBadContent, err, "malformed From header")
+	}
+	out := make([]string, 0, len(list))
+	for _, a := range list {
+		addr, err := ParseAddress(a.Address)
+		if err != nil {
+			return nil, Errorf(CodeBadContent, "invalid address in From header")
+		}
+		out = append(out, addr)
+	}
+	return out, nil
+}
+
+// HeaderValueOK reports whether s may be written as a header value: no CR, LF
+// or NUL, so no header can be injected through it.
+func HeaderValueOK(s string) bool {
+	return !strings.ContainsAny(s, "\r\n\x00")
+}

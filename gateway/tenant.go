@@ -1,0 +1,108 @@
+package gateway
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// Tenant is the resolved policy of one sending app. It is immutable once
+// built; a policy reload builds new Tenants.
+type Tenant struct {
+	ID string
+	// Identities the tenant may send as: "user@example.com" (exact address),
+	// "@example.com" (any address at that domain) or "*" (any address).
+	Identities []string
+	// RecipientDomains, when not empty, restricts recipients to these
+	// domains: "example.com" (exactly) or "*.example.com" (any subdomain).
+	RecipientDomains []string
+	// SourceNets, when not empty, restricts the client addresses.
+	SourceNets []netip.Prefix
+	Limits     Limits
+	SES        SESOptions
+}
+
+// Limits bound what one tenant may do. Zero means the gateway default.
+type Limits struct {
+	Rate            float64 // messages per second; 0 means unlimited
+	Burst           int     // messages; defaults to max(1, ceil(Rate))
+	MaxRecipients   int     // per message
+	MaxMessageBytes int64   // raw message size, as SES counts it
+}
+
+// SESOptions are the per-tenant fields of the SES send.
+type SESOptions struct {
+	ConfigurationSet string
+	TenantName       string // optional SES tenant
+}
+
+// Defaults applied when a limit is zero: SES's own hard limits.
+const (
+	DefaultMaxRecipients   = 50
+	DefaultMaxMessageBytes = 40 << 20
+)
+
+// MaxRecipients returns the effective per-message recipient limit.
+func (t *Tenant) MaxRecipients() int {
+	if t.Limits.MaxRecipients > 0 {
+		return t.Limits.MaxRecipients
+	}
+	return DefaultMaxRecipients
+}
+
+// MaxMessageBytes returns the effective message size limit.
+func (t *Tenant) MaxMessageBytes() int64 {
+	if t.Limits.MaxMessageBytes > 0 {
+		return t.Limits.MaxMessageBytes
+	}
+	return DefaultMaxMessageBytes
+}
+
+// AllowsSender reports whether addr (already validated) is one of the
+// tenant's identities.
+func (t *Tenant) AllowsSender(addr string) bool {
+	addr = strings.ToLower(addr)
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return false
+	}
+	domain := addr[at:]
+	for _, id := range t.Identities {
+		id = strings.ToLower(id)
+		if id == "*" || id == addr || id == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsRecipient reports whether addr (already validated) may be mailed.
+func (t *Tenant) AllowsRecipient(addr string) bool {
+	if len(t.RecipientDomains) == 0 {
+		return true
+	}
+	domain := strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
+	for _, d := range t.RecipientDomains {
+		d = strings.ToLower(d)
+		if d == domain {
+			return true
+		}
+		if suffix, ok := strings.CutPrefix(d, "*"); ok && strings.HasSuffix(domain, suffix) && len(domain) > len(suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsSource reports whether a client at addr may use this tenant.
+func (t *Tenant) AllowsSource(addr netip.Addr) bool {
+	if len(t.SourceNets) == 0 {
+		return true
+	}
+	addr = addr.Unmap()
+	for _, p := range t.SourceNets {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
