@@ -1,0 +1,170 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway"
+)
+
+func TestNewTokenShape(t *testing.T) {
+	m := NewToken("billing")
+	if !strings.HasPrefix(m.Token, "sg_") {
+		t.Fatalf("token %q lacks prefix", m.Token)
+	}
+	kid, ok := KeyID(m.Token)
+	if !ok || kid != m.Record.KeyID || !ValidKeyID(kid) {
+		t.Fatalf("KeyID(%q) = %q, %v; record has %q", m.Token, kid, ok, m.Record.KeyID)
+	}
+	if !m.Record.Hash.Matches(m.Token) || m.Record.Hash.Matches(m.Token+"x") {
+		t.Fatal("hash does not match its own token, or matches another")
+	}
+	h, err := ParseHash(m.Record.Hash.String())
+	if err != nil || h != m.Record.Hash {
+		t.Fatalf("ParseHash round trip: %v", err)
+	}
+	// at least 128 bits of secret: 24 bytes, base32
+	secret := m.Token[len("sg_")+len(kid)+1:]
+	if len(secret)*5 < 128 {
+		t.Fatalf("secret has %d bits", len(secret)*5)
+	}
+	if NewToken("billing").Token == m.Token {
+		t.Fatal("two tokens are equal")
+	}
+	if strings.Contains(m.Record.PolicyLine(), m.Token) {
+		t.Fatal("policy line contains the token")
+	}
+}
+
+func TestKeyIDRejects(t *testing.T) {
+	for _, tc := range []struct{ name, tok string }{
+		{"empty", ""},
+		{"no prefix", "xx_abcdefghij_" + strings.Repeat("a", 39)},
+		{"short", "sg_abc_def"},
+		{"no separator", "sg_abcdefghijk" + strings.Repeat("a", 39)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, ok := KeyID(tc.tok); ok {
+				t.Fatalf("KeyID(%q) accepted", tc.tok)
+			}
+		})
+	}
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func TestRegistryAuthenticate(t *testing.T) {
+	billing := &gateway.Tenant{ID: "billing"}
+	other := &gateway.Tenant{ID: "other"}
+	mb, mo := NewToken("billing"), NewToken("other")
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	r := NewRegistry(RegistryOptions{
+		Entries:      []Entry{{mb.Record, billing}, {mo.Record, other}},
+		FailureBurst: 3, FailureRate: 1, Now: c.now,
+	})
+	src := netip.MustParseAddr("192.0.2.7")
+	ctx := context.Background()
+
+	tests := []struct {
+		name, user, token string
+		want              *gateway.Tenant
+		code              gateway.Code
+	}{
+		{"bearer ok", "", mb.Token, billing, 0},
+		{"smtp user ok", "billing", mb.Token, billing, 0},
+		{"wrong user", "other", mb.Token, nil, gateway.CodeBadCredentials},
+		{"other tenant", "", mo.Token, other, 0},
+		{"tampered secret", "", mb.Token[:len(mb.Token)-1] + "a", nil, gateway.CodeBadCredentials},
+		{"unknown key id", "", NewToken("x").Token, nil, gateway.CodeBadCredentials},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c.t = c.t.Add(time.Hour) // refill the failure budget between cases
+			got, err := r.Authenticate(ctx, tc.user, tc.token, src)
+			if tc.want != nil {
+				if err != nil || got != tc.want {
+					t.Fatalf("got %v, %v; want %s", got, err, tc.want.ID)
+				}
+				return
+			}
+			var ge *gateway.Error
+			if !errors.As(err, &ge) || ge.Code != tc.code {
+				t.Fatalf("err = %v; want code %s", err, tc.code)
+			}
+		})
+	}
+}
+
+func TestRegistryThrottlesFailures(t *testing.T) {
+	good := NewToken("t")
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	r := NewRegistry(RegistryOptions{
+		Entries:      []Entry{{good.Record, &gateway.Tenant{ID: "t"}}},
+		FailureBurst: 3, FailureRate: 1, Now: c.now,
+	})
+	ctx := context.Background()
+	attacker := netip.MustParseAddr("2001:db8::1")
+	neighbour := netip.MustParseAddr("2001:db8::2") // same /64
+	bystander := netip.MustParseAddr("198.51.100.1")
+	for i := 0; i < 3; i++ {
+		if _, err := r.Authenticate(ctx, "", "sg_wrong", attacker); gateway.AsError(err).Code != gateway.CodeBadCredentials {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	// Now even the right token is refused from that /64...
+	_, err := r.Authenticate(ctx, "", good.Token, neighbour)
+	if ge := gateway.AsError(err); ge == nil || ge.Code != gateway.CodeAuthThrottled || ge.RetryAfter <= 0 {
+		t.Fatalf("after burst: %v; want auth_throttled with retry-after", err)
+	}
+	// ...but not from elsewhere.
+	if _, err := r.Authenticate(ctx, "", good.Token, bystander); err != nil {
+		t.Fatalf("bystander refused: %v", err)
+	}
+	c.t = c.t.Add(2 * time.Second)
+	if _, err := r.Authenticate(ctx, "", good.Token, attacker); err != nil {
+		t.Fatalf("after refill: %v", err)
+	}
+}
+
+func TestRegistryReplaceRevokes(t *testing.T) {
+	m := NewToken("t")
+	r := NewRegistry(RegistryOptions{Entries: []Entry{{m.Record, &gateway.Tenant{ID: "t"}}}})
+	src := netip.MustParseAddr("127.0.0.1")
+	if _, err := r.Authenticate(context.Background(), "", m.Token, src); err != nil {
+		t.Fatal(err)
+	}
+	r.Replace(nil)
+	if _, err := r.Authenticate(context.Background(), "", m.Token, src); gateway.AsError(err).Code != gateway.CodeBadCredentials {
+		t.Fatalf("revoked token: %v", err)
+	}
+}
+
+func TestThrottleTableBounded(t *testing.T) {
+	r := NewRegistry(RegistryOptions{MaxSources: 10})
+	for i := 0; i < 100; i++ {
+		a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		_, _ = r.Authenticate(context.Background(), "", "bad", a)
+	}
+	if n := len(r.failures); n > 10 {
+		t.Fatalf("throttle table has %d entries, bound is 10", n)
+	}
+}
+
+func BenchmarkAuthenticate(b *testing.B) {
+	m := NewToken("t")
+	r := NewRegistry(RegistryOptions{Entries: []Entry{{m.Record, &gateway.Tenant{ID: "t"}}}})
+	src := netip.MustParseAddr("127.0.0.1")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Authenticate(ctx, "", m.Token, src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,13 @@
+// Package auth turns app tokens into tenants.
+//
+// A token looks like sg_<keyid>_<secret>: the key id (48 random bits) finds the
+// record without scanning, the secret carries 192 random bits. Only the SHA-256
+// of the whole token is stored; because tokens are long random strings, a fast
+// hash is enough (no password stretching needed) and verification costs well
+// under a microsecond. Comparison is constant time.
+//
+// Failed attempts are throttled per source address (IPv6 per /64), so a client
+// guessing tokens is cut off quickly; the throttle table is bounded in size.
+// The Registry's token table is swapped atomically, so a policy reload or a
+// revocation takes effect for the next attempt without a restart.
+package auth

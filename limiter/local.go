@@ -1,0 +1,77 @@
+package limiter
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/sesgate/sesgate/gateway"
+)
+
+// Local is a per-process, per-tenant token bucket.
+type Local struct {
+	now     func() time.Time
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	lim   *rate.Limiter
+	rate  float64
+	burst int
+}
+
+var _ gateway.Limiter = (*Local)(nil)
+
+// NewLocal returns a Local limiter; now may be nil for time.Now.
+func NewLocal(now func() time.Time) *Local {
+	if now == nil {
+		now = time.Now
+	}
+	return &Local{now: now, buckets: make(map[string]*bucket)}
+}
+
+// Burst returns the effective burst for limits l.
+func Burst(l gateway.Limits) int {
+	if l.Burst > 0 {
+		return l.Burst
+	}
+	return max(1, int(math.Ceil(l.Rate)))
+}
+
+// Admit takes one message from t's bucket, or refuses with CodeRateLimited
+// and the wait until one would fit. A tenant without a rate is not limited.
+func (l *Local) Admit(_ context.Context, t *gateway.Tenant, _ int) error {
+	if t.Limits.Rate <= 0 {
+		return nil
+	}
+	now := l.now()
+	b := l.bucket(t)
+	r := b.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return &gateway.Error{Code: gateway.CodeRateLimited, Msg: "rate limit exceeded", RetryAfter: time.Second}
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return &gateway.Error{Code: gateway.CodeRateLimited, Msg: "rate limit exceeded", RetryAfter: d}
+	}
+	return nil
+}
+
+// bucket returns t's bucket, rebuilding it when the tenant's limits changed.
+func (l *Local) bucket(t *gateway.Tenant) *bucket {
+	burst := Burst(t.Limits)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[t.ID]
+	if !ok || b.rate != t.Limits.Rate || b.burst != burst {
+		b = &bucket{lim: rate.NewLimiter(rate.Limit(t.Limits.Rate), burst), rate: t.Limits.Rate, burst: burst}
+		// A new bucket starts full, as of the injected clock.
+		b.lim.SetBurstAt(l.now(), burst)
+		l.buckets[t.ID] = b
+	}
+	return b
+}

@@ -1,0 +1,81 @@
+package limiter
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway"
+)
+
+func TestLocalAdmit(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := NewLocal(func() time.Time { return now })
+	ten := &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 2, Burst: 3}}
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if err := l.Admit(ctx, ten, 1); err != nil {
+			t.Fatalf("message %d of burst refused: %v", i+1, err)
+		}
+	}
+	err := l.Admit(ctx, ten, 1)
+	ge := gateway.AsError(err)
+	if ge == nil || ge.Code != gateway.CodeRateLimited {
+		t.Fatalf("4th message: %v; want rate_limited", err)
+	}
+	if ge.RetryAfter != 500*time.Millisecond {
+		t.Fatalf("retry after %v; want 500ms at 2/s", ge.RetryAfter)
+	}
+	// A refusal consumes nothing: after exactly the advertised wait, one fits.
+	now = now.Add(ge.RetryAfter)
+	if err := l.Admit(ctx, ten, 1); err != nil {
+		t.Fatalf("after retry-after: %v", err)
+	}
+	if err := l.Admit(ctx, ten, 1); err == nil {
+		t.Fatal("second message right after refill admitted")
+	}
+	// Tenants are independent.
+	if err := l.Admit(ctx, &gateway.Tenant{ID: "b", Limits: gateway.Limits{Rate: 1}}, 1); err != nil {
+		t.Fatalf("other tenant: %v", err)
+	}
+	// No rate: unlimited.
+	for i := 0; i < 1000; i++ {
+		if err := l.Admit(ctx, &gateway.Tenant{ID: "c"}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLocalLimitChange(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := NewLocal(func() time.Time { return now })
+	ctx := context.Background()
+	if err := l.Admit(ctx, &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 1}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Admit(ctx, &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 1}}, 1); err == nil {
+		t.Fatal("over limit admitted")
+	}
+	// A reload raising the limit applies at once.
+	if err := l.Admit(ctx, &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 10, Burst: 10}}, 1); err != nil {
+		t.Fatalf("after raise: %v", err)
+	}
+}
+
+func TestBurstDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		l    gateway.Limits
+		want int
+	}{
+		{"explicit", gateway.Limits{Rate: 5, Burst: 9}, 9},
+		{"rounded up", gateway.Limits{Rate: 2.5}, 3},
+		{"at least one", gateway.Limits{Rate: 0.1}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Burst(tc.l); got != tc.want {
+				t.Fatalf("Burst = %d; want %d", got, tc.want)
+			}
+		})
+	}
+}
