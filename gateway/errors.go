@@ -12,32 +12,32 @@ type Code int
 
 // The codes. Keep String, Temporary and the front-end tables in step.
 const (
-	CodeInternal              Code = iota // unexpected; temporary
-	CodeMalformed                         // request or command syntax
-	CodeAuthRequired                      // no credentials presented
-	CodeBadCredentials                    // wrong, unknown or revoked token
-	CodeAuthThrottled                     // too many failed attempts from this source
-	CodeTLSRequired                       // credentials over plaintext on a public listener
-	CodeSourceNotAllowed                  // client address outside the tenant's networks
-	CodeSenderNotAllowed                  // From is not an identity of the tenant
-	CodeRecipientNotAllowed               // recipient domain outside the tenant's list
-	CodeInvalidAddress                    // address syntax
-	CodeTooManyRecipients                 // over the per-message recipient limit
-	CodeNoRecipients                      // message without recipients
-	CodeTooLarge                          // over the message size limit
-	CodeBadContent                        // message content unacceptable (lines, 8-bit, headers)
-	CodeRateLimited                       // tenant over its rate; RetryAfter set
-	CodeFrozen                            // tenant frozen by an operator; temporary
-	CodeUpstreamThrottled                 // SES rate exceeded
-	CodeUpstreamQuota                     // SES daily quota exceeded
-	CodeUpstreamPaused                    // SES sending paused or account suspended
-	CodeUpstreamRejected                  // SES refused the content
-	CodeUpstreamNotAuthorized             // SES: identity not verified
-	CodeUpstreamSenderUnverified          // SES: MAIL FROM domain not verified
-	CodeUpstreamBadRequest                // SES: invalid request
-	CodeUpstreamMisconfigured             // SES: gateway-side config missing (configuration set)
-	CodeUpstreamUnavailable               // SES 5xx, network error or timeout
-	CodeShuttingDown                      // gateway is draining
+	CodeInternal                 Code = iota // unexpected; temporary
+	CodeMalformed                            // request or command syntax
+	CodeAuthRequired                         // no credentials presented
+	CodeBadCredentials                       // wrong, unknown or revoked token
+	CodeAuthThrottled                        // too many failed attempts from this source
+	CodeTLSRequired                          // credentials over plaintext on a public listener
+	CodeSourceNotAllowed                     // client address outside the tenant's networks
+	CodeSenderNotAllowed                     // From is not an identity of the tenant
+	CodeRecipientNotAllowed                  // recipient domain outside the tenant's list
+	CodeInvalidAddress                       // address syntax
+	CodeTooManyRecipients                    // over the per-message recipient limit
+	CodeNoRecipients                         // message without recipients
+	CodeTooLarge                             // over the message size limit
+	CodeBadContent                           // message content unacceptable (lines, 8-bit, headers)
+	CodeRateLimited                          // tenant over its rate; RetryAfter set
+	CodeFrozen                               // tenant frozen by an operator; temporary
+	CodeUpstreamThrottled                    // SES rate exceeded
+	CodeUpstreamQuota                        // SES daily quota exceeded
+	CodeUpstreamPaused                       // SES sending paused or account suspended
+	CodeUpstreamRejected                     // SES refused the content
+	CodeUpstreamNotAuthorized                // SES: identity not verified
+	CodeUpstreamSenderUnverified             // SES: MAIL FROM domain not verified
+	CodeUpstreamBadRequest                   // SES: invalid request
+	CodeUpstreamMisconfigured                // SES: gateway-side config missing (configuration set)
+	CodeUpstreamUnavailable                  // SES 5xx, network error or timeout
+	CodeShuttingDown                         // gateway is draining
 	codeCount
 )
 

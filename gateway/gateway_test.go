@@ -1,0 +1,265 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseAddress(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"plain", "a@example.com", "a@example.com", true},
+		{"domain lowercased", "Bob@Example.COM", "Bob@example.com", true},
+		{"plus and dots", "a.b+c@mail.example.org", "a.b+c@mail.example.org", true},
+		{"empty", "", "", false},
+		{"no at", "example.com", "", false},
+		{"no domain", "a@", "", false},
+		{"single label domain", "a@localhost", "", false},
+		{"leading dot", ".a@example.com", "", false},
+		{"double dot", "a..b@example.com", "", false},
+		{"8-bit local", "jos\u00e9@example.com", "", false},
+		{"space", "a b@example.com", "", false},
+		{"angle", "<a@example.com>", "", false},
+		{"crlf", "a@example.com\r\nRCPT TO:<b@example.com>", "", false},
+		{"long local", strings.Repeat("a", 65) + "@example.com", "", false},
+		{"hyphen label", "a@-x.example.com", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseAddress(tc.in)
+			if tc.ok {
+				if err != nil || got != tc.want {
+					t.Fatalf("ParseAddress(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+				}
+				return
+			}
+			if AsError(err) == nil || AsError(err).Code != CodeInvalidAddress {
+				t.Fatalf("ParseAddress(%q) = %q, %v; want invalid_address", tc.in, got, err)
+			}
+		})
+	}
+}
+
+func TestTenantMatching(t *testing.T) {
+	ten := &Tenant{
+		Identities:       []string{"noreply@example.com", "@billing.example.com"},
+		RecipientDomains: []string{"customer.org", "*.partner.net"},
+		SourceNets:       []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+	}
+	senders := map[string]bool{
+		"noreply@example.com":       true,
+		"NoReply@example.com":       true,
+		"other@example.com":         false,
+		"x@billing.example.com":     true,
+		"x@sub.billing.example.com": false,
+	}
+	for addr, want := range senders {
+		if got := ten.AllowsSender(addr); got != want {
+			t.Errorf("AllowsSender(%q) = %v", addr, got)
+		}
+	}
+	rcpts := map[string]bool{
+		"a@customer.org":     true,
+		"a@sub.customer.org": false,
+		"a@x.partner.net":    true,
+		"a@partner.net":      false,
+		"a@evil.org":         false,
+	}
+	for addr, want := range rcpts {
+		if got := ten.AllowsRecipient(addr); got != want {
+			t.Errorf("AllowsRecipient(%q) = %v", addr, got)
+		}
+	}
+	if !ten.AllowsSource(netip.MustParseAddr("10.1.2.3")) || ten.AllowsSource(netip.MustParseAddr("192.0.2.1")) {
+		t.Error("AllowsSource wrong")
+	}
+	if !ten.AllowsSource(netip.MustParseAddr("::ffff:10.1.2.3")) {
+		t.Error("AllowsSource does not unmap IPv4-in-IPv6")
+	}
+	any := &Tenant{Identities: []string{"*"}}
+	if !any.AllowsSender("who@ever.com") || !any.AllowsRecipient("a@b.cd") {
+		t.Error("wildcard tenant refuses")
+	}
+}
+
+func TestPrepareMessage(t *testing.T) {
+	long := strings.Repeat("x", 999)
+	tests := []struct {
+		name     string
+		raw      string
+		eightBit bool
+		code     Code // 0 with wantOK
+		wantOK   bool
+		wantFrom []string
+		wantNot  string // must not appear in output
+		wantHas  string // must appear in output
+	}{
+		{name: "ok", raw: "From: A <a@example.com>\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n", wantOK: true, wantFrom: []string{"a@example.com"}, wantHas: "Subject: hi\r\n\r\nbody\r\n"},
+		{name: "bcc stripped", raw: "From: a@example.com\r\nBcc: secret@example.org,\r\n  other@example.org\r\nTo: b@example.org\r\n\r\nbody\r\n", wantOK: true, wantFrom: []string{"a@example.com"}, wantNot: "secret@", wantHas: "From: a@example.com\r\nTo: b@example.org\r\n\r\n"},
+		{name: "resent-bcc stripped", raw: "From: a@example.com\nResent-Bcc: s@example.org\n\nbody\n", wantOK: true, wantFrom: []string{"a@example.com"}, wantNot: "s@example.org"},
+		{name: "bare LF to CRLF", raw: "From: a@example.com\n\nline1\nline2\n", wantOK: true, wantFrom: []string{"a@example.com"}, wantHas: "\r\n\r\nline1\r\nline2\r\n"},
+		{name: "encoded display name", raw: "From: =?utf-8?q?Jos=C3=A9?= <j@example.com>\r\n\r\nx\r\n", wantOK: true, wantFrom: []string{"j@example.com"}},
+		{name: "8bit with 8BITMIME", raw: "From: a@example.com\r\n\r\ncaf\u00e9\r\n", eightBit: true, wantOK: true, wantFrom: []string{"a@example.com"}},
+		{name: "headers only", raw: "From: a@example.com\r\nSubject: x", wantOK: true, wantFrom: []string{"a@example.com"}},
+		{name: "empty", raw: " \r\n", code: CodeBadContent},
+		{name: "no from", raw: "To: b@example.org\r\n\r\nx\r\n", code: CodeBadContent},
+		{name: "two from", raw: "From: a@example.com\r\nFrom: c@example.com\r\n\r\nx\r\n", code: CodeBadContent},
+		{name: "bad from", raw: "From: not an address\r\n\r\nx\r\n", code: CodeBadContent},
+		{name: "long line", raw: "From: a@example.com\r\n\r\n" + long + "\r\n", code: CodeBadContent},
+		{name: "8bit without 8BITMIME", raw: "From: a@example.com\r\n\r\ncaf\u00e9\r\n", code: CodeBadContent},
+		{name: "NUL", raw: "From: a@example.com\r\n\r\na\x00b\r\n", code: CodeBadContent},
+		{name: "malformed header", raw: "From: a@example.com\r\nnot a header\r\n\r\nx\r\n", code: CodeBadContent},
+		{name: "leading continuation", raw: " folded\r\nFrom: a@example.com\r\n\r\nx\r\n", code: CodeBadContent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := PrepareMessage([]byte(tc.raw), tc.eightBit)
+			if !tc.wantOK {
+				if ge := AsError(err); ge == nil || ge.Code != tc.code {
+					t.Fatalf("err = %v; want %s", err, tc.code)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(m.From, ",") != strings.Join(tc.wantFrom, ",") {
+				t.Fatalf("From = %v; want %v", m.From, tc.wantFrom)
+			}
+			out := string(m.Data)
+			if tc.wantNot != "" && strings.Contains(out, tc.wantNot) {
+				t.Fatalf("output still contains %q:\n%s", tc.wantNot, out)
+			}
+			if tc.wantHas != "" && !strings.Contains(out, tc.wantHas) {
+				t.Fatalf("output lacks %q:\n%q", tc.wantHas, out)
+			}
+			if strings.Contains(strings.ReplaceAll(out, "\r\n", ""), "\n") {
+				t.Fatalf("bare LF left in output: %q", out)
+			}
+		})
+	}
+}
+
+func FuzzPrepareMessage(f *testing.F) {
+	f.Add([]byte("From: a@example.com\r\nBcc: b@example.com\r\n\r\nbody\r\n"), false)
+	f.Add([]byte("From: a@example.com\n bcc\nBcc: x\n\n"), true)
+	f.Fuzz(func(t *testing.T, raw []byte, eightBit bool) {
+		m, err := PrepareMessage(raw, eightBit)
+		if err != nil {
+			if AsError(err).Code != CodeBadContent {
+				t.Fatalf("unexpected code %v", err)
+			}
+			return
+		}
+		hdr, _, _ := bytes.Cut(m.Data, []byte("\r\n\r\n"))
+		for _, line := range bytes.Split(hdr, []byte("\r\n")) {
+			if bytes.HasPrefix(bytes.ToLower(line), []byte("bcc:")) {
+				t.Fatalf("Bcc header survived: %q", m.Data)
+			}
+		}
+		if len(m.From) == 0 {
+			t.Fatal("accepted without From")
+		}
+	})
+}
+
+func TestNewID(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	a, b := NewID(t0), NewID(t0.Add(time.Millisecond))
+	if len(a) != 26 || a == b || a >= b {
+		t.Fatalf("ids %q %q: want 26 chars, distinct, sortable", a, b)
+	}
+}
+
+// recordingSink is a fault-injecting sink for pipeline tests.
+type recordingSink struct {
+	got []*Envelope
+	err error
+}
+
+func (s *recordingSink) Send(_ context.Context, env *Envelope) (string, error) {
+	if s.err != nil {
+		return "", s.err
+	}
+	s.got = append(s.got, env)
+	return "ses-" + env.ID, nil
+}
+
+type denyLimiter struct{}
+
+func (denyLimiter) Admit(context.Context, *Tenant, int) error {
+	return &Error{Code: CodeRateLimited, Msg: "rate limit exceeded", RetryAfter: time.Second}
+}
+
+func TestSubmit(t *testing.T) {
+	ten := &Tenant{ID: "t", Identities: []string{"@example.com"}, Limits: Limits{MaxRecipients: 2, MaxMessageBytes: 200}}
+	msg := []byte("From: a@example.com\r\nBcc: hidden@example.org\r\n\r\nhi\r\n")
+	tests := []struct {
+		name    string
+		env     Envelope
+		sinkErr error
+		limiter Limiter
+		code    Code
+		ok      bool
+	}{
+		{name: "ok", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org", "hidden@example.org"}, Data: msg}, ok: true},
+		{name: "duplicates collapse", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org", "x@example.org"}, Data: msg}, ok: true},
+		{name: "no tenant", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: msg}, code: CodeAuthRequired},
+		{name: "sender", env: Envelope{From: "a@evil.com", Recipients: []string{"x@example.org"}, Data: msg}, code: CodeSenderNotAllowed},
+		{name: "header from", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: []byte("From: ceo@evil.com\r\n\r\nx\r\n")}, code: CodeSenderNotAllowed},
+		{name: "no rcpt", env: Envelope{From: "a@example.com", Data: msg}, code: CodeNoRecipients},
+		{name: "too many", env: Envelope{From: "a@example.com", Recipients: []string{"a@example.org", "b@example.org", "c@example.org"}, Data: msg}, code: CodeTooManyRecipients},
+		{name: "bad rcpt", env: Envelope{From: "a@example.com", Recipients: []string{"nope"}, Data: msg}, code: CodeInvalidAddress},
+		{name: "too large", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: append(bytes.Clone(msg), strings.Repeat("x", 300)...)}, code: CodeTooLarge},
+		{name: "rate", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: msg}, limiter: denyLimiter{}, code: CodeRateLimited},
+		{name: "sink error", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: msg}, sinkErr: Errorf(CodeUpstreamThrottled, "slow down"), code: CodeUpstreamThrottled},
+		{name: "sink raw error", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: msg}, sinkErr: errors.New("boom"), code: CodeInternal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &recordingSink{err: tc.sinkErr}
+			p := NewPipeline(Options{Sink: sink, Limiter: tc.limiter})
+			env := tc.env
+			if tc.name != "no tenant" {
+				env.Tenant = ten
+			}
+			res, err := p.Submit(context.Background(), &env)
+			if !tc.ok {
+				if ge := AsError(err); ge == nil || ge.Code != tc.code || res != nil {
+					t.Fatalf("res=%v err=%v; want %s", res, err, tc.code)
+				}
+				if len(sink.got) != 0 {
+					t.Fatal("refused message reached the sink")
+				}
+				return
+			}
+			if err != nil || res.ProviderID == "" || res.ID == "" {
+				t.Fatalf("res=%v err=%v", res, err)
+			}
+			if len(sink.got) != 1 || bytes.Contains(sink.got[0].Data, []byte("Bcc")) {
+				t.Fatalf("sink got %d messages / Bcc not stripped", len(sink.got))
+			}
+			if tc.name == "duplicates collapse" && len(sink.got[0].Recipients) != 1 {
+				t.Fatalf("recipients %v", sink.got[0].Recipients)
+			}
+		})
+	}
+}
+
+func TestCodesComplete(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range Codes() {
+		s := c.String()
+		if s == "" || strings.HasPrefix(s, "code_") || seen[s] {
+			t.Fatalf("code %d has name %q (missing or duplicate)", int(c), s)
+		}
+		seen[s] = true
+	}
+}
