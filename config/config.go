@@ -1,0 +1,332 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sesgate/sesgate/auth"
+	"github.com/sesgate/sesgate/gateway"
+)
+
+// MaxFileBytes bounds the policy file.
+const MaxFileBytes = 16 << 20
+
+// Policy is the policy file.
+type Policy struct {
+	SES     SES      `yaml:"ses"`
+	Tenants []Tenant `yaml:"tenants"`
+}
+
+// SES holds account-wide SES client settings.
+type SES struct {
+	Region string `yaml:"region"`
+	// Endpoint overrides the SES endpoint (AWS_ENDPOINT_URL_SESV2 works too).
+	Endpoint string `yaml:"endpoint"`
+	// MaxAttempts for throttled sends (SES certainly did not take the message).
+	MaxAttempts int `yaml:"max_attempts"`
+	// Timeout for one SendEmail call, retries included.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Tenant is one sending app.
+type Tenant struct {
+	ID               string    `yaml:"id"`
+	Tokens           []Token   `yaml:"tokens"`
+	Identities       []string  `yaml:"identities"`
+	RecipientDomains []string  `yaml:"recipient_domains"`
+	SourceCIDRs      []string  `yaml:"source_cidrs"`
+	Limits           Limits    `yaml:"limits"`
+	SES              TenantSES `yaml:"ses"`
+}
+
+// Token is a stored token: key id and SHA-256, never the token itself.
+type Token struct {
+	KeyID  string `yaml:"key_id"`
+	SHA256 string `yaml:"sha256"`
+}
+
+// Limits of one tenant. Zero means the default.
+type Limits struct {
+	Rate           float64  `yaml:"rate"`
+	Burst          int      `yaml:"burst"`
+	MaxRecipients  int      `yaml:"max_recipients"`
+	MaxMessageSize ByteSize `yaml:"max_message_size"`
+}
+
+// TenantSES is the tenant's part of the SES send.
+type TenantSES struct {
+	ConfigurationSet string `yaml:"configuration_set"`
+	TenantName       string `yaml:"tenant_name"`
+}
+
+// ByteSize is a size in bytes, written as a number or with a unit
+// (KB, MB, GB are powers of 1000; KiB, MiB, GiB of 1024).
+type ByteSize int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %v", n.Line, err)
+	}
+	*b = v
+	return nil
+}
+
+var sizeRE = regexp.MustCompile(`^\s*([0-9]+)\s*([KMG]i?B|B)?\s*$`)
+
+// ParseByteSize reads "40MB", "512KiB" or "1048576".
+func ParseByteSize(s string) (ByteSize, error) {
+	m := sizeRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("invalid size %q (want a number of bytes or e.g. 10MB, 512KiB)", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m[2]]
+	return ByteSize(n * mult), nil
+}
+
+// Load reads and validates a policy file.
+func Load(path string) (*Policy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := readBounded(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	p, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+func readBounded(f *os.File) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("policy file larger than %d bytes", MaxFileBytes)
+	}
+	return data, nil
+}
+
+// Parse decodes and validates a policy document. The returned error lists
+// every problem, one per line, each naming its key.
+func Parse(data []byte) (*Policy, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	paths := keyPaths(&root)
+
+	var p Policy
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var problems []string
+	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("invalid YAML: %w", err)
+		}
+		for _, e := range te.Errors {
+			problems = append(problems, namePath(e, paths))
+		}
+	}
+	problems = append(problems, p.validate()...)
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+	return &p, nil
+}
+
+// Error lists every problem of a policy file.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%d problem(s):\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// namePath rewrites "line N: msg" into "path (line N): msg".
+func namePath(e string, paths map[int]string) string {
+	m := lineRE.FindStringSubmatch(e)
+	if m == nil {
+		return e
+	}
+	line, _ := strconv.Atoi(m[1])
+	msg := strings.TrimPrefix(m[2], "line "+m[1]+": ")
+	if p, ok := paths[line]; ok {
+		return fmt.Sprintf("%s (line %d): %s", p, line, msg)
+	}
+	return e
+}
+
+// keyPaths maps a line number to the dotted path of the key or item on it.
+func keyPaths(root *yaml.Node) map[int]string {
+	out := map[int]string{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				if _, seen := out[k.Line]; !seen {
+					out[k.Line] = p
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if _, seen := out[c.Line]; !seen && c.Kind == yaml.ScalarNode {
+					out[c.Line] = p
+				}
+				walk(c, p)
+			}
+		}
+	}
+	walk(root, "")
+	return out
+}
+
+var (
+	tenantIDRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	sesNameRE   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	identityDom = regexp.MustCompile(`^@[A-Za-z0-9.-]+$`)
+)
+
+func (p *Policy) validate() []string {
+	var probs []string
+	add := func(path, format string, args ...any) {
+		probs = append(probs, path+": "+fmt.Sprintf(format, args...))
+	}
+	if p.SES.MaxAttempts < 0 || p.SES.MaxAttempts > 10 {
+		add("ses.max_attempts", "must be between 0 and 10")
+	}
+	if p.SES.Timeout < 0 || p.SES.Timeout > 5*time.Minute {
+		add("ses.timeout", "must be between 0 and 5m")
+	}
+	if p.SES.Endpoint != "" && !strings.HasPrefix(p.SES.Endpoint, "https://") && !strings.HasPrefix(p.SES.Endpoint, "http://") {
+		add("ses.endpoint", "must be an http(s) URL")
+	}
+	ids := map[string]int{}
+	keys := map[string]string{}
+	for i, t := range p.Tenants {
+		tp := fmt.Sprintf("tenants[%d]", i)
+		if !tenantIDRE.MatchString(t.ID) {
+			add(tp+".id", "must match %s", tenantIDRE)
+		} else if j, dup := ids[t.ID]; dup {
+			add(tp+".id", "duplicate of tenants[%d]", j)
+		} else {
+			ids[t.ID] = i
+		}
+		for j, tok := range t.Tokens {
+			kp := fmt.Sprintf("%s.tokens[%d]", tp, j)
+			if !auth.ValidKeyID(tok.KeyID) {
+				add(kp+".key_id", "not a key id (use `sesgate token new`)")
+			} else if other, dup := keys[tok.KeyID]; dup {
+				add(kp+".key_id", "already used by %s", other)
+			} else {
+				keys[tok.KeyID] = kp
+			}
+			if _, err := auth.ParseHash(tok.SHA256); err != nil {
+				add(kp+".sha256", "%v", err)
+			}
+		}
+		if len(t.Identities) == 0 {
+			add(tp+".identities", "at least one identity is required")
+		}
+		for j, id := range t.Identities {
+			if id == "*" || identityDom.MatchString(id) {
+				continue
+			}
+			if _, err := gateway.ParseAddress(id); err != nil {
+				add(fmt.Sprintf("%s.identities[%d]", tp, j), "%q is not an address, @domain or *", id)
+			}
+		}
+		for j, d := range t.RecipientDomains {
+			if _, err := gateway.ParseAddress("x@" + strings.TrimPrefix(d, "*.")); err != nil {
+				add(fmt.Sprintf("%s.recipient_domains[%d]", tp, j), "%q is not a domain or *.domain", d)
+			}
+		}
+		for j, c := range t.SourceCIDRs {
+			if _, err := netip.ParsePrefix(c); err != nil {
+				add(fmt.Sprintf("%s.source_cidrs[%d]", tp, j), "%q is not a CIDR", c)
+			}
+		}
+		l := t.Limits
+		if l.Rate < 0 {
+			add(tp+".limits.rate", "must be >= 0")
+		}
+		if l.Burst < 0 {
+			add(tp+".limits.burst", "must be >= 0")
+		}
+		if l.MaxRecipients < 0 || l.MaxRecipients > gateway.DefaultMaxRecipients {
+			add(tp+".limits.max_recipients", "must be between 0 and %d (SES's limit)", gateway.DefaultMaxRecipients)
+		}
+		if l.MaxMessageSize < 0 || l.MaxMessageSize > gateway.DefaultMaxMessageBytes {
+			add(tp+".limits.max_message_size", "must be between 0 and %d bytes (SES's limit)", gateway.DefaultMaxMessageBytes)
+		}
+		if s := t.SES.ConfigurationSet; s != "" && !sesNameRE.MatchString(s) {
+			add(tp+".ses.configuration_set", "must match %s", sesNameRE)
+		}
+		if s := t.SES.TenantName; s != "" && !sesNameRE.MatchString(s) {
+			add(tp+".ses.tenant_name", "must match %s", sesNameRE)
+		}
+	}
+	return probs
+}
+
+// Build turns a valid policy into tenants and token entries.
+func (p *Policy) Build() ([]*gateway.Tenant, []auth.Entry) {
+	var tenants []*gateway.Tenant
+	var entries []auth.Entry
+	for _, t := range p.Tenants {
+		gt := &gateway.Tenant{
+			ID:               t.ID,
+			Identities:       t.Identities,
+			RecipientDomains: t.RecipientDomains,
+			Limits: gateway.Limits{
+				Rate: t.Limits.Rate, Burst: t.Limits.Burst,
+				MaxRecipients: t.Limits.MaxRecipients, MaxMessageBytes: int64(t.Limits.MaxMessageSize),
+			},
+			SES: gateway.SESOptions{ConfigurationSet: t.SES.ConfigurationSet, TenantName: t.SES.TenantName},
+		}
+		for _, c := range t.SourceCIDRs {
+			gt.SourceNets = append(gt.SourceNets, netip.MustParsePrefix(c).Masked())
+		}
+		tenants = append(tenants, gt)
+		for _, tok := range t.Tokens {
+			h, _ := auth.ParseHash(tok.SHA256)
+			entries = append(entries, auth.Entry{Record: auth.Record{KeyID: tok.KeyID, Hash: h, Tenant: t.ID}, Tenant: gt})
+		}
+	}
+	return tenants, entries
+}
