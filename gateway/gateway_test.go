@@ -104,6 +104,7 @@ func TestPrepareMessage(t *testing.T) {
 		{name: "ok", raw: "From: A <a@example.com>\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n", wantOK: true, wantFrom: []string{"a@example.com"}, wantHas: "Subject: hi\r\n\r\nbody\r\n"},
 		{name: "bcc stripped", raw: "From: a@example.com\r\nBcc: secret@example.org,\r\n  other@example.org\r\nTo: b@example.org\r\n\r\nbody\r\n", wantOK: true, wantFrom: []string{"a@example.com"}, wantNot: "secret@", wantHas: "From: a@example.com\r\nTo: b@example.org\r\n\r\n"},
 		{name: "resent-bcc stripped", raw: "From: a@example.com\nResent-Bcc: s@example.org\n\nbody\n", wantOK: true, wantFrom: []string{"a@example.com"}, wantNot: "s@example.org"},
+		{name: "x-ses headers stripped", raw: "From: a@example.com\r\nX-SES-CONFIGURATION-SET: no-events\r\nx-ses-message-tags: t=1\r\nX-Sesame: kept\r\n\r\nx\r\n", wantOK: true, wantFrom: []string{"a@example.com"}, wantNot: "no-events", wantHas: "X-Sesame: kept\r\n"},
 		{name: "bare LF to CRLF", raw: "From: a@example.com\n\nline1\nline2\n", wantOK: true, wantFrom: []string{"a@example.com"}, wantHas: "\r\n\r\nline1\r\nline2\r\n"},
 		{name: "encoded display name", raw: "From: =?utf-8?q?Jos=C3=A9?= <j@example.com>\r\n\r\nx\r\n", wantOK: true, wantFrom: []string{"j@example.com"}},
 		{name: "8bit with 8BITMIME", raw: "From: a@example.com\r\n\r\ncaf\u00e9\r\n", eightBit: true, wantOK: true, wantFrom: []string{"a@example.com"}},

@@ -16,7 +16,7 @@ const (
 
 // PreparedMessage is a checked message ready for a sink.
 type PreparedMessage struct {
-	Data []byte   // CRLF line endings, Bcc and Resent-Bcc fields removed
+	Data []byte   // CRLF line endings, Bcc, Resent-Bcc and X-SES-* fields removed
 	From []string // addresses of the From header, validated
 }
 
@@ -24,7 +24,10 @@ type PreparedMessage struct {
 // to the sink. It refuses (CodeBadContent) an empty message, a missing or
 // malformed header section, a missing From header, lines over 998 characters,
 // NUL bytes, and 8-bit bytes unless allow8bit (the client declared 8BITMIME).
-// Bare LF line endings are turned into CRLF.
+// Bare LF line endings are turned into CRLF. X-SES-* header fields are
+// removed: SES reads some of them (X-SES-CONFIGURATION-SET, X-SES-MESSAGE-TAGS,
+// X-SES-SOURCE-ARN) and a tenant must not pick its own configuration set (and
+// so escape event publishing and its breaker) or tags.
 func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, Errorf(CodeBadContent, "empty message")
@@ -114,7 +117,7 @@ func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 				return nil, Errorf(CodeBadContent, "too many header fields")
 			}
 			n := strings.ToLower(string(name))
-			dropping = n == "bcc" || n == "resent-bcc"
+			dropping = n == "bcc" || n == "resent-bcc" || strings.HasPrefix(n, "x-ses-")
 			if !dropping {
 				field = append(append([]byte{}, line...), '\r', '\n')
 			}

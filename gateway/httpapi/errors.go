@@ -1,0 +1,123 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway"
+)
+
+// Default Retry-After values when an error carries none.
+const (
+	defaultRetry429 = time.Second
+	defaultRetry503 = 30 * time.Second
+)
+
+// httpError is a refusal that belongs to HTTP itself (routing, methods, media
+// types) rather than to the pipeline, so it has no gateway.Code.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.code + ": " + e.msg }
+
+// errorBody is the JSON error answer.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Recipient string `json:"recipient,omitempty"`
+}
+
+// statusFor is the one table from gateway.Code to HTTP status.
+func statusFor(c gateway.Code) int {
+	switch c {
+	case gateway.CodeMalformed, gateway.CodeNoRecipients:
+		return http.StatusBadRequest
+	case gateway.CodeAuthRequired, gateway.CodeBadCredentials:
+		return http.StatusUnauthorized
+	case gateway.CodeTLSRequired, gateway.CodeSourceNotAllowed, gateway.CodeSenderNotAllowed,
+		gateway.CodeRecipientNotAllowed, gateway.CodeUpstreamNotAuthorized:
+		return http.StatusForbidden
+	case gateway.CodeInvalidAddress, gateway.CodeTooManyRecipients, gateway.CodeBadContent,
+		gateway.CodeUpstreamRejected, gateway.CodeUpstreamSenderUnverified, gateway.CodeUpstreamBadRequest:
+		return http.StatusUnprocessableEntity
+	case gateway.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case gateway.CodeAuthThrottled, gateway.CodeRateLimited, gateway.CodeUpstreamThrottled, gateway.CodeUpstreamQuota:
+		return http.StatusTooManyRequests
+	case gateway.CodeFrozen, gateway.CodeUpstreamPaused, gateway.CodeUpstreamMisconfigured, gateway.CodeShuttingDown:
+		return http.StatusServiceUnavailable
+	case gateway.CodeUpstreamUnavailable:
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError // CodeInternal and anything unknown
+}
+
+// retryAfterSeconds is the Retry-After value for a 429 or 503: d rounded up
+// to whole seconds, or the default for the status when d is not positive.
+func retryAfterSeconds(status int, d time.Duration) int64 {
+	if d <= 0 {
+		d = defaultRetry429
+		if status == http.StatusServiceUnavailable {
+			d = defaultRetry503
+		}
+	}
+	return int64(math.Ceil(d.Seconds()))
+}
+
+// writeError is the one place where an error becomes an HTTP answer. It logs
+// the cause (never a token or a body) and writes the JSON error.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		status int
+		detail errorDetail
+		retry  time.Duration
+	)
+	var he *httpError
+	if errors.As(err, &he) {
+		status, detail = he.status, errorDetail{Code: he.code, Message: he.msg}
+	} else {
+		ge := gateway.AsError(err)
+		status = statusFor(ge.Code)
+		detail = errorDetail{Code: ge.Code.String(), Message: ge.Msg, Recipient: ge.Recipient}
+		if detail.Message == "" {
+			detail.Message = http.StatusText(status)
+		}
+		retry = ge.RetryAfter
+	}
+	hdr := w.Header()
+	switch status {
+	case http.StatusUnauthorized:
+		if detail.Code == gateway.CodeBadCredentials.String() {
+			hdr.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		} else {
+			hdr.Set("WWW-Authenticate", "Bearer")
+		}
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		hdr.Set("Retry-After", strconv.FormatInt(retryAfterSeconds(status, retry), 10))
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	h.log.LogAttrs(context.Background(), level, "http error",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("src", r.RemoteAddr),
+		slog.Int("status", status),
+		slog.String("code", detail.Code),
+		slog.String("error", err.Error()),
+	)
+	writeJSON(w, status, errorBody{Error: detail})
+}

@@ -1,0 +1,279 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway"
+)
+
+// DefaultSubmitTimeout bounds the authentication of a request and, once the
+// body is read, its submission up to the sink's answer (each separately).
+const DefaultSubmitTimeout = 60 * time.Second
+
+// Options configure a Handler. Pipeline is required.
+type Options struct {
+	Pipeline *gateway.Pipeline
+	Logger   *slog.Logger // default: the pipeline's logger
+	// MaxBodyBytes bounds a message/rfc822 body (default
+	// gateway.DefaultMaxMessageBytes, 40 MiB, SES's limit). The tenant's
+	// MaxMessageBytes lowers it per request. A JSON body may be a quarter
+	// larger (plus 64 KiB), room for JSON escapes: attachments are base64 in
+	// the JSON as in the composed message, so the two are about the same
+	// size, and the composed message is checked against the tenant's limit.
+	MaxBodyBytes  int64
+	Ready         func() bool // for /readyz; nil means always ready
+	Now           func() time.Time
+	SubmitTimeout time.Duration // default DefaultSubmitTimeout
+}
+
+// Handler is the HTTP API. It is safe for concurrent use.
+type Handler struct {
+	p             *gateway.Pipeline
+	log           *slog.Logger
+	maxBody       int64
+	ready         func() bool
+	now           func() time.Time
+	submitTimeout time.Duration
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New builds a Handler from opts.
+func New(opts Options) *Handler {
+	h := &Handler{
+		p:             opts.Pipeline,
+		log:           opts.Logger,
+		maxBody:       opts.MaxBodyBytes,
+		ready:         opts.Ready,
+		now:           opts.Now,
+		submitTimeout: opts.SubmitTimeout,
+	}
+	if h.log == nil {
+		h.log = h.p.Logger()
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = gateway.DefaultMaxMessageBytes
+	}
+	if h.ready == nil {
+		h.ready = func() bool { return true }
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.submitTimeout <= 0 {
+		h.submitTimeout = DefaultSubmitTimeout
+	}
+	return h
+}
+
+// ServeHTTP routes: POST /v1/messages, GET /healthz, GET /readyz.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/v1/messages":
+		if r.Method != http.MethodPost {
+			h.methodNotAllowed(w, r, "POST")
+			return
+		}
+		h.send(w, r)
+	case "/healthz", "/readyz":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			h.methodNotAllowed(w, r, "GET, HEAD")
+			return
+		}
+		if r.URL.Path == "/readyz" && !h.ready() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	default:
+		h.writeError(w, r, &httpError{http.StatusNotFound, "not_found", "no such endpoint"})
+	}
+}
+
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	h.writeError(w, r, &httpError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed; use " + allow})
+}
+
+// sendResponse is the answer to an accepted message.
+type sendResponse struct {
+	ID        string `json:"id"`         // gateway message id
+	MessageID string `json:"message_id"` // SES MessageId
+}
+
+// send handles POST /v1/messages: authenticate, read and check the body,
+// build the envelope, submit, answer.
+func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
+	src := clientAddr(r.RemoteAddr)
+	authCtx, cancelAuth := context.WithTimeout(r.Context(), h.submitTimeout)
+	t, err := h.authenticate(authCtx, r, src)
+	cancelAuth()
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotency || !printableASCII(key) {
+		h.writeError(w, r, gateway.Errorf(gateway.CodeMalformed,
+			"Idempotency-Key must be at most %d printable ASCII characters", maxIdempotency))
+		return
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		h.writeError(w, r, &httpError{http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Content-Encoding is not supported"})
+		return
+	}
+	limit := min(h.maxBody, t.MaxMessageBytes())
+	env := &gateway.Envelope{Tenant: t, Source: src, Via: "http", ID: gateway.NewID(h.now())}
+	var tags []string
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case mt == "application/json" && (params["charset"] == "" || strings.EqualFold(params["charset"], "utf-8")):
+		tags, err = h.jsonEnvelope(w, r, env, limit+limit/4+(64<<10))
+	case mt == "message/rfc822":
+		err = h.rawEnvelope(w, r, env, limit)
+	default:
+		err = &httpError{http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Content-Type must be application/json (UTF-8) or message/rfc822"}
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if key != "" || len(tags) > 0 {
+		// No shared store yet: the key is logged, not used to deduplicate.
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "http message",
+			slog.String("id", env.ID), slog.String("tenant", t.ID),
+			slog.String("idempotency_key", key), slog.Any("tags", tags))
+	}
+	// The body is read (the server's ReadTimeout bounds that); the submit
+	// gets its own deadline.
+	ctx, cancel := context.WithTimeout(r.Context(), h.submitTimeout)
+	defer cancel()
+	res, err := h.p.Submit(ctx, env)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sendResponse{ID: res.ID, MessageID: res.ProviderID})
+}
+
+// authenticate resolves the bearer token. X-Forwarded-For is never trusted:
+// the source is the TCP peer.
+func (h *Handler) authenticate(ctx context.Context, r *http.Request, src netip.Addr) (*gateway.Tenant, error) {
+	token := bearerToken(r.Header.Get("Authorization"))
+	if len(token) > maxAuthTokenSize {
+		return nil, gateway.Errorf(gateway.CodeBadCredentials, "invalid token")
+	}
+	return h.p.Authenticate(ctx, "", token, src)
+}
+
+// jsonEnvelope decodes a JSON message, composes it and fills env. It returns
+// the message's tags for the log.
+func (h *Handler) jsonEnvelope(w http.ResponseWriter, r *http.Request, env *gateway.Envelope, limit int64) ([]string, error) {
+	if r.URL.RawQuery != "" {
+		return nil, gateway.Errorf(gateway.CodeMalformed, "query parameters are not used with a JSON body")
+	}
+	if r.ContentLength > limit {
+		return nil, gateway.Errorf(gateway.CodeTooLarge, "request body exceeds %d bytes", limit)
+	}
+	req, err := decodeJSON(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return nil, err
+	}
+	b, err := req.build(env.ID, h.now(), env.Tenant.MaxRecipients())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.p.CheckSender(env.Tenant, b.from); err != nil {
+		return nil, err // cheap, so before composing
+	}
+	data, err := Compose(b.msg)
+	if err != nil {
+		return nil, err
+	}
+	env.From, env.Recipients, env.Data = b.from, b.rcpts, data
+	return b.tags, nil
+}
+
+// rawEnvelope reads a message/rfc822 body and fills env. HTTP is 8-bit
+// clean, so the message may carry 8-bit data (EightBit); Submit strips Bcc
+// and checks lines and headers.
+func (h *Handler) rawEnvelope(w http.ResponseWriter, r *http.Request, env *gateway.Envelope, limit int64) error {
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	if len(body) == 0 {
+		return gateway.Errorf(gateway.CodeMalformed, "empty request body")
+	}
+	from, rcpts, err := rawEnvelope(r.URL.Query(), body, env.Tenant.MaxRecipients())
+	if err != nil {
+		return err
+	}
+	env.From, env.Recipients, env.Data, env.EightBit = from, rcpts, body, true
+	return nil
+}
+
+// readBody reads the whole body, at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, gateway.Errorf(gateway.CodeTooLarge, "request body exceeds %d bytes", limit)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(max(r.ContentLength, 0)) + bytes.MinRead) // ReadFrom needs MinRead free to see EOF
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		if tooLarge(err) {
+			return nil, gateway.Wrap(gateway.CodeTooLarge, err, fmt.Sprintf("request body exceeds %d bytes", limit))
+		}
+		return nil, gateway.Wrap(gateway.CodeMalformed, err, "reading the request body failed")
+	}
+	return buf.Bytes(), nil
+}
+
+// bearerToken extracts the token of "Authorization: Bearer <token>".
+func bearerToken(h string) string {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// clientAddr is the TCP peer's address; invalid when it cannot be parsed,
+// which a tenant with source networks then refuses.
+func clientAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// writeJSON writes v as the JSON answer with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do then
+}

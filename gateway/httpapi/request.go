@@ -1,0 +1,330 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway"
+)
+
+// Limits on the request beyond the composer's.
+const (
+	MaxTags          = 10
+	MaxTagBytes      = 256 // SES EmailTags name and value limit
+	maxMailboxInput  = gateway.MaxAddressLength + MaxDisplayNameBytes*4 + 16
+	maxAuthTokenSize = 1024
+	maxIdempotency   = 255
+)
+
+// jsonMessage is the JSON body of POST /v1/messages. Subject, Text and HTML
+// are pointers so that "present but empty" differs from "absent".
+type jsonMessage struct {
+	From        string            `json:"from"`
+	To          []string          `json:"to"`
+	Cc          []string          `json:"cc"`
+	Bcc         []string          `json:"bcc"`
+	ReplyTo     []string          `json:"reply_to"`
+	Subject     *string           `json:"subject"`
+	Text        *string           `json:"text"`
+	HTML        *string           `json:"html"`
+	Headers     map[string]string `json:"headers"`
+	Attachments []jsonAttachment  `json:"attachments"`
+	Tags        map[string]string `json:"tags"`
+}
+
+type jsonAttachment struct {
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Content     string `json:"content"` // base64 (standard alphabet, padding; line breaks ignored)
+	Disposition string `json:"disposition"`
+	ContentID   string `json:"content_id"`
+}
+
+// decodeJSON reads exactly one JSON object from r, strictly: unknown fields,
+// wrong types and trailing data are errors naming what is wrong.
+func decodeJSON(r io.Reader) (*jsonMessage, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var m jsonMessage
+	if err := dec.Decode(&m); err != nil {
+		return nil, jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil && tooLarge(err) {
+			return nil, jsonError(err)
+		}
+		return nil, gateway.Errorf(gateway.CodeMalformed, "unexpected data after the JSON object")
+	}
+	return &m, nil
+}
+
+// jsonError turns a decoding error into a client-visible *gateway.Error.
+func jsonError(err error) *gateway.Error {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+		mbe    *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return gateway.Wrap(gateway.CodeTooLarge, err, fmt.Sprintf("request body exceeds %d bytes", mbe.Limit))
+	case errors.Is(err, io.EOF):
+		return gateway.Errorf(gateway.CodeMalformed, "empty request body")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return gateway.Errorf(gateway.CodeMalformed, "truncated JSON")
+	case errors.As(err, &syntax):
+		return gateway.Wrap(gateway.CodeMalformed, err, fmt.Sprintf("malformed JSON at byte offset %d", syntax.Offset))
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return gateway.Errorf(gateway.CodeMalformed, "request body must be a JSON object")
+		}
+		return gateway.Errorf(gateway.CodeMalformed, "field %q must be %s, not %s", typ.Field, jsonKind(typ.Type.String()), typ.Value)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return gateway.Errorf(gateway.CodeMalformed, "unknown field %s", name)
+	}
+	return gateway.Wrap(gateway.CodeMalformed, err, "malformed JSON")
+}
+
+// jsonKind names a Go type of jsonMessage the way a JSON client thinks of it.
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "an array of " + jsonKind(goType[2:]) + "s"
+	case strings.HasPrefix(goType, "map["), strings.Contains(goType, "."):
+		return "an object"
+	case goType == "string", goType == "*string":
+		return "a string"
+	}
+	return goType
+}
+
+func tooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+// built is a JSON request turned into a message and its envelope.
+type built struct {
+	msg   *Message
+	from  string   // envelope sender
+	rcpts []string // to + cc + bcc, normalized, duplicates removed
+	tags  []string // "name=value", sorted, for the log
+}
+
+// build validates j and turns it into a message with the given gateway id
+// and date. maxRcpts bounds the distinct envelope recipients.
+func (j *jsonMessage) build(id string, now time.Time, maxRcpts int) (*built, error) {
+	if j.From == "" {
+		return nil, gateway.Errorf(gateway.CodeMalformed, "from is required")
+	}
+	if j.Subject == nil {
+		return nil, gateway.Errorf(gateway.CodeMalformed, "subject is required (it may be empty)")
+	}
+	if j.Text == nil && j.HTML == nil {
+		return nil, gateway.Errorf(gateway.CodeMalformed, "text or html is required")
+	}
+	from, err := parseMailbox("from", j.From)
+	if err != nil {
+		return nil, err
+	}
+	b := &built{from: from.Address}
+	m := &Message{ID: id, Date: now, From: from, Subject: *j.Subject, Text: j.Text, HTML: j.HTML}
+	seen := map[string]struct{}{}
+	for _, l := range []struct {
+		name string
+		in   []string
+		out  *[]mail.Address
+	}{{"to", j.To, &m.To}, {"cc", j.Cc, &m.Cc}, {"bcc", j.Bcc, nil}, {"reply_to", j.ReplyTo, &m.ReplyTo}} {
+		if l.name == "reply_to" && len(l.in) > MaxReplyTo {
+			return nil, gateway.Errorf(gateway.CodeMalformed, "reply_to: more than %d addresses", MaxReplyTo)
+		}
+		for i, s := range l.in {
+			a, err := parseMailbox(fmt.Sprintf("%s[%d]", l.name, i), s)
+			if err != nil {
+				return nil, err
+			}
+			if l.out != nil {
+				*l.out = append(*l.out, a)
+			}
+			if l.name == "reply_to" {
+				continue
+			}
+			if _, dup := seen[a.Address]; dup {
+				continue
+			}
+			if len(seen) == maxRcpts {
+				return nil, &gateway.Error{Code: gateway.CodeTooManyRecipients,
+					Msg: fmt.Sprintf("more than %d recipients in to, cc and bcc", maxRcpts), Recipient: a.Address}
+			}
+			seen[a.Address] = struct{}{}
+			b.rcpts = append(b.rcpts, a.Address)
+		}
+	}
+	if len(j.Headers) > MaxCustomHeaders {
+		return nil, gateway.Errorf(gateway.CodeMalformed, "headers: more than %d", MaxCustomHeaders)
+	}
+	for _, name := range slices.Sorted(maps.Keys(j.Headers)) {
+		m.Headers = append(m.Headers, Header{Name: name, Value: j.Headers[name]})
+	}
+	if len(j.Attachments) > MaxAttachments {
+		return nil, gateway.Errorf(gateway.CodeMalformed, "attachments: more than %d", MaxAttachments)
+	}
+	for i, a := range j.Attachments {
+		data, err := base64.StdEncoding.DecodeString(a.Content)
+		if err != nil {
+			return nil, gateway.Errorf(gateway.CodeMalformed, "attachments[%d].content is not valid base64", i)
+		}
+		m.Attachments = append(m.Attachments, Attachment{
+			Filename: a.Filename, ContentType: a.ContentType, Disposition: a.Disposition,
+			ContentID: a.ContentID, Content: data,
+		})
+	}
+	if b.tags, err = checkTags(j.Tags); err != nil {
+		return nil, err
+	}
+	b.msg = m
+	return b, nil
+}
+
+// parseMailbox parses "Name <addr>" or "addr" and validates the address.
+// field names the JSON field for error messages.
+func parseMailbox(field, s string) (mail.Address, error) {
+	if !gateway.HeaderValueOK(s) {
+		return mail.Address{}, injection(field)
+	}
+	if len(s) > maxMailboxInput {
+		return mail.Address{}, &gateway.Error{Code: gateway.CodeInvalidAddress,
+			Msg: field + ": too long", Recipient: truncate(s, 64)}
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return mail.Address{}, &gateway.Error{Code: gateway.CodeInvalidAddress, Cause: err,
+			Msg: field + `: not a mailbox ("Name <local@domain>" or "local@domain")`, Recipient: s}
+	}
+	addr, err := gateway.ParseAddress(a.Address)
+	if err != nil {
+		return mail.Address{}, &gateway.Error{Code: gateway.CodeInvalidAddress,
+			Msg: field + ": " + gateway.AsError(err).Msg, Recipient: s}
+	}
+	// An encoded-word name can decode to CR or LF; refuse it too.
+	if err := checkHeaderInput(field+" display name", a.Name, MaxDisplayNameBytes); err != nil {
+		return mail.Address{}, err
+	}
+	return mail.Address{Name: a.Name, Address: addr}, nil
+}
+
+// checkTags validates tags (SES EmailTags rules) and returns them as sorted
+// "name=value" strings.
+func checkTags(tags map[string]string) ([]string, error) {
+	if len(tags) > MaxTags {
+		return nil, gateway.Errorf(gateway.CodeMalformed, "tags: more than %d", MaxTags)
+	}
+	out := make([]string, 0, len(tags))
+	for k, v := range tags {
+		if !validTag(k) {
+			return nil, gateway.Errorf(gateway.CodeMalformed,
+				"tags: name %q must be 1 to %d characters of A-Z a-z 0-9 _ -", truncate(k, 64), MaxTagBytes)
+		}
+		if !validTag(v) {
+			return nil, gateway.Errorf(gateway.CodeMalformed,
+				"tags[%s]: value must be 1 to %d characters of A-Z a-z 0-9 _ -", k, MaxTagBytes)
+		}
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func validTag(s string) bool {
+	if s == "" || len(s) > MaxTagBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// rawEnvelope finds the envelope of a raw message: recipients from the query
+// parameters "to" when given, else from the To, Cc and Bcc headers; the
+// sender from the query parameter "from", else the From header.
+func rawEnvelope(q url.Values, body []byte, maxRcpts int) (from string, rcpts []string, err error) {
+	for k := range q {
+		if k != "to" && k != "from" {
+			return "", nil, gateway.Errorf(gateway.CodeMalformed, "unknown query parameter %q (only to and from)", truncate(k, 64))
+		}
+	}
+	if len(q["from"]) > 1 {
+		return "", nil, gateway.Errorf(gateway.CodeMalformed, "query parameter from given more than once")
+	}
+	if len(q["to"]) > maxRcpts {
+		return "", nil, &gateway.Error{Code: gateway.CodeTooManyRecipients,
+			Msg: fmt.Sprintf("more than %d recipients", maxRcpts), Recipient: q["to"][maxRcpts]}
+	}
+	from, rcpts = q.Get("from"), q["to"]
+	if from != "" && len(rcpts) > 0 {
+		return from, rcpts, nil
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(body))
+	if err != nil {
+		return "", nil, gateway.Wrap(gateway.CodeBadContent, err, "malformed message header section")
+	}
+	if from == "" {
+		list, err := headerAddresses(msg.Header, "From")
+		if err != nil {
+			return "", nil, err
+		}
+		if len(list) == 0 {
+			return "", nil, gateway.Errorf(gateway.CodeBadContent, "message has no From header")
+		}
+		from = list[0]
+	}
+	if len(rcpts) == 0 {
+		for _, name := range []string{"To", "Cc", "Bcc"} {
+			list, err := headerAddresses(msg.Header, name)
+			if err != nil {
+				return "", nil, err
+			}
+			rcpts = append(rcpts, list...)
+		}
+		if len(rcpts) > maxRcpts {
+			return "", nil, &gateway.Error{Code: gateway.CodeTooManyRecipients,
+				Msg: fmt.Sprintf("more than %d recipients in To, Cc and Bcc", maxRcpts), Recipient: rcpts[maxRcpts]}
+		}
+	}
+	return from, rcpts, nil
+}
+
+// headerAddresses returns the addresses of every instance of an address
+// header; validation of each address is the pipeline's.
+func headerAddresses(h mail.Header, name string) ([]string, error) {
+	var out []string
+	for _, v := range h[name] {
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		list, err := mail.ParseAddressList(v)
+		if err != nil {
+			return nil, gateway.Wrap(gateway.CodeInvalidAddress, err, name+" header: cannot parse the address list")
+		}
+		for _, a := range list {
+			out = append(out, a.Address)
+		}
+	}
+	return out, nil
+}
