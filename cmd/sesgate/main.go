@@ -1,0 +1,94 @@
+// Command sesgate is the SES sending gateway.
+//
+// Subcommands:
+//
+//	sesgate serve                 run the gateway (SMTP and HTTP in, SES or outbox out)
+//	sesgate check-config FILE     validate a policy file, report every problem
+//	sesgate token new --tenant ID mint a token; prints it once and the policy line
+//	sesgate outbox list|show ID   read the local outbox
+//	sesgate ses-server            run the local SES v2 test server
+//
+// Process settings come from flags, each with an environment variable
+// (flag --data-dir, env SESGATE_DATA_DIR); the flag wins. See `sesgate serve -h`.
+//
+// As a Kubernetes sidecar, run `sesgate serve` with SESGATE_SMTP_ADDR and
+// SESGATE_HTTP_ADDR on 127.0.0.1 (the default) so only containers of the pod
+// reach it; give the SES credentials (IRSA or pod identity) to the sesgate
+// container's service account only. Plain SMTP AUTH is allowed on loopback
+// listeners only, unless SESGATE_INSECURE_AUTH=true.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sesgate:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usage = `usage: sesgate <command> [flags]
+
+commands:
+  serve                    run the gateway
+  check-config FILE        validate a policy file
+  token new --tenant ID    mint a token (printed once) and its policy line
+  outbox list              list messages in the local outbox
+  outbox show ID           print one message from the outbox
+  ses-server               run the local SES v2 test server
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{"no command"}
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "check-config":
+		return checkConfig(args[1:], stdout)
+	case "token":
+		return tokenCmd(args[1:], stdout, stderr)
+	case "outbox":
+		return outboxCmd(args[1:], stdout, stderr)
+	case "ses-server":
+		return sesServer(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError{"unknown command " + args[0]}
+}
+
+// env returns the environment value of key, or def.
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,393 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sesgate/sesgate/gateway"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultDomain             = "localhost"
+	DefaultMaxMessageBytes    = gateway.DefaultMaxMessageBytes // 40 MB, SES's limit
+	DefaultMaxRecipients      = gateway.DefaultMaxRecipients   // 50, SES's limit
+	DefaultReadTimeout        = 60 * time.Second
+	DefaultWriteTimeout       = 60 * time.Second
+	DefaultDataTimeout        = 10 * time.Minute // RFC 5321 4.5.3.2.6
+	DefaultSubmitTimeout      = 60 * time.Second
+	DefaultMaxSessionDuration = 30 * time.Minute
+	DefaultMaxConnections     = 1000
+	DefaultMaxBufferedBytes   = 512 << 20
+)
+
+// Fixed bounds.
+const (
+	// maxLineLength is go-smtp's command and DATA line limit: the doubled
+	// RFC 5321 limit, so that lines of 999..2000 characters reach
+	// gateway.PrepareMessage and get its clear 554 5.6.0 (see the package doc).
+	maxLineLength = 2000
+	// maxAuthFailures failed AUTH attempts end the connection.
+	maxAuthFailures = 3
+	// authTimeout bounds one Authenticate call.
+	authTimeout = 10 * time.Second
+	// maxRejecters bounds the goroutines that answer connections over the
+	// limit; past it, such connections are closed without an answer.
+	maxRejecters = 64
+	// rejectTimeout bounds answering one connection over the limit.
+	rejectTimeout = 5 * time.Second
+	// maxUsername bounds the AUTH username (a tenant id).
+	maxUsername = 256
+	// bufferStep is the unit in which a message body takes from
+	// MaxBufferedBytes.
+	bufferStep = 64 << 10
+)
+
+// ErrServerClosed is returned by Serve and Shutdown once Shutdown was called.
+var ErrServerClosed = errors.New("smtpd: server closed")
+
+// Options configure a Server. Pipeline is required; zero values take the
+// defaults above.
+type Options struct {
+	Pipeline *gateway.Pipeline
+	Logger   *slog.Logger // nil: the pipeline's logger
+	Domain   string       // hostname in the greeting
+
+	// TLSConfig enables STARTTLS (or implicit TLS with ImplicitTLS). nil: no
+	// TLS; then the server can only be used on a loopback listener or with
+	// AllowInsecureAuth.
+	TLSConfig   *tls.Config
+	ImplicitTLS bool // every connection starts with a TLS handshake
+
+	// AllowInsecureAuth allows AUTH and MAIL without TLS on a non-loopback
+	// listener. Only for networks where plaintext is acceptable.
+	AllowInsecureAuth bool
+	// TreatAsPublic gives loopback connections no exemption from the TLS
+	// requirement: for tests of the public rules, or a sidecar that wants
+	// TLS even on localhost.
+	TreatAsPublic bool
+
+	MaxMessageBytes int64 // server-wide bound, before the tenant's own
+	MaxRecipients   int   // server-wide bound, before the tenant's own
+
+	ReadTimeout  time.Duration // waiting for a command line, or idle in DATA
+	WriteTimeout time.Duration // writing one reply
+	// DataTimeout bounds reading one whole message body.
+	DataTimeout time.Duration
+	// SubmitTimeout bounds Pipeline.Submit for one message.
+	SubmitTimeout time.Duration
+	// MaxSessionDuration bounds a connection's life: past it, the session
+	// ends once no transaction is open.
+	MaxSessionDuration time.Duration
+	// MaxConnections bounds concurrent connections; one more gets
+	// "421 4.7.0 Too many connections" and is closed.
+	MaxConnections int
+	// MaxBufferedBytes bounds the message bytes held in memory by all
+	// sessions together (bodies being read or submitted), counted as
+	// received; the pipeline's prepared copy adds about as much again. A
+	// message that would go over it is read to its end, dropped, and
+	// answered 451 4.3.0. It must be at least MaxMessageBytes.
+	MaxBufferedBytes int64
+
+	Now func() time.Time // session ids; nil: time.Now
+}
+
+// Server is the SMTP front end. It is safe for concurrent use.
+type Server struct {
+	opts      Options
+	pipeline  *gateway.Pipeline
+	log       *slog.Logger
+	tlsConfig *tls.Config
+	smtp      *smtp.Server
+	rejecters chan struct{}
+	buffered  atomic.Int64 // bytes taken from MaxBufferedBytes
+
+	base   context.Context // parent of every session context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closing   bool
+	listeners []*listener
+	conns     map[*trackedConn]struct{}
+}
+
+// New builds a Server from opts.
+func New(opts Options) (*Server, error) {
+	if opts.Pipeline == nil {
+		return nil, errors.New("smtpd: Options.Pipeline is required")
+	}
+	if opts.ImplicitTLS && opts.TLSConfig == nil {
+		return nil, errors.New("smtpd: ImplicitTLS needs a TLSConfig")
+	}
+	for _, v := range []struct {
+		name string
+		bad  bool
+	}{
+		{"MaxMessageBytes", opts.MaxMessageBytes < 0},
+		{"MaxRecipients", opts.MaxRecipients < 0},
+		{"ReadTimeout", opts.ReadTimeout < 0},
+		{"WriteTimeout", opts.WriteTimeout < 0},
+		{"DataTimeout", opts.DataTimeout < 0},
+		{"SubmitTimeout", opts.SubmitTimeout < 0},
+		{"MaxSessionDuration", opts.MaxSessionDuration < 0},
+		{"MaxConnections", opts.MaxConnections < 0},
+		{"MaxBufferedBytes", opts.MaxBufferedBytes < 0},
+	} {
+		if v.bad {
+			return nil, fmt.Errorf("smtpd: Options.%s must not be negative", v.name)
+		}
+	}
+	if strings.ContainsAny(opts.Domain, " \r\n") {
+		return nil, errors.New("smtpd: Options.Domain must be a hostname")
+	}
+	setDefault(&opts.Domain, DefaultDomain)
+	setDefault(&opts.MaxMessageBytes, DefaultMaxMessageBytes)
+	setDefault(&opts.MaxRecipients, DefaultMaxRecipients)
+	setDefault(&opts.ReadTimeout, DefaultReadTimeout)
+	setDefault(&opts.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&opts.DataTimeout, DefaultDataTimeout)
+	setDefault(&opts.SubmitTimeout, DefaultSubmitTimeout)
+	setDefault(&opts.MaxSessionDuration, DefaultMaxSessionDuration)
+	setDefault(&opts.MaxConnections, DefaultMaxConnections)
+	setDefault(&opts.MaxBufferedBytes, max(DefaultMaxBufferedBytes, opts.MaxMessageBytes))
+	if opts.MaxBufferedBytes < opts.MaxMessageBytes {
+		return nil, errors.New("smtpd: Options.MaxBufferedBytes must be at least MaxMessageBytes")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = opts.Pipeline.Logger()
+	}
+
+	s := &Server{
+		opts:      opts,
+		pipeline:  opts.Pipeline,
+		log:       opts.Logger.With(slog.String("component", "smtpd")),
+		rejecters: make(chan struct{}, maxRejecters),
+		conns:     make(map[*trackedConn]struct{}),
+	}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	if opts.TLSConfig != nil {
+		s.tlsConfig = opts.TLSConfig.Clone()
+		if s.tlsConfig.MinVersion < tls.VersionTLS12 {
+			s.tlsConfig.MinVersion = tls.VersionTLS12
+		}
+	}
+
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = opts.Domain
+	srv.MaxMessageBytes = opts.MaxMessageBytes
+	srv.MaxRecipients = opts.MaxRecipients
+	srv.MaxLineLength = maxLineLength
+	srv.ReadTimeout = opts.ReadTimeout
+	srv.WriteTimeout = opts.WriteTimeout
+	// go-smtp's check is all-or-nothing per server; sessions decide per
+	// connection (TLS, loopback) and refuse with 530 themselves.
+	srv.AllowInsecureAuth = true
+	srv.EnableSMTPUTF8 = false // SES takes no SMTPUTF8 addresses
+	srv.ErrorLog = errorLog{s.log}
+	if !opts.ImplicitTLS {
+		srv.TLSConfig = s.tlsConfig // advertises STARTTLS
+	}
+	s.smtp = srv
+	return s, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Serve accepts connections on l until Shutdown, then returns
+// ErrServerClosed. It refuses a listener on
+// which AUTH could never succeed: not loopback, no TLS, no AllowInsecureAuth.
+func (s *Server) Serve(l net.Listener) error {
+	if s.tlsConfig == nil && !s.opts.AllowInsecureAuth && (s.opts.TreatAsPublic || !isLocal(l.Addr())) {
+		return fmt.Errorf("smtpd: listener %s is not loopback and no TLS is configured: every AUTH would be refused (set TLSConfig, or AllowInsecureAuth)", l.Addr())
+	}
+	wl := &listener{Listener: l, srv: s}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners = append(s.listeners, wl)
+	s.mu.Unlock()
+	s.log.Info("smtp listening", slog.String("addr", l.Addr().String()),
+		slog.Bool("starttls", s.tlsConfig != nil && !s.opts.ImplicitTLS),
+		slog.Bool("implicit_tls", s.opts.ImplicitTLS))
+	err := s.smtp.Serve(wl)
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if err == nil || closing {
+		// Shutdown closed the listener (go-smtp returns nil, or the accept
+		// error when our close came first).
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Addr returns the address of the first listener Serve was given, or nil.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.listeners) == 0 {
+		return nil
+	}
+	return s.listeners[0].Addr()
+}
+
+// Shutdown stops accepting connections, closes idle sessions (without a
+// reply: go-smtp owns the writer, and nothing is in flight there), and waits for
+// sessions with an open transaction (a message in DATA, or being submitted)
+// to finish: each gets its reply, then its connection closes. When ctx ends
+// first, every connection is closed, every session context is cancelled
+// (which cancels Submit calls in flight), and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.closing = true
+	var lerr error
+	for _, l := range s.listeners {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) && lerr == nil {
+			lerr = err
+		}
+	}
+	conns := make([]*trackedConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	s.log.Info("smtp shutting down", slog.Int("sessions", len(conns)))
+	for _, c := range conns {
+		c.drain()
+	}
+	// go-smtp's Shutdown closes its listeners (already closed) and waits
+	// for every connection handler to return.
+	err := s.smtp.Shutdown(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	if ctx.Err() != nil {
+		s.mu.Lock()
+		for c := range s.conns {
+			c.kill()
+			_ = c.Conn.Close()
+		}
+		n := len(s.conns)
+		s.mu.Unlock()
+		s.cancel()
+		s.log.Warn("smtp shutdown deadline passed; connections closed", slog.Int("sessions", n))
+		return ctx.Err()
+	}
+	s.cancel()
+	if err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// track registers a new connection, or answers it 421 when over the limit
+// or shutting down.
+func (s *Server) track(c net.Conn) (*trackedConn, bool) {
+	s.mu.Lock()
+	closing, full := s.closing, len(s.conns) >= s.opts.MaxConnections
+	if closing || full {
+		s.mu.Unlock()
+		if closing {
+			_ = c.Close()
+		} else {
+			s.reject(c)
+		}
+		return nil, false
+	}
+	tc := &trackedConn{
+		Conn:        c,
+		srv:         s,
+		id:          gateway.NewID(s.opts.Now()),
+		readTimeout: s.opts.ReadTimeout,
+	}
+	tc.timer = time.AfterFunc(s.opts.MaxSessionDuration, tc.drain)
+	s.conns[tc] = struct{}{}
+	s.mu.Unlock()
+	return tc, true
+}
+
+func (s *Server) untrack(c *trackedConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// reject answers a connection over the limit with 421 and closes it, in a
+// bounded number of goroutines (implicit TLS needs a handshake first).
+func (s *Server) reject(c net.Conn) {
+	s.log.Warn("smtp connection refused: too many connections",
+		slog.String("remote", c.RemoteAddr().String()), slog.Int("max", s.opts.MaxConnections))
+	select {
+	case s.rejecters <- struct{}{}:
+	default:
+		_ = c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-s.rejecters }()
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(rejectTimeout))
+		var w io.Writer = c
+		if s.opts.ImplicitTLS {
+			tc := tls.Server(c, s.tlsConfig)
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			w = tc
+		}
+		_, _ = io.WriteString(w, "421 4.7.0 Too many connections\r\n")
+	}()
+}
+
+// takeBuffer takes n bytes from the MaxBufferedBytes budget; false when it
+// would go over.
+func (s *Server) takeBuffer(n int64) bool {
+	for {
+		used := s.buffered.Load()
+		if used+n > s.opts.MaxBufferedBytes {
+			return false
+		}
+		if s.buffered.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
+}
+
+func (s *Server) releaseBuffer(n int64) { s.buffered.Add(-n) }
+
+// errorLog sends go-smtp's internal errors to the structured log.
+type errorLog struct{ log *slog.Logger }
+
+func (l errorLog) Printf(format string, v ...any) {
+	l.log.Warn("smtp: " + fmt.Sprintf(format, v...))
+}
+
+func (l errorLog) Println(v ...any) {
+	l.log.Warn("smtp: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+}

@@ -1,0 +1,376 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/sesgate/sesgate/gateway"
+)
+
+// session is one go-smtp session: from EHLO to QUIT, or to STARTTLS (which
+// starts a new session on the same connection).
+type session struct {
+	srv    *Server
+	conn   *trackedConn
+	id     string // the connection's id, for the log
+	remote netip.Addr
+	secure bool // TLS, loopback, or AllowInsecureAuth: AUTH and MAIL allowed
+
+	ctx    context.Context // cancelled at Logout or on a forced shutdown
+	cancel context.CancelFunc
+
+	authFailures int // go-smtp's goroutine only
+
+	// mu guards the fields below: go-smtp runs Data on its own goroutine
+	// for BDAT, concurrently with Reset.
+	mu       sync.Mutex
+	tenant   *gateway.Tenant
+	from     string
+	eightBit bool
+	rcpts    []string
+}
+
+var (
+	_ smtp.Session     = (*session)(nil)
+	_ smtp.AuthSession = (*session)(nil)
+)
+
+// newSession is the go-smtp Backend: it runs at EHLO/HELO.
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	nc := c.Conn()
+	tc, ok := rawConn(nc)
+	if !ok { // cannot happen: every connection comes through listener
+		stray := &session{srv: s, id: "-", remote: remoteAddr(nc.RemoteAddr())}
+		return nil, stray.reply(gateway.Wrap(gateway.CodeInternal, errors.New("smtpd: connection not accepted by this server"), "internal error"))
+	}
+	_, isTLS := c.TLSConnectionState()
+	local := isLocal(nc.LocalAddr()) && !s.opts.TreatAsPublic
+	sess := &session{
+		srv:    s,
+		conn:   tc,
+		id:     tc.id,
+		remote: remoteAddr(nc.RemoteAddr()),
+		secure: isTLS || local || s.opts.AllowInsecureAuth,
+	}
+	sess.ctx, sess.cancel = context.WithCancel(s.base)
+	if tc.isDraining() {
+		sess.cancel()
+		tc.kill()
+		return nil, sess.reply(gateway.Errorf(gateway.CodeShuttingDown, "service shutting down"))
+	}
+	s.log.Debug("smtp session", slog.String("session", sess.id), slog.String("remote", sess.remote.String()),
+		slog.Bool("tls", isTLS), slog.Bool("secure", sess.secure))
+	return sess, nil
+}
+
+func (s *session) currentTenant() *gateway.Tenant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tenant
+}
+
+// AuthMechanisms lists PLAIN and LOGIN where AUTH is allowed, and nothing
+// (so AUTH is not advertised) where it would be refused.
+func (s *session) AuthMechanisms() []string {
+	if !s.secure {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth starts an AUTH exchange.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if !s.secure {
+		return nil, s.reply(gateway.Errorf(gateway.CodeTLSRequired, "Must issue a STARTTLS command first"))
+	}
+	if s.authFailures >= maxAuthFailures {
+		s.conn.kill()
+		return nil, s.reply(gateway.Errorf(gateway.CodeAuthThrottled, "too many failed authentication attempts"))
+	}
+	var inner sasl.Server
+	switch strings.ToUpper(mech) {
+	case sasl.Plain:
+		inner = sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				return s.authFailed(gateway.Errorf(gateway.CodeBadCredentials, "authorization identity must be empty or the username"))
+			}
+			return s.authenticate(username, password)
+		})
+	case sasl.Login:
+		inner = newLoginServer(s.authenticate)
+	default:
+		return nil, s.reply(gateway.Errorf(gateway.CodeMalformed, "unsupported authentication mechanism"))
+	}
+	return &saslServer{s: s, inner: inner}, nil
+}
+
+// saslServer turns a mechanism's own errors (malformed exchange) into
+// replies, so go-smtp never shows a raw error text.
+type saslServer struct {
+	s     *session
+	inner sasl.Server
+}
+
+func (a *saslServer) Next(response []byte) ([]byte, bool, error) {
+	challenge, done, err := a.inner.Next(response)
+	if err != nil {
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) {
+			err = a.s.authFailed(gateway.Wrap(gateway.CodeMalformed, err, "malformed authentication exchange"))
+		}
+	}
+	return challenge, done, err
+}
+
+// authenticate resolves the username (tenant id) and token to a tenant.
+func (s *session) authenticate(username, token string) error {
+	if len(username) > maxUsername || len(token) > maxLoginField {
+		return s.authFailed(gateway.Errorf(gateway.CodeBadCredentials, "authentication failed"))
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, authTimeout)
+	defer cancel()
+	t, err := s.srv.pipeline.Authenticate(ctx, username, token, s.remote)
+	if err != nil {
+		return s.authFailed(err)
+	}
+	s.mu.Lock()
+	s.tenant = t
+	s.mu.Unlock()
+	s.srv.log.Info("smtp authenticated", slog.String("session", s.id),
+		slog.String("remote", s.remote.String()), slog.String("tenant", t.ID))
+	return nil
+}
+
+// authFailed counts a failed attempt, ends the connection after the last
+// allowed one, and returns the reply.
+func (s *session) authFailed(err error) error {
+	s.authFailures++
+	if s.authFailures >= maxAuthFailures {
+		s.conn.kill()
+	}
+	return s.reply(err)
+}
+
+// Mail starts a transaction: TLS, AUTH, sender identity, declared size.
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if !s.secure {
+		return s.reply(gateway.Errorf(gateway.CodeTLSRequired, "Must issue a STARTTLS command first"))
+	}
+	t := s.currentTenant()
+	if t == nil {
+		return s.reply(gateway.Errorf(gateway.CodeAuthRequired, "Authentication required"))
+	}
+	addr, err := s.srv.pipeline.CheckSender(t, from)
+	if err != nil {
+		return s.reply(err)
+	}
+	if opts != nil && opts.Size > 0 {
+		if err := s.srv.pipeline.CheckSize(t, opts.Size); err != nil {
+			return s.reply(err)
+		}
+	}
+	if !s.conn.beginTx() {
+		s.conn.kill()
+		return s.reply(gateway.Errorf(gateway.CodeShuttingDown, "service shutting down"))
+	}
+	s.mu.Lock()
+	s.from = addr
+	s.eightBit = opts != nil && opts.Body == smtp.Body8BitMIME
+	s.rcpts = s.rcpts[:0]
+	s.mu.Unlock()
+	return nil
+}
+
+// Rcpt adds the n-th recipient, or refuses this one and keeps the others.
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.mu.Lock()
+	t, n := s.tenant, len(s.rcpts)+1
+	s.mu.Unlock()
+	if t == nil {
+		return s.reply(gateway.Errorf(gateway.CodeAuthRequired, "Authentication required"))
+	}
+	addr, err := s.srv.pipeline.CheckRecipient(t, to, n)
+	if err != nil {
+		return s.reply(err)
+	}
+	s.mu.Lock()
+	s.rcpts = append(s.rcpts, addr)
+	s.mu.Unlock()
+	return nil
+}
+
+// Data reads the body under the size bound and submits the message. The
+// 250 reply is built here, after Submit returned a Result.
+func (s *session) Data(r io.Reader) error {
+	s.mu.Lock()
+	t, from, eightBit := s.tenant, s.from, s.eightBit
+	rcpts := append([]string(nil), s.rcpts...)
+	s.mu.Unlock()
+	if t == nil {
+		return s.reply(gateway.Errorf(gateway.CodeAuthRequired, "Authentication required"))
+	}
+
+	limit := min(s.srv.opts.MaxMessageBytes, t.MaxMessageBytes())
+	s.conn.beginData(time.Now().Add(s.srv.opts.DataTimeout))
+	buf := &heldBuffer{srv: s.srv}
+	defer buf.release()
+	if _, err := io.Copy(buf, io.LimitReader(r, limit+1)); err != nil {
+		if !errors.Is(err, errBufferFull) {
+			return s.dataFailed(err, limit)
+		}
+		if derr := discardRest(r); derr != nil {
+			return s.dataFailed(derr, limit)
+		}
+		return s.reply(gateway.Wrap(gateway.CodeInternal, err, "gateway busy, try again later"))
+	}
+	if size := int64(buf.buf.Len()); size > limit {
+		if derr := discardRest(r); derr != nil {
+			return s.dataFailed(derr, limit)
+		}
+		err := s.srv.pipeline.CheckSize(t, size)
+		if err == nil {
+			err = gateway.Errorf(gateway.CodeTooLarge, "message exceeds %d bytes", limit)
+		}
+		return s.reply(err)
+	}
+
+	env := &gateway.Envelope{
+		Tenant:     t,
+		From:       from,
+		Recipients: rcpts,
+		Data:       buf.buf.Bytes(),
+		EightBit:   eightBit,
+		Source:     s.remote,
+		Via:        "smtp",
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.opts.SubmitTimeout)
+	defer cancel()
+	res, err := s.srv.pipeline.Submit(ctx, env)
+	if err != nil {
+		return s.reply(err)
+	}
+	return &smtp.SMTPError{
+		Code:         250,
+		EnhancedCode: smtp.EnhancedCode{2, 0, 0},
+		Message:      fmt.Sprintf("Ok: queued as %s ses=%s", replyID(res.ID), replyID(res.ProviderID)),
+	}
+}
+
+// discardRest reads and drops the rest of a refused body, so the connection
+// stays usable. Past go-smtp's own size limit, go-smtp discards the rest
+// itself after Data returns.
+func discardRest(r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
+	if errors.Is(err, smtp.ErrDataTooLarge) {
+		return nil
+	}
+	return err
+}
+
+// errBufferFull means MaxBufferedBytes is taken by other messages.
+var errBufferFull = errors.New("smtpd: buffered message bytes at MaxBufferedBytes")
+
+// heldBuffer is a message body in memory, accounted against the server's
+// MaxBufferedBytes in steps of bufferStep.
+type heldBuffer struct {
+	srv  *Server
+	buf  bytes.Buffer
+	held int64
+}
+
+func (h *heldBuffer) Write(p []byte) (int, error) {
+	if need := int64(h.buf.Len()+len(p)) - h.held; need > 0 {
+		step := max(need, bufferStep)
+		if !h.srv.takeBuffer(step) {
+			return 0, errBufferFull
+		}
+		h.held += step
+	}
+	return h.buf.Write(p)
+}
+
+// release gives the bytes back once the message is no longer needed.
+func (h *heldBuffer) release() {
+	h.srv.releaseBuffer(h.held)
+	h.held = 0
+}
+
+// dataFailed explains a body that could not be read. Nothing is submitted.
+func (s *session) dataFailed(err error, limit int64) error {
+	switch {
+	case errors.Is(err, smtp.ErrDataTooLarge):
+		return s.reply(gateway.Errorf(gateway.CodeTooLarge, "message exceeds %d bytes", limit))
+	case errors.Is(err, smtp.ErrTooLongLine):
+		// go-smtp stops reading at a line over its limit and closes the
+		// connection after this reply.
+		return s.reply(gateway.Errorf(gateway.CodeBadContent, "line longer than %d characters", gateway.MaxLineLength))
+	}
+	why := "connection error"
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) && s.conn.dataDeadlinePassed():
+		why = "DATA took longer than the data timeout"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		why = "read timeout: client stopped sending"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		why = "client closed the connection"
+	case errors.Is(err, smtp.ErrDataReset):
+		why = "client aborted the transfer"
+	}
+	attrs := []slog.Attr{
+		slog.String("session", s.id),
+		slog.String("remote", s.remote.String()),
+		slog.String("reason", why),
+		slog.String("error", err.Error()),
+	}
+	if t := s.currentTenant(); t != nil {
+		attrs = append(attrs, slog.String("tenant", t.ID))
+	}
+	s.srv.log.LogAttrs(context.Background(), slog.LevelWarn, "smtp DATA aborted; nothing submitted", attrs...)
+	return s.reply(gateway.Wrap(gateway.CodeInternal, fmt.Errorf("%w: %w", errClientGone, err), "message data not received: "+why))
+}
+
+// replyID keeps a provider id safe for a reply line.
+func replyID(id string) string {
+	const maxID = 256
+	id = strings.Map(func(r rune) rune {
+		if r <= ' ' || r >= 0x7f {
+			return -1
+		}
+		return r
+	}, id)
+	if len(id) > maxID {
+		id = id[:maxID]
+	}
+	if id == "" {
+		return "-"
+	}
+	return id
+}
+
+// Reset ends the transaction. go-smtp calls it after writing the DATA reply,
+// on RSET and on a new EHLO.
+func (s *session) Reset() {
+	s.mu.Lock()
+	s.from, s.eightBit, s.rcpts = "", false, nil
+	s.mu.Unlock()
+	s.conn.endTx()
+}
+
+// Logout ends the session (connection closed, or STARTTLS).
+func (s *session) Logout() error {
+	s.cancel()
+	s.conn.endTx()
+	return nil
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check and test of sesgate on a fresh machine: gofmt, go vet and
+# go test -race over all packages. Installs what the tests need first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+# swaks is not needed by the tests; the tests speak SMTP themselves.
+if ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server redis-tools); fi
+if [ ${#need_apt[@]} -gt 0 ] && [ "${SESGATE_TEST_NO_INSTALL:-}" != "1" ]; then
+  echo "installing: ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 15m "$@" ./...
