@@ -271,7 +271,10 @@ func TestEndToEndOutbox(t *testing.T) {
 		t.Fatalf("audit log wrong (2 sent lines, no token expected):\n%s", logs)
 	}
 
-	// A restart keeps the dev token.
+	// The exec probe used by the sidecar manifest sees the gateway ready.
+	if out := runCLI(t, nil, "probe", "--url", "http://"+g.httpAddr+"/readyz"); strings.TrimSpace(out) != "ready" {
+		t.Fatalf("probe: %q", out)
+	}
 	g.cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-g.done; err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
