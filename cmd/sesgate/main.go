@@ -7,6 +7,7 @@
 //	sesgate token new --tenant ID mint a token; prints it once and the policy line
 //	sesgate outbox list|show ID   read the local outbox
 //	sesgate ses-server            run the local SES v2 test server
+//	sesgate probe                 exit 0 when the gateway is ready (exec probe)
 //
 // Process settings come from flags, each with an environment variable
 // (flag --data-dir, env SESGATE_DATA_DIR); the flag wins. See `sesgate serve -h`.
@@ -59,6 +60,7 @@ commands:
   outbox list              list messages in the local outbox
   outbox show ID           print one message from the outbox
   ses-server               run the local SES v2 test server
+  probe [--url URL]        exit 0 when the gateway answers ready (for exec probes)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -77,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return outboxCmd(args[1:], stdout, stderr)
 	case "ses-server":
 		return sesServer(ctx, args[1:], stdout, stderr)
+	case "probe":
+		return probe(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
