@@ -1,0 +1,17 @@
+// Package load drives message senders (HTTP to the gateway, SMTP to the
+// gateway, the SES v2 SDK straight to an SES endpoint) with a fixed number
+// of workers, and gathers latencies and answers by code.
+//
+// Invariants:
+//   - Every Run ends by itself: Options must bound it by a message count, a
+//     duration or both, every send has a deadline (Options.SendTimeout), and
+//     cancelling the context stops it early.
+//   - With a Rate, sends are paced open-loop from one schedule (send i is due
+//     at start + i/Rate) whatever the answers' latency; sends that start late
+//     because every worker was busy are counted, so a rate that was not held
+//     is visible.
+//   - Memory does not grow with the run: latencies go to per-worker
+//     histograms, merged at the end.
+//   - A sender is used by one worker only; shared state (HTTP connection
+//     pools, SDK clients) is safe for concurrent use.
+package load

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		cmd     string
+		args    []string
+		wantErr string
+		check   func(*settings) bool
+	}{
+		{name: "defaults", cmd: "load", check: func(s *settings) bool {
+			return s.proto == "both" && s.conc == 16 && s.count == 5000 && s.duration == 20*time.Second && s.baseline && !s.target()
+		}},
+		{name: "refuse defaults", cmd: "refuse", check: func(s *settings) bool {
+			return s.proto == "http" && s.count == 0 && s.duration == 5*time.Second
+		}},
+		{name: "target http only", cmd: "load", args: []string{"--http", "http://127.0.0.1:8025", "--token", "t"}, check: func(s *settings) bool {
+			return s.target() && s.proto == "http"
+		}},
+		{name: "target smtp only", cmd: "load", args: []string{"--smtp", "127.0.0.1:2525", "--token", "t"}, check: func(s *settings) bool {
+			return s.proto == "smtp"
+		}},
+		{name: "unbounded", cmd: "load", args: []string{"-n", "0", "--duration", "0"}, wantErr: "give -n or --duration: every run must end by itself"},
+		{name: "every problem at once", cmd: "load", args: []string{"--proto", "ftp", "-c", "0", "--size", "0"},
+			wantErr: `--proto "ftp": want http, smtp or both; -c must be 1 to 512; --size must be 1 to 10485760`},
+		{name: "target without token", cmd: "load", args: []string{"--http", "http://127.0.0.1:1"}, wantErr: "a target needs --token"},
+		{name: "token without target", cmd: "load", args: []string{"--token", "t"}, wantErr: "--token, --gateway-pid and --ses-endpoint need a target (--http or --smtp)"},
+		{name: "bad target URL", cmd: "load", args: []string{"--http", "127.0.0.1:1", "--token", "t"}, wantErr: `--http "127.0.0.1:1": want http://host:port`},
+		{name: "target with start-redis", cmd: "load", args: []string{"--smtp", "h:1", "--token", "t", "--start-redis"}, wantErr: "for a self-started gateway"},
+		{name: "redis twice", cmd: "load", args: []string{"--start-redis", "--redis-url", "redis://h:1"}, wantErr: "--start-redis and --redis-url exclude each other"},
+		{name: "arguments", cmd: "load", args: []string{"extra"}, wantErr: "load takes no arguments"},
+		{name: "refuse has no proto", cmd: "refuse", args: []string{"--proto", "smtp"}, wantErr: "flag provided but not defined: -proto"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := parseSettings(tt.cmd, tt.args, &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !tt.check(s) {
+				t.Fatalf("settings %+v, err %v", s, err)
+			}
+		})
+	}
+}
+
+func TestCommands(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"none", nil, "no command"},
+		{"unknown", []string{"fly"}, "unknown command fly"},
+		{"drill", []string{"drill"}, "drill is not yet implemented"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), tt.args, &bytes.Buffer{}, &bytes.Buffer{})
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want usage error %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// buildSesgate builds the gateway once for the end-to-end tests.
+func buildSesgate(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end to end: builds and starts the gateway")
+	}
+	bin := filepath.Join(t.TempDir(), "sesgate")
+	cmd := exec.Command("go", "build", "-o", bin, "../sesgate")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func readReport(t *testing.T, path string) Report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestLoadEndToEnd starts the whole stack and checks that the report adds
+// up: every send answered and counted once, SES got exactly the accepted
+// ones, every accepted send matched to its SES timing, percentiles in
+// order, CPU per message measured.
+func TestLoadEndToEnd(t *testing.T) {
+	bin := buildSesgate(t)
+	jsonPath := filepath.Join(t.TempDir(), "report.json")
+	args := []string{"load", "--sesgate", bin, "-n", "300", "-c", "4", "--warmup", "20", "--duration", "15s",
+		"--gateway-log-level", "warn", "--json", jsonPath}
+	redis := false
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		args, redis = append(args, "--start-redis"), true
+	}
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr: %s", err, stderr.String())
+	}
+	r := readReport(t, jsonPath)
+	wantPhases := []string{"baseline-sdk", "http", "smtp"}
+	if len(r.Phases) != len(wantPhases) {
+		t.Fatalf("%d phases, want %v", len(r.Phases), wantPhases)
+	}
+	for i, p := range r.Phases {
+		t.Run(p.Name, func(t *testing.T) {
+			if p.Name != wantPhases[i] {
+				t.Fatalf("phase %d is %s, want %s", i, p.Name, wantPhases[i])
+			}
+			var sum int64
+			for _, n := range p.Codes {
+				sum += n
+			}
+			if p.Messages != 300 || sum != 300 || p.Latency.Count != 300 {
+				t.Errorf("messages %d, codes %v (sum %d), latency samples %d: want 300 each", p.Messages, p.Codes, sum, p.Latency.Count)
+			}
+			// The baseline has no limits to hit; the gateway may refuse a few
+			// (its account-wide SES rate, say) but must accept most.
+			ok := p.Codes[p.OKCode]
+			if ok != 300 && (p.Name == "baseline-sdk" || ok < 250) {
+				t.Errorf("codes %v: want (nearly) all 300 %s (errors %v)", p.Codes, p.OKCode, p.Errors)
+			}
+			if p.SESAccepted == nil || *p.SESAccepted != ok {
+				t.Errorf("SES accepted %v, want the %d %s answers", p.SESAccepted, ok, p.OKCode)
+			}
+			if p.Matched != ok || p.Added == nil || p.SESTime == nil || p.Added.Count != uint64(ok) {
+				t.Errorf("matched %d, want every %s answer (%d) matched to its SES timing", p.Matched, p.OKCode, ok)
+			}
+			l := p.Latency
+			if !(0 < l.Min && l.Min <= l.P50 && l.P50 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
+				t.Errorf("latency out of order: %+v", l)
+			}
+			if p.SESTime != nil && p.SESTime.P50 > l.P50 {
+				t.Errorf("SES time p50 %.3f ms above end-to-end p50 %.3f ms", p.SESTime.P50, l.P50)
+			}
+			if p.Throughput <= 0 || p.BenchCPUPerMsgUs == nil || *p.BenchCPUPerMsgUs <= 0 {
+				t.Errorf("throughput %v, bench CPU %v: want > 0", p.Throughput, p.BenchCPUPerMsgUs)
+			}
+			if p.Name == "baseline-sdk" {
+				if p.GatewayCPUPerMsgUs != nil || p.Redis != nil {
+					t.Errorf("baseline has gateway CPU %v or Redis %v", p.GatewayCPUPerMsgUs, p.Redis)
+				}
+				return
+			}
+			if p.GatewayCPUPerMsgUs == nil || *p.GatewayCPUPerMsgUs <= 0 {
+				t.Errorf("gateway CPU per message %v, want > 0", p.GatewayCPUPerMsgUs)
+			}
+			if redis && (p.Redis == nil || p.Redis.CPUUsecPerMsg < 0) {
+				t.Errorf("Redis figures %+v with --start-redis", p.Redis)
+			}
+		})
+	}
+	if len(r.Ratios) != 2 || r.Ratios[0].Phase != "http" || r.Ratios[0].ThroughputRatio <= 0 {
+		t.Errorf("ratios %+v, want http and smtp against the baseline", r.Ratios)
+	}
+	out := stdout.String()
+	for _, want := range []string{"baseline-sdk", "added p50", "against baseline-sdk", "smtp          answers 250="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestRefuseEndToEnd hammers a tenant allowed one message per second: all
+// but a couple of answers are 429, and SES saw exactly the 200s.
+func TestRefuseEndToEnd(t *testing.T) {
+	bin := buildSesgate(t)
+	jsonPath := filepath.Join(t.TempDir(), "report.json")
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"refuse", "--sesgate", bin, "-c", "4", "--duration", "1s", "--warmup", "10",
+		"--gateway-log-level", "warn", "--json", jsonPath}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr: %s", err, stderr.String())
+	}
+	r := readReport(t, jsonPath)
+	if len(r.Phases) != 1 {
+		t.Fatalf("%d phases, want 1", len(r.Phases))
+	}
+	p := r.Phases[0]
+	if p.Name != "refuse-http" || p.OKCode != "429" {
+		t.Fatalf("phase %s ok code %s", p.Name, p.OKCode)
+	}
+	if p.Codes["429"] < 100 || p.Codes["200"] > 2 || p.Codes["429"]+p.Codes["200"] != p.Messages {
+		t.Errorf("codes %v of %d: want only 429 but for at most 2 admitted (rate 1/s, burst 1)", p.Codes, p.Messages)
+	}
+	if p.SESAccepted == nil || *p.SESAccepted != p.Codes["200"] {
+		t.Errorf("SES accepted %v, want %d", p.SESAccepted, p.Codes["200"])
+	}
+	if p.OKPerSec <= 0 || p.GatewayCPUPerMsgUs == nil {
+		t.Errorf("refusals/s %v, gateway CPU %v", p.OKPerSec, p.GatewayCPUPerMsgUs)
+	}
+}
+
+func TestLocateSesgate(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "cmd", "sesgate-bench", "main.go")); err != nil {
+		t.Fatalf("repoRoot = %s, not the sesgate module: %v", root, err)
+	}
+	if _, err := sesgateBinary(context.Background(), filepath.Join(t.TempDir(), "missing"), t.TempDir(), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--sesgate") {
+		t.Fatalf("missing --sesgate binary: err = %v", err)
+	}
+}
