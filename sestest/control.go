@@ -13,6 +13,10 @@ import (
 //	POST /_sestest/reset          forget messages and counters, clear faults
 //	GET  /_sestest/messages       JSON list of recorded messages (no bodies)
 //	GET  /_sestest/messages/{id}  the raw message, as message/rfc822
+//	POST /_sestest/events         JSON EventOptions: publish SNS events
+//	                              ({"disable": true} turns them off)
+//	GET  /_sestest/events         JSON EventStats
+//	GET  /_sestest/sns-cert.pem   the certificate that signs the events
 //
 // They need no signature: never enable them on a shared network.
 
@@ -60,6 +64,20 @@ func (s *Server) mountControl() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	s.mux.HandleFunc("GET /_sestest/messages", s.controlMessages)
+	s.mux.HandleFunc("POST /_sestest/events", s.controlEvents)
+	s.mux.HandleFunc("GET /_sestest/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.EventStats())
+	})
+	s.mux.HandleFunc("GET /_sestest/sns-cert.pem", func(w http.ResponseWriter, r *http.Request) {
+		pem, err := s.SNSCertificatePEM()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(pem)
+	})
 	s.mux.HandleFunc("GET /_sestest/messages/{id}", func(w http.ResponseWriter, r *http.Request) {
 		m, ok := s.Message(r.PathValue("id"))
 		if !ok {
@@ -127,4 +145,40 @@ func (s *Server) controlMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(list)
+}
+
+// eventsRequest is the body of POST /_sestest/events.
+type eventsRequest struct {
+	EventOptions
+	Delay   string `json:"delay,omitempty"` // Go duration
+	Disable bool   `json:"disable,omitempty"`
+}
+
+func (s *Server) controlEvents(w http.ResponseWriter, r *http.Request) {
+	var req eventsRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxControlBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		http.Error(w, "bad events request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if req.Disable {
+		_ = s.SetEvents(nil)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	opts := req.EventOptions
+	if req.Delay != "" {
+		d, err := time.ParseDuration(req.Delay)
+		if err != nil {
+			http.Error(w, "bad delay", http.StatusBadRequest)
+			return
+		}
+		opts.Delay = d
+	}
+	if err := s.SetEvents(&opts); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -7,6 +7,16 @@
 // with BaseEndpoint (or AWS_ENDPOINT_URL_SESV2) and static credentials.
 // Start listens on 127.0.0.1:0 and returns the base URL.
 //
+// SetEvents makes the server publish SES events for the messages it
+// accepts, as SNS would: after a delay, signed SNS notifications (Bounce,
+// Complaint, Delivery; configuration-set or identity-notification format)
+// are POSTed to a URL, for recipients whose local part starts with
+// "bounce" or "complaint" and for a seeded fraction of the others. They are
+// signed with a key made at first use, whose certificate SNSCertificatePEM
+// returns and /_sestest/sns-cert.pem serves; their SigningCertURL is
+// SNSCertURL, a real SNS host, so a gateway keeps its URL checks and only
+// its injected certificate fetcher needs to know the test certificate.
+//
 // Invariants:
 //   - Every API request is authenticated with Signature Version 4 against the
 //     configured key pair, region and the service name "ses"; a wrong secret,
@@ -22,4 +32,7 @@
 //     the typed error. They are set with methods safe for concurrent use and,
 //     only when Options.EnableControl is set, over HTTP under /_sestest/
 //     (no signature needed there).
+//   - Event publishing never blocks a send: notifications wait in a bounded
+//     queue (overflow is dropped and counted) for one publisher goroutine,
+//     which Close stops.
 package sestest

@@ -110,6 +110,8 @@ type Server struct {
 	accepted int64 // messages accepted
 	day      [24]hourCount
 	f        faults
+
+	ev events // SNS event publishing, off until SetEvents
 }
 
 type hourCount struct {
@@ -193,10 +195,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Close releases the requests held by latency or a hang, and from then on
-// injected latency and hangs end at once (without an answer). Closing the
+// injected latency and hangs end at once (without an answer). It stops
+// event publishing (pending notifications are dropped). Closing the
 // listener is the caller's job; Start's stop function does both.
 func (s *Server) Close() {
 	s.once.Do(func() { close(s.closed) })
+	// A SetEvents that saw the server open has started its publisher by
+	// the time the lock is free; later ones see it closed.
+	s.ev.mu.Lock()
+	started := s.ev.queue != nil
+	s.ev.mu.Unlock()
+	if started {
+		s.ev.worker.Wait()
+	}
 }
 
 // Sent returns a copy of the recorded messages, oldest first.
@@ -432,6 +443,7 @@ func (s *Server) sendEmail(r *http.Request, body []byte) (any, *apiError) {
 	m.ID = newMessageID(now)
 	m.Received = now
 	s.record(m)
+	s.queueEvents(m, now)
 	return map[string]string{"MessageId": m.ID}, nil
 }
 
