@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +28,51 @@ const MaxFileBytes = 16 << 20
 // Policy is the policy file.
 type Policy struct {
 	SES     SES      `yaml:"ses"`
+	Store   Store    `yaml:"store"`
 	Tenants []Tenant `yaml:"tenants"`
+}
+
+// Store selects the shared store and its failure behaviour. Without
+// store.redis the embedded store under the data directory is used.
+type Store struct {
+	Redis *Redis `yaml:"redis"`
+	// CallTimeout bounds one admission call (default 50ms).
+	CallTimeout time.Duration `yaml:"call_timeout"`
+	// DegradedWindow: how long after the store fails each replica still
+	// admits a fraction of a tenant's rate (default 60s; negative: none).
+	DegradedWindow time.Duration `yaml:"degraded_window"`
+	// DegradedFraction of a tenant's rate the whole fleet may admit in the
+	// window (default 0.5), split over Replicas (default 1).
+	DegradedFraction float64 `yaml:"degraded_fraction"`
+	Replicas         int     `yaml:"replicas"`
+	// KnownRecipientTTL: how long a mailed recipient stays known (not a
+	// first contact); default 180 days (4320h).
+	KnownRecipientTTL time.Duration `yaml:"known_recipient_ttl"`
+	// RecipientKeyFile holds the HMAC key of the first-contact memory (at
+	// least 16 bytes); env SESGATE_RECIPIENT_KEY wins. Every replica must
+	// use the same key.
+	RecipientKeyFile string `yaml:"recipient_key_file"`
+	// MaxCache caps how long a refusal is cached in process (default 60s).
+	MaxCache time.Duration `yaml:"max_cache"`
+}
+
+// Redis is the Redis deployment: a URL (env SESGATE_REDIS_URL wins) or
+// addresses. The password comes from the URL or env SESGATE_REDIS_PASSWORD,
+// never from this file.
+type Redis struct {
+	// URL: redis://host:port (standalone), redis://sentinel:26379?master_name=NAME
+	// (Sentinel), redis+cluster://host:port?addr=host2:port (Cluster);
+	// rediss for TLS.
+	URL string `yaml:"url"`
+	// Addrs: one is standalone, several a Cluster (or sentinels with
+	// master_name).
+	Addrs        []string      `yaml:"addrs"`
+	MasterName   string        `yaml:"master_name"`
+	Username     string        `yaml:"username"`
+	PoolSize     int           `yaml:"pool_size"`
+	DialTimeout  time.Duration `yaml:"dial_timeout"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
 
 // SES holds account-wide SES client settings.
@@ -36,6 +84,10 @@ type SES struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// Timeout for one SendEmail call, retries included.
 	Timeout time.Duration `yaml:"timeout"`
+	// MaxSendRate is the account's SES send rate (recipients per second)
+	// shared by all replicas; 0 reads it once from SES GetAccount (sink
+	// ses) or leaves it unlimited (outbox).
+	MaxSendRate float64 `yaml:"max_send_rate"`
 }
 
 // Tenant is one sending app.
@@ -47,6 +99,8 @@ type Tenant struct {
 	SourceCIDRs      []string  `yaml:"source_cidrs"`
 	Limits           Limits    `yaml:"limits"`
 	SES              TenantSES `yaml:"ses"`
+	// Frozen refuses every message of the tenant (temporary answer).
+	Frozen bool `yaml:"frozen"`
 }
 
 // Token is a stored token: key id and SHA-256, never the token itself.
@@ -61,6 +115,19 @@ type Limits struct {
 	Burst          int      `yaml:"burst"`
 	MaxRecipients  int      `yaml:"max_recipients"`
 	MaxMessageSize ByteSize `yaml:"max_message_size"`
+	// RatePer is what rate and burst count: message (default) or recipient.
+	RatePer string `yaml:"rate_per"`
+	// Quotas in recipients per UTC hour and day.
+	PerHour int64 `yaml:"per_hour"`
+	PerDay  int64 `yaml:"per_day"`
+	// First-contact budget: never-mailed recipients per UTC hour and day.
+	FirstContactPerHour int64 `yaml:"first_contact_per_hour"`
+	FirstContactPerDay  int64 `yaml:"first_contact_per_day"`
+	// Recipients per second to one recipient domain, with a burst.
+	PerDomainRate  float64 `yaml:"per_domain_rate"`
+	PerDomainBurst int     `yaml:"per_domain_burst"`
+	// Shadow: limits evaluated, counted and logged but not enforced.
+	Shadow []string `yaml:"shadow"`
 }
 
 // TenantSES is the tenant's part of the SES send.
@@ -236,6 +303,10 @@ func (p *Policy) validate() []string {
 	if p.SES.Endpoint != "" && !strings.HasPrefix(p.SES.Endpoint, "https://") && !strings.HasPrefix(p.SES.Endpoint, "http://") {
 		add("ses.endpoint", "must be an http(s) URL")
 	}
+	if p.SES.MaxSendRate < 0 || p.SES.MaxSendRate > 100000 {
+		add("ses.max_send_rate", "must be between 0 and 100000")
+	}
+	probs = append(probs, p.Store.validate()...)
 	ids := map[string]int{}
 	keys := map[string]string{}
 	for i, t := range p.Tenants {
@@ -294,12 +365,102 @@ func (p *Policy) validate() []string {
 		if l.MaxMessageSize < 0 || l.MaxMessageSize > gateway.DefaultMaxMessageBytes {
 			add(tp+".limits.max_message_size", "must be between 0 and %d bytes (SES's limit)", gateway.DefaultMaxMessageBytes)
 		}
+		if l.RatePer != "" && l.RatePer != "message" && l.RatePer != "recipient" {
+			add(tp+".limits.rate_per", "must be message or recipient")
+		}
+		if l.RatePer == "recipient" && l.Rate > 0 {
+			maxR := l.MaxRecipients
+			if maxR == 0 {
+				maxR = gateway.DefaultMaxRecipients
+			}
+			burst := l.Burst
+			if burst == 0 {
+				burst = max(1, int(math.Ceil(l.Rate)))
+			}
+			if burst < maxR {
+				add(tp+".limits.burst", "with rate_per: recipient the burst (%d) must be at least max_recipients (%d), or large messages never pass", burst, maxR)
+			}
+		}
+		for name, v := range map[string]int64{"per_hour": l.PerHour, "per_day": l.PerDay,
+			"first_contact_per_hour": l.FirstContactPerHour, "first_contact_per_day": l.FirstContactPerDay} {
+			if v < 0 {
+				add(tp+".limits."+name, "must be >= 0")
+			}
+		}
+		if l.PerDomainRate < 0 {
+			add(tp+".limits.per_domain_rate", "must be >= 0")
+		}
+		if l.PerDomainBurst < 0 {
+			add(tp+".limits.per_domain_burst", "must be >= 0")
+		}
+		for j, n := range l.Shadow {
+			if !slices.Contains(gateway.LimitNames(), n) {
+				add(fmt.Sprintf("%s.limits.shadow[%d]", tp, j), "%q is not a limit (want one of %s)", n, strings.Join(gateway.LimitNames(), ", "))
+			}
+		}
 		if s := t.SES.ConfigurationSet; s != "" && !sesNameRE.MatchString(s) {
 			add(tp+".ses.configuration_set", "must match %s", sesNameRE)
 		}
 		if s := t.SES.TenantName; s != "" && !sesNameRE.MatchString(s) {
 			add(tp+".ses.tenant_name", "must match %s", sesNameRE)
 		}
+	}
+	return probs
+}
+
+func (s *Store) validate() []string {
+	var probs []string
+	add := func(path, format string, args ...any) {
+		probs = append(probs, "store."+path+": "+fmt.Sprintf(format, args...))
+	}
+	if r := s.Redis; r != nil {
+		if (r.URL == "") == (len(r.Addrs) == 0) {
+			add("redis", "set url or addrs (one of them)")
+		}
+		if r.URL != "" {
+			u, err := url.Parse(r.URL)
+			switch {
+			case err != nil:
+				add("redis.url", "not a URL")
+			case !slices.Contains([]string{"redis", "rediss", "redis+cluster", "rediss+cluster"}, u.Scheme):
+				add("redis.url", "scheme must be redis, rediss, redis+cluster or rediss+cluster")
+			case u.User != nil:
+				if _, hasPass := u.User.Password(); hasPass {
+					add("redis.url", "must not carry a password; use env SESGATE_REDIS_PASSWORD or SESGATE_REDIS_URL")
+				}
+			}
+		}
+		for j, a := range r.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				add(fmt.Sprintf("redis.addrs[%d]", j), "%q is not host:port", a)
+			}
+		}
+		if r.PoolSize < 0 || r.PoolSize > 10000 {
+			add("redis.pool_size", "must be between 0 and 10000")
+		}
+		for name, d := range map[string]time.Duration{"dial_timeout": r.DialTimeout, "read_timeout": r.ReadTimeout, "write_timeout": r.WriteTimeout} {
+			if d < 0 || d > time.Minute {
+				add("redis."+name, "must be between 0 and 1m")
+			}
+		}
+	}
+	if s.CallTimeout < 0 || s.CallTimeout > 5*time.Second {
+		add("call_timeout", "must be between 0 and 5s")
+	}
+	if s.DegradedWindow > time.Hour {
+		add("degraded_window", "must be at most 1h (negative: no degraded window)")
+	}
+	if s.DegradedFraction < 0 || s.DegradedFraction > 1 {
+		add("degraded_fraction", "must be between 0 and 1")
+	}
+	if s.Replicas < 0 || s.Replicas > 10000 {
+		add("replicas", "must be between 0 and 10000")
+	}
+	if s.KnownRecipientTTL < 0 || s.KnownRecipientTTL > 3*365*24*time.Hour {
+		add("known_recipient_ttl", "must be between 0 and 26280h (3 years)")
+	}
+	if s.MaxCache < 0 || s.MaxCache > time.Hour {
+		add("max_cache", "must be between 0 and 1h")
 	}
 	return probs
 }
@@ -316,8 +477,14 @@ func (p *Policy) Build() ([]*gateway.Tenant, []auth.Entry) {
 			Limits: gateway.Limits{
 				Rate: t.Limits.Rate, Burst: t.Limits.Burst,
 				MaxRecipients: t.Limits.MaxRecipients, MaxMessageBytes: int64(t.Limits.MaxMessageSize),
+				RatePerRecipient: t.Limits.RatePer == "recipient",
+				PerHour:          t.Limits.PerHour, PerDay: t.Limits.PerDay,
+				FirstContactPerHour: t.Limits.FirstContactPerHour, FirstContactPerDay: t.Limits.FirstContactPerDay,
+				PerDomainRate: t.Limits.PerDomainRate, PerDomainBurst: t.Limits.PerDomainBurst,
+				Shadow: t.Limits.Shadow,
 			},
-			SES: gateway.SESOptions{ConfigurationSet: t.SES.ConfigurationSet, TenantName: t.SES.TenantName},
+			SES:    gateway.SESOptions{ConfigurationSet: t.SES.ConfigurationSet, TenantName: t.SES.TenantName},
+			Frozen: t.Frozen,
 		}
 		for _, c := range t.SourceCIDRs {
 			gt.SourceNets = append(gt.SourceNets, netip.MustParsePrefix(c).Masked())

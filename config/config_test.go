@@ -4,10 +4,13 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sesgate/sesgate/auth"
+	"github.com/sesgate/sesgate/gateway"
 )
 
 func TestLoadGood(t *testing.T) {
@@ -38,6 +41,21 @@ func TestLoadGood(t *testing.T) {
 	if tenants[1].MaxMessageBytes() != 40<<20 {
 		t.Fatal("default size limit not applied")
 	}
+	want := gateway.Limits{Rate: 10, Burst: 20, MaxRecipients: 20, MaxMessageBytes: 10_000_000, RatePerRecipient: true,
+		PerHour: 1000, PerDay: 5000, FirstContactPerHour: 100, FirstContactPerDay: 300, PerDomainRate: 2, PerDomainBurst: 20,
+		Shadow: []string{"per_day"}}
+	if !reflect.DeepEqual(b.Limits, want) {
+		t.Fatalf("limits = %+v\nwant %+v", b.Limits, want)
+	}
+	if b.Frozen || !tenants[1].Frozen {
+		t.Fatal("frozen flag not built")
+	}
+	st := p.Store
+	if st.Redis == nil || st.Redis.URL != "redis+cluster://127.0.0.1:7000?addr=127.0.0.1:7001" || st.CallTimeout != 40*time.Millisecond ||
+		st.DegradedWindow != 30*time.Second || st.DegradedFraction != 0.25 || st.Replicas != 3 || st.KnownRecipientTTL != 720*time.Hour ||
+		p.SES.MaxSendRate != 14 {
+		t.Fatalf("store = %+v, ses = %+v", st, p.SES)
+	}
 }
 
 func TestLoadBad(t *testing.T) {
@@ -63,6 +81,21 @@ func TestLoadBad(t *testing.T) {
 			`tenants[1].identities[0]: "not an address" is not an address`,
 			`tenants[1].recipient_domains[0]: "bad_domain" is not a domain`,
 			"tenants[2].id: duplicate of tenants[1]",
+		}},
+		{"store.bad.yml", []string{
+			"ses.max_send_rate: must be between 0 and 100000",
+			"store.redis: set url or addrs (one of them)",
+			"store.redis.url: scheme must be redis",
+			`store.redis.addrs[0]: "nohost" is not host:port`,
+			"store.redis.pool_size: must be between 0 and 10000",
+			"store.call_timeout: must be between 0 and 5s",
+			"store.degraded_fraction: must be between 0 and 1",
+			"store.known_recipient_ttl: must be between 0 and 26280h",
+			"tenants[0].limits.rate_per: must be message or recipient",
+			"tenants[0].limits.per_hour: must be >= 0",
+			"tenants[0].limits.per_domain_rate: must be >= 0",
+			`tenants[0].limits.shadow[1]: "speed" is not a limit`,
+			"tenants[1].limits.burst: with rate_per: recipient the burst (5) must be at least max_recipients (50)",
 		}},
 	}
 	for _, tc := range tests {

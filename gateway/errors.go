@@ -38,6 +38,12 @@ const (
 	CodeUpstreamMisconfigured                // SES: gateway-side config missing (configuration set)
 	CodeUpstreamUnavailable                  // SES 5xx, network error or timeout
 	CodeShuttingDown                         // gateway is draining
+	CodeBreakerOpen                          // tenant's breaker open (bounces/complaints); RetryAfter set
+	CodeQuotaExceeded                        // tenant over its hourly or daily recipient quota; RetryAfter set
+	CodeFirstContactLimited                  // tenant over its budget of never-mailed recipients; RetryAfter set
+	CodeSuppressed                           // recipient suppressed (complaint or manual)
+	CodeSuppressedBounce                     // recipient suppressed after a hard bounce
+	CodeStoreUnavailable                     // shared state unreachable past the degraded window
 	codeCount
 )
 
@@ -68,6 +74,12 @@ var codeNames = [...]string{
 	CodeUpstreamMisconfigured:    "ses_misconfigured",
 	CodeUpstreamUnavailable:      "ses_unavailable",
 	CodeShuttingDown:             "shutting_down",
+	CodeBreakerOpen:              "breaker_open",
+	CodeQuotaExceeded:            "quota_exceeded",
+	CodeFirstContactLimited:      "first_contact_limited",
+	CodeSuppressed:               "recipient_suppressed",
+	CodeSuppressedBounce:         "recipient_suppressed_bounce",
+	CodeStoreUnavailable:         "store_unavailable",
 }
 
 // String returns the stable, snake_case name used in JSON errors and metrics.
@@ -93,7 +105,8 @@ func (c Code) Temporary() bool {
 	case CodeInternal, CodeAuthThrottled, CodeRateLimited, CodeFrozen,
 		CodeUpstreamThrottled, CodeUpstreamQuota, CodeUpstreamPaused,
 		CodeUpstreamMisconfigured, CodeUpstreamUnavailable, CodeShuttingDown,
-		CodeTooManyRecipients:
+		CodeTooManyRecipients, CodeBreakerOpen, CodeQuotaExceeded, CodeFirstContactLimited,
+		CodeStoreUnavailable:
 		return true
 	}
 	return false
@@ -107,6 +120,9 @@ type Error struct {
 	Cause      error         // internal; logged, never sent
 	RetryAfter time.Duration // when >0, the client may retry after this long
 	Recipient  string        // set when the error concerns one recipient
+	// Rejected lists per-recipient refusals (each with Recipient set) when
+	// the whole message failed because none of its recipients was left.
+	Rejected []*Error
 }
 
 func (e *Error) Error() string {

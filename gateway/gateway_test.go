@@ -195,8 +195,20 @@ func (s *recordingSink) Send(_ context.Context, env *Envelope) (string, error) {
 
 type denyLimiter struct{}
 
-func (denyLimiter) Admit(context.Context, *Tenant, int) error {
-	return &Error{Code: CodeRateLimited, Msg: "rate limit exceeded", RetryAfter: time.Second}
+func (denyLimiter) Admit(context.Context, *Tenant, []string) ([]*Error, error) {
+	return nil, &Error{Code: CodeRateLimited, Msg: "rate limit exceeded", RetryAfter: time.Second}
+}
+
+// suppressLimiter drops one recipient as suppressed.
+type suppressLimiter struct{ addr string }
+
+func (s suppressLimiter) Admit(_ context.Context, _ *Tenant, rcpts []string) ([]*Error, error) {
+	for _, r := range rcpts {
+		if r == s.addr {
+			return []*Error{{Code: CodeSuppressedBounce, Msg: "suppressed", Recipient: r}}, nil
+		}
+	}
+	return nil, nil
 }
 
 func TestSubmit(t *testing.T) {
@@ -219,6 +231,8 @@ func TestSubmit(t *testing.T) {
 		{name: "too many", env: Envelope{From: "a@example.com", Recipients: []string{"a@example.org", "b@example.org", "c@example.org"}, Data: msg}, code: CodeTooManyRecipients},
 		{name: "bad rcpt", env: Envelope{From: "a@example.com", Recipients: []string{"nope"}, Data: msg}, code: CodeInvalidAddress},
 		{name: "too large", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: append(bytes.Clone(msg), strings.Repeat("x", 300)...)}, code: CodeTooLarge},
+		{name: "suppressed dropped", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org", "gone@example.org"}, Data: msg}, limiter: suppressLimiter{"gone@example.org"}, ok: true},
+		{name: "frozen by policy", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: msg}, limiter: denyLimiter{}, code: CodeFrozen},
 		{name: "rate", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: msg}, limiter: denyLimiter{}, code: CodeRateLimited},
 		{name: "sink error", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: msg}, sinkErr: Errorf(CodeUpstreamThrottled, "slow down"), code: CodeUpstreamThrottled},
 		{name: "sink raw error", env: Envelope{From: "a@example.com", Recipients: []string{"x@example.org"}, Data: msg}, sinkErr: errors.New("boom"), code: CodeInternal},
@@ -228,7 +242,13 @@ func TestSubmit(t *testing.T) {
 			sink := &recordingSink{err: tc.sinkErr}
 			p := NewPipeline(Options{Sink: sink, Limiter: tc.limiter})
 			env := tc.env
-			if tc.name != "no tenant" {
+			switch tc.name {
+			case "no tenant":
+			case "frozen by policy":
+				frozen := *ten
+				frozen.Frozen = true
+				env.Tenant = &frozen
+			default:
 				env.Tenant = ten
 			}
 			res, err := p.Submit(context.Background(), &env)
@@ -249,6 +269,14 @@ func TestSubmit(t *testing.T) {
 			}
 			if tc.name == "duplicates collapse" && len(sink.got[0].Recipients) != 1 {
 				t.Fatalf("recipients %v", sink.got[0].Recipients)
+			}
+			if tc.name == "suppressed dropped" {
+				if got := sink.got[0].Recipients; len(got) != 1 || got[0] != "x@example.org" {
+					t.Fatalf("sink recipients %v", got)
+				}
+				if len(res.Rejected) != 1 || res.Rejected[0].Recipient != "gone@example.org" || res.Rejected[0].Code != CodeSuppressedBounce {
+					t.Fatalf("rejected %v", res.Rejected)
+				}
 			}
 		})
 	}

@@ -24,6 +24,9 @@ type Envelope struct {
 type Result struct {
 	ID         string // gateway message id
 	ProviderID string // SES MessageId (or the outbox id)
+	// Rejected lists recipients dropped from the message (suppressed), each
+	// an *Error with Recipient set. The others were sent.
+	Rejected []*Error
 }
 
 // Authenticator resolves credentials to a tenant. It returns an *Error with
@@ -32,10 +35,30 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, username, token string, src netip.Addr) (*Tenant, error)
 }
 
-// Limiter admits or refuses a message for a tenant. A refusal is an *Error
-// with CodeRateLimited (or CodeFrozen) and RetryAfter set.
+// Limiter admits or refuses a message for a tenant, all its recipients at
+// once: it never admits part of what a limit refuses. A refusal is an
+// *Error (CodeRateLimited, CodeQuotaExceeded, CodeFirstContactLimited,
+// CodeFrozen, CodeBreakerOpen, CodeStoreUnavailable, ...) with RetryAfter
+// set when a later retry can succeed. rejected lists recipients dropped from
+// an admitted message (suppressed), each an *Error with Recipient set; they
+// are not counted. When no recipient is left, err is an *Error whose
+// Rejected lists them. recipients are normalized (ParseAddress) and unique.
 type Limiter interface {
-	Admit(ctx context.Context, t *Tenant, recipients int) error
+	Admit(ctx context.Context, t *Tenant, recipients []string) (rejected []*Error, err error)
+}
+
+// TenantChecker is optionally implemented by a Limiter: an in-process check
+// (no I/O) that refuses a tenant already known to be over a limit, frozen or
+// with an open breaker, before any work is spent on its message.
+type TenantChecker interface {
+	CheckTenant(t *Tenant) error
+}
+
+// RecipientChecker is optionally implemented by a Limiter: the per-recipient
+// part of its policy (suppression) that a front end runs as each recipient
+// arrives (SMTP RCPT), so a suppressed address is refused there.
+type RecipientChecker interface {
+	CheckRecipient(ctx context.Context, t *Tenant, addr string) error
 }
 
 // Sink delivers an accepted message and returns the provider's message id.
@@ -123,6 +146,30 @@ func (p *Pipeline) CheckRecipient(t *Tenant, rcpt string, n int) (string, error)
 	return addr, nil
 }
 
+// CheckTenant refuses a tenant frozen by the policy file or refused by the
+// limiter's in-process cache. It does no I/O; front ends call it before
+// reading a message (SMTP MAIL, HTTP before the body), and Submit again.
+func (p *Pipeline) CheckTenant(t *Tenant) error {
+	if t.Frozen {
+		return Errorf(CodeFrozen, "tenant is frozen")
+	}
+	if tc, ok := p.limiter.(TenantChecker); ok {
+		return tc.CheckTenant(t)
+	}
+	return nil
+}
+
+// CheckSuppression runs the limiter's per-recipient check (suppression) on a
+// recipient already returned by CheckRecipient. It is nil when the limiter
+// has no such check.
+func (p *Pipeline) CheckSuppression(ctx context.Context, t *Tenant, addr string) error {
+	rc, ok := p.limiter.(RecipientChecker)
+	if !ok {
+		return nil
+	}
+	return rc.CheckRecipient(ctx, t, addr)
+}
+
 // CheckSize refuses a message larger than the tenant allows.
 func (p *Pipeline) CheckSize(t *Tenant, size int64) error {
 	if size > t.MaxMessageBytes() {
@@ -144,6 +191,9 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 	t := env.Tenant
 	if t == nil {
 		return nil, Errorf(CodeAuthRequired, "authentication required")
+	}
+	if err := p.CheckTenant(t); err != nil {
+		return nil, err
 	}
 	if env.From, err = p.CheckSender(t, env.From); err != nil {
 		return nil, err
@@ -178,9 +228,16 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 		}
 	}
 	env.Data = msg.Data
+	var rejected []*Error
 	if p.limiter != nil {
-		if err := p.limiter.Admit(ctx, t, len(env.Recipients)); err != nil {
+		if rejected, err = p.limiter.Admit(ctx, t, env.Recipients); err != nil {
 			return nil, err
+		}
+		if len(rejected) > 0 {
+			env.Recipients = dropRecipients(env.Recipients, rejected)
+			if len(env.Recipients) == 0 { // a Limiter breaking its contract
+				return nil, &Error{Code: rejected[0].Code, Msg: "no recipient left", Rejected: rejected}
+			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -193,7 +250,22 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 	if id == "" {
 		return nil, Wrap(CodeUpstreamUnavailable, errors.New("sink returned no message id"), "upstream did not confirm the message")
 	}
-	return &Result{ID: env.ID, ProviderID: id}, nil
+	return &Result{ID: env.ID, ProviderID: id, Rejected: rejected}, nil
+}
+
+// dropRecipients returns rcpts without the rejected ones.
+func dropRecipients(rcpts []string, rejected []*Error) []string {
+	out := make([]string, 0, len(rcpts))
+	for _, r := range rcpts {
+		drop := false
+		for _, e := range rejected {
+			drop = drop || e.Recipient == r
+		}
+		if !drop {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // audit writes the one structured line per message: never a token or a body.
@@ -213,6 +285,9 @@ func (p *Pipeline) audit(env *Envelope, res *Result, err error, start time.Time)
 	}
 	if err == nil {
 		attrs = append(attrs, slog.String("outcome", "sent"), slog.String("ses_id", res.ProviderID))
+		if len(res.Rejected) > 0 {
+			attrs = append(attrs, slog.Int("rcpts_suppressed", len(res.Rejected)))
+		}
 		p.log.LogAttrs(context.Background(), slog.LevelInfo, "message", attrs...)
 		return
 	}

@@ -19,14 +19,50 @@ type Tenant struct {
 	SourceNets []netip.Prefix
 	Limits     Limits
 	SES        SESOptions
+	// Frozen refuses every message (CodeFrozen) before any shared state is
+	// read: the policy file's kill switch. The store holds another, set at
+	// run time by an operator.
+	Frozen bool
 }
 
-// Limits bound what one tenant may do. Zero means the gateway default.
+// Limits bound what one tenant may do. Zero means the gateway default for
+// MaxRecipients and MaxMessageBytes, and no limit for the others.
 type Limits struct {
-	Rate            float64 // messages per second; 0 means unlimited
-	Burst           int     // messages; defaults to max(1, ceil(Rate))
+	Rate            float64 // messages (or recipients, RatePerRecipient) per second; 0 means unlimited
+	Burst           int     // in Rate's unit; defaults to max(1, ceil(Rate))
 	MaxRecipients   int     // per message
 	MaxMessageBytes int64   // raw message size, as SES counts it
+
+	// RatePerRecipient makes Rate and Burst count recipients, as SES does,
+	// instead of messages.
+	RatePerRecipient bool
+	// Quotas in recipients per UTC clock hour and day.
+	PerHour, PerDay int64
+	// First-contact budget: recipients the tenant has not mailed within the
+	// store's known-recipient memory, per UTC clock hour and day.
+	FirstContactPerHour, FirstContactPerDay int64
+	// PerDomainRate bounds recipients per second to any one recipient
+	// domain, with PerDomainBurst (default max(1, ceil(PerDomainRate))).
+	PerDomainRate  float64
+	PerDomainBurst int
+	// Shadow names limits (LimitRate, LimitPerHour, ...) that are evaluated,
+	// counted and logged but not enforced.
+	Shadow []string
+}
+
+// Names of the limits, as used in Limits.Shadow, logs and metrics.
+const (
+	LimitRate                = "rate"
+	LimitPerHour             = "per_hour"
+	LimitPerDay              = "per_day"
+	LimitFirstContactPerHour = "first_contact_per_hour"
+	LimitFirstContactPerDay  = "first_contact_per_day"
+	LimitPerDomainRate       = "per_domain_rate"
+)
+
+// LimitNames lists every limit that can run in shadow mode.
+func LimitNames() []string {
+	return []string{LimitRate, LimitPerHour, LimitPerDay, LimitFirstContactPerHour, LimitFirstContactPerDay, LimitPerDomainRate}
 }
 
 // SESOptions are the per-tenant fields of the SES send.

@@ -42,17 +42,34 @@ func Burst(l gateway.Limits) int {
 	return max(1, int(math.Ceil(l.Rate)))
 }
 
-// Admit takes one message from t's bucket, or refuses with CodeRateLimited
-// and the wait until one would fit. A tenant without a rate is not limited.
-func (l *Local) Admit(_ context.Context, t *gateway.Tenant, _ int) error {
+// Admit takes one message (or one token per recipient, RatePerRecipient)
+// from t's bucket, or refuses with CodeRateLimited and the wait until it
+// would fit. A tenant without a rate is not limited.
+func (l *Local) Admit(_ context.Context, t *gateway.Tenant, rcpts []string) ([]*gateway.Error, error) {
 	if t.Limits.Rate <= 0 {
-		return nil
+		return nil, nil
 	}
+	if err := l.take(t, cost(t.Limits, len(rcpts))); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// cost is what a message of n recipients takes from a rate.
+func cost(l gateway.Limits, n int) int {
+	if l.RatePerRecipient {
+		return n
+	}
+	return 1
+}
+
+// take takes n tokens from t's bucket or refuses with the wait.
+func (l *Local) take(t *gateway.Tenant, n int) *gateway.Error {
 	now := l.now()
 	b := l.bucket(t)
-	r := b.lim.ReserveN(now, 1)
+	r := b.lim.ReserveN(now, n)
 	if !r.OK() {
-		return &gateway.Error{Code: gateway.CodeRateLimited, Msg: "rate limit exceeded", RetryAfter: time.Second}
+		return &gateway.Error{Code: gateway.CodeTooManyRecipients, Msg: "message has more recipients than the rate's burst"}
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)

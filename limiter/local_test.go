@@ -12,13 +12,12 @@ func TestLocalAdmit(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	l := NewLocal(func() time.Time { return now })
 	ten := &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 2, Burst: 3}}
-	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		if err := l.Admit(ctx, ten, 1); err != nil {
+		if err := admit(l, ten); err != nil {
 			t.Fatalf("message %d of burst refused: %v", i+1, err)
 		}
 	}
-	err := l.Admit(ctx, ten, 1)
+	err := admit(l, ten)
 	ge := gateway.AsError(err)
 	if ge == nil || ge.Code != gateway.CodeRateLimited {
 		t.Fatalf("4th message: %v; want rate_limited", err)
@@ -28,19 +27,19 @@ func TestLocalAdmit(t *testing.T) {
 	}
 	// A refusal consumes nothing: after exactly the advertised wait, one fits.
 	now = now.Add(ge.RetryAfter)
-	if err := l.Admit(ctx, ten, 1); err != nil {
+	if err := admit(l, ten); err != nil {
 		t.Fatalf("after retry-after: %v", err)
 	}
-	if err := l.Admit(ctx, ten, 1); err == nil {
+	if err := admit(l, ten); err == nil {
 		t.Fatal("second message right after refill admitted")
 	}
 	// Tenants are independent.
-	if err := l.Admit(ctx, &gateway.Tenant{ID: "b", Limits: gateway.Limits{Rate: 1}}, 1); err != nil {
+	if err := admit(l, &gateway.Tenant{ID: "b", Limits: gateway.Limits{Rate: 1}}); err != nil {
 		t.Fatalf("other tenant: %v", err)
 	}
 	// No rate: unlimited.
 	for i := 0; i < 1000; i++ {
-		if err := l.Admit(ctx, &gateway.Tenant{ID: "c"}, 1); err != nil {
+		if err := admit(l, &gateway.Tenant{ID: "c"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -49,15 +48,14 @@ func TestLocalAdmit(t *testing.T) {
 func TestLocalLimitChange(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	l := NewLocal(func() time.Time { return now })
-	ctx := context.Background()
-	if err := l.Admit(ctx, &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 1}}, 1); err != nil {
+	if err := admit(l, &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Admit(ctx, &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 1}}, 1); err == nil {
+	if err := admit(l, &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 1}}); err == nil {
 		t.Fatal("over limit admitted")
 	}
 	// A reload raising the limit applies at once.
-	if err := l.Admit(ctx, &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 10, Burst: 10}}, 1); err != nil {
+	if err := admit(l, &gateway.Tenant{ID: "a", Limits: gateway.Limits{Rate: 10, Burst: 10}}); err != nil {
 		t.Fatalf("after raise: %v", err)
 	}
 }
@@ -78,4 +76,12 @@ func TestBurstDefault(t *testing.T) {
 			}
 		})
 	}
+}
+
+func admit(l *Local, t *gateway.Tenant) error {
+	_, err := l.Admit(context.Background(), t, []string{"a@example.org"})
+	if err == nil {
+		return nil
+	}
+	return err
 }

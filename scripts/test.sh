@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # swaks is not needed by the tests; the tests speak SMTP themselves.
 if ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server redis-tools); fi
+# the dashboard test drives a real headless Chromium
+if ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
 if [ ${#need_apt[@]} -gt 0 ] && [ "${SESGATE_TEST_NO_INSTALL:-}" != "1" ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -49,7 +49,7 @@ func parseSettings(args []string, stderr io.Writer) (*settings, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	s := &settings{}
-	fs.StringVar(&s.dataDir, "data-dir", env("SESGATE_DATA_DIR", "./sesgate-data"), "data directory: dev token, outbox (env SESGATE_DATA_DIR)")
+	fs.StringVar(&s.dataDir, "data-dir", env("SESGATE_DATA_DIR", "./sesgate-data"), "data directory: dev token, outbox, embedded store (env SESGATE_DATA_DIR)")
 	fs.StringVar(&s.smtpAddr, "smtp-addr", env("SESGATE_SMTP_ADDR", "127.0.0.1:2525"), "SMTP listener, STARTTLS when a certificate is set; empty disables (env SESGATE_SMTP_ADDR)")
 	fs.StringVar(&s.smtpsAddr, "smtps-addr", env("SESGATE_SMTPS_ADDR", ""), "implicit-TLS SMTP listener, needs a certificate (env SESGATE_SMTPS_ADDR)")
 	fs.StringVar(&s.httpAddr, "http-addr", env("SESGATE_HTTP_ADDR", "127.0.0.1:8025"), "HTTP listener; empty disables (env SESGATE_HTTP_ADDR)")
@@ -126,13 +126,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var tenants []*gateway.Tenant
 	var entries []auth.Entry
 	var sesCfg config.SES
+	var policy *config.Policy
 	var devTokenPath string
 	if s.configPath != "" {
 		p, err := config.Load(s.configPath)
 		if err != nil {
 			return err
 		}
-		sesCfg = p.SES
+		sesCfg, policy = p.SES, p
 		tenants, entries = p.Build()
 	} else {
 		t, e, path, err := devTenant(s.dataDir)
@@ -142,9 +143,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		tenants, entries, devTokenPath = []*gateway.Tenant{t}, []auth.Entry{e}, path
 	}
 
+	// Store: Redis or embedded.
+	st, err := openStore(ctx, s.dataDir, policy, log)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer st.Close()
+	var storeCfg config.Store
+	if policy != nil {
+		storeCfg = policy.Store
+	}
+	lim, err := limiter.NewShared(limiter.SharedOptions{
+		Store: st, Logger: log, CallTimeout: storeCfg.CallTimeout, DegradedWindow: storeCfg.DegradedWindow,
+		DegradedFraction: storeCfg.DegradedFraction, Replicas: storeCfg.Replicas, MaxCache: storeCfg.MaxCache,
+	})
+	if err != nil {
+		return err
+	}
+
 	// Sink.
 	var sink gateway.Sink
 	sinkDesc := ""
+	sendRate := sesCfg.MaxSendRate
 	switch s.sink {
 	case "outbox":
 		o, err := outbox.New(outboxDir(s.dataDir), nil)
@@ -162,11 +182,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		sink, sinkDesc = sk, "Amazon SES (SES v2 SendEmail, region "+client.Options().Region+")"
+		if sendRate == 0 {
+			if sendRate, err = sesMaxSendRate(ctx, client); err != nil {
+				log.Warn("SES max send rate unknown; the account rate is left to SES", "err", err.Error())
+			}
+		}
+	}
+	if sendRate > 0 {
+		ao := limiter.AccountOptions{Rate: sendRate, Replicas: storeCfg.Replicas, Logger: log}
+		if st.redis != nil {
+			ao.Leaser = st.redis
+		}
+		acct, err := limiter.NewAccount(ao)
+		if err != nil {
+			return err
+		}
+		sink = limiter.AccountSink{Sink: sink, Account: acct}
+		log.Info("account send rate shared", "rate", sendRate, "lease_batch", acct.Batch())
 	}
 
 	registry := auth.NewRegistry(auth.RegistryOptions{Entries: entries, Logger: log})
 	pipe := gateway.NewPipeline(gateway.Options{
-		Auth: registry, Limiter: limiter.NewLocal(nil), Sink: sink, Logger: log,
+		Auth: registry, Limiter: lim, Sink: sink, Logger: log,
 	})
 
 	var tlsConf *tls.Config
@@ -224,7 +261,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ready.Store(true)
 
 	banner(stderr, s, g.addrs(), sinkDesc, devTokenPath, len(tenants))
-	log.Info("sesgate started", "sink", s.sink, "tenants", len(tenants))
+	log.Info("sesgate started", "sink", s.sink, "tenants", len(tenants), "store", st.desc)
 
 	select {
 	case <-ctx.Done():

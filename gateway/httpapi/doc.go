@@ -29,8 +29,18 @@
 // escapes), and the composed message must then fit the tenant's limit.
 // Larger bodies are 413. Other limits are the Max* constants.
 //
-// Answers: 200 {"id", "message_id"}; errors {"error": {"code", "message",
-// "recipient"}} with the code a gateway.Code name, or for HTTP's own
+// A tenant frozen, or over a limit and in the limiter's in-process cache,
+// is refused (Pipeline.CheckTenant) right after authentication, before the
+// body is read.
+//
+// Answers: 200 {"id", "message_id", "rejected"}; errors {"error": {"code",
+// "message", "recipient", "rejected"}} with the code a gateway.Code name.
+// "rejected" is [{"recipient", "code", "message"}]: suppressed recipients
+// (recipient_suppressed_bounce, recipient_suppressed) are dropped from the
+// send and listed in the 200 answer; when none is left the answer is 422
+// with the list. Admission refusals are 429 + Retry-After (rate_limited,
+// quota_exceeded, first_contact_limited, breaker_open) or 503 +
+// Retry-After (tenant_frozen, store_unavailable). For HTTP's own
 // refusals not_found (404), method_not_allowed (405, with Allow) and
 // unsupported_media_type (415, also for any Content-Encoding). A value that
 // could inject a header is 400 malformed with a message starting

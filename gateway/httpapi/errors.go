@@ -37,6 +37,8 @@ type errorDetail struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	Recipient string `json:"recipient,omitempty"`
+	// Rejected lists every recipient's refusal when none was left.
+	Rejected []rejectedRecipient `json:"rejected,omitempty"`
 }
 
 // statusFor is the one table from gateway.Code to HTTP status.
@@ -50,13 +52,15 @@ func statusFor(c gateway.Code) int {
 		gateway.CodeRecipientNotAllowed, gateway.CodeUpstreamNotAuthorized:
 		return http.StatusForbidden
 	case gateway.CodeInvalidAddress, gateway.CodeTooManyRecipients, gateway.CodeBadContent,
-		gateway.CodeUpstreamRejected, gateway.CodeUpstreamSenderUnverified, gateway.CodeUpstreamBadRequest:
+		gateway.CodeSuppressed, gateway.CodeSuppressedBounce, gateway.CodeUpstreamRejected, gateway.CodeUpstreamSenderUnverified, gateway.CodeUpstreamBadRequest:
 		return http.StatusUnprocessableEntity
 	case gateway.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case gateway.CodeAuthThrottled, gateway.CodeRateLimited, gateway.CodeUpstreamThrottled, gateway.CodeUpstreamQuota:
+	case gateway.CodeAuthThrottled, gateway.CodeRateLimited, gateway.CodeUpstreamThrottled, gateway.CodeUpstreamQuota,
+		gateway.CodeBreakerOpen, gateway.CodeQuotaExceeded, gateway.CodeFirstContactLimited:
 		return http.StatusTooManyRequests
-	case gateway.CodeFrozen, gateway.CodeUpstreamPaused, gateway.CodeUpstreamMisconfigured, gateway.CodeShuttingDown:
+	case gateway.CodeFrozen, gateway.CodeUpstreamPaused, gateway.CodeUpstreamMisconfigured, gateway.CodeShuttingDown,
+		gateway.CodeStoreUnavailable:
 		return http.StatusServiceUnavailable
 	case gateway.CodeUpstreamUnavailable:
 		return http.StatusBadGateway
@@ -90,7 +94,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	} else {
 		ge := gateway.AsError(err)
 		status = statusFor(ge.Code)
-		detail = errorDetail{Code: ge.Code.String(), Message: ge.Msg, Recipient: ge.Recipient}
+		detail = errorDetail{Code: ge.Code.String(), Message: ge.Msg, Recipient: ge.Recipient, Rejected: rejectedList(ge.Rejected)}
 		if detail.Message == "" {
 			detail.Message = http.StatusText(status)
 		}

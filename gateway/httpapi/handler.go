@@ -108,6 +108,27 @@ func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow
 type sendResponse struct {
 	ID        string `json:"id"`         // gateway message id
 	MessageID string `json:"message_id"` // SES MessageId
+	// Rejected lists recipients dropped from the message (suppressed);
+	// the others were sent.
+	Rejected []rejectedRecipient `json:"rejected,omitempty"`
+}
+
+// rejectedRecipient is one recipient refused on its own.
+type rejectedRecipient struct {
+	Recipient string `json:"recipient"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+}
+
+func rejectedList(errs []*gateway.Error) []rejectedRecipient {
+	if len(errs) == 0 {
+		return nil
+	}
+	out := make([]rejectedRecipient, len(errs))
+	for i, e := range errs {
+		out[i] = rejectedRecipient{Recipient: e.Recipient, Code: e.Code.String(), Message: e.Msg}
+	}
+	return out
 }
 
 // send handles POST /v1/messages: authenticate, read and check the body,
@@ -117,6 +138,10 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	authCtx, cancelAuth := context.WithTimeout(r.Context(), h.submitTimeout)
 	t, err := h.authenticate(authCtx, r, src)
 	cancelAuth()
+	if err == nil {
+		// Frozen, or over a limit and still cached: refused before the body is read.
+		err = h.p.CheckTenant(t)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -164,7 +189,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sendResponse{ID: res.ID, MessageID: res.ProviderID})
+	writeJSON(w, http.StatusOK, sendResponse{ID: res.ID, MessageID: res.ProviderID, Rejected: rejectedList(res.Rejected)})
 }
 
 // authenticate resolves the bearer token. X-Forwarded-For is never trusted:

@@ -3,8 +3,14 @@
 // It runs github.com/emersion/go-smtp with a Backend whose sessions hand every
 // stage to gateway.Pipeline as the commands arrive: AUTH (PLAIN or LOGIN; the
 // username is the tenant id, the password is the token) -> Authenticate, MAIL
-// FROM -> CheckSender, each RCPT TO -> CheckRecipient, DATA -> read the body
-// under a size bound, CheckSize, then Submit.
+// FROM -> CheckSender and CheckTenant (in process: a tenant frozen, or over a
+// limit and in the limiter's cache, is refused here), each RCPT TO -> CheckRecipient and CheckSuppression
+// (one store read of the tenant and global suppression lists: a suppressed
+// address gets 550 5.1.1 after a hard bounce, 550 5.7.1 after a complaint
+// or manually), DATA -> read the body under a size bound, CheckSize, then
+// Submit (whose admission decides for the whole message: 451 4.7.1 when a
+// rate, first-contact budget, breaker or freeze refuses, 452 4.7.1 for a
+// quota, 451 4.3.0 when the policy store is unavailable).
 //
 // Invariants:
 //   - Nothing is accepted without AUTH: MAIL before a successful AUTH gets

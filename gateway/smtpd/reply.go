@@ -75,6 +75,18 @@ func codeReply(c gateway.Code) (r smtpReply, ok bool) {
 		return smtpReply{451, smtp.EnhancedCode{4, 4, 1}}, true
 	case gateway.CodeShuttingDown:
 		return smtpReply{421, smtp.EnhancedCode{4, 3, 2}}, true
+	case gateway.CodeBreakerOpen:
+		return smtpReply{451, smtp.EnhancedCode{4, 7, 1}}, true
+	case gateway.CodeQuotaExceeded:
+		return smtpReply{452, smtp.EnhancedCode{4, 7, 1}}, true
+	case gateway.CodeFirstContactLimited:
+		return smtpReply{451, smtp.EnhancedCode{4, 7, 1}}, true
+	case gateway.CodeSuppressed:
+		return smtpReply{550, smtp.EnhancedCode{5, 7, 1}}, true
+	case gateway.CodeSuppressedBounce:
+		return smtpReply{550, smtp.EnhancedCode{5, 1, 1}}, true
+	case gateway.CodeStoreUnavailable:
+		return smtpReply{451, smtp.EnhancedCode{4, 3, 0}}, true
 	}
 	return smtpReply{451, smtp.EnhancedCode{4, 3, 0}}, false
 }

@@ -42,6 +42,12 @@ func TestCodeReplyCoversEveryCode(t *testing.T) {
 		gateway.CodeUpstreamMisconfigured:    "451 4.3.0",
 		gateway.CodeUpstreamUnavailable:      "451 4.4.1",
 		gateway.CodeShuttingDown:             "421 4.3.2",
+		gateway.CodeBreakerOpen:              "451 4.7.1",
+		gateway.CodeQuotaExceeded:            "452 4.7.1",
+		gateway.CodeFirstContactLimited:      "451 4.7.1",
+		gateway.CodeSuppressed:               "550 5.7.1",
+		gateway.CodeSuppressedBounce:         "550 5.1.1",
+		gateway.CodeStoreUnavailable:         "451 4.3.0",
 	}
 	for _, code := range gateway.Codes() {
 		t.Run(code.String(), func(t *testing.T) {

@@ -42,6 +42,9 @@ const (
 	maxAuthFailures = 3
 	// authTimeout bounds one Authenticate call.
 	authTimeout = 10 * time.Second
+	// rcptTimeout bounds the suppression check of one RCPT (the limiter
+	// has its own, shorter store timeout).
+	rcptTimeout = 2 * time.Second
 	// maxRejecters bounds the goroutines that answer connections over the
 	// limit; past it, such connections are closed without an answer.
 	maxRejecters = 64

@@ -176,6 +176,11 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err != nil {
 		return s.reply(err)
 	}
+	// A tenant frozen, or over a limit and still in the limiter's cache,
+	// is refused before any recipient or body is read.
+	if err := s.srv.pipeline.CheckTenant(t); err != nil {
+		return s.reply(err)
+	}
 	if opts != nil && opts.Size > 0 {
 		if err := s.srv.pipeline.CheckSize(t, opts.Size); err != nil {
 			return s.reply(err)
@@ -202,6 +207,13 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return s.reply(gateway.Errorf(gateway.CodeAuthRequired, "Authentication required"))
 	}
 	addr, err := s.srv.pipeline.CheckRecipient(t, to, n)
+	if err != nil {
+		return s.reply(err)
+	}
+	// Suppression (tenant and global lists) is one store read per RCPT.
+	ctx, cancel := context.WithTimeout(s.ctx, rcptTimeout)
+	err = s.srv.pipeline.CheckSuppression(ctx, t, addr)
+	cancel()
 	if err != nil {
 		return s.reply(err)
 	}

@@ -1,0 +1,459 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/store"
+)
+
+// Admitter is the part of a store.Store that Shared uses.
+type Admitter interface {
+	Admit(ctx context.Context, req store.AdmitRequest) (store.Decision, error)
+	CheckSuppressed(ctx context.Context, tenant string, addrs []string) ([]store.Suppression, error)
+}
+
+// Defaults of SharedOptions.
+const (
+	DefaultCallTimeout      = 50 * time.Millisecond
+	DefaultDegradedWindow   = 60 * time.Second
+	DefaultDegradedFraction = 0.5
+	DefaultUnavailableRetry = 30 * time.Second
+	DefaultMaxCache         = 60 * time.Second
+	// DegradedDefaultRate (messages per second, before the fraction) applies
+	// in degraded mode to a tenant without a rate or quota.
+	DegradedDefaultRate = 1.0
+)
+
+// SharedOptions configure NewShared. Store is required.
+type SharedOptions struct {
+	Store  Admitter
+	Logger *slog.Logger
+	Now    func() time.Time
+	// CallTimeout bounds one store call (default 50 ms); past it the
+	// store counts as failed for this message.
+	CallTimeout time.Duration
+	// DegradedWindow is how long after the first store failure the
+	// degraded budget applies (default 60 s; negative: none, fail closed at
+	// once). After it, CodeStoreUnavailable with UnavailableRetry.
+	DegradedWindow time.Duration
+	// DegradedFraction of a tenant's rate is the degraded budget of the
+	// whole fleet (default 0.5); each replica takes its share, divided by
+	// Replicas (default 1).
+	DegradedFraction float64
+	Replicas         int
+	UnavailableRetry time.Duration // default 30 s
+	// MaxCache caps how long one refusal is cached in process (default
+	// 60 s), so an operator's unfreeze or a quota raise is seen within it.
+	MaxCache time.Duration
+	// Registerer, when set, gets the sesgate_admission_* counters.
+	Registerer prometheus.Registerer
+}
+
+// Stats are counters for tests and the log.
+type Stats struct {
+	StoreCalls       int64 // Admit calls that reached the store
+	CacheRefusals    int64 // refused from the over-limit cache
+	PreLimited       int64 // refused by the pre-limiter
+	DegradedAdmitted int64 // admitted from the degraded budget
+	DegradedRefused  int64 // refused in degraded mode (budget, last known block, window over)
+	ShadowHits       int64 // shadow limits that would have refused
+}
+
+// Shared is the pipeline's limiter on a shared store: an over-limit cache,
+// a pre-limiter, one store call per message, and the degraded mode. It
+// implements gateway.Limiter and gateway.RecipientChecker.
+type Shared struct {
+	st       Admitter
+	log      *slog.Logger
+	now      func() time.Time
+	timeout  time.Duration
+	window   time.Duration
+	fraction float64
+	replicas int
+	unavail  time.Duration
+	maxCache time.Duration
+
+	tenants     sync.Map     // tenant id -> *tenantState
+	outageStart atomic.Int64 // unix ns of the first failure of the current outage; 0: none
+
+	storeCalls, cacheRefusals, preLimited, degAdmitted, degRefused, shadowHits atomic.Int64
+
+	mDegraded *prometheus.CounterVec
+	mRefused  *prometheus.CounterVec
+	mShadow   *prometheus.CounterVec
+}
+
+var (
+	_ gateway.Limiter          = (*Shared)(nil)
+	_ gateway.RecipientChecker = (*Shared)(nil)
+	_ gateway.TenantChecker    = (*Shared)(nil)
+)
+
+// cached is an immutable refusal held until until.
+type cached struct {
+	until   int64 // unix ns
+	retryAt int64 // unix ns
+	code    gateway.Code
+	msg     string
+}
+
+type tenantState struct {
+	cache   atomic.Pointer[cached]
+	blocked atomic.Pointer[gateway.Error] // last known frozen/open; nil when last admitted
+
+	mu       sync.Mutex
+	limits   gateway.Limits // the limits the limiters were built for
+	pre      *rate.Limiter  // nil: no rate
+	degraded *rate.Limiter
+}
+
+// NewShared builds a Shared limiter.
+func NewShared(opts SharedOptions) (*Shared, error) {
+	if opts.Store == nil {
+		return nil, errors.New("limiter: Store is required")
+	}
+	s := &Shared{
+		st: opts.Store, log: opts.Logger, now: opts.Now, timeout: opts.CallTimeout, window: opts.DegradedWindow,
+		fraction: opts.DegradedFraction, replicas: opts.Replicas, unavail: opts.UnavailableRetry, maxCache: opts.MaxCache,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultCallTimeout
+	}
+	if s.window == 0 {
+		s.window = DefaultDegradedWindow
+	}
+	if s.fraction <= 0 || s.fraction > 1 {
+		s.fraction = DefaultDegradedFraction
+	}
+	if s.replicas <= 0 {
+		s.replicas = 1
+	}
+	if s.unavail <= 0 {
+		s.unavail = DefaultUnavailableRetry
+	}
+	if s.maxCache <= 0 {
+		s.maxCache = DefaultMaxCache
+	}
+	if r := opts.Registerer; r != nil {
+		s.mDegraded = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sesgate_admission_degraded_total", Help: "Admission decisions taken without the store, by outcome.",
+		}, []string{"outcome"})
+		s.mRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sesgate_admission_refused_total", Help: "Messages refused by admission, by reason and where decided (store, cache, prelimit).",
+		}, []string{"reason", "by"})
+		s.mShadow = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sesgate_admission_shadow_total", Help: "Shadow-mode limits that would have refused, by limit.",
+		}, []string{"limit"})
+		for _, c := range []prometheus.Collector{s.mDegraded, s.mRefused, s.mShadow} {
+			if err := r.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// Stats returns the counters.
+func (s *Shared) Stats() Stats {
+	return Stats{
+		StoreCalls: s.storeCalls.Load(), CacheRefusals: s.cacheRefusals.Load(), PreLimited: s.preLimited.Load(),
+		DegradedAdmitted: s.degAdmitted.Load(), DegradedRefused: s.degRefused.Load(), ShadowHits: s.shadowHits.Load(),
+	}
+}
+
+func (s *Shared) state(id string) *tenantState {
+	if v, ok := s.tenants.Load(id); ok {
+		return v.(*tenantState)
+	}
+	v, _ := s.tenants.LoadOrStore(id, &tenantState{})
+	return v.(*tenantState)
+}
+
+// Cached returns the cached refusal of tenant id, if one holds at now. It
+// is the whole cost of refusing a token over its limit.
+func (s *Shared) Cached(id string, now time.Time) *gateway.Error {
+	v, ok := s.tenants.Load(id)
+	if !ok {
+		return nil
+	}
+	c := v.(*tenantState).cache.Load()
+	n := now.UnixNano()
+	if c == nil || n >= c.until {
+		return nil
+	}
+	return &gateway.Error{Code: c.code, Msg: c.msg, RetryAfter: time.Duration(c.retryAt - n)}
+}
+
+// CheckTenant refuses from the over-limit cache only (no I/O): front ends
+// call it before reading a message.
+func (s *Shared) CheckTenant(t *gateway.Tenant) error {
+	if ge := s.Cached(t.ID, s.now()); ge != nil {
+		s.cacheRefusals.Add(1)
+		s.countRefused(ge.Code, "cache")
+		return ge
+	}
+	return nil
+}
+
+// Admit decides for one message: cached refusal, pre-limiter, then one
+// store call (or the degraded mode when the store fails).
+func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) ([]*gateway.Error, error) {
+	now := s.now()
+	if ge := s.Cached(t.ID, now); ge != nil {
+		s.cacheRefusals.Add(1)
+		s.countRefused(ge.Code, "cache")
+		return nil, ge
+	}
+	ts := s.state(t.ID)
+	degRate, degPerRcpt := s.degradedRate(t.Limits)
+	pre, degraded := ts.limiters(t, degRate, degPerRcpt)
+	cost := cost(t.Limits, len(rcpts))
+	if pre != nil {
+		r := pre.ReserveN(now, cost)
+		if r.OK() { // a cost above the burst is the store's to refuse
+			if d := r.DelayFrom(now); d > 0 {
+				r.CancelAt(now)
+				s.preLimited.Add(1)
+				s.countRefused(gateway.CodeRateLimited, "prelimit")
+				return nil, &gateway.Error{Code: gateway.CodeRateLimited, Msg: "rate limit exceeded", RetryAfter: d}
+			}
+		}
+	}
+
+	req := store.AdmitRequest{Tenant: t.ID, Recipients: rcpts, Limits: t.Limits}
+	if err := req.Validate(); err != nil { // a bad request is not an outage
+		return nil, gateway.Wrap(gateway.CodeInternal, err, "internal error")
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	d, err := s.st.Admit(cctx, req)
+	cancel()
+	s.storeCalls.Add(1)
+	if err != nil {
+		if ctx.Err() != nil { // the client went away, not the store
+			return nil, gateway.Wrap(gateway.CodeShuttingDown, ctx.Err(), "request cancelled")
+		}
+		return nil, s.degradedAdmit(t, ts, degraded, len(rcpts), err, now)
+	}
+	if start := s.outageStart.Swap(0); start != 0 {
+		s.log.Warn("store reachable again; degraded mode over", "outage", now.Sub(time.Unix(0, start)).String())
+	}
+	if len(d.Shadowed) > 0 {
+		s.shadowHits.Add(int64(len(d.Shadowed)))
+		for _, l := range d.Shadowed {
+			if s.mShadow != nil {
+				s.mShadow.WithLabelValues(l).Inc()
+			}
+		}
+		s.log.Info("shadow limit would refuse", "tenant", t.ID, "limits", d.Shadowed, "rcpts", len(rcpts))
+	}
+	rejected := rejections(rcpts, d.Suppressed)
+	if d.Admitted {
+		ts.blocked.Store(nil)
+		return rejected, nil
+	}
+	ge := refusal(d, rejected)
+	switch d.Reason {
+	case store.ReasonFrozen, store.ReasonBreakerOpen:
+		ts.blocked.Store(&gateway.Error{Code: ge.Code, Msg: ge.Msg})
+	}
+	if d.CacheFor > 0 {
+		hold := min(d.CacheFor, s.maxCache)
+		ts.cache.Store(&cached{
+			until: now.Add(hold).UnixNano(), retryAt: now.Add(max(d.RetryAfter, hold)).UnixNano(),
+			code: ge.Code, msg: ge.Msg,
+		})
+	}
+	s.countRefused(ge.Code, "store")
+	return nil, ge
+}
+
+func (s *Shared) countRefused(c gateway.Code, by string) {
+	if s.mRefused != nil {
+		s.mRefused.WithLabelValues(c.String(), by).Inc()
+	}
+}
+
+// degradedRate is the fleet-wide degraded budget of a tenant in events per
+// second and whether an event is a recipient (true) or a message.
+func (s *Shared) degradedRate(l gateway.Limits) (float64, bool) {
+	share := s.fraction / float64(s.replicas)
+	switch {
+	case l.Rate > 0:
+		return l.Rate * share, l.RatePerRecipient
+	case l.PerHour > 0:
+		return float64(l.PerHour) / 3600 * share, true
+	case l.PerDay > 0:
+		return float64(l.PerDay) / 86400 * share, true
+	}
+	return DegradedDefaultRate * share, false
+}
+
+// limiters returns the pre-limiter (nil without a rate) and the degraded
+// limiter, rebuilt when the tenant's limits changed (policy reload).
+func (ts *tenantState) limiters(t *gateway.Tenant, degRate float64, perRcpt bool) (*rate.Limiter, *rate.Limiter) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.degraded == nil || !sameRates(ts.limits, t.Limits) {
+		ts.limits = t.Limits
+		ts.pre = nil
+		if t.Limits.Rate > 0 {
+			ts.pre = rate.NewLimiter(rate.Limit(t.Limits.Rate), Burst(t.Limits))
+		}
+		burst := 1
+		if perRcpt {
+			burst = t.MaxRecipients()
+		}
+		ts.degraded = rate.NewLimiter(rate.Limit(degRate), burst)
+	}
+	return ts.pre, ts.degraded
+}
+
+func sameRates(a, b gateway.Limits) bool {
+	return a.Rate == b.Rate && a.Burst == b.Burst && a.RatePerRecipient == b.RatePerRecipient &&
+		a.PerHour == b.PerHour && a.PerDay == b.PerDay && a.MaxRecipients == b.MaxRecipients
+}
+
+// degradedAdmit decides without the store. Every decision is logged.
+func (s *Shared) degradedAdmit(t *gateway.Tenant, ts *tenantState, lim *rate.Limiter, n int, cause error, now time.Time) error {
+	s.outageStart.CompareAndSwap(0, now.UnixNano())
+	elapsed := now.Sub(time.Unix(0, s.outageStart.Load()))
+	outcome, err := "admitted", error(nil)
+	_, perRcpt := s.degradedRate(t.Limits)
+	units := 1
+	if perRcpt {
+		units = n
+	}
+	switch {
+	case s.window < 0 || elapsed >= s.window:
+		outcome = "unavailable"
+		err = &gateway.Error{Code: gateway.CodeStoreUnavailable, Msg: "policy store unavailable, try again later",
+			Cause: cause, RetryAfter: s.unavail}
+	case ts.blocked.Load() != nil:
+		outcome = "blocked"
+		b := ts.blocked.Load()
+		err = &gateway.Error{Code: b.Code, Msg: b.Msg, Cause: cause, RetryAfter: store.FrozenRetry}
+	default:
+		r := lim.ReserveN(now, units)
+		if !r.OK() {
+			outcome = "over_budget"
+			err = &gateway.Error{Code: gateway.CodeStoreUnavailable, Msg: "policy store unavailable, try again later", Cause: cause, RetryAfter: s.unavail}
+		} else if d := r.DelayFrom(now); d > 0 {
+			r.CancelAt(now)
+			outcome = "over_budget"
+			err = &gateway.Error{Code: gateway.CodeRateLimited, Msg: "rate limit exceeded", Cause: cause, RetryAfter: d}
+		}
+	}
+	if err == nil {
+		s.degAdmitted.Add(1)
+	} else {
+		s.degRefused.Add(1)
+	}
+	if s.mDegraded != nil {
+		s.mDegraded.WithLabelValues(outcome).Inc()
+	}
+	s.log.Warn("store unavailable: degraded admission decision", "tenant", t.ID, "outcome", outcome,
+		"rcpts", n, "outage", elapsed.String(), "err", cause.Error())
+	return err
+}
+
+// rejections maps suppressed addresses back to the recipients as given.
+func rejections(rcpts []string, sup []store.Suppression) []*gateway.Error {
+	if len(sup) == 0 {
+		return nil
+	}
+	out := make([]*gateway.Error, 0, len(sup))
+	for _, sp := range sup {
+		addr := sp.Address
+		for _, r := range rcpts {
+			if strings.EqualFold(r, sp.Address) {
+				addr = r
+				break
+			}
+		}
+		out = append(out, suppressedError(sp, addr))
+	}
+	return out
+}
+
+func suppressedError(sp store.Suppression, addr string) *gateway.Error {
+	msg := "recipient suppressed"
+	if sp.Reason == store.HardBounce {
+		msg = "recipient suppressed after a hard bounce"
+	} else if sp.Reason == store.Complaint {
+		msg = "recipient suppressed after a complaint"
+	}
+	return &gateway.Error{Code: sp.Code(), Msg: msg, Recipient: addr}
+}
+
+// refusal turns a refused Decision into the client's error.
+func refusal(d store.Decision, rejected []*gateway.Error) *gateway.Error {
+	ge := &gateway.Error{RetryAfter: d.RetryAfter}
+	switch d.Reason {
+	case store.ReasonFrozen:
+		ge.Code, ge.Msg = gateway.CodeFrozen, "tenant is frozen"
+	case store.ReasonBreakerOpen:
+		ge.Code, ge.Msg = gateway.CodeBreakerOpen, "sending paused: too many bounces or complaints"
+	case store.ReasonRate:
+		ge.Code, ge.Msg = gateway.CodeRateLimited, "rate limit exceeded"
+	case store.ReasonPerDomainRate:
+		ge.Code, ge.Msg = gateway.CodeRateLimited, "rate limit for a recipient domain exceeded"
+	case store.ReasonPerHour:
+		ge.Code, ge.Msg = gateway.CodeQuotaExceeded, "hourly recipient quota exceeded"
+	case store.ReasonPerDay:
+		ge.Code, ge.Msg = gateway.CodeQuotaExceeded, "daily recipient quota exceeded"
+	case store.ReasonFirstHour, store.ReasonFirstDay:
+		ge.Code, ge.Msg = gateway.CodeFirstContactLimited, "too many new recipients; known recipients can still be mailed"
+	case store.ReasonTooMany:
+		ge.Code, ge.Msg = gateway.CodeTooManyRecipients, "more recipients than the tenant's burst allows in one message"
+	case store.ReasonSuppressed:
+		ge.Code, ge.Msg, ge.Rejected = gateway.CodeSuppressed, "every recipient is suppressed", rejected
+		if len(rejected) > 0 {
+			ge.Code = rejected[0].Code
+			for _, r := range rejected {
+				if r.Code != ge.Code {
+					ge.Code = gateway.CodeSuppressed
+				}
+			}
+		}
+		if len(rejected) == 1 {
+			ge.Recipient = rejected[0].Recipient
+		}
+	default:
+		ge.Code, ge.Msg = gateway.CodeInternal, "internal error"
+		ge.Cause = errors.New("limiter: unknown store reason " + string(d.Reason))
+	}
+	return ge
+}
+
+// CheckRecipient refuses a suppressed recipient (SMTP RCPT). When the store
+// cannot answer, the recipient passes here and admission (at DATA) decides
+// in degraded mode.
+func (s *Shared) CheckRecipient(ctx context.Context, t *gateway.Tenant, addr string) error {
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	sup, err := s.st.CheckSuppressed(cctx, t.ID, []string{addr})
+	if err != nil {
+		s.log.Warn("store unavailable: suppression not checked at RCPT", "tenant", t.ID, "err", err.Error())
+		return nil
+	}
+	if len(sup) > 0 {
+		return suppressedError(sup[0], addr)
+	}
+	return nil
+}

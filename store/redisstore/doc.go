@@ -1,0 +1,45 @@
+// Package redisstore is the Redis implementation of store.Store, for a
+// fleet of gateway replicas sharing one Redis (standalone, Sentinel or
+// Cluster, through one go-redis UniversalClient).
+//
+// Hot path: Admit is ONE EVALSHA of admit.lua on the tenant's slot plus, in
+// parallel, ONE pipelined read of the global state (EXISTS gw:{g}:frozen and
+// HMGET gw:{g}:sup <recipients>). The latency is the slower of the two, not
+// their sum. The script reads Redis's TIME (never a gateway clock; tests
+// pass an explicit time instead, Options.Now).
+//
+// Keys. Every key of a tenant carries the hash tag {t:<tenant>}, so the
+// script touches one slot of a Cluster:
+//
+//	gw:{t:<id>}:brk             hash    frozen (operator flag), state, open_until (unix ms), probes (+ feedback's own fields)
+//	gw:{t:<id>}:sup             hash    lowercased address -> "reason|added_ms|expires_ms"
+//	gw:{t:<id>}:st              hash    gcra (rate TAT, ms); qh, qd, fh, fd: "<window>:<count>" for the
+//	                                    hour/day quota and first-contact counters (a new window resets)
+//	gw:{t:<id>}:kn:<period>     hash    known recipients: hmac -> expiry (ms); period = KnownTTL; the
+//	                                    current and previous period are read, each hash expires after
+//	                                    the next period ends
+//	gw:{t:<id>}:d:<domain>      string  per-domain rate TAT (ms), PX = time to drain
+//	gw:{t:<id>}:sent:<minute>   string  recipients admitted that minute, PX = SentTTL
+//	gw:{g}:frozen               string  global freeze flag
+//	gw:{g}:sup                  hash    global suppression list
+//	gw:{g}:ses                  string  account send rate TAT, leased by replicas
+//
+// The script reads and writes few keys whatever the limits: one HMGET each
+// of brk, sup and st, two HMGETs of the known-recipient hashes (only with a
+// first-contact budget), one MGET of the domain TATs (only with a domain
+// rate), then one HSET of st, one HSET of the known hash, one SET per
+// domain and one INCRBY of the minute counter. Expiries are set once, when
+// a key is created, not on every hit. The st and brk hashes do not expire:
+// one each per tenant of the policy file. The derived keys (kn, d, sent)
+// are not declared in KEYS; they hash to the declared keys' slot, which
+// Redis 7 allows on a Cluster.
+//
+// Scripts are loaded with SCRIPT LOAD at New (on every shard of a Cluster)
+// and again on every new connection (Dial sets an OnConnect hook), so a
+// restarted or promoted primary has them before the first EVALSHA;
+// Script.Run still falls back to EVAL on NOSCRIPT (after SCRIPT FLUSH).
+//
+// The account SES rate: Lease runs lease.lua, a GCRA on gw:{g}:ses that
+// grants up to a batch of tokens in one call; limiter.Account spends them
+// locally (see there for the over-admission bound).
+package redisstore

@@ -1,0 +1,296 @@
+package store
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway"
+)
+
+// Store is the shared state of the gateway. Both implementations (Redis in
+// store/redisstore, embedded in store/boltstore) satisfy it with the same
+// semantics; store/storetest checks that.
+type Store interface {
+	// Admit makes the one admission decision for a message. An error means
+	// the store could not decide (unreachable, timeout); the caller then
+	// applies its degraded mode.
+	Admit(ctx context.Context, req AdmitRequest) (Decision, error)
+	// CheckSuppressed returns the live (not expired) suppressions, tenant
+	// and global, that match any of addrs.
+	CheckSuppressed(ctx context.Context, tenant string, addrs []string) ([]Suppression, error)
+
+	AddSuppression(ctx context.Context, s Suppression) error
+	// RemoveSuppression reports whether an entry was there.
+	RemoveSuppression(ctx context.Context, tenant, addr string) (bool, error)
+	// ListSuppressions returns at most limit entries of one list (tenant ""
+	// is the global list), expired ones included, in no particular order.
+	ListSuppressions(ctx context.Context, tenant string, limit int) ([]Suppression, error)
+
+	SetBreaker(ctx context.Context, tenant string, b Breaker) error
+	GetBreaker(ctx context.Context, tenant string) (Breaker, error)
+
+	// SetFrozen freezes or unfreezes a tenant; tenant "" is the global flag
+	// that freezes every tenant.
+	SetFrozen(ctx context.Context, tenant string, frozen bool) error
+	Frozen(ctx context.Context, tenant string) (bool, error)
+
+	// Usage returns what tenant used in the current UTC hour and day.
+	Usage(ctx context.Context, tenant string) (Usage, error)
+
+	// Sent returns the recipients admitted for tenant in the whole minutes
+	// from..to (the breaker's denominator), within the store's SentTTL.
+	Sent(ctx context.Context, tenant string, from, to time.Time) (int64, error)
+
+	Close() error
+}
+
+// MaxRecipients bounds AdmitRequest.Recipients (SES's own limit).
+const MaxRecipients = gateway.DefaultMaxRecipients
+
+// Defaults of the store options.
+const (
+	DefaultKnownTTL = 180 * 24 * time.Hour
+	DefaultSentTTL  = 2 * time.Hour
+	// FrozenRetry is the Retry-After of a frozen or forced-open tenant, and
+	// FrozenCache how long such a refusal may be cached (so an unfreeze or
+	// a breaker reset takes effect within it).
+	FrozenRetry = 60 * time.Second
+	FrozenCache = 5 * time.Second
+	// ProbeRetry is the Retry-After when a half-open breaker's probe budget
+	// cannot cover a message.
+	ProbeRetry = 5 * time.Second
+)
+
+// AdmitRequest is one message to admit.
+type AdmitRequest struct {
+	Tenant string
+	// Recipients are normalized (gateway.ParseAddress), unique, at most
+	// MaxRecipients. The store compares them case-insensitively.
+	Recipients []string
+	Limits     gateway.Limits
+}
+
+// Validate checks the request bounds.
+func (r *AdmitRequest) Validate() error {
+	switch {
+	case r.Tenant == "" || len(r.Tenant) > 64 || strings.ContainsAny(r.Tenant, "{}\x00"):
+		return errors.New("store: invalid tenant id")
+	case len(r.Recipients) == 0 || len(r.Recipients) > MaxRecipients:
+		return fmt.Errorf("store: %d recipients (want 1..%d)", len(r.Recipients), MaxRecipients)
+	}
+	return nil
+}
+
+// Reason says why a message was refused, or a recipient dropped.
+type Reason string
+
+// Refusal reasons. Limit refusals use the limit's name (gateway.Limit*).
+const (
+	ReasonFrozen        Reason = "frozen"
+	ReasonBreakerOpen   Reason = "breaker_open"
+	ReasonSuppressed    Reason = "suppressed" // every recipient suppressed
+	ReasonTooMany       Reason = "too_many"   // cost above a burst: never admissible
+	ReasonRate          Reason = gateway.LimitRate
+	ReasonPerHour       Reason = gateway.LimitPerHour
+	ReasonPerDay        Reason = gateway.LimitPerDay
+	ReasonFirstHour     Reason = gateway.LimitFirstContactPerHour
+	ReasonFirstDay      Reason = gateway.LimitFirstContactPerDay
+	ReasonPerDomainRate Reason = gateway.LimitPerDomainRate
+)
+
+// Decision is the answer to an AdmitRequest. When Admitted, every recipient
+// not in Suppressed was counted against every limit; when refused, nothing
+// was counted.
+type Decision struct {
+	Admitted   bool
+	Reason     Reason        // refusals only
+	RetryAfter time.Duration // refusals: when the same message may pass
+	// CacheFor is how long the refusal holds for ANY message of the tenant
+	// (a one-recipient message to a known address included); 0 when a
+	// different message might pass now (first-contact, per-domain rate,
+	// a quota with room left for fewer recipients).
+	CacheFor time.Duration
+	// Suppressed lists dropped recipients (not counted), tenant and global.
+	Suppressed []Suppression
+	// Shadowed names limits in Limits.Shadow that would have refused.
+	Shadowed []string
+	// NewRecipients is how many counted recipients were first contacts.
+	NewRecipients int
+}
+
+// Usage is a tenant's use of its windowed limits, in recipients, in the
+// current UTC clock hour and day (counted only for the limits the tenant
+// has: a tenant without per_hour has Hour 0).
+type Usage struct {
+	Hour, Day                         int64 // quota counters
+	FirstContactHour, FirstContactDay int64 // first contacts
+}
+
+// SuppressionReason is why an address is suppressed.
+type SuppressionReason string
+
+// Suppression reasons.
+const (
+	HardBounce SuppressionReason = "hard-bounce"
+	Complaint  SuppressionReason = "complaint"
+	Manual     SuppressionReason = "manual"
+)
+
+// ParseSuppressionReason checks a reason.
+func ParseSuppressionReason(s string) (SuppressionReason, error) {
+	switch r := SuppressionReason(s); r {
+	case HardBounce, Complaint, Manual:
+		return r, nil
+	}
+	return "", fmt.Errorf("suppression reason %q: want hard-bounce, complaint or manual", s)
+}
+
+// Suppression is one address that must not be mailed.
+type Suppression struct {
+	Tenant  string // "" for the global list
+	Address string // stored and compared lowercased
+	Reason  SuppressionReason
+	Added   time.Time
+	Expires time.Time // zero: never
+}
+
+// Live reports whether s applies at now.
+func (s Suppression) Live(now time.Time) bool {
+	return s.Expires.IsZero() || now.Before(s.Expires)
+}
+
+// Code is the gateway code for a recipient refused by s.
+func (s Suppression) Code() gateway.Code {
+	if s.Reason == HardBounce {
+		return gateway.CodeSuppressedBounce
+	}
+	return gateway.CodeSuppressed
+}
+
+// EncodeValue is the stored form "reason|added_ms|expires_ms" (0: never),
+// shared by both stores and the Redis script.
+func (s Suppression) EncodeValue() string {
+	exp := int64(0)
+	if !s.Expires.IsZero() {
+		exp = s.Expires.UnixMilli()
+	}
+	return fmt.Sprintf("%s|%d|%d", s.Reason, s.Added.UnixMilli(), exp)
+}
+
+// DecodeSuppression parses EncodeValue's form.
+func DecodeSuppression(tenant, addr, v string) (Suppression, error) {
+	parts := strings.Split(v, "|")
+	if len(parts) != 3 {
+		return Suppression{}, fmt.Errorf("store: bad suppression value %q", v)
+	}
+	r, err := ParseSuppressionReason(parts[0])
+	if err != nil {
+		return Suppression{}, err
+	}
+	var added, exp int64
+	if _, err := fmt.Sscan(parts[1], &added); err != nil {
+		return Suppression{}, fmt.Errorf("store: bad suppression time %q", v)
+	}
+	if _, err := fmt.Sscan(parts[2], &exp); err != nil {
+		return Suppression{}, fmt.Errorf("store: bad suppression expiry %q", v)
+	}
+	s := Suppression{Tenant: tenant, Address: addr, Reason: r, Added: time.UnixMilli(added).UTC()}
+	if exp > 0 {
+		s.Expires = time.UnixMilli(exp).UTC()
+	}
+	return s, nil
+}
+
+// Normalize checks and lowercases s for storing.
+func (s *Suppression) Normalize() error {
+	addr, err := gateway.ParseAddress(s.Address)
+	if err != nil {
+		return fmt.Errorf("store: suppression address %q: %w", s.Address, err)
+	}
+	s.Address = strings.ToLower(addr)
+	if _, err := ParseSuppressionReason(string(s.Reason)); err != nil {
+		return err
+	}
+	if s.Tenant != "" && (len(s.Tenant) > 64 || strings.ContainsAny(s.Tenant, "{}\x00")) {
+		return errors.New("store: invalid tenant id")
+	}
+	if s.Added.IsZero() {
+		return errors.New("store: suppression without a time")
+	}
+	return nil
+}
+
+// BreakerState is the state of a tenant's breaker.
+type BreakerState string
+
+// Breaker states.
+const (
+	Closed     BreakerState = "closed"
+	Open       BreakerState = "open"
+	HalfOpen   BreakerState = "half_open"
+	ForcedOpen BreakerState = "forced_open"
+)
+
+// Breaker is the part of a tenant's breaker record that admission reads.
+// The feedback package owns the transitions; admission only moves open to
+// half_open once OpenUntil passed and spends Probes.
+type Breaker struct {
+	State     BreakerState // "" reads as Closed
+	OpenUntil time.Time    // Open: refused until then
+	Probes    int64        // HalfOpen: recipients that may still pass
+}
+
+// Validate checks the state name.
+func (b Breaker) Validate() error {
+	switch b.State {
+	case "", Closed, Open, HalfOpen, ForcedOpen:
+		return nil
+	}
+	return fmt.Errorf("store: breaker state %q", b.State)
+}
+
+// Keyer computes the keyed hash that stands for an address where only
+// membership matters (the first-contact memory).
+type Keyer struct{ key []byte }
+
+// MinKeyBytes is the shortest accepted recipient key.
+const MinKeyBytes = 16
+
+// NewKeyer returns a Keyer; key must have at least MinKeyBytes bytes.
+func NewKeyer(key []byte) (*Keyer, error) {
+	if len(key) < MinKeyBytes {
+		return nil, fmt.Errorf("store: recipient key has %d bytes, want at least %d", len(key), MinKeyBytes)
+	}
+	return &Keyer{key: append([]byte(nil), key...)}, nil
+}
+
+// Hash returns base64url(HMAC-SHA256(key, lowercase(addr)))[:22]: 128 bits.
+func (k *Keyer) Hash(addr string) string {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte(strings.ToLower(addr)))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// Domain returns the lowercased domain of an address.
+func Domain(addr string) string {
+	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
+}
+
+// ShadowMask encodes Limits.Shadow as bits in gateway.LimitNames order.
+func ShadowMask(names []string) int {
+	mask := 0
+	for i, n := range gateway.LimitNames() {
+		for _, s := range names {
+			if s == n {
+				mask |= 1 << i
+			}
+		}
+	}
+	return mask
+}
