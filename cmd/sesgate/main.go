@@ -7,7 +7,9 @@
 //	sesgate token new --tenant ID mint a token; prints it once and the policy line
 //	sesgate outbox list|show ID   read the local outbox
 //	sesgate ses-server            run the local SES v2 test server
+//	sesgate suppress add|remove|list  edit the suppression lists of the configured store
 //	sesgate probe                 exit 0 when the gateway is ready (exec probe)
+//	sesgate admin ...             talk to the admin API (tokens, freeze, breakers, suppressions)
 //
 // Process settings come from flags, each with an environment variable
 // (flag --data-dir, env SESGATE_DATA_DIR); the flag wins. See `sesgate serve -h`.
@@ -17,6 +19,13 @@
 // reach it; give the SES credentials (IRSA or pod identity) to the sesgate
 // container's service account only. Plain SMTP AUTH is allowed on loopback
 // listeners only, unless SESGATE_INSECURE_AUTH=true.
+//
+// Store: without Redis, limits, suppressions, the first-contact memory and
+// breaker state live in <data-dir>/store.db (one process). With
+// SESGATE_REDIS_URL (or store.redis in the policy file) every replica shares
+// them in Redis; SESGATE_REDIS_PASSWORD adds a password, and
+// SESGATE_RECIPIENT_KEY (or store.recipient_key_file) must then hold the same
+// HMAC key on every replica. See store and limiter for the semantics.
 package main
 
 import (
@@ -61,6 +70,7 @@ commands:
   outbox show ID           print one message from the outbox
   ses-server               run the local SES v2 test server
   probe [--url URL]        exit 0 when the gateway answers ready (for exec probes)
+  admin ...                operate a running gateway through its admin API (sesgate admin help)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -79,8 +89,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return outboxCmd(args[1:], stdout, stderr)
 	case "ses-server":
 		return sesServer(ctx, args[1:], stdout, stderr)
+	case "suppress":
+		return suppressCmd(ctx, args[1:], stdout, stderr)
 	case "probe":
 		return probe(ctx, args[1:], stdout, stderr)
+	case "admin":
+		return adminCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,148 @@
+package admin_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// findChromium returns the browser binary, or skips (outside CI) or fails
+// (in CI, where the setup installs Debian's chromium package).
+func findChromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium not found; the CI setup must run: apt-get install -y chromium")
+	}
+	t.Skip("chromium not found (install it with: apt-get install -y chromium); skipping the browser test")
+	return ""
+}
+
+// TestDashboardInChromium loads the dashboard in a real headless Chromium:
+// the page shows nothing until the token is given, then the tenants of the
+// backend; a click on Freeze freezes that tenant in the backend, a click on
+// Reset breaker closes a tripped breaker. Set DASHBOARD_SCREENSHOT to keep
+// the screenshot somewhere to look at.
+func TestDashboardInChromium(t *testing.T) {
+	bin := findChromium(t)
+	e := newEnv(t, nil)
+	now := e.clock.Now()
+	for i := 0; i < 60; i++ {
+		at := now.Add(-time.Duration(i) * time.Minute)
+		must(t, e.be.Record("alpha", at, int64(40+i%7*5), int64(i%5), 0, 0))
+		must(t, e.be.Record("beta", at, int64(10+i%3), 0, int64(i%11/10), 0))
+	}
+	must(t, e.be.Trip("gamma", "bounce rate 12.0% over 30m (min volume 100)", now.Add(10*time.Minute)))
+
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(bin),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+
+	do := func(name string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(bctx, steps...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	rows := `Array.from(document.querySelectorAll('#tenants tbody tr')).map(r => r.dataset.tenant)`
+
+	do("load", // "/" redirects to /dashboard/
+		chromedp.Navigate(e.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("login-form")))
+	rowsBefore := run(t, bctx, chromedp.Evaluate[[]string](rows))
+	mainHidden := run(t, bctx, chromedp.Evaluate[bool](`document.getElementById('main').hidden`))
+	if len(rowsBefore) != 0 || !mainHidden {
+		t.Fatalf("before the token: rows %v, main hidden %v", rowsBefore, mainHidden)
+	}
+	headerBG := run(t, bctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('header')).backgroundColor`))
+	if headerBG != "rgb(29, 35, 48)" {
+		t.Fatalf("style sheet not applied (CSP?): header background %q", headerBG)
+	}
+
+	do("wrong token",
+		chromedp.SendKeys(chromedp.ID("token"), "sg_wrong"),
+		chromedp.Click(chromedp.ID("signin")))
+	loginErr := run(t, bctx, chromedp.Poll[string](
+		`document.getElementById('login-error').textContent || null`, chromedp.WithPollingTimeout(5*time.Second)))
+	if loginErr != "The admin token was refused." {
+		t.Fatalf("login error %q", loginErr)
+	}
+
+	do("sign in",
+		chromedp.SendKeys(chromedp.ID("token"), e.token),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="gamma"]`)))
+	rowsAfter := run(t, bctx, chromedp.Evaluate[[]string](rows))
+	sparks := run(t, bctx, chromedp.Evaluate[int](`document.querySelectorAll('#tenants svg.spark polyline').length`))
+	if !slices.Equal(rowsAfter, []string{"alpha", "beta", "gamma"}) || sparks != 9 {
+		t.Fatalf("after the token: rows %v, %d charts", rowsAfter, sparks)
+	}
+	shot := run(t, bctx, chromedp.FullScreenshot(100))
+	path := filepath.Join(t.TempDir(), "dashboard.png")
+	if p := os.Getenv("DASHBOARD_SCREENSHOT"); p != "" {
+		path = p
+	}
+	if err := os.WriteFile(path, shot, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", path, len(shot))
+	if len(shot) < 10000 {
+		t.Fatalf("screenshot of %d bytes: blank page?", len(shot))
+	}
+
+	if e.be.Frozen("beta") {
+		t.Fatal("beta frozen before the click")
+	}
+	do("freeze beta",
+		chromedp.Click(chromedp.CSS(`#tenants tr[data-tenant="beta"] button.freeze`)),
+		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="beta"] button.unfreeze`)))
+	if !e.be.Frozen("beta") || e.be.Frozen("alpha") {
+		t.Fatalf("after the click: beta frozen %v, alpha frozen %v", e.be.Frozen("beta"), e.be.Frozen("alpha"))
+	}
+	frozenList := run(t, bctx, chromedp.Text(chromedp.ID("frozen")))
+	if want := "beta: frozen from the dashboard"; len(frozenList) < len(want) || frozenList[:len(want)] != want {
+		t.Fatalf("frozen list %q", frozenList)
+	}
+
+	do("reset gamma",
+		chromedp.Click(chromedp.CSS(`#tenants tr[data-tenant="gamma"] button.reset`)),
+		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="gamma"] .badge.breaker.closed`)))
+	st, err := e.be.Breakers().Status(context.Background(), "gamma")
+	if err != nil || st.State != "closed" {
+		t.Fatalf("gamma breaker after the click: %+v %v", st, err)
+	}
+}
+
+func run[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
