@@ -63,9 +63,14 @@ func TestRegistryAuthenticate(t *testing.T) {
 	billing := &gateway.Tenant{ID: "billing"}
 	other := &gateway.Tenant{ID: "other"}
 	mb, mo := NewToken("billing"), NewToken("other")
+	live, dead := NewToken("billing"), NewToken("billing") // rotated: deadlines ahead and passed
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	r := NewRegistry(RegistryOptions{
-		Entries:      []Entry{{mb.Record, billing}, {mo.Record, other}},
+		Entries: []Entry{
+			{Record: mb.Record, Tenant: billing}, {Record: mo.Record, Tenant: other},
+			{Record: live.Record, Tenant: billing, Expires: c.t.Add(100 * time.Hour)},
+			{Record: dead.Record, Tenant: billing, Expires: c.t.Add(time.Hour)},
+		},
 		FailureBurst: 3, FailureRate: 1, Now: c.now,
 	})
 	src := netip.MustParseAddr("192.0.2.7")
@@ -82,6 +87,8 @@ func TestRegistryAuthenticate(t *testing.T) {
 		{"other tenant", "", mo.Token, other, 0},
 		{"tampered secret", "", tamper(mb.Token), nil, gateway.CodeBadCredentials},
 		{"unknown key id", "", NewToken("x").Token, nil, gateway.CodeBadCredentials},
+		{"rotated, before its deadline", "", live.Token, billing, 0},
+		{"rotated, past its deadline", "", dead.Token, nil, gateway.CodeBadCredentials},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,7 +112,7 @@ func TestRegistryThrottlesFailures(t *testing.T) {
 	good := NewToken("t")
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	r := NewRegistry(RegistryOptions{
-		Entries:      []Entry{{good.Record, &gateway.Tenant{ID: "t"}}},
+		Entries:      []Entry{{Record: good.Record, Tenant: &gateway.Tenant{ID: "t"}}},
 		FailureBurst: 3, FailureRate: 1, Now: c.now,
 	})
 	ctx := context.Background()
@@ -134,7 +141,7 @@ func TestRegistryThrottlesFailures(t *testing.T) {
 
 func TestRegistryReplaceRevokes(t *testing.T) {
 	m := NewToken("t")
-	r := NewRegistry(RegistryOptions{Entries: []Entry{{m.Record, &gateway.Tenant{ID: "t"}}}})
+	r := NewRegistry(RegistryOptions{Entries: []Entry{{Record: m.Record, Tenant: &gateway.Tenant{ID: "t"}}}})
 	src := netip.MustParseAddr("127.0.0.1")
 	if _, err := r.Authenticate(context.Background(), "", m.Token, src); err != nil {
 		t.Fatal(err)
@@ -158,7 +165,7 @@ func TestThrottleTableBounded(t *testing.T) {
 
 func BenchmarkAuthenticate(b *testing.B) {
 	m := NewToken("t")
-	r := NewRegistry(RegistryOptions{Entries: []Entry{{m.Record, &gateway.Tenant{ID: "t"}}}})
+	r := NewRegistry(RegistryOptions{Entries: []Entry{{Record: m.Record, Tenant: &gateway.Tenant{ID: "t"}}}})
 	src := netip.MustParseAddr("127.0.0.1")
 	ctx := context.Background()
 	b.ReportAllocs()

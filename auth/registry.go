@@ -17,6 +17,9 @@ import (
 type Entry struct {
 	Record Record
 	Tenant *gateway.Tenant
+	// Expires, when set, is when the token stops being accepted (a
+	// rotation's grace deadline).
+	Expires time.Time
 }
 
 // RegistryOptions configure a Registry.
@@ -93,7 +96,7 @@ func (r *Registry) Authenticate(_ context.Context, username, token string, src n
 	}
 	if kid, ok := KeyID(token); ok {
 		if e, found := (*r.table.Load())[kid]; found && e.Record.Hash.Matches(token) &&
-			(username == "" || username == e.Tenant.ID) {
+			(username == "" || username == e.Tenant.ID) && (e.Expires.IsZero() || r.now().Before(e.Expires)) {
 			return e.Tenant, nil
 		}
 	}

@@ -33,12 +33,15 @@ type RedisDelta struct {
 	Usec      int64            `json:"usec"`
 	CPU       time.Duration    `json:"cpu_ns"`
 	ByCommand map[string]int64 `json:"calls_by_command"`
+	// UsecByCommand: microseconds by command (a script's include those of
+	// the commands it ran).
+	UsecByCommand map[string]int64 `json:"usec_by_command"`
 }
 
 // Sub returns after minus before, leaving out the INFO commands the
 // measurement itself sends.
 func (after RedisSnapshot) Sub(before RedisSnapshot) RedisDelta {
-	d := RedisDelta{CPU: after.CPU - before.CPU, ByCommand: map[string]int64{}}
+	d := RedisDelta{CPU: after.CPU - before.CPU, ByCommand: map[string]int64{}, UsecByCommand: map[string]int64{}}
 	for name, n := range after.Calls {
 		if name == "info" || name == "auth" || name == "select" {
 			continue
@@ -47,6 +50,7 @@ func (after RedisSnapshot) Sub(before RedisSnapshot) RedisDelta {
 			d.ByCommand[name] = c
 			d.Calls += c
 			d.Usec += after.Usec[name] - before.Usec[name]
+			d.UsecByCommand[name] = after.Usec[name] - before.Usec[name]
 		}
 	}
 	return d

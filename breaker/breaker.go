@@ -289,7 +289,11 @@ func (b *Breaker) unlock() {
 // refresh applies the transitions due at now. Called with b.mu held.
 func (b *Breaker) refresh(now time.Time) {
 	if b.s.State == Open && now.UnixMilli() >= b.s.OpenUntil {
+		until := b.s.OpenUntil
 		b.set(now, HalfOpen, "open time over")
+		// Half-open began when the open time ended, whenever this runs:
+		// probes admitted since then (by the store) are judged as probes.
+		b.s.HalfOpenSince = until
 	}
 	if b.s.State == HalfOpen {
 		b.judgeProbe(now)

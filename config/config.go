@@ -30,6 +30,30 @@ type Policy struct {
 	SES     SES      `yaml:"ses"`
 	Store   Store    `yaml:"store"`
 	Tenants []Tenant `yaml:"tenants"`
+	// AdminTokens are the tokens of the admin API (hashed, like tenant
+	// tokens; `sesgate token new --admin --name NAME` prints one).
+	AdminTokens []AdminToken `yaml:"admin_tokens"`
+	Metrics     Metrics      `yaml:"metrics"`
+	// Events, Alerts and AccountGuard: the bounce and complaint feedback
+	// (config/feedback.go).
+	Events       Events        `yaml:"events"`
+	Alerts       Alerts        `yaml:"alerts"`
+	AccountGuard *AccountGuard `yaml:"account_guard"`
+}
+
+// AdminToken is one admin API token: a name (for the audit log), its key id
+// and SHA-256.
+type AdminToken struct {
+	Name   string `yaml:"name"`
+	KeyID  string `yaml:"key_id"`
+	SHA256 string `yaml:"sha256"`
+}
+
+// Metrics tunes the Prometheus metrics.
+type Metrics struct {
+	// MaxTenantLabels bounds the tenant label values (default 100); the
+	// tenants beyond it are counted as "other".
+	MaxTenantLabels int `yaml:"max_tenant_labels"`
 }
 
 // Store selects the shared store and its failure behaviour. Without
@@ -101,6 +125,8 @@ type Tenant struct {
 	SES              TenantSES `yaml:"ses"`
 	// Frozen refuses every message of the tenant (temporary answer).
 	Frozen bool `yaml:"frozen"`
+	// Breaker overrides the tenant's breaker defaults (breaker.TenantDefaults).
+	Breaker *Breaker `yaml:"breaker"`
 }
 
 // Token is a stored token: key id and SHA-256, never the token itself.
@@ -307,8 +333,33 @@ func (p *Policy) validate() []string {
 		add("ses.max_send_rate", "must be between 0 and 100000")
 	}
 	probs = append(probs, p.Store.validate()...)
+	probs = append(probs, p.validateFeedback()...)
+	if p.Metrics.MaxTenantLabels < 0 || p.Metrics.MaxTenantLabels > 10000 {
+		add("metrics.max_tenant_labels", "must be between 0 and 10000")
+	}
 	ids := map[string]int{}
 	keys := map[string]string{}
+	names := map[string]int{}
+	for i, a := range p.AdminTokens {
+		ap := fmt.Sprintf("admin_tokens[%d]", i)
+		if !tenantIDRE.MatchString(a.Name) {
+			add(ap+".name", "must match %s", tenantIDRE)
+		} else if j, dup := names[a.Name]; dup {
+			add(ap+".name", "duplicate of admin_tokens[%d]", j)
+		} else {
+			names[a.Name] = i
+		}
+		if !auth.ValidKeyID(a.KeyID) {
+			add(ap+".key_id", "not a key id (use `sesgate token new --admin`)")
+		} else if other, dup := keys[a.KeyID]; dup {
+			add(ap+".key_id", "already used by %s", other)
+		} else {
+			keys[a.KeyID] = ap
+		}
+		if _, err := auth.ParseHash(a.SHA256); err != nil {
+			add(ap+".sha256", "%v", err)
+		}
+	}
 	for i, t := range p.Tenants {
 		tp := fmt.Sprintf("tenants[%d]", i)
 		if !tenantIDRE.MatchString(t.ID) {

@@ -74,6 +74,10 @@ type Options struct {
 	Sink    Sink
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Observe, when set, is called once per Submit, after its audit line,
+	// with the tenant id ("" when unauthenticated) and nil (sent) or the
+	// refusal. It must be quick (metrics).
+	Observe func(tenant string, err *Error)
 }
 
 // Pipeline runs the policy stages and the sink. It is safe for concurrent use.
@@ -83,11 +87,12 @@ type Pipeline struct {
 	sink    Sink
 	log     *slog.Logger
 	now     func() time.Time
+	observe func(string, *Error)
 }
 
 // NewPipeline builds a Pipeline from opts.
 func NewPipeline(opts Options) *Pipeline {
-	p := &Pipeline{auth: opts.Auth, limiter: opts.Limiter, sink: opts.Sink, log: opts.Logger, now: opts.Now}
+	p := &Pipeline{auth: opts.Auth, limiter: opts.Limiter, sink: opts.Sink, log: opts.Logger, now: opts.Now, observe: opts.Observe}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -270,6 +275,17 @@ func dropRecipients(rcpts []string, rejected []*Error) []string {
 
 // audit writes the one structured line per message: never a token or a body.
 func (p *Pipeline) audit(env *Envelope, res *Result, err error, start time.Time) {
+	if p.observe != nil {
+		tenant := ""
+		if env.Tenant != nil {
+			tenant = env.Tenant.ID
+		}
+		var ge *Error
+		if err != nil {
+			ge = AsError(err)
+		}
+		defer p.observe(tenant, ge)
+	}
 	attrs := []slog.Attr{
 		slog.String("id", env.ID),
 		slog.String("via", env.Via),

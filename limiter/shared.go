@@ -200,6 +200,15 @@ func (s *Shared) Cached(id string, now time.Time) *gateway.Error {
 	return &gateway.Error{Code: c.code, Msg: c.msg, RetryAfter: time.Duration(c.retryAt - n)}
 }
 
+// ForgetCached drops every cached refusal, so the next message of each
+// tenant asks the store (an operator unfroze a tenant or reset a breaker).
+func (s *Shared) ForgetCached() {
+	s.tenants.Range(func(_, v any) bool {
+		v.(*tenantState).cache.Store(nil)
+		return true
+	})
+}
+
 // CheckTenant refuses from the over-limit cache only (no I/O): front ends
 // call it before reading a message.
 func (s *Shared) CheckTenant(t *gateway.Tenant) error {
@@ -231,6 +240,12 @@ func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) (
 				r.CancelAt(now)
 				s.preLimited.Add(1)
 				s.countRefused(gateway.CodeRateLimited, "prelimit")
+				if !t.Limits.RatePerRecipient {
+					// Every message costs one token: none passes here before
+					// d, so the front ends may refuse it before reading it.
+					ts.cache.Store(&cached{until: now.Add(min(d, s.maxCache)).UnixNano(), retryAt: now.Add(d).UnixNano(),
+						code: gateway.CodeRateLimited, msg: "rate limit exceeded"})
+				}
 				return nil, &gateway.Error{Code: gateway.CodeRateLimited, Msg: "rate limit exceeded", RetryAfter: d}
 			}
 		}
@@ -456,4 +471,47 @@ func (s *Shared) CheckRecipient(ctx context.Context, t *gateway.Tenant, addr str
 		return suppressedError(sup[0], addr)
 	}
 	return nil
+}
+
+// Deny caches a refusal of every message of tenant id until until (capped
+// at MaxCache), without asking the store: the feedback side calls it when
+// a breaker trips, so even the first message after the trip is refused
+// locally. The store still refuses on its own once the cache is gone.
+func (s *Shared) Deny(id string, ge *gateway.Error, until time.Time) {
+	now := s.now()
+	until = minTime(until, now.Add(s.maxCache))
+	if !until.After(now) {
+		return
+	}
+	ts := s.state(id)
+	ts.cache.Store(&cached{until: until.UnixNano(), retryAt: now.Add(max(ge.RetryAfter, until.Sub(now))).UnixNano(), code: ge.Code, msg: ge.Msg})
+	ts.blocked.Store(&gateway.Error{Code: ge.Code, Msg: ge.Msg})
+}
+
+// Undeny drops tenant id's cached refusal (a breaker reset or close), so
+// the next message asks the store.
+func (s *Shared) Undeny(id string) {
+	if v, ok := s.tenants.Load(id); ok {
+		ts := v.(*tenantState)
+		ts.cache.Store(nil)
+		ts.blocked.Store(nil)
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// Tenants returns the ids of the tenants this replica has admitted for
+// (bounded by the configured tenants).
+func (s *Shared) Tenants() []string {
+	var out []string
+	s.tenants.Range(func(k, _ any) bool {
+		out = append(out, k.(string))
+		return true
+	})
+	return out
 }

@@ -69,6 +69,17 @@
 // hash, and it may write the hash directly (HSET, then WAIT for a replica)
 // as long as it keeps these three fields' meaning.
 //
+// Beyond these, the record has a warning flag (Redis field "warning" = "1";
+// embedded key <prefix>warn): while it is set, admission halves the
+// tenant's GCRA rate (the burst stays). Both stores also offer, for the
+// feedback wiring (package guard): GetBreakerRecord and UpdateBreakerRecord
+// (one atomic read-modify-write of the whole record incl. the feedback
+// side's opaque data: WATCH/MULTI on Redis, then WAIT 1 100 for a trip when
+// the server has replicas; one transaction embedded), SentMinutes,
+// RememberMessages/LookupMessage (SES MessageId -> tenant, with TTL),
+// ClaimKey/ReleaseKey (SET NX with TTL) and PublishBreaker/SubscribeBreakers
+// (Redis pub/sub channel gw:brk:changed; in process for the embedded store).
+//
 // SetFrozen(tenant, true) is the operator's kill switch; tenant "" freezes
 // every tenant. The policy file's frozen flag is separate and checked in
 // process (gateway.Tenant.Frozen).
@@ -76,6 +87,18 @@
 // Sent(tenant, from, to) sums gw:{t:<tenant>}:sent:<unix minute> counters:
 // recipients admitted per minute, the breaker's denominator, kept SentTTL
 // (default 2 h).
+//
+// # Operator state (Ops)
+//
+// Both stores also implement Ops, the admin API's state: sending tokens
+// minted through the API (key id and SHA-256 only; revocations and rotation
+// deadlines also for the policy file's key ids), who froze what and why,
+// the audit log (the newest entries, capped), and a change generation. On
+// Redis these are the global-slot keys gw:{g}:tok, gw:{g}:tok:rev,
+// gw:{g}:tok:exp, gw:{g}:tok:used, gw:{g}:freeze, gw:{g}:audit (a capped
+// list) and gw:{g}:gen; Bump increments the generation and publishes it on
+// the channel sesgate:changes, which every replica subscribes to (and polls
+// the generation every second in case a publication is lost).
 //
 // # Suppression
 //

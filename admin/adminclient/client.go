@@ -57,6 +57,9 @@ func New(opts Options) (*Client, error) {
 	if opts.Addr == "" {
 		opts.Addr = DefaultAddr
 	}
+	if !strings.Contains(opts.Addr, "://") { // host:port, as serve's SESGATE_ADMIN_ADDR
+		opts.Addr = "http://" + opts.Addr
+	}
 	u, err := url.Parse(opts.Addr)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("admin address %q: want http(s)://host:port", opts.Addr)

@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -31,6 +33,7 @@ const (
 	maxDuration    = 10 * time.Minute
 	maxRate        = 1_000_000
 	maxWarmup      = 100_000
+	maxRuns        = 20
 )
 
 // settings are the flags of load and refuse.
@@ -53,6 +56,9 @@ type settings struct {
 	logLevel   string
 	jsonPath   string
 	keep       bool
+	profileDir string
+	profileDur time.Duration
+	runs       int
 	from       string
 	domain     string
 	// target
@@ -98,6 +104,9 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*settings, erro
 	fs.StringVar(&s.logLevel, "gateway-log-level", "info", "log level of the started gateway (its log goes to a file)")
 	fs.StringVar(&s.jsonPath, "json", "", "write the report as JSON to this file")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temporary directory (gateway and redis logs, policy file) and print its name")
+	fs.IntVar(&s.runs, "runs", 1, "repeat the measurement this many times on the same stack; the summary shows the median of each figure")
+	fs.StringVar(&s.profileDir, "cpu-profile", "", "write a CPU profile of the self-started gateway during each gateway phase to DIR/<phase>.pprof (SESGATE_PPROF_ADDR)")
+	fs.DurationVar(&s.profileDur, "cpu-profile-time", 5*time.Second, "length of each CPU profile, from the start of the phase")
 	fs.StringVar(&s.from, "from", "bench@example.com", "sender address")
 	fs.StringVar(&s.domain, "to-domain", "example.net", "recipients are rcpt<N>@ this domain")
 	fs.StringVar(&s.httpURL, "http", "", "target: the gateway's HTTP base URL (http://host:port)")
@@ -146,6 +155,12 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*settings, erro
 	if s.sesLatency < 0 || s.sesLatency > time.Minute {
 		bad("--ses-latency must be 0 to 1m")
 	}
+	if s.runs < 1 || s.runs > maxRuns {
+		bad("--runs must be 1 to %d", maxRuns)
+	}
+	if s.profileDur < time.Second || s.profileDur > time.Minute {
+		bad("--cpu-profile-time must be 1s to 1m")
+	}
 	if s.startRedis && s.redisURL != "" {
 		bad("--start-redis and --redis-url exclude each other")
 	}
@@ -153,8 +168,8 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*settings, erro
 		if s.token == "" {
 			bad("a target needs --token")
 		}
-		if s.startRedis || s.sesgate != "" || s.sesLatency != 0 {
-			bad("--start-redis, --sesgate and --ses-latency are for a self-started gateway, not a target")
+		if s.startRedis || s.sesgate != "" || s.sesLatency != 0 || s.profileDir != "" {
+			bad("--start-redis, --sesgate, --ses-latency and --cpu-profile are for a self-started gateway, not a target")
 		}
 		if s.httpURL != "" {
 			if u, err := url.Parse(s.httpURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -204,6 +219,10 @@ type bed struct {
 	sdkCreds aws.CredentialsProvider
 	sdkURL   string
 	sdkReg   string
+	// pprofAddr serves the gateway's profiles (--cpu-profile); profiled
+	// is set after the first run.
+	pprofAddr string
+	profiled  bool
 }
 
 func (b *bed) close() {
@@ -268,6 +287,15 @@ func setUp(ctx context.Context, s *settings, stderr io.Writer, policy func(bin, 
 		}
 	}
 	o := gatewayOptions{bin: bin, dir: b.dir, sesURL: b.ses.url, redisURL: b.redisURL, logLevel: s.logLevel}
+	if s.profileDir != "" {
+		if err := os.MkdirAll(s.profileDir, 0o755); err != nil {
+			return nil, err
+		}
+		if b.pprofAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		o.env = append(o.env, "SESGATE_PPROF_ADDR="+b.pprofAddr)
+	}
 	if s.startTLS {
 		if o.tlsCert, o.tlsKey, b.pool, err = writeCert(b.dir); err != nil {
 			return nil, err
@@ -311,29 +339,49 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer b.close()
 
 	rep := newReport("load", s, b)
+	for run := range s.runs {
+		if s.runs > 1 {
+			fmt.Fprintf(stderr, "run %d of %d\n", run+1, s.runs)
+		}
+		one := newReport("load", s, b)
+		if one.Phases, err = b.loadPhases(ctx); err != nil {
+			return err
+		}
+		one.ratios()
+		rep.Runs = append(rep.Runs, Run{Phases: one.Phases, Ratios: one.Ratios})
+		b.profiled = true // profile the first run only
+	}
+	rep.median()
+	return rep.write(stdout, s.jsonPath)
+}
+
+// loadPhases measures the baseline and the gateway's front ends once.
+func (b *bed) loadPhases(ctx context.Context) ([]Phase, error) {
+	s := b.s
+	var phases []Phase
 	msg := load.Message{From: s.from, Domain: s.domain, Size: s.size}
 	if s.baseline && b.sdkURL != "" {
 		sdk, err := load.NewSDK(load.SDKOptions{Endpoint: b.sdkURL, Region: b.sdkReg, Credentials: b.sdkCreds, Message: msg, Conns: s.conc})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p, err := b.measure(ctx, "baseline-sdk", "200", false, sdk.NewSender)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		rep.Phases = append(rep.Phases, p)
+		phases = append(phases, p)
 	}
 	if s.proto == "http" || s.proto == "both" {
 		h, err := load.NewHTTP(load.HTTPOptions{URL: b.httpURL, Token: b.token, Message: msg, Conns: s.conc, TLSConfig: tlsClientConfig(b.pool, s.insecure)})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p, err := b.measure(ctx, "http", "200", true, h.NewSender)
 		h.Close()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		rep.Phases = append(rep.Phases, p)
+		phases = append(phases, p)
 	}
 	if s.proto == "smtp" || s.proto == "both" {
 		sm, err := load.NewSMTP(load.SMTPOptions{
@@ -341,16 +389,15 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			TLSConfig: tlsClientConfig(b.pool, s.insecure), PerConn: s.perConn, Message: msg,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p, err := b.measure(ctx, "smtp", "250", true, sm.NewSender)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		rep.Phases = append(rep.Phases, p)
+		phases = append(phases, p)
 	}
-	rep.ratios()
-	return rep.write(stdout, s.jsonPath)
+	return phases, nil
 }
 
 func refuseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -375,11 +422,18 @@ func refuseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer h.Close()
-	p, err := b.measure(ctx, "refuse-http", "429", true, h.NewSender)
-	if err != nil {
-		return err
+	for run := range s.runs {
+		if s.runs > 1 {
+			fmt.Fprintf(stderr, "run %d of %d\n", run+1, s.runs)
+		}
+		p, err := b.measure(ctx, "refuse-http", "429", true, h.NewSender)
+		if err != nil {
+			return err
+		}
+		rep.Runs = append(rep.Runs, Run{Phases: []Phase{p}})
+		b.profiled = true
 	}
-	rep.Phases = append(rep.Phases, p)
+	rep.median()
 	return rep.write(stdout, s.jsonPath)
 }
 
@@ -431,9 +485,19 @@ func (b *bed) measure(ctx context.Context, name, okCode string, gateway bool, ne
 		return Phase{}, fmt.Errorf("%s: reading counters: %w", name, err)
 	}
 
+	var profiled chan error
+	if gateway && b.pprofAddr != "" && !b.profiled {
+		profiled = make(chan error, 1)
+		go func() { profiled <- b.profile(ctx, name) }()
+	}
 	bar := startProgress(b.stderr, name, s.count, s.duration, &done)
 	res, err := load.Run(ctx, opts)
 	bar.stop()
+	if profiled != nil {
+		if perr := <-profiled; perr != nil {
+			fmt.Fprintf(b.stderr, "%s: CPU profile: %v\n", name, perr)
+		}
+	}
 	if err != nil {
 		return Phase{}, fmt.Errorf("%s: %w", name, err)
 	}
@@ -475,4 +539,34 @@ func perMsg(total float64, n int64) *float64 {
 func hostInfo() Host {
 	h, _ := os.Hostname()
 	return Host{Hostname: h, CPUs: runtime.NumCPU(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GoVersion: runtime.Version()}
+}
+
+// profile writes a CPU profile of the gateway, --cpu-profile-time long, to
+// the --cpu-profile directory as <phase>.pprof.
+func (b *bed) profile(ctx context.Context, phase string) error {
+	secs := int(b.s.profileDur / time.Second)
+	ctx, cancel := context.WithTimeout(ctx, b.s.profileDur+10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.pprofAddr, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof answered %s", resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(b.s.profileDir, phase+".pprof")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.stderr, "%s: CPU profile of the gateway in %s (go tool pprof -top %s)\n", phase, path, path)
+	return nil
 }

@@ -39,9 +39,14 @@ func TestParseSettings(t *testing.T) {
 		{name: "target without token", cmd: "load", args: []string{"--http", "http://127.0.0.1:1"}, wantErr: "a target needs --token"},
 		{name: "token without target", cmd: "load", args: []string{"--token", "t"}, wantErr: "--token, --gateway-pid and --ses-endpoint need a target (--http or --smtp)"},
 		{name: "bad target URL", cmd: "load", args: []string{"--http", "127.0.0.1:1", "--token", "t"}, wantErr: `--http "127.0.0.1:1": want http://host:port`},
-		{name: "target with start-redis", cmd: "load", args: []string{"--smtp", "h:1", "--token", "t", "--start-redis"}, wantErr: "for a self-started gateway"},
+		{name: "target with start-redis", cmd: "load", args: []string{"--smtp", "h:1", "--token", "t", "--start-redis"}, wantErr: "are for a self-started gateway"},
 		{name: "redis twice", cmd: "load", args: []string{"--start-redis", "--redis-url", "redis://h:1"}, wantErr: "--start-redis and --redis-url exclude each other"},
 		{name: "arguments", cmd: "load", args: []string{"extra"}, wantErr: "load takes no arguments"},
+		{name: "runs and profile", cmd: "load", args: []string{"--runs", "3", "--cpu-profile", "/tmp/p", "--cpu-profile-time", "2s"}, check: func(s *settings) bool {
+			return s.runs == 3 && s.profileDir == "/tmp/p" && s.profileDur == 2*time.Second
+		}},
+		{name: "runs bounded", cmd: "load", args: []string{"--runs", "0"}, wantErr: "--runs must be 1 to 20"},
+		{name: "profile of a target", cmd: "load", args: []string{"--http", "http://h:1", "--token", "t", "--cpu-profile", "/tmp/p"}, wantErr: "--cpu-profile are for a self-started gateway"},
 		{name: "refuse has no proto", cmd: "refuse", args: []string{"--proto", "smtp"}, wantErr: "flag provided but not defined: -proto"},
 	}
 	for _, tt := range tests {
@@ -68,7 +73,9 @@ func TestCommands(t *testing.T) {
 	}{
 		{"none", nil, "no command"},
 		{"unknown", []string{"fly"}, "unknown command fly"},
-		{"drill", []string{"drill"}, "drill is not yet implemented"},
+		{"drill, two files", []string{"drill", "a.yml", "b.yml"}, "drill takes at most one scenario file"},
+		{"drill, strict scenario", []string{"drill", "testdata/drill-bad.yml"}, "field attackers not found"},
+		{"drill, bad flag", []string{"drill", "--fast"}, "flag provided but not defined"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,16 +198,18 @@ func TestLoadEndToEnd(t *testing.T) {
 	}
 }
 
-// TestRefuseEndToEnd hammers a tenant allowed one message per second: all
-// but a couple of answers are 429, and SES saw exactly the 200s.
+// TestRefuseEndToEnd hammers a tenant allowed one message per second, in
+// two runs with a CPU profile of the gateway: all but a few answers are
+// 429, and SES saw exactly the 200s.
 func TestRefuseEndToEnd(t *testing.T) {
 	bin := buildSesgate(t)
 	jsonPath := filepath.Join(t.TempDir(), "report.json")
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := run(ctx, []string{"refuse", "--sesgate", bin, "-c", "4", "--duration", "1s", "--warmup", "10",
-		"--gateway-log-level", "warn", "--json", jsonPath}, &stdout, &stderr)
+	profDir := t.TempDir()
+	err := run(ctx, []string{"refuse", "--sesgate", bin, "-c", "4", "--duration", "1s", "--warmup", "10", "--runs", "2",
+		"--cpu-profile", profDir, "--cpu-profile-time", "1s", "--gateway-log-level", "warn", "--json", jsonPath}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\nstderr: %s", err, stderr.String())
 	}
@@ -212,14 +221,21 @@ func TestRefuseEndToEnd(t *testing.T) {
 	if p.Name != "refuse-http" || p.OKCode != "429" {
 		t.Fatalf("phase %s ok code %s", p.Name, p.OKCode)
 	}
-	if p.Codes["429"] < 100 || p.Codes["200"] > 2 || p.Codes["429"]+p.Codes["200"] != p.Messages {
-		t.Errorf("codes %v of %d: want only 429 but for at most 2 admitted (rate 1/s, burst 1)", p.Codes, p.Messages)
+	if p.Codes["429"] < 100 || p.Codes["200"] > 4 || p.Codes["429"]+p.Codes["200"] != p.Messages {
+		t.Errorf("codes %v of %d: want only 429 but for at most 2 admitted per run (rate 1/s, burst 1)", p.Codes, p.Messages)
 	}
 	if p.SESAccepted == nil || *p.SESAccepted != p.Codes["200"] {
 		t.Errorf("SES accepted %v, want %d", p.SESAccepted, p.Codes["200"])
 	}
 	if p.OKPerSec <= 0 || p.GatewayCPUPerMsgUs == nil {
 		t.Errorf("refusals/s %v, gateway CPU %v", p.OKPerSec, p.GatewayCPUPerMsgUs)
+	}
+	// Two runs, summed counts; the first run profiled.
+	if len(r.Runs) != 2 || r.Runs[0].Phases[0].Messages+r.Runs[1].Phases[0].Messages != p.Messages {
+		t.Errorf("runs %d, messages %d", len(r.Runs), p.Messages)
+	}
+	if fi, err := os.Stat(filepath.Join(profDir, "refuse-http.pprof")); err != nil || fi.Size() == 0 {
+		t.Errorf("CPU profile: %v", err)
 	}
 }
 

@@ -21,9 +21,18 @@ type Report struct {
 	Date    time.Time `json:"date"`
 	Host    Host      `json:"host"`
 	Setup   Setup     `json:"setup"`
-	Phases  []Phase   `json:"phases"`
-	Ratios  []Ratio   `json:"ratios,omitempty"`
-	Notes   []string  `json:"notes"`
+	// Phases and Ratios are the medians over Runs (a run's own figures
+	// when there is one run).
+	Phases []Phase  `json:"phases"`
+	Ratios []Ratio  `json:"ratios,omitempty"`
+	Runs   []Run    `json:"runs"`
+	Notes  []string `json:"notes"`
+}
+
+// Run is one measurement of every phase.
+type Run struct {
+	Phases []Phase `json:"phases"`
+	Ratios []Ratio `json:"ratios,omitempty"`
 }
 
 // Host is the machine the tool ran on.
@@ -77,12 +86,15 @@ type Phase struct {
 
 // Redis is the Redis work per message of a phase.
 type Redis struct {
-	CallsPerMsg     float64            `json:"calls_per_msg"`
-	CmdUsecPerMsg   float64            `json:"command_usec_per_msg"`
-	CPUUsecPerMsg   float64            `json:"cpu_usec_per_msg"`
-	CallsByCommand  map[string]float64 `json:"calls_per_msg_by_command"`
-	TotalCalls      int64              `json:"total_calls"`
-	TotalCPUSeconds float64            `json:"total_cpu_s"`
+	CallsPerMsg   float64 `json:"calls_per_msg"`
+	CmdUsecPerMsg float64 `json:"command_usec_per_msg"`
+	// ScriptUsecPerMsg is the time in EVALSHA/EVAL per message: the
+	// admission script, its own commands included.
+	ScriptUsecPerMsg float64            `json:"script_usec_per_msg"`
+	CPUUsecPerMsg    float64            `json:"cpu_usec_per_msg"`
+	CallsByCommand   map[string]float64 `json:"calls_per_msg_by_command"`
+	TotalCalls       int64              `json:"total_calls"`
+	TotalCPUSeconds  float64            `json:"total_cpu_s"`
 }
 
 // Ratio compares a gateway phase with the baseline.
@@ -152,6 +164,7 @@ func redisFigures(d bench.RedisDelta, n int64) *Redis {
 		CallsPerMsg: float64(d.Calls) / f, CmdUsecPerMsg: float64(d.Usec) / f,
 		CPUUsecPerMsg: float64(d.CPU) / 1e3 / f, CallsByCommand: map[string]float64{},
 		TotalCalls: d.Calls, TotalCPUSeconds: d.CPU.Seconds(),
+		ScriptUsecPerMsg: float64(d.UsecByCommand["evalsha"]+d.UsecByCommand["eval"]) / f,
 	}
 	for k, v := range d.ByCommand {
 		r.CallsByCommand[k] = float64(v) / f
@@ -252,7 +265,20 @@ func (r *Report) text(w io.Writer) {
 			for _, k := range slices.Sorted(maps.Keys(p.Redis.CallsByCommand)) {
 				cmds = append(cmds, fmt.Sprintf("%s=%.3g", k, p.Redis.CallsByCommand[k]))
 			}
-			fmt.Fprintf(w, "%-13s   redis calls/msg %s; command µs/msg %.1f\n", "", strings.Join(cmds, " "), p.Redis.CmdUsecPerMsg)
+			fmt.Fprintf(w, "%-13s   redis calls/msg %s; script µs/msg %.1f (command µs/msg %.1f, a script's commands counted twice)\n", "", strings.Join(cmds, " "), p.Redis.ScriptUsecPerMsg, p.Redis.CmdUsecPerMsg)
+		}
+	}
+	if len(r.Runs) > 1 {
+		fmt.Fprintf(w, "\nmedians of %d runs; each run:\n", len(r.Runs))
+		for i, p := range r.Phases {
+			var tp, p99 []string
+			for _, run := range r.Runs {
+				if i < len(run.Phases) {
+					tp = append(tp, fmt.Sprintf("%.0f", run.Phases[i].Throughput))
+					p99 = append(p99, fmt.Sprintf("%.3f", run.Phases[i].Latency.P99))
+				}
+			}
+			fmt.Fprintf(w, "  %-13s msgs/s %s; p99 ms %s\n", p.Name, strings.Join(tp, " "), strings.Join(p99, " "))
 		}
 	}
 	if len(r.Ratios) > 0 {

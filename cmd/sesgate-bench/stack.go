@@ -230,14 +230,16 @@ type gatewayOptions struct {
 	tlsCert    string
 	tlsKey     string
 	logLevel   string
+	env        []string // extra environment
 }
 
 // gatewayProc is a started `sesgate serve`.
 type gatewayProc struct {
 	*proc
-	smtpAddr string
-	httpURL  string // base, http://127.0.0.1:port
-	token    string // the dev tenant's, without a policy file
+	smtpAddr  string
+	httpURL   string // base, http://127.0.0.1:port
+	adminAddr string
+	token     string // the dev tenant's, without a policy file
 }
 
 func startGateway(ctx context.Context, o gatewayOptions) (*gatewayProc, error) {
@@ -246,6 +248,10 @@ func startGateway(ctx context.Context, o gatewayOptions) (*gatewayProc, error) {
 		return nil, err
 	}
 	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	adminAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +271,10 @@ func startGateway(ctx context.Context, o gatewayOptions) (*gatewayProc, error) {
 		"AWS_CONFIG_FILE="+filepath.Join(o.dir, "no-aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(o.dir, "no-aws-credentials"),
 	)
+	// The admin listener (metrics) on a free port, not the default one
+	// another gateway on this machine may hold.
+	cmd.Env = append(cmd.Env, "SESGATE_ADMIN_ADDR="+adminAddr)
+	cmd.Env = append(cmd.Env, o.env...)
 	if o.redisURL != "" {
 		// The Redis store needs the first-contact HMAC key shared by the
 		// replicas; this gateway is alone, so a fresh one will do.
@@ -274,7 +284,7 @@ func startGateway(ctx context.Context, o gatewayOptions) (*gatewayProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gatewayProc{proc: p, smtpAddr: smtpAddr, httpURL: "http://" + httpAddr}
+	g := &gatewayProc{proc: p, smtpAddr: smtpAddr, httpURL: "http://" + httpAddr, adminAddr: adminAddr}
 	client := &http.Client{Timeout: time.Second}
 	err = p.waitReady(ctx, func() error {
 		resp, err := client.Get(g.httpURL + "/readyz")

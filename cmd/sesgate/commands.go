@@ -26,13 +26,24 @@ func checkConfig(args []string, stdout io.Writer) error {
 
 func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "new" {
-		return usageError{"usage: sesgate token new --tenant ID"}
+		return usageError{"usage: sesgate token new --tenant ID | --admin --name NAME"}
 	}
 	fs := flag.NewFlagSet("token new", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tenant := fs.String("tenant", "", "tenant id the token belongs to")
+	isAdmin := fs.Bool("admin", false, "mint an admin API token (with --name)")
+	name := fs.String("name", "", "whose admin token it is (shown in the audit log)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *isAdmin {
+		if *name == "" || *tenant != "" {
+			return usageError{"--admin needs --name NAME and no --tenant"}
+		}
+		m := auth.NewToken("")
+		fmt.Fprintf(stdout, "admin token (shown once): %s\n", m.Token)
+		fmt.Fprintf(stdout, "add under admin_tokens in the policy file:\n  - {name: %s, key_id: %s, sha256: %s}\n", *name, m.Record.KeyID, m.Record.Hash)
+		return nil
 	}
 	if *tenant == "" {
 		return usageError{"--tenant is required"}

@@ -54,13 +54,14 @@ func baseEnv(t *testing.T) []string {
 }
 
 type gatewayProc struct {
-	cmd      *exec.Cmd
-	smtpAddr string
-	httpAddr string
-	dataDir  string
-	mu       sync.Mutex
-	stderr   bytes.Buffer
-	done     chan error
+	cmd       *exec.Cmd
+	smtpAddr  string
+	httpAddr  string
+	adminAddr string // host:port of the admin listener
+	dataDir   string
+	mu        sync.Mutex
+	stderr    bytes.Buffer
+	done      chan error
 }
 
 func (g *gatewayProc) logs() string {
@@ -72,13 +73,14 @@ func (g *gatewayProc) logs() string {
 var (
 	smtpLineRE = regexp.MustCompile(`(?m)^  SMTP   (\S+)`)
 	httpLineRE = regexp.MustCompile(`(?m)^  HTTP   http://(\S+)/v1/messages`)
+	adminRE    = regexp.MustCompile(`(?m)^  admin  http://(\S+)/dashboard/`)
 )
 
 // startGateway runs `sesgate serve` on free loopback ports and waits for its banner.
 func startGateway(t *testing.T, env []string, args ...string) *gatewayProc {
 	t.Helper()
 	g := &gatewayProc{dataDir: t.TempDir(), done: make(chan error, 1)}
-	full := append([]string{"serve", "--smtp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", g.dataDir}, args...)
+	full := append([]string{"serve", "--smtp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", g.dataDir}, args...)
 	g.cmd = exec.Command(binPath, full...)
 	g.cmd.Env = env
 	pr, pw := io.Pipe()
@@ -96,7 +98,7 @@ func startGateway(t *testing.T, env []string, args ...string) *gatewayProc {
 			g.stderr.WriteString(sc.Text() + "\n")
 			s := g.stderr.String()
 			g.mu.Unlock()
-			if !closed && strings.Contains(s, "  sink   ") && (strings.Contains(s, "  tenant ") || strings.Contains(s, "  policy ")) {
+			if !closed && strings.Contains(s, "  admin  ") && (strings.Contains(s, "  tenant ") || strings.Contains(s, "  policy ")) {
 				closed = true
 				close(bannerDone)
 			}
@@ -117,6 +119,9 @@ func startGateway(t *testing.T, env []string, args ...string) *gatewayProc {
 	}
 	if m := httpLineRE.FindStringSubmatch(s); m != nil {
 		g.httpAddr = m[1]
+	}
+	if m := adminRE.FindStringSubmatch(s); m != nil {
+		g.adminAddr = m[1]
 	}
 	t.Cleanup(func() {
 		if g.cmd.ProcessState == nil {

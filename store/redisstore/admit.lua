@@ -1,5 +1,6 @@
 -- sesgate admission: one message, one tenant slot. Declared keys ({t:<id>}):
---   KEYS[1] brk  hash: frozen, state, open_until (ms), probes
+--   KEYS[1] brk  hash: frozen, state, open_until (ms), probes, warning ("1":
+--                halve the GCRA rate), data (the feedback side's, unread here)
 --   KEYS[2] sup  hash: lowercased address -> "reason|added_ms|expires_ms"
 --   KEYS[3] st   hash: gcra (TAT ms), qh, qd, fh, fd ("<window>:<count>")
 -- Derived keys (same tag, prefix ARGV[1] = "gw:{t:<id>}:"):
@@ -30,7 +31,7 @@ local function refuse(reason, retry, cache, supp)
 end
 
 -- 1. frozen, 2. breaker
-local brk = redis.call('HMGET', KEYS[1], 'frozen', 'state', 'open_until', 'probes')
+local brk = redis.call('HMGET', KEYS[1], 'frozen', 'state', 'open_until', 'probes', 'warning')
 if brk[1] then
   return refuse('frozen', 60000, 5000)
 end
@@ -49,6 +50,8 @@ elseif state == 'half_open' then
   probing = true
 end
 local probes = tonumber(brk[4]) or 0
+-- the breaker's warning level halves the tenant's rate
+if brk[5] == '1' then rate = rate / 2 end
 
 -- 3. tenant suppression
 local addrs, hashes, domains = {}, {}, {}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestDashboardAgainstRunningGateway opens the dashboard of a real
+// `sesgate serve` (laptop mode: the admin token minted into the data
+// directory) in headless Chromium: the page lists the gateway's tenant, and
+// a click on Freeze stops that tenant's sending (HTTP 503 tenant_frozen).
+func TestDashboardAgainstRunningGateway(t *testing.T) {
+	bin := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium not found; the CI setup must run: apt-get install -y chromium")
+		}
+		t.Skip("chromium not found (apt-get install -y chromium)")
+	}
+	g := startGateway(t, baseEnv(t))
+	adminTok, err := os.ReadFile(filepath.Join(g.dataDir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(g.dataDir, "admin-token")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin-token mode %v, want 0600", fi.Mode().Perm())
+	}
+	tok := g.token(t)
+	msg := map[string]any{"from": "me@example.com", "to": []string{"you@example.org"}, "subject": "x", "text": "x"}
+	if r := postJSON(t, g.httpAddr, tok, msg); r.status != 200 {
+		t.Fatalf("send before the freeze: %d %v", r.status, r.body)
+	}
+
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	err = chromedp.Do(bctx,
+		chromedp.Navigate("http://"+g.adminAddr+"/"),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SendKeys(chromedp.ID("token"), strings.TrimSpace(string(adminTok))),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="dev"]`)),
+	)
+	if err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	rows, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#tenants tbody tr')).map(r => r.dataset.tenant)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rows, []string{"dev"}) {
+		t.Fatalf("tenants on the page: %v, want [dev]", rows)
+	}
+	err = chromedp.Do(bctx,
+		chromedp.Click(chromedp.CSS(`#tenants tr[data-tenant="dev"] button.freeze`)),
+		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="dev"] button.unfreeze`)),
+	)
+	if err != nil {
+		t.Fatalf("freeze from the page: %v", err)
+	}
+	within(t, time.Second, "dev refused after the freeze from the page", func() bool {
+		r := postJSON(t, g.httpAddr, tok, msg)
+		return r.status == 503 && errCode(r) == "tenant_frozen"
+	})
+}

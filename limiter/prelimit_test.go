@@ -1,0 +1,60 @@
+package limiter
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/store"
+)
+
+// TestPreLimitCached: once the in-process pre-limiter refuses a tenant
+// whose rate counts messages, CheckTenant (called before a message is read)
+// refuses it too until a token is due, without the store; a rate per
+// recipient is not cached, since a smaller message may pass sooner.
+func TestPreLimitCached(t *testing.T) {
+	tests := []struct {
+		name       string
+		perRcpt    bool
+		wantCached bool
+	}{
+		{"rate per message", false, true},
+		{"rate per recipient", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &clock{t: time.Unix(1_800_000_000, 0)}
+			fs := &faultStore{}
+			fs.set(store.Decision{Admitted: true}, nil)
+			s, err := NewShared(SharedOptions{Store: fs, Now: c.now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ten := &gateway.Tenant{ID: "t", Limits: gateway.Limits{Rate: 2, Burst: 1, RatePerRecipient: tt.perRcpt}}
+			if _, err := s.Admit(context.Background(), ten, []string{"a@x.example"}); err != nil {
+				t.Fatalf("first message: %v", err)
+			}
+			_, err = s.Admit(context.Background(), ten, []string{"b@x.example"})
+			if code(err) != "rate_limited" || fs.calls != 1 {
+				t.Fatalf("second message: %s after %d store calls; want rate_limited by the pre-limiter", code(err), fs.calls)
+			}
+			err = s.CheckTenant(ten)
+			if got := code(err) == "rate_limited"; got != tt.wantCached {
+				t.Fatalf("CheckTenant right after: %s; cached %v, want %v", code(err), got, tt.wantCached)
+			}
+			if tt.wantCached {
+				if ra := gateway.AsError(err).RetryAfter; ra <= 0 || ra > 500*time.Millisecond {
+					t.Errorf("RetryAfter %v, want (0, 500ms]", ra)
+				}
+			}
+			c.t = c.t.Add(500 * time.Millisecond) // a token is due: 2 per second
+			if err := s.CheckTenant(ten); err != nil {
+				t.Fatalf("CheckTenant once a token is due: %v", err)
+			}
+			if _, err := s.Admit(context.Background(), ten, []string{"c@x.example"}); err != nil || fs.calls != 2 {
+				t.Fatalf("message once a token is due: %v after %d store calls", err, fs.calls)
+			}
+		})
+	}
+}
