@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,7 +24,6 @@ import (
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/httpapi"
 	"github.com/sesgate/sesgate/gateway/ses"
-	"github.com/sesgate/sesgate/gateway/smtpd"
 	"github.com/sesgate/sesgate/guard"
 	"github.com/sesgate/sesgate/internal/redistest"
 	"github.com/sesgate/sesgate/limiter"
@@ -135,29 +133,8 @@ func startFeedbackStack(t *testing.T, n int, cfgs map[string]breaker.Config) *fb
 		mux := http.NewServeMux()
 		mux.Handle("/v1/events/sns", h)
 		mux.Handle("/", api)
-		hl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := httpapi.NewServer(httpapi.ServerOptions{Handler: mux, Logger: log})
-		go hs.Serve(hl)
-		t.Cleanup(func() { hs.Close() })
-		sl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ss, err := smtpd.New(smtpd.Options{Pipeline: pipe, Logger: log, Domain: "gw.test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ss.Serve(sl)
-		t.Cleanup(func() {
-			sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
-			defer c()
-			ss.Shutdown(sctx)
-		})
-		fs.replicas = append(fs.replicas, &fbReplica{store: st, lim: lim, guard: g, sns: h,
-			httpURL: "http://" + hl.Addr().String(), smtpAddr: sl.Addr().String()})
+		httpURL, smtpAddr := serveFrontEnds(t, pipe, mux, log)
+		fs.replicas = append(fs.replicas, &fbReplica{store: st, lim: lim, guard: g, sns: h, httpURL: httpURL, smtpAddr: smtpAddr})
 	}
 	// SNS posts go to the replicas in turn, over real sockets.
 	var next atomic.Int64

@@ -127,29 +127,8 @@ func startReplica(t testing.TB, o replicaOptions, sink gateway.Sink, es []auth.E
 	}
 	pipe := gateway.NewPipeline(gateway.Options{Auth: auth.NewRegistry(auth.RegistryOptions{Entries: es, Logger: log}), Limiter: lim, Sink: sink, Logger: log})
 
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httpapi.NewServer(httpapi.ServerOptions{Handler: httpapi.New(httpapi.Options{Pipeline: pipe, Logger: log}), Logger: log})
-	go hs.Serve(hl)
-	t.Cleanup(func() { hs.Close() })
-
-	sl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss, err := smtpd.New(smtpd.Options{Pipeline: pipe, Logger: log, Domain: "gw.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ss.Serve(sl)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		ss.Shutdown(ctx)
-	})
-	return &replica{store: st, lim: lim, httpURL: "http://" + hl.Addr().String(), smtpAddr: sl.Addr().String(), calls: calls}
+	httpURL, smtpAddr := serveFrontEnds(t, pipe, httpapi.New(httpapi.Options{Pipeline: pipe, Logger: log}), log)
+	return &replica{store: st, lim: lim, httpURL: httpURL, smtpAddr: smtpAddr, calls: calls}
 }
 
 // httpAnswer is a decoded HTTP answer.
@@ -266,4 +245,33 @@ func (s *smtpClient) data(to []string) (int, string) {
 		s.t.Fatal(err)
 	}
 	return code, msg
+}
+
+// serveFrontEnds serves h over HTTP and pipe over SMTP on loopback ports,
+// stopped at the end of the test; it returns the HTTP base URL and the SMTP
+// address.
+func serveFrontEnds(t testing.TB, pipe *gateway.Pipeline, h http.Handler, log *slog.Logger) (httpURL, smtpAddr string) {
+	t.Helper()
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httpapi.NewServer(httpapi.ServerOptions{Handler: h, Logger: log})
+	go hs.Serve(hl)
+	t.Cleanup(func() { hs.Close() })
+	sl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := smtpd.New(smtpd.Options{Pipeline: pipe, Logger: log, Domain: "gw.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ss.Serve(sl)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ss.Shutdown(ctx)
+	})
+	return "http://" + hl.Addr().String(), sl.Addr().String()
 }
