@@ -89,3 +89,24 @@ func (g *Guard) forceOpen(ctx context.Context, tenant, reason string) error {
 	g.after(ctx, tenant, res)
 	return nil
 }
+
+// MinuteCounts returns the hard bounces and complaints of tenant by the
+// minute the bounced mail was sent (unix minute -> counts), over the
+// breaker's window: the per-minute series of the dashboard.
+func (g *Guard) MinuteCounts(ctx context.Context, tenant string) (map[int64]breaker.Bucket, error) {
+	if _, ok := g.cfg(tenant); !ok {
+		return nil, admin.ErrNotFound
+	}
+	r, err := g.st.GetBreakerRecord(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	d := g.decode(tenant, r.Data)
+	out := make(map[int64]breaker.Bucket, len(d.Snap.Minutes))
+	for _, b := range d.Snap.Minutes {
+		if b.At != 0 {
+			out[b.At] = b
+		}
+	}
+	return out, nil
+}

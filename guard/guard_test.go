@@ -328,3 +328,23 @@ func TestPeriodicCheckWithoutPubSub(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestMinuteCounts(t *testing.T) {
+	e := newEnv(t, Options{}, map[string]breaker.Config{"acme": breaker.TenantDefaults()})
+	ctx := context.Background()
+	e.admit(t, "acme", 10, 0)
+	sendMinute := e.clock.Now().Unix() / 60
+	e.bounce(t, "acme", "r1@x.example", feedback.BouncePermanent)
+	e.bounce(t, "acme", "r2@x.example", feedback.BouncePermanent)
+	e.bounce(t, "acme", "r3@x.example", feedback.BounceTransient) // counted, not a hard bounce
+	got, err := e.g.MinuteCounts(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := got[sendMinute]; b.Bounces != 2 || b.Complaints != 0 {
+		t.Fatalf("minute %d: %+v (all: %+v)", sendMinute, b, got)
+	}
+	if _, err := e.g.MinuteCounts(ctx, "nobody"); !errors.Is(err, admin.ErrNotFound) {
+		t.Fatalf("unknown tenant: %v", err)
+	}
+}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/sesgate/sesgate/admin"
 	"github.com/sesgate/sesgate/auth"
+	"github.com/sesgate/sesgate/breaker"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/store"
 )
@@ -367,14 +368,31 @@ func (v tenantsView) Series(ctx context.Context, id string) ([]admin.Point, erro
 	for i := range out {
 		out[i].At = start.Add(time.Duration(i) * time.Minute).UTC()
 	}
-	// TODO(issue 4): bounces and complaints per minute, once the breaker
-	// keeps them by minute; zeros until then.
 	for i, n := range sent {
 		if j := first + int64(i) - start.Unix()/60; j >= 0 && j < 60 {
 			out[j].Sent = n
 		}
 	}
+	// Bounces and complaints by the minute the mail was sent, from the
+	// breaker when it keeps them (guard.Guard does).
+	if mc, ok := v.brk.(minuteCounter); ok {
+		counts, err := mc.MinuteCounts(ctx, id)
+		if err != nil && !errors.Is(err, admin.ErrNotFound) {
+			return nil, err
+		}
+		for at, b := range counts {
+			if j := at - start.Unix()/60; j >= 0 && j < 60 {
+				out[j].Bounces, out[j].Complaints = b.Bounces, b.Complaints
+			}
+		}
+	}
 	return out, nil
+}
+
+// minuteCounter is implemented by a breakers backend that keeps bounces and
+// complaints per send minute (unix minute -> counts).
+type minuteCounter interface {
+	MinuteCounts(ctx context.Context, tenant string) (map[int64]breaker.Bucket, error)
 }
 
 func (v tenantsView) SetFrozen(ctx context.Context, id string, f admin.Freeze) error {

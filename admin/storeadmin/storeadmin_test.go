@@ -11,6 +11,7 @@ import (
 
 	"github.com/sesgate/sesgate/admin"
 	"github.com/sesgate/sesgate/auth"
+	"github.com/sesgate/sesgate/breaker"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/store"
 	"github.com/sesgate/sesgate/store/boltstore"
@@ -213,5 +214,44 @@ func TestSeries(t *testing.T) {
 	}
 	if _, err := b.Tenants().Series(ctx, "nobody"); !errors.Is(err, admin.ErrNotFound) {
 		t.Fatalf("unknown tenant: %v", err)
+	}
+}
+
+// minuteBreakers is a breakers backend with per-minute counts, as guard.Guard.
+type minuteBreakers struct {
+	NoBreakers
+	counts map[int64]breaker.Bucket
+}
+
+func (m minuteBreakers) MinuteCounts(context.Context, string) (map[int64]breaker.Bucket, error) {
+	return m.counts, nil
+}
+
+// TestSeriesBounces: bounces and complaints land in the point of the
+// minute the mail was sent; minutes outside the hour are left out.
+func TestSeriesBounces(t *testing.T) {
+	st := openStore(t)
+	p, _ := testPolicy()
+	now := time.Now().UTC().Truncate(time.Minute)
+	m := now.Unix() / 60
+	brk := minuteBreakers{counts: map[int64]breaker.Bucket{
+		m - 2:  {At: m - 2, Bounces: 3, Complaints: 1},
+		m - 59: {At: m - 59, Bounces: 1},
+		m - 90: {At: m - 90, Bounces: 7},
+	}}
+	b, _ := New(Options{Store: st, Breakers: brk, Now: func() time.Time { return now.Add(30 * time.Second) }}, p)
+	pts, err := b.Tenants().Series(context.Background(), "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pts[57].Bounces != 3 || pts[57].Complaints != 1 || pts[0].Bounces != 1 {
+		t.Fatalf("points: [0]=%+v [57]=%+v", pts[0], pts[57])
+	}
+	var total int64
+	for _, p := range pts {
+		total += p.Bounces
+	}
+	if total != 4 {
+		t.Fatalf("%d bounces in the hour, want 4 (the one 90 minutes ago left out)", total)
 	}
 }
