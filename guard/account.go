@@ -39,7 +39,7 @@ func (g *Guard) shed(ctx context.Context, why string) error {
 	now := g.now()
 	snaps := map[string]*breaker.Snapshot{}
 	var sent, bounces int64
-	for _, t := range g.tenants {
+	for _, t := range *g.tenants.Load() {
 		r, err := g.st.GetBreakerRecord(ctx, t)
 		if err != nil {
 			return err

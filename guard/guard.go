@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,7 +89,7 @@ type Options struct {
 type Guard struct {
 	st       Store
 	cfg      func(string) (breaker.Config, bool)
-	tenants  []string
+	tenants  atomic.Pointer[[]string]
 	account  *breaker.Config
 	scope    string
 	supTTL   time.Duration
@@ -110,7 +112,7 @@ func New(opts Options) (*Guard, error) {
 	if opts.Store == nil || opts.Config == nil {
 		return nil, errors.New("guard: Options.Store and Config are required")
 	}
-	g := &Guard{st: opts.Store, cfg: opts.Config, tenants: opts.Tenants, account: opts.Account, scope: opts.SuppressionScope,
+	g := &Guard{st: opts.Store, cfg: opts.Config, account: opts.Account, scope: opts.SuppressionScope,
 		supTTL: opts.SuppressionTTL, deny: opts.Deny, alerts: opts.Alerts, log: opts.Logger, now: opts.Now,
 		check: opts.CheckEvery, eval: opts.EvalEvery, seen: map[string]store.BreakerState{}}
 	switch g.scope {
@@ -142,6 +144,7 @@ func New(opts Options) (*Guard, error) {
 		return nil, err
 	}
 	g.m = m
+	g.SetTenants(opts.Tenants)
 	return g, nil
 }
 
@@ -428,3 +431,9 @@ func label(tenant string) string { return tenant }
 
 // Scope returns the suppression scope in use.
 func (g *Guard) Scope() string { return g.scope }
+
+// SetTenants replaces the tenants the account guard ranks (a policy reload).
+func (g *Guard) SetTenants(ids []string) {
+	ids = slices.Clone(ids)
+	g.tenants.Store(&ids)
+}

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -45,6 +48,7 @@ type feedbackRuntime struct {
 	alerts   *guard.Alerter
 	sns      http.Handler // nil: no SNS endpoint
 	snsPath  string
+	cfgs     breakerConfigs
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -72,19 +76,11 @@ func startFeedback(ctx context.Context, d feedbackDeps) (*feedbackRuntime, error
 	var ev config.Events
 	var alerts config.Alerts
 	var account *breaker.Config
-	cfgs := map[string]breaker.Config{}
-	ids := make([]string, 0, len(d.tenants))
-	for _, t := range d.tenants {
-		cfgs[t.ID] = breaker.TenantDefaults()
-		ids = append(ids, t.ID)
-	}
 	if p := d.policy; p != nil {
 		ev, alerts, account = p.Events, p.Alerts, p.AccountConfig()
-		for i := range p.Tenants {
-			cfgs[p.Tenants[i].ID] = p.Tenants[i].BreakerConfig()
-		}
 	}
 	rt := &feedbackRuntime{snsPath: ev.SNS.Path}
+	rt.cfgs.set(d.tenants, d.policy)
 	if rt.snsPath == "" {
 		rt.snsPath = DefaultSNSPath
 	}
@@ -97,8 +93,8 @@ func startFeedback(ctx context.Context, d feedbackDeps) (*feedbackRuntime, error
 		rt.alerts = a
 	}
 	g, err := guard.New(guard.Options{
-		Store: gs, Tenants: ids, Account: account, Deny: d.lim, Alerts: rt.alerts, Registerer: d.reg, Logger: d.log,
-		Config:           func(id string) (breaker.Config, bool) { c, ok := cfgs[id]; return c, ok },
+		Store: gs, Tenants: rt.cfgs.ids(), Account: account, Deny: d.lim, Alerts: rt.alerts, Registerer: d.reg, Logger: d.log,
+		Config:           rt.cfgs.get,
 		SuppressionScope: ev.SuppressionScope, SuppressionTTL: ev.SuppressionTTL,
 	})
 	if err != nil {
@@ -114,7 +110,7 @@ func startFeedback(ctx context.Context, d feedbackDeps) (*feedbackRuntime, error
 	rt.remember = rem
 	*d.sink = rem.Sink(*d.sink)
 
-	in, err := feedback.NewIngester(feedback.IngesterOptions{Processor: g, Tenants: tenantSet(cfgs), Lookup: rem})
+	in, err := feedback.NewIngester(feedback.IngesterOptions{Processor: g, Tenants: &rt.cfgs, Lookup: rem})
 	if err != nil {
 		rt.close()
 		return nil, err
@@ -210,9 +206,40 @@ func (rt *feedbackRuntime) close() {
 	}
 }
 
-type tenantSet map[string]breaker.Config
+// breakerConfigs are the tenants' breaker settings, swapped whole on a
+// policy reload; it is also the Ingester's set of known tenants.
+type breakerConfigs struct{ m atomic.Pointer[map[string]breaker.Config] }
 
-func (t tenantSet) KnownTenant(id string) bool { _, ok := t[id]; return ok }
+// set builds the configs: defaults for every tenant, the policy's own
+// settings where it has them.
+func (c *breakerConfigs) set(tenants []*gateway.Tenant, p *config.Policy) {
+	m := make(map[string]breaker.Config, len(tenants))
+	for _, t := range tenants {
+		m[t.ID] = breaker.TenantDefaults()
+	}
+	if p != nil {
+		for i := range p.Tenants {
+			m[p.Tenants[i].ID] = p.Tenants[i].BreakerConfig()
+		}
+	}
+	c.m.Store(&m)
+}
+
+func (c *breakerConfigs) get(id string) (breaker.Config, bool) {
+	cfg, ok := (*c.m.Load())[id]
+	return cfg, ok
+}
+
+func (c *breakerConfigs) ids() []string { return slices.Collect(maps.Keys(*c.m.Load())) }
+
+// KnownTenant implements feedback.TenantSet.
+func (c *breakerConfigs) KnownTenant(id string) bool { _, ok := c.get(id); return ok }
+
+// reload applies a new policy's tenants and breaker settings.
+func (rt *feedbackRuntime) reload(p *config.Policy, tenants []*gateway.Tenant) {
+	rt.cfgs.set(tenants, p)
+	rt.guard.SetTenants(rt.cfgs.ids())
+}
 
 // snsVerifier is the strict verifier, or, with SESGATE_SNS_TRUST_CERT, one
 // whose fetcher answers every certificate URL that passed the URL checks

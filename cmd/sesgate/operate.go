@@ -91,6 +91,10 @@ type operator struct {
 	addr      string
 	tokenPath string
 
+	// onReload, when set, is told of every accepted policy (the breakers'
+	// tenants and settings).
+	onReload func(*config.Policy, []*gateway.Tenant)
+
 	mu     sync.Mutex // the current policy and its file's fingerprint
 	policy *storeadmin.Policy
 	print  fileStamp
@@ -549,6 +553,9 @@ func (o *operator) reload(ctx context.Context, why string) {
 	o.print = stamp
 	o.mReloads.WithLabelValues("ok").Inc()
 	o.handler.SetAdminTokens(adminTokens)
+	if o.onReload != nil {
+		o.onReload(p, tenants)
+	}
 	o.log.Info("policy reloaded (tenants, tokens, admin tokens, limits; listeners and store settings need a restart)",
 		"why", why, "tenants", len(tenants), "tokens", len(entries), "admin_tokens", len(adminTokens))
 }

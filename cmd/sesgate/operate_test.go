@@ -295,8 +295,15 @@ func TestOperateReload(t *testing.T) {
 	if st, _ := adminCall(t, g.adminAddr, admin2, "GET", "/v1/tenants", nil); st != 401 {
 		t.Fatalf("second admin token before the reload: %d", st)
 	}
-	writePolicy(t, path, tokLine, adminLine+"\n  - "+admin2Line, "{rate: 7, burst: 5}")
+	if st, _ := adminCall(t, g.adminAddr, adminTok, "GET", "/v1/breakers/added", nil); st != 404 {
+		t.Fatalf("breaker of a tenant not yet in the policy: %d", st)
+	}
+	writePolicy(t, path, tokLine, adminLine+"\n  - "+admin2Line, "{rate: 7, burst: 5}\n  - id: added\n    identities: [\"*\"]")
 	within(t, 3*time.Second, "rate 7 after the file changed", func() bool { return rate() == 7 })
+	// The breakers know the tenant the reload added.
+	if st, body := adminCall(t, g.adminAddr, adminTok, "GET", "/v1/breakers/added", nil); st != 200 || body["state"] != "closed" {
+		t.Fatalf("breaker of the added tenant after the reload: %d %v", st, body)
+	}
 	if st, _ := adminCall(t, g.adminAddr, admin2, "GET", "/v1/tenants", nil); st != 200 {
 		t.Fatalf("second admin token after the reload: %d", st)
 	}

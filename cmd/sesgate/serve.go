@@ -218,6 +218,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer fb.close()
+	op.onReload = fb.reload
 	registry := auth.NewRegistry(auth.RegistryOptions{Entries: entries, Logger: log})
 	pipe := gateway.NewPipeline(gateway.Options{
 		Auth: op.auth(registry), Limiter: lim, Sink: sink, Logger: log, Observe: op.observed,
