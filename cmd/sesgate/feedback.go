@@ -208,7 +208,9 @@ func (rt *feedbackRuntime) close() {
 
 // breakerConfigs are the tenants' breaker settings, swapped whole on a
 // policy reload; it is also the Ingester's set of known tenants.
-type breakerConfigs struct{ m atomic.Pointer[map[string]breaker.Config] }
+type breakerConfigs struct {
+	m atomic.Pointer[map[string]breaker.Config]
+}
 
 // set builds the configs: defaults for every tenant, the policy's own
 // settings where it has them.
