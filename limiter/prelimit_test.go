@@ -58,3 +58,29 @@ func TestPreLimitCached(t *testing.T) {
 		})
 	}
 }
+
+// TestPreLimitRefund: a message the store refuses gives its pre-limiter
+// token back, so the next message is judged by the store, not held back
+// locally for mail that was never sent.
+func TestPreLimitRefund(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	fs := &faultStore{}
+	s, err := NewShared(SharedOptions{Store: fs, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten := &gateway.Tenant{ID: "t", Limits: gateway.Limits{Rate: 0.1, Burst: 1}}
+	// The store refuses one message for a reason that holds for it alone.
+	fs.set(store.Decision{Reason: store.ReasonFirstHour, RetryAfter: time.Minute}, nil)
+	if _, err := s.Admit(context.Background(), ten, []string{"new@x.example"}); code(err) != "first_contact_limited" {
+		t.Fatalf("first message: %s", code(err))
+	}
+	fs.set(store.Decision{Admitted: true}, nil)
+	if _, err := s.Admit(context.Background(), ten, []string{"known@x.example"}); err != nil || fs.calls != 2 {
+		t.Fatalf("next message at the same instant: %v after %d store calls; want admitted by the store", err, fs.calls)
+	}
+	// Admitted messages keep their token: the next one is shed locally.
+	if _, err := s.Admit(context.Background(), ten, []string{"known@x.example"}); code(err) != "rate_limited" || fs.calls != 2 {
+		t.Fatalf("third message: %s after %d store calls; want rate_limited by the pre-limiter", code(err), fs.calls)
+	}
+}

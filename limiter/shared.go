@@ -233,9 +233,11 @@ func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) (
 	degRate, degPerRcpt := s.degradedRate(t.Limits)
 	pre, degraded := ts.limiters(t, degRate, degPerRcpt)
 	cost := cost(t.Limits, len(rcpts))
+	var held *rate.Reservation // the pre-limiter's tokens, given back if the store refuses
 	if pre != nil {
 		r := pre.ReserveN(now, cost)
 		if r.OK() { // a cost above the burst is the store's to refuse
+			held = r
 			if d := r.DelayFrom(now); d > 0 {
 				r.CancelAt(now)
 				s.preLimited.Add(1)
@@ -259,6 +261,11 @@ func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) (
 	d, err := s.st.Admit(cctx, req)
 	cancel()
 	s.storeCalls.Add(1)
+	if (err != nil || !d.Admitted) && held != nil {
+		// Nothing was sent: the pre-limiter only sheds floods, so it must
+		// not hold back the next message for one the store refused.
+		held.CancelAt(now)
+	}
 	if err != nil {
 		if ctx.Err() != nil { // the client went away, not the store
 			return nil, gateway.Wrap(gateway.CodeShuttingDown, ctx.Err(), "request cancelled")
