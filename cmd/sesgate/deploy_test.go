@@ -154,6 +154,14 @@ func TestCentralManifest(t *testing.T) {
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
 	}
+	if ports["admin"] != port(t, s.op.adminAddr) {
+		t.Errorf("admin container port %d does not match --admin-addr %s", ports["admin"], s.op.adminAddr)
+	}
+	for _, p := range m.services[0].Spec.Ports {
+		if p.TargetPort.String() == "admin" {
+			t.Error("the admin listener must not be in the Service")
+		}
+	}
 	if ports["http"] != port(t, s.httpAddr) || ports["smtp"] != port(t, s.smtpAddr) || ports["http"] != 8025 || ports["smtp"] != 2525 {
 		t.Errorf("container ports %v do not match the listeners %s, %s and the defaults", ports, s.httpAddr, s.smtpAddr)
 	}
