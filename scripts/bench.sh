@@ -3,7 +3,7 @@
 # then runs every measurement with medians over several runs, writing each
 # report (text and JSON) to the directory given (default
 # /tmp/sesgate-bench-results).
-# Needs redis-server. Takes about 8 minutes on 2 cores; run it on a quiet
+# Needs redis-server. Takes about 9 minutes on 2 cores; run it on a quiet
 # machine (check `uptime`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,8 @@ run load-redis load "${common[@]}" --start-redis -n 10000 --runs 5
 run load-embedded load "${common[@]}" -n 10000 --runs 5
 # Added latency at a stated rate (open loop).
 run latency-1000 load "${common[@]}" --start-redis --rate 1000 -n 10000 --runs 3
+# The same over SMTP with PIPELINING (MAIL, RCPT and DATA in one write), as MTAs send.
+run latency-1000-pipelining load "${common[@]}" --start-redis --proto smtp --smtp-pipelining --rate 1000 -n 10000 --runs 3
 # Refusals of a tenant over its limit (rate 1/s, burst 1), HTTP keep-alive.
 run refuse refuse "${common[@]}" --start-redis --runs 5
 # The leaked-token drill, built-in scenario, three times.

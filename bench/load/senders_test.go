@@ -23,10 +23,12 @@ import (
 
 // smtpServer is a scripted SMTP server: AUTH PLAIN with user "dev" and
 // password "tok"; every message whose number (from 1, over all
-// connections) is a multiple of refuseEvery gets 451 at DATA's end.
+// connections) is a multiple of refuseEvery gets 451 at DATA's end; a
+// recipient containing refuseRcpt gets 550 at RCPT (and DATA then 554).
 type smtpServer struct {
 	ln          net.Listener
 	refuseEvery int
+	refuseRcpt  string
 	conns       atomic.Int64
 	msgs        atomic.Int64
 	mu          sync.Mutex
@@ -61,7 +63,7 @@ func (s *smtpServer) serve(c net.Conn) {
 	r := bufio.NewReader(c)
 	say := func(line string) { fmt.Fprintf(c, "%s\r\n", line) }
 	say("220 test ESMTP")
-	authed := false
+	authed, rcpts := false, 0
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -70,7 +72,7 @@ func (s *smtpServer) serve(c net.Conn) {
 		cmd := strings.TrimRight(line, "\r\n")
 		switch {
 		case strings.HasPrefix(cmd, "EHLO "):
-			say("250-test\r\n250 AUTH PLAIN")
+			say("250-test\r\n250-PIPELINING\r\n250 AUTH PLAIN")
 		case strings.HasPrefix(cmd, "AUTH PLAIN "):
 			want := base64.StdEncoding.EncodeToString([]byte("\x00dev\x00tok"))
 			if strings.TrimPrefix(cmd, "AUTH PLAIN ") != want {
@@ -83,12 +85,18 @@ func (s *smtpServer) serve(c net.Conn) {
 			say("530 5.7.0 auth first")
 		case strings.HasPrefix(cmd, "MAIL FROM:"):
 			say("250 ok")
+		case strings.HasPrefix(cmd, "RCPT TO:") && s.refuseRcpt != "" && strings.Contains(cmd, s.refuseRcpt):
+			say("550 5.1.1 no such user")
 		case strings.HasPrefix(cmd, "RCPT TO:"):
+			rcpts++
 			s.mu.Lock()
 			s.rcpts = append(s.rcpts, cmd[len("RCPT TO:"):])
 			s.mu.Unlock()
 			say("250 ok")
+		case cmd == "DATA" && rcpts == 0:
+			say("554 5.5.1 no valid recipients")
 		case cmd == "DATA":
+			rcpts = 0
 			say("354 go on")
 			for {
 				l, err := r.ReadString('\n')
@@ -106,6 +114,7 @@ func (s *smtpServer) serve(c net.Conn) {
 			}
 			say(fmt.Sprintf("250 2.0.0 Ok: queued as gw%d ses=ses-%d", n, n))
 		case cmd == "RSET":
+			rcpts = 0
 			say("250 ok")
 		case cmd == "QUIT":
 			say("221 bye")
@@ -122,6 +131,8 @@ func TestSMTPSender(t *testing.T) {
 		token       string
 		perConn     int
 		refuseEvery int
+		refuseRcpt  string
+		pipelining  bool
 		sends       int
 		wantCodes   map[string]int64
 		wantConns   int64
@@ -130,12 +141,18 @@ func TestSMTPSender(t *testing.T) {
 		{name: "two messages per connection", token: "tok", perConn: 2, sends: 5, wantCodes: map[string]int64{"250": 5}, wantConns: 3},
 		{name: "refusal then RSET on the same connection", token: "tok", refuseEvery: 2, sends: 4, wantCodes: map[string]int64{"250": 2, "451": 2}, wantConns: 1},
 		{name: "bad token", token: "nope", sends: 2, wantCodes: map[string]int64{"535": 2}, wantConns: 2},
+		{name: "pipelined", token: "tok", pipelining: true, sends: 5, wantCodes: map[string]int64{"250": 5}, wantConns: 1},
+		{name: "pipelined, refused at DATA's end", token: "tok", pipelining: true, refuseEvery: 2, sends: 4, wantCodes: map[string]int64{"250": 2, "451": 2}, wantConns: 1},
+		{name: "pipelined, refused at RCPT: replies stay in step", token: "tok", pipelining: true, refuseRcpt: "rcpt1@", sends: 6,
+			wantCodes: map[string]int64{"250": 4, "550": 2}, wantConns: 1},
+		{name: "refused at RCPT", token: "tok", refuseRcpt: "rcpt1@", sends: 6, wantCodes: map[string]int64{"250": 4, "550": 2}, wantConns: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := startSMTP(t, tt.refuseEvery)
+			srv.refuseRcpt = tt.refuseRcpt
 			sm, err := NewSMTP(SMTPOptions{Addr: srv.ln.Addr().String(), User: "dev", Token: tt.token, PerConn: tt.perConn,
-				Message: Message{Recipients: 3, Size: 500}})
+				Pipelining: tt.pipelining, Message: Message{Recipients: 3, Size: 500}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +179,12 @@ func TestSMTPSender(t *testing.T) {
 			}
 			srv.mu.Lock()
 			defer srv.mu.Unlock()
-			if tt.wantCodes["250"] > 0 && srv.rcpts[0] != "<rcpt0@example.net>" || len(srv.rcpts) > 2 && srv.rcpts[2] != "<rcpt2@example.net>" {
+			switch {
+			case tt.refuseRcpt != "":
+				if fmt.Sprint(srv.rcpts) != "[<rcpt0@example.net> <rcpt2@example.net> <rcpt0@example.net> <rcpt2@example.net>]" {
+					t.Errorf("recipients %v, want rcpt0 and rcpt2 twice, rcpt1 refused", srv.rcpts)
+				}
+			case tt.wantCodes["250"] > 0 && srv.rcpts[0] != "<rcpt0@example.net>" || len(srv.rcpts) > 2 && srv.rcpts[2] != "<rcpt2@example.net>":
 				t.Errorf("recipients %v, want rcpt0, rcpt1, rcpt2 in turn", srv.rcpts)
 			}
 		})

@@ -313,8 +313,8 @@ func drillSenders(sc *drill.Scenario, tokens map[string]string) []drill.Sender {
 }
 
 // waitEvents waits until every bounce and complaint SES will publish for
-// the mail it accepted went through the relay, or max passed.
-func waitEvents(ctx context.Context, st *drillStack, max time.Duration) {
+// the mail it accepted went through the relay, or limit passed.
+func waitEvents(ctx context.Context, st *drillStack, limit time.Duration) {
 	var want int64
 	for _, m := range st.ses.Sent() {
 		for _, r := range m.Recipients() {
@@ -323,7 +323,7 @@ func waitEvents(ctx context.Context, st *drillStack, max time.Duration) {
 			}
 		}
 	}
-	deadline := time.Now().Add(max)
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		es := st.ses.EventStats()
 		if es.Published+es.Refused+es.Dropped >= want {

@@ -45,6 +45,7 @@ type settings struct {
 	rate       float64
 	size       int
 	perConn    int
+	pipelining bool
 	startTLS   bool
 	insecure   bool
 	warmup     int64
@@ -81,6 +82,7 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*settings, erro
 		fs.StringVar(&s.proto, "proto", "both", "http, smtp or both")
 		fs.Float64Var(&s.rate, "rate", 0, "open-loop pacing in messages per second over all workers; 0: as fast as answers come")
 		fs.IntVar(&s.perConn, "per-conn", 0, "SMTP messages per connection before a new one; 0: one connection per worker for the whole phase")
+		fs.BoolVar(&s.pipelining, "smtp-pipelining", false, "SMTP: send MAIL, RCPT and DATA in one write (PIPELINING), as MTAs do")
 		fs.BoolVar(&s.startTLS, "starttls", false, "SMTP STARTTLS (self-started: the gateway gets a generated certificate)")
 		fs.BoolVar(&s.insecure, "insecure-skip-verify", false, "do not verify the gateway's certificate (a self-signed target)")
 		fs.BoolVar(&s.baseline, "baseline", true, "also send straight to the SES server with the AWS SDK (needs the in-process SES server or --ses-endpoint)")
@@ -386,7 +388,7 @@ func (b *bed) loadPhases(ctx context.Context) ([]Phase, error) {
 	if s.proto == "smtp" || s.proto == "both" {
 		sm, err := load.NewSMTP(load.SMTPOptions{
 			Addr: b.smtpAddr, User: b.user, Token: b.token, StartTLS: s.startTLS,
-			TLSConfig: tlsClientConfig(b.pool, s.insecure), PerConn: s.perConn, Message: msg,
+			TLSConfig: tlsClientConfig(b.pool, s.insecure), PerConn: s.perConn, Pipelining: s.pipelining, Message: msg,
 		})
 		if err != nil {
 			return nil, err

@@ -53,6 +53,7 @@ type Setup struct {
 	Rate         float64 `json:"rate_per_s"` // 0: closed loop
 	Size         int     `json:"message_size"`
 	PerConn      int     `json:"smtp_per_conn"`
+	Pipelining   bool    `json:"smtp_pipelining"`
 	StartTLS     bool    `json:"starttls"`
 	Warmup       int64   `json:"warmup"`
 	SESLatencyMs float64 `json:"ses_latency_ms"`
@@ -112,7 +113,7 @@ func newReport(cmd string, s *settings, b *bed) *Report {
 		Command: cmd, Date: time.Now().UTC().Truncate(time.Second), Host: hostInfo(),
 		Setup: Setup{
 			Target: "self-started", Concurrency: s.conc, Count: s.count, DurationCap: s.duration.Seconds(),
-			Rate: s.rate, Size: s.size, PerConn: s.perConn, StartTLS: s.startTLS, Warmup: s.warmup,
+			Rate: s.rate, Size: s.size, PerConn: s.perConn, Pipelining: s.pipelining, StartTLS: s.startTLS, Warmup: s.warmup,
 			SESLatencyMs: float64(s.sesLatency) / 1e6, Redis: "none",
 		},
 	}
@@ -219,6 +220,9 @@ func (r *Report) text(w io.Writer) {
 		s.Target, s.SESLatencyMs, s.Redis, s.Concurrency, s.Count, s.DurationCap, rate, s.Size, s.Warmup)
 	if s.StartTLS {
 		fmt.Fprint(w, "; STARTTLS")
+	}
+	if s.Pipelining {
+		fmt.Fprint(w, "; SMTP PIPELINING")
 	}
 	fmt.Fprint(w, "\n\n")
 
