@@ -3,7 +3,7 @@
 # then runs every measurement with medians over several runs, writing each
 # report (text and JSON) to the directory given (default
 # /tmp/sesgate-bench-results).
-# Needs redis-server. Takes about 9 minutes on 2 cores; run it on a quiet
+# Needs redis-server. Takes about 6 minutes on 2 cores; run it on a quiet
 # machine (check `uptime`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
