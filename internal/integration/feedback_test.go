@@ -99,7 +99,7 @@ func startFeedbackStack(t *testing.T, n int, cfgs map[string]breaker.Config) *fb
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		lim, err := limiter.NewShared(limiter.SharedOptions{Store: st, Logger: log})
+		lim, err := limiter.NewShared(limiter.SharedOptions{Store: st, Logger: log, CallTimeout: 10 * time.Second, DegradedWindow: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

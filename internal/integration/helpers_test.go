@@ -94,6 +94,13 @@ type replicaOptions struct {
 	timeout  time.Duration
 }
 
+// healthy is a replica for tests of the healthy-Redis promise (exact
+// limits): a slow call on a loaded test machine must not count as an outage,
+// and an outage, if one happened, refuses instead of admitting degraded.
+func healthy(conn redisstore.ConnOptions) replicaOptions {
+	return replicaOptions{conn: conn, timeout: 10 * time.Second, window: -1}
+}
+
 // countHook counts every command the client sends.
 type countHook struct{ n *atomic.Int64 }
 

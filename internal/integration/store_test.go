@@ -45,7 +45,7 @@ func TestExactness(t *testing.T) {
 			sink := &countingSink{}
 			var reps []*replica
 			for range 3 {
-				reps = append(reps, startReplica(t, replicaOptions{conn: conn}, sink, entries(specs...)))
+				reps = append(reps, startReplica(t, healthy(conn), sink, entries(specs...)))
 			}
 			var admitted [3]atomic.Int64
 			var wg sync.WaitGroup
@@ -131,7 +131,7 @@ func TestFirstContactBurst(t *testing.T) {
 	sink := &countingSink{}
 	var reps []*replica
 	for range 3 {
-		reps = append(reps, startReplica(t, replicaOptions{conn: conn}, sink, entries(spec)))
+		reps = append(reps, startReplica(t, healthy(conn), sink, entries(spec)))
 	}
 	known := []string{"k0@rcpt.example", "k1@rcpt.example", "k2@rcpt.example", "k3@rcpt.example", "k4@rcpt.example"}
 	if a := sendHTTP(t, reps[0].httpURL, spec.token, known); a.status != 200 {
@@ -176,7 +176,7 @@ func TestSuppression(t *testing.T) {
 	srv := redistest.Start(t)
 	spec := newTenant("sup", gateway.Limits{})
 	sink := &countingSink{}
-	rep := startReplica(t, replicaOptions{conn: redisstore.ConnOptions{URL: "redis://" + srv.Addr}}, sink, entries(spec))
+	rep := startReplica(t, healthy(redisstore.ConnOptions{URL: "redis://" + srv.Addr}), sink, entries(spec))
 	ctx := context.Background()
 	now := time.Now()
 	for _, sp := range []store.Suppression{
@@ -242,7 +242,7 @@ func TestSuppression(t *testing.T) {
 func TestOverLimitCache(t *testing.T) {
 	srv := redistest.Start(t)
 	spec := newTenant("cache", gateway.Limits{PerHour: 3})
-	rep := startReplica(t, replicaOptions{conn: redisstore.ConnOptions{URL: "redis://" + srv.Addr}}, &countingSink{}, entries(spec))
+	rep := startReplica(t, healthy(redisstore.ConnOptions{URL: "redis://" + srv.Addr}), &countingSink{}, entries(spec))
 	for i := range 4 {
 		a := sendHTTP(t, rep.httpURL, spec.token, []string{fmt.Sprintf("r%d@rcpt.example", i)})
 		if want := i < 3; (a.status == 200) != want {
@@ -387,7 +387,7 @@ func TestScriptFlushDuringLoad(t *testing.T) {
 	sink := &countingSink{}
 	var reps []*replica
 	for range 3 {
-		reps = append(reps, startReplica(t, replicaOptions{conn: redisstore.ConnOptions{URL: "redis://" + srv.Addr}}, sink, entries(spec)))
+		reps = append(reps, startReplica(t, healthy(redisstore.ConnOptions{URL: "redis://" + srv.Addr}), sink, entries(spec)))
 	}
 	stop := make(chan struct{})
 	var sent, failed atomic.Int64
