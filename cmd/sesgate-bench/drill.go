@@ -60,7 +60,7 @@ func parseDrill(args []string, stderr io.Writer) (*drillSettings, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
-			return nil, usageError{err.Error()}
+			return nil, usageError{Msg: err.Error()}
 		}
 		if fs.NArg() == 0 {
 			break
@@ -69,7 +69,7 @@ func parseDrill(args []string, stderr io.Writer) (*drillSettings, error) {
 		args = fs.Args()[1:]
 	}
 	if len(files) > 1 {
-		return nil, usageError{"drill takes at most one scenario file"}
+		return nil, usageError{Msg: "drill takes at most one scenario file"}
 	}
 	if len(files) == 1 {
 		d.file = files[0]
@@ -92,7 +92,7 @@ func loadScenario(path string) (*drill.Scenario, error) {
 	}
 	sc, err := drill.Parse(data)
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("%s: %v", path, err)}
+		return nil, usageError{Msg: fmt.Sprintf("%s: %v", path, err)}
 	}
 	return sc, nil
 }

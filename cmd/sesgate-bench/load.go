@@ -118,7 +118,7 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*settings, erro
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, usageError{cmd + " takes no arguments"}
+		return nil, usageError{Msg: cmd + " takes no arguments"}
 	}
 	if refuse {
 		s.proto = "http"
@@ -198,7 +198,7 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*settings, erro
 		bad("--token, --gateway-pid and --ses-endpoint need a target (--http or --smtp)")
 	}
 	if len(problems) > 0 {
-		return nil, usageError{strings.Join(problems, "; ")}
+		return nil, usageError{Msg: strings.Join(problems, "; ")}
 	}
 	return s, nil
 }
@@ -408,7 +408,7 @@ func refuseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if s.target() && s.httpURL == "" {
-		return usageError{"refuse drives HTTP: give --http"}
+		return usageError{Msg: "refuse drives HTTP: give --http"}
 	}
 	b, err := setUp(ctx, s, stderr, func(bin, dir string) (string, string, error) {
 		return writeLimitedPolicy(ctx, bin, dir)

@@ -60,35 +60,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/sesgate/sesgate/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sesgate-bench:", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("sesgate-bench", run) }
 
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
+// usageError is a mistake in the command line: exit code 2.
+type usageError = cli.UsageError
 
 const usage = `usage: sesgate-bench <command> [flags]
 
@@ -103,7 +84,7 @@ Run "sesgate-bench <command> -h" for its flags.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return usageError{"no command"}
+		return usageError{Msg: "no command"}
 	}
 	switch args[0] {
 	case "load":
@@ -117,5 +98,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return usageError{"unknown command " + args[0]}
+	return usageError{Msg: "unknown command " + args[0]}
 }

@@ -14,7 +14,7 @@ import (
 func adminCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	err := adminclient.Run(ctx, args, os.Getenv, os.Stdin, stdout, stderr)
 	if errors.Is(err, adminclient.ErrUsage) {
-		return usageError{err.Error()}
+		return usageError{Msg: err.Error()}
 	}
 	return err
 }

@@ -13,7 +13,7 @@ import (
 
 func checkConfig(args []string, stdout io.Writer) error {
 	if len(args) != 1 {
-		return usageError{"usage: sesgate check-config FILE"}
+		return usageError{Msg: "usage: sesgate check-config FILE"}
 	}
 	p, err := config.Load(args[0])
 	if err != nil {
@@ -26,7 +26,7 @@ func checkConfig(args []string, stdout io.Writer) error {
 
 func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "new" {
-		return usageError{"usage: sesgate token new --tenant ID | --admin --name NAME"}
+		return usageError{Msg: "usage: sesgate token new --tenant ID | --admin --name NAME"}
 	}
 	fs := flag.NewFlagSet("token new", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -38,7 +38,7 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if *isAdmin {
 		if *name == "" || *tenant != "" {
-			return usageError{"--admin needs --name NAME and no --tenant"}
+			return usageError{Msg: "--admin needs --name NAME and no --tenant"}
 		}
 		m := auth.NewToken("")
 		fmt.Fprintf(stdout, "admin token (shown once): %s\n", m.Token)
@@ -46,7 +46,7 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if *tenant == "" {
-		return usageError{"--tenant is required"}
+		return usageError{Msg: "--tenant is required"}
 	}
 	m := auth.NewToken(*tenant)
 	fmt.Fprintf(stdout, "token (shown once, give it to the app): %s\n", m.Token)
@@ -59,7 +59,7 @@ func outboxCmd(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", env("SESGATE_DATA_DIR", "./sesgate-data"), "data directory (env SESGATE_DATA_DIR)")
 	if len(args) == 0 {
-		return usageError{"usage: sesgate outbox list | show ID"}
+		return usageError{Msg: "usage: sesgate outbox list | show ID"}
 	}
 	sub := args[0]
 	if err := fs.Parse(args[1:]); err != nil {
@@ -84,7 +84,7 @@ func outboxCmd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "show":
 		if fs.NArg() != 1 {
-			return usageError{"usage: sesgate outbox show ID"}
+			return usageError{Msg: "usage: sesgate outbox show ID"}
 		}
 		m, data, err := o.Show(fs.Arg(0))
 		if errors.Is(err, outbox.ErrNotFound) {
@@ -100,5 +100,5 @@ func outboxCmd(args []string, stdout, stderr io.Writer) error {
 		_, err = stdout.Write(data)
 		return err
 	}
-	return usageError{"usage: sesgate outbox list | show ID"}
+	return usageError{Msg: "usage: sesgate outbox list | show ID"}
 }

@@ -30,35 +30,17 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/sesgate/sesgate/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sesgate:", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("sesgate", run) }
 
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
+// usageError is a mistake in the command line: exit code 2.
+type usageError = cli.UsageError
 
 const usage = `usage: sesgate <command> [flags]
 
@@ -76,7 +58,7 @@ commands:
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return usageError{"no command"}
+		return usageError{Msg: "no command"}
 	}
 	switch args[0] {
 	case "serve":
@@ -100,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return usageError{"unknown command " + args[0]}
+	return usageError{Msg: "unknown command " + args[0]}
 }
 
 // env returns the environment value of key, or def.

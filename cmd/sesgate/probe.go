@@ -24,7 +24,7 @@ func probe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 	if err != nil {
-		return usageError{err.Error()}
+		return usageError{Msg: err.Error()}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -63,12 +63,12 @@ func parseSettings(args []string, stderr io.Writer) (*settings, error) {
 	fs.StringVar(&s.logLevel, "log-level", env("SESGATE_LOG_LEVEL", "info"), "debug, info, warn or error (env SESGATE_LOG_LEVEL)")
 	st, err := time.ParseDuration(env("SESGATE_SHUTDOWN_TIMEOUT", "20s"))
 	if err != nil {
-		return nil, usageError{"SESGATE_SHUTDOWN_TIMEOUT: " + err.Error()}
+		return nil, usageError{Msg: "SESGATE_SHUTDOWN_TIMEOUT: " + err.Error()}
 	}
 	fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", st, "bound on draining sessions at SIGTERM; keep below the pod's grace period (env SESGATE_SHUTDOWN_TIMEOUT)")
 	sd, err := time.ParseDuration(env("SESGATE_SHUTDOWN_DELAY", "0s"))
 	if err != nil {
-		return nil, usageError{"SESGATE_SHUTDOWN_DELAY: " + err.Error()}
+		return nil, usageError{Msg: "SESGATE_SHUTDOWN_DELAY: " + err.Error()}
 	}
 	fs.DurationVar(&s.shutdownDelay, "shutdown-delay", sd, "time between readiness going false and listeners closing (env SESGATE_SHUTDOWN_DELAY)")
 	host, _ := os.Hostname()
@@ -78,7 +78,7 @@ func parseSettings(args []string, stderr io.Writer) (*settings, error) {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, usageError{"serve takes no arguments"}
+		return nil, usageError{Msg: "serve takes no arguments"}
 	}
 	if s.sink == "" {
 		s.sink = "outbox"
@@ -87,16 +87,16 @@ func parseSettings(args []string, stderr io.Writer) (*settings, error) {
 		}
 	}
 	if s.sink != "outbox" && s.sink != "ses" {
-		return nil, usageError{fmt.Sprintf("--sink %q: want outbox or ses", s.sink)}
+		return nil, usageError{Msg: fmt.Sprintf("--sink %q: want outbox or ses", s.sink)}
 	}
 	if (s.tlsCert == "") != (s.tlsKey == "") {
-		return nil, usageError{"--tls-cert and --tls-key go together"}
+		return nil, usageError{Msg: "--tls-cert and --tls-key go together"}
 	}
 	if s.smtpsAddr != "" && s.tlsCert == "" {
-		return nil, usageError{"--smtps-addr needs --tls-cert and --tls-key"}
+		return nil, usageError{Msg: "--smtps-addr needs --tls-cert and --tls-key"}
 	}
 	if s.shutdownTimeout <= 0 {
-		return nil, usageError{"--shutdown-timeout must be positive"}
+		return nil, usageError{Msg: "--shutdown-timeout must be positive"}
 	}
 	return s, nil
 }
@@ -104,7 +104,7 @@ func parseSettings(args []string, stderr io.Writer) (*settings, error) {
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError{"--log-level: " + err.Error()}
+		return nil, usageError{Msg: "--log-level: " + err.Error()}
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

@@ -146,7 +146,7 @@ func sesMaxSendRate(ctx context.Context, c *sesv2.Client) (float64, error) {
 func suppressCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	const use = "usage: sesgate suppress add|remove|list [--tenant ID] [--reason R] [--expires DUR] [ADDRESS]"
 	if len(args) == 0 {
-		return usageError{use}
+		return usageError{Msg: use}
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("suppress", flag.ContinueOnError)
@@ -173,7 +173,7 @@ func suppressCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	case (sub == "add" || sub == "remove") && len(pos) != 1,
 		sub == "list" && (len(pos) != 0 || *limit <= 0),
 		sub != "add" && sub != "remove" && sub != "list":
-		return usageError{use}
+		return usageError{Msg: use}
 	}
 	var p *config.Policy
 	if *cfg != "" {
@@ -210,7 +210,7 @@ func suppressCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		r, err := store.ParseSuppressionReason(*reason)
 		if err != nil {
-			return usageError{err.Error()}
+			return usageError{Msg: err.Error()}
 		}
 		sp := store.Suppression{Tenant: *tenant, Address: addr, Reason: r, Added: time.Now().UTC()}
 		if *expires > 0 {
@@ -238,5 +238,5 @@ func suppressCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return nil
 	}
-	return usageError{use}
+	return usageError{Msg: use}
 }

@@ -1,0 +1,45 @@
+// Package cli holds what the project's commands share: the process entry
+// that runs a command with a context cancelled on SIGINT or SIGTERM, and the
+// exit codes (0 done or help, 1 failure, 2 usage error).
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// UsageError is a mistake in the command line; the process exits with 2.
+type UsageError struct{ Msg string }
+
+func (e UsageError) Error() string { return e.Msg }
+
+// Run is a command: arguments without the program name, and its outputs.
+type Run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// Main runs run with os.Args and exits: 0 on success or -h, 2 on a
+// UsageError, 1 on any other error (printed as "name: error").
+func Main(name string, run Run) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := ExitCode(name, run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// ExitCode reports err on stderr and returns the process exit code for it.
+func ExitCode(name string, err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, name+":", err)
+	var ue UsageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
