@@ -282,3 +282,25 @@ func serveFrontEnds(t testing.TB, pipe *gateway.Pipeline, h http.Handler, log *s
 	})
 	return "http://" + hl.Addr().String(), sl.Addr().String()
 }
+
+// background runs send(c, m) on clients goroutines, m counting each
+// client's messages, until the returned stop is called; stop waits for them.
+func background(clients int, send func(c, m int)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := 0; ; m++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				send(c, m)
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
+}

@@ -310,34 +310,21 @@ func TestRedisKilledDuringLoad(t *testing.T) {
 	var mu sync.Mutex
 	codes := map[string]int{}
 	var okAfterRestart atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for c := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := 0; ; m++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				rep := reps[(c+m)%replicas]
-				spec := spec
-				if m%5 == 0 {
-					spec = frozen
-				}
-				a := sendHTTP(t, rep.httpURL, spec.token, []string{fmt.Sprintf("c%d-%d@rcpt.example", c, m)})
-				mu.Lock()
-				codes[spec.tenant.ID+":"+a.code()]++
-				mu.Unlock()
-				if phase.Load() == 2 && spec.tenant.ID == "load" && a.status == 200 {
-					okAfterRestart.Add(1)
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		}()
-	}
+	stop := background(6, func(c, m int) {
+		rep := reps[(c+m)%replicas]
+		spec := spec
+		if m%5 == 0 {
+			spec = frozen
+		}
+		a := sendHTTP(t, rep.httpURL, spec.token, []string{fmt.Sprintf("c%d-%d@rcpt.example", c, m)})
+		mu.Lock()
+		codes[spec.tenant.ID+":"+a.code()]++
+		mu.Unlock()
+		if phase.Load() == 2 && spec.tenant.ID == "load" && a.status == 200 {
+			okAfterRestart.Add(1)
+		}
+		time.Sleep(2 * time.Millisecond)
+	})
 	time.Sleep(300 * time.Millisecond)
 	srv.Kill()
 	phase.Store(1)
@@ -352,8 +339,7 @@ func TestRedisKilledDuringLoad(t *testing.T) {
 	for okAfterRestart.Load() < 20 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 
 	// Bound: fleet rate x 0.5 over the window, plus one burst per replica.
 	bound := int64(rate*0.5*window.Seconds()) + replicas
@@ -389,36 +375,22 @@ func TestScriptFlushDuringLoad(t *testing.T) {
 	for range 3 {
 		reps = append(reps, startReplica(t, healthy(redisstore.ConnOptions{URL: "redis://" + srv.Addr}), sink, entries(spec)))
 	}
-	stop := make(chan struct{})
 	var sent, failed atomic.Int64
-	var wg sync.WaitGroup
-	for c := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := 0; ; m++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				a := sendHTTP(t, reps[(c+m)%3].httpURL, spec.token, []string{fmt.Sprintf("c%d-%d@rcpt.example", c, m)})
-				sent.Add(1)
-				if a.status != 200 {
-					failed.Add(1)
-					t.Errorf("answer %d %s", a.status, a.code())
-				}
-			}
-		}()
-	}
+	stop := background(6, func(c, m int) {
+		a := sendHTTP(t, reps[(c+m)%3].httpURL, spec.token, []string{fmt.Sprintf("c%d-%d@rcpt.example", c, m)})
+		sent.Add(1)
+		if a.status != 200 {
+			failed.Add(1)
+			t.Errorf("answer %d %s", a.status, a.code())
+		}
+	})
 	for range 10 {
 		time.Sleep(50 * time.Millisecond)
 		if _, err := srv.Do("SCRIPT", "FLUSH"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	if sent.Load() < 100 || failed.Load() != 0 {
 		t.Fatalf("%d sent, %d failed", sent.Load(), failed.Load())
 	}
