@@ -7,12 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sesgate/sesgate/bench"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/internal/redistest"
 	"github.com/sesgate/sesgate/limiter"
@@ -69,15 +68,7 @@ func BenchmarkAdmit(b *testing.B) {
 	for _, set := range sets {
 		for _, n := range []int{1, 10, 50} {
 			b.Run(fmt.Sprintf("%s/rcpts=%d", set.name, n), func(b *testing.B) {
-				c, err := redisstore.NewClient(redisstore.ConnOptions{URL: "redis://" + srv.Addr}, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				st, err := redisstore.New(context.Background(), redisstore.Options{Client: c, RecipientKey: testKey})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
+				st := benchStore(b, srv)
 				rc := make([]string, n)
 				for i := range rc {
 					rc[i] = fmt.Sprintf("r%d@d%d.example", i, i%3)
@@ -110,19 +101,10 @@ func BenchmarkAdmit(b *testing.B) {
 // connections per CPU), the shape of a busy replica.
 func BenchmarkAdmitParallel(b *testing.B) {
 	srv := startBenchRedis(b)
-	c, err := redisstore.NewClient(redisstore.ConnOptions{URL: "redis://" + srv.Addr}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := redisstore.New(context.Background(), redisstore.Options{Client: c, RecipientKey: testKey})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := benchStore(b, srv)
 	b.SetParallelism(8)
 	b.ReportAllocs()
-	var before syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	before, _ := bench.SelfCPU()
 	cpu0 := srv.CPU()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
@@ -136,9 +118,8 @@ func BenchmarkAdmitParallel(b *testing.B) {
 			}
 		}
 	})
-	var after syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+	after, _ := bench.SelfCPU()
+	cpu := after - before
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "client-cpu-us/op")
 	b.ReportMetric(float64((srv.CPU()-cpu0).Microseconds())/float64(b.N), "redis-cpu-us/op")
 	b.ReportMetric(srv.UsecPerCall("evalsha"), "redis-us/evalsha")
@@ -148,15 +129,7 @@ func BenchmarkAdmitParallel(b *testing.B) {
 // from the in-process cache: no Redis call.
 func BenchmarkCachedRefusal(b *testing.B) {
 	srv := startBenchRedis(b)
-	c, err := redisstore.NewClient(redisstore.ConnOptions{URL: "redis://" + srv.Addr}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := redisstore.New(context.Background(), redisstore.Options{Client: c, RecipientKey: testKey})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := benchStore(b, srv)
 	lim, err := limiter.NewShared(limiter.SharedOptions{Store: st, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
@@ -182,4 +155,19 @@ func BenchmarkCachedRefusal(b *testing.B) {
 	if got := lim.Stats().StoreCalls; got != calls {
 		b.Fatalf("%d store calls during cached refusals", got-calls)
 	}
+}
+
+// benchStore opens a Redis store on srv, closed when the benchmark ends.
+func benchStore(b *testing.B, srv *redistest.Server) *redisstore.Store {
+	b.Helper()
+	c, err := redisstore.NewClient(redisstore.ConnOptions{URL: "redis://" + srv.Addr}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := redisstore.New(context.Background(), redisstore.Options{Client: c, RecipientKey: testKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
 }
