@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/store"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // TestDeny: a refusal set from outside (a breaker trip) is answered without

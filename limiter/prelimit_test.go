@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/store"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // TestPreLimitCached: once the in-process pre-limiter refuses a tenant

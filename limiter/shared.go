@@ -13,7 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/store"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // Admitter is the part of a store.Store that Shared uses.

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/store"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // faultStore is a fake for fault injection: it answers with decision, or

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesgate/sesgate/bench/drill"
+	"github.com/sesgate/sesgate/internal/bench/drill"
 )
 
 // TestDrillEndToEnd runs the scaled-down drill (testdata/drill-ci.yml)

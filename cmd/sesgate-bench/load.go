@@ -22,8 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/sesgate/sesgate/bench"
-	"github.com/sesgate/sesgate/bench/load"
+	"github.com/sesgate/sesgate/internal/bench"
+	"github.com/sesgate/sesgate/internal/bench/load"
 )
 
 // Bounds on the flags.

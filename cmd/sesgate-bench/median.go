@@ -4,7 +4,7 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/sesgate/sesgate/bench"
+	"github.com/sesgate/sesgate/internal/bench"
 )
 
 // median sets r.Phases and r.Ratios to the medians of r.Runs, figure by

@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/sesgate/sesgate/bench"
+	"github.com/sesgate/sesgate/internal/bench"
 )
 
 func TestMedian(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sesgate/sesgate/bench"
-	"github.com/sesgate/sesgate/bench/load"
+	"github.com/sesgate/sesgate/internal/bench"
+	"github.com/sesgate/sesgate/internal/bench/load"
 )
 
 // Report is everything a run measured; --json writes it as is.

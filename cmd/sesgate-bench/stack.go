@@ -25,8 +25,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sesgate/sesgate/bench"
-	"github.com/sesgate/sesgate/sestest"
+	"github.com/sesgate/sesgate/internal/bench"
+	"github.com/sesgate/sesgate/internal/sestest"
 )
 
 // The key pair and region the in-process SES server accepts.

@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/sesgate/sesgate/admin/adminclient"
+	"github.com/sesgate/sesgate/internal/admin/adminclient"
 )
 
 // adminCmd runs `sesgate admin ...`: the client of the admin API (see

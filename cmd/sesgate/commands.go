@@ -7,7 +7,7 @@ import (
 	"io"
 
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/config"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/gateway/outbox"
 )
 

@@ -14,7 +14,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sesgate/sesgate/config"
+	"github.com/sesgate/sesgate/internal/config"
 )
 
 // manifests decodes every document of a file strictly into its Kubernetes

@@ -20,7 +20,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/sesgate/sesgate/sestest"
+	"github.com/sesgate/sesgate/internal/sestest"
 )
 
 // binPath is the sesgate binary built once for the end-to-end tests.

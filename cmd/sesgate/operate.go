@@ -29,13 +29,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/sesgate/sesgate/admin"
-	"github.com/sesgate/sesgate/admin/storeadmin"
+	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/internal/admin/storeadmin"
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/config"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/limiter"
-	"github.com/sesgate/sesgate/store/redisstore"
+	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )
 
 // operateSettings are the process settings of the admin side.

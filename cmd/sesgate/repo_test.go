@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesgate/sesgate/config"
+	"github.com/sesgate/sesgate/internal/config"
 )
 
 // TestREADMEPolicyExample keeps the README's complete policy example valid.

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/config"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/httpapi"
 	"github.com/sesgate/sesgate/gateway/outbox"

@@ -11,7 +11,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/sesgate/sesgate/sestest"
+	"github.com/sesgate/sesgate/internal/sestest"
 )
 
 // sesServer runs the local SES v2 test server: SigV4-checked SendEmail that

@@ -17,10 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/sesgate/sesgate/config"
-	"github.com/sesgate/sesgate/store"
-	"github.com/sesgate/sesgate/store/boltstore"
-	"github.com/sesgate/sesgate/store/redisstore"
+	"github.com/sesgate/sesgate/internal/config"
+	"github.com/sesgate/sesgate/limiter/store"
+	"github.com/sesgate/sesgate/limiter/store/boltstore"
+	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )
 
 // openedStore is the configured store: Redis when SESGATE_REDIS_URL or

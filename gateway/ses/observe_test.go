@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/sestest"
+	"github.com/sesgate/sesgate/internal/sestest"
 )
 
 // TestObserve: Options.Observe sees every SendEmail call with "" on success

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/sestest"
+	"github.com/sesgate/sesgate/internal/sestest"
 )
 
 const testMessage = "From: App <app@example.com>\r\nTo: a@example.net\r\nSubject: hi\r\n\r\nhello\r\n"

@@ -11,12 +11,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sesgate/sesgate/bench"
+	"github.com/sesgate/sesgate/internal/bench"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/internal/redistest"
 	"github.com/sesgate/sesgate/limiter"
-	"github.com/sesgate/sesgate/store"
-	"github.com/sesgate/sesgate/store/redisstore"
+	"github.com/sesgate/sesgate/limiter/store"
+	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )
 
 // quietRedis drops go-redis's own log lines (dial retries while a test has

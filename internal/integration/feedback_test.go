@@ -19,17 +19,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/breaker"
-	"github.com/sesgate/sesgate/feedback"
+	"github.com/sesgate/sesgate/limiter/breaker"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/httpapi"
 	"github.com/sesgate/sesgate/gateway/ses"
-	"github.com/sesgate/sesgate/guard"
+	"github.com/sesgate/sesgate/limiter/guard"
 	"github.com/sesgate/sesgate/internal/redistest"
 	"github.com/sesgate/sesgate/limiter"
-	"github.com/sesgate/sesgate/sestest"
-	"github.com/sesgate/sesgate/store"
-	"github.com/sesgate/sesgate/store/redisstore"
+	"github.com/sesgate/sesgate/internal/sestest"
+	"github.com/sesgate/sesgate/limiter/store"
+	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )
 
 // fbReplica is a gateway replica with the feedback side wired as serve

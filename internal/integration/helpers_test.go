@@ -24,7 +24,7 @@ import (
 	"github.com/sesgate/sesgate/gateway/httpapi"
 	"github.com/sesgate/sesgate/gateway/smtpd"
 	"github.com/sesgate/sesgate/limiter"
-	"github.com/sesgate/sesgate/store/redisstore"
+	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )
 
 var testKey = []byte("integration-test-recipient-key-0123")

@@ -12,8 +12,8 @@ import (
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/internal/redistest"
 	"github.com/sesgate/sesgate/limiter"
-	"github.com/sesgate/sesgate/store"
-	"github.com/sesgate/sesgate/store/redisstore"
+	"github.com/sesgate/sesgate/limiter/store"
+	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )
 
 // TestExactness: three replicas (each with its own Redis client, limiter

@@ -1,0 +1,601 @@
+// Package storeadmin backs the admin API with the gateway's shared store
+// (store/redisstore or store/boltstore): sending tokens minted through the
+// API (kept hashed), kill switches with who and why, tenant status from the
+// admission counters, suppressions and the audit log. It also keeps the
+// process's view of those in step with the other replicas (Watch).
+//
+// Invariants:
+//   - A token is never stored, only its key id and SHA-256; tokens of the
+//     policy file are listed and may be revoked or rotated here (the
+//     revocation is kept in the store), but not created.
+//   - Every change (token, freeze) bumps the store's change generation and
+//     publishes it; Watch reacts to the publication and polls the
+//     generation every PollEvery (default 1 s), so every replica applies a
+//     change within about a second even when a publication is lost.
+//   - A failed call changes nothing that was not already written; an
+//     unknown tenant is ErrNotFound before any write.
+//   - The audit log keeps the newest AuditKeep entries (default 10000).
+package storeadmin
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/auth"
+	"github.com/sesgate/sesgate/limiter/breaker"
+	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/limiter/store"
+)
+
+// Store is what the backend needs of a store: both stores implement it.
+type Store interface {
+	store.Store
+	store.Ops
+}
+
+// Policy is the part of the running policy the backend reads: the tenants
+// and the policy file's tokens. It is swapped whole on a reload.
+type Policy struct {
+	Tenants []*gateway.Tenant
+	Entries []auth.Entry
+}
+
+// Options configure a Backend. Store is required.
+type Options struct {
+	Store Store
+	// Breakers, when set, gives the tenant status its rates (over the
+	// breaker's window, with bounce and complaint rates).
+	Breakers  admin.Breakers
+	Logger    *slog.Logger
+	Now       func() time.Time
+	AuditKeep int           // default store.DefaultAuditKeep
+	PollEvery time.Duration // Watch's poll of the change generation; default 1 s
+	// CallTimeout bounds Watch's store calls (default 2 s).
+	CallTimeout time.Duration
+}
+
+// Backend implements admin.Tokens, admin.Tenants, admin.Suppressions and
+// admin.Audit on a store (through the views Tokens(), Tenants() and so on).
+type Backend struct {
+	st      Store
+	log     *slog.Logger
+	now     func() time.Time
+	kick    chan struct{} // this process changed something: Watch applies it
+	keep    int
+	poll    time.Duration
+	timeout time.Duration
+	policy  atomic.Pointer[Policy]
+	brk     admin.Breakers
+}
+
+// New builds a Backend serving policy p.
+func New(opts Options, p *Policy) (*Backend, error) {
+	if opts.Store == nil {
+		return nil, errors.New("storeadmin: Store is required")
+	}
+	b := &Backend{st: opts.Store, log: opts.Logger, now: opts.Now, brk: opts.Breakers, kick: make(chan struct{}, 1), keep: opts.AuditKeep, poll: opts.PollEvery, timeout: opts.CallTimeout}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.keep <= 0 {
+		b.keep = store.DefaultAuditKeep
+	}
+	if b.poll <= 0 {
+		b.poll = time.Second
+	}
+	if b.timeout <= 0 {
+		b.timeout = 2 * time.Second
+	}
+	b.SetPolicy(p)
+	return b, nil
+}
+
+// SetPolicy swaps the policy (a reload).
+func (b *Backend) SetPolicy(p *Policy) { b.policy.Store(p) }
+
+// Tokens returns the admin.Tokens view.
+func (b *Backend) Tokens() admin.Tokens { return tokensView{b} }
+
+// Tenants returns the admin.Tenants view.
+func (b *Backend) Tenants() admin.Tenants { return tenantsView{b} }
+
+// Suppressions returns the admin.Suppressions view.
+func (b *Backend) Suppressions() admin.Suppressions { return suppressionsView{b} }
+
+// Audit returns the admin.Audit view.
+func (b *Backend) Audit() admin.Audit { return auditView{b} }
+
+func (b *Backend) tenant(id string) *gateway.Tenant {
+	for _, t := range b.policy.Load().Tenants {
+		if t.ID == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// bump announces a change to every replica and applies it here.
+func (b *Backend) bump(ctx context.Context) error {
+	err := b.st.Bump(ctx)
+	b.poke()
+	return err
+}
+
+// Refresh makes Watch apply the state again soon (after a reload, or a
+// failed apply), and keep trying every PollEvery until it succeeds.
+func (b *Backend) Refresh() { b.poke() }
+
+func (b *Backend) poke() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// --- tokens ---
+
+type tokensView struct{ *Backend }
+
+// Entries returns the token table of the authenticator: the policy file's
+// tokens and the store's, without revoked ones, with rotation deadlines.
+func (b *Backend) Entries(ctx context.Context) ([]auth.Entry, error) {
+	recs, err := b.st.ListTokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := b.policy.Load()
+	byID := make(map[string]store.TokenRecord, len(recs))
+	for _, r := range recs {
+		byID[r.KeyID] = r
+	}
+	out := make([]auth.Entry, 0, len(p.Entries)+len(recs))
+	for _, e := range p.Entries {
+		r, ok := byID[e.Record.KeyID]
+		if ok && !r.Revoked.IsZero() {
+			continue
+		}
+		e.Expires = r.Expires
+		out = append(out, e)
+		delete(byID, e.Record.KeyID)
+	}
+	for _, r := range recs {
+		if _, left := byID[r.KeyID]; !left || r.SHA256 == "" || !r.Revoked.IsZero() {
+			continue
+		}
+		t := b.tenant(r.Tenant)
+		h, err := auth.ParseHash(r.SHA256)
+		if t == nil || err != nil {
+			continue // tenant gone from the policy, or a damaged record
+		}
+		out = append(out, auth.Entry{Record: auth.Record{KeyID: r.KeyID, Hash: h, Tenant: r.Tenant}, Tenant: t, Expires: r.Expires})
+	}
+	return out, nil
+}
+
+func (v tokensView) List(ctx context.Context) ([]admin.TokenInfo, error) {
+	recs, err := v.st.ListTokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]store.TokenRecord, len(recs))
+	for _, r := range recs {
+		byID[r.KeyID] = r
+	}
+	var out []admin.TokenInfo
+	for _, e := range v.policy.Load().Entries {
+		r := byID[e.Record.KeyID]
+		out = append(out, admin.TokenInfo{KeyID: e.Record.KeyID, Tenant: e.Tenant.ID, LastUsed: r.LastUsed, Revoked: r.Revoked, ExpiresAt: r.Expires})
+		delete(byID, e.Record.KeyID)
+	}
+	for _, r := range recs {
+		if _, left := byID[r.KeyID]; !left || r.SHA256 == "" {
+			continue // a policy token's record, or a revocation of a token no longer in the policy
+		}
+		out = append(out, admin.TokenInfo{KeyID: r.KeyID, Tenant: r.Tenant, Created: r.Created, LastUsed: r.LastUsed, Revoked: r.Revoked, ExpiresAt: r.Expires})
+	}
+	slices.SortFunc(out, func(a, b admin.TokenInfo) int {
+		return cmp.Or(strings.Compare(a.Tenant, b.Tenant), strings.Compare(a.KeyID, b.KeyID))
+	})
+	return out, nil
+}
+
+func (v tokensView) Create(ctx context.Context, rec auth.Record, created time.Time) error {
+	if v.tenant(rec.Tenant) == nil {
+		return fmt.Errorf("%w: tenant %q", admin.ErrNotFound, rec.Tenant)
+	}
+	for _, e := range v.policy.Load().Entries {
+		if e.Record.KeyID == rec.KeyID {
+			return fmt.Errorf("%w: key id %s exists", admin.ErrConflict, rec.KeyID)
+		}
+	}
+	err := v.st.CreateToken(ctx, store.TokenRecord{KeyID: rec.KeyID, Tenant: rec.Tenant, SHA256: rec.Hash.String(), Created: created.UTC()})
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("%w: key id %s exists", admin.ErrConflict, rec.KeyID)
+	}
+	if err != nil {
+		return err
+	}
+	return v.bump(ctx)
+}
+
+func (v tokensView) known(ctx context.Context, keyID string) error {
+	list, err := v.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range list {
+		if t.KeyID == keyID {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no token with key id %s", admin.ErrNotFound, keyID)
+}
+
+func (v tokensView) Revoke(ctx context.Context, keyID string, at time.Time) error {
+	if err := v.known(ctx, keyID); err != nil {
+		return err
+	}
+	if err := v.st.RevokeToken(ctx, keyID, at.UTC()); err != nil {
+		return err
+	}
+	return v.bump(ctx)
+}
+
+func (v tokensView) Expire(ctx context.Context, keyID string, at time.Time) error {
+	if err := v.known(ctx, keyID); err != nil {
+		return err
+	}
+	if err := v.st.ExpireToken(ctx, keyID, at.UTC()); err != nil {
+		return err
+	}
+	return v.bump(ctx)
+}
+
+// --- tenants ---
+
+type tenantsView struct{ *Backend }
+
+func (v tenantsView) List(ctx context.Context) ([]admin.TenantStatus, error) {
+	ts := slices.Clone(v.policy.Load().Tenants)
+	slices.SortFunc(ts, func(a, b *gateway.Tenant) int { return strings.Compare(a.ID, b.ID) })
+	infos, err := v.st.FreezeInfos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]admin.TenantStatus, 0, len(ts))
+	for _, t := range ts {
+		s, err := v.status(ctx, t, infos)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (v tenantsView) Status(ctx context.Context, id string) (admin.TenantStatus, error) {
+	t := v.tenant(id)
+	if t == nil {
+		return admin.TenantStatus{}, fmt.Errorf("%w: tenant %q", admin.ErrNotFound, id)
+	}
+	infos, err := v.st.FreezeInfos(ctx)
+	if err != nil {
+		return admin.TenantStatus{}, err
+	}
+	return v.status(ctx, t, infos)
+}
+
+func (v tenantsView) status(ctx context.Context, t *gateway.Tenant, infos map[string]store.FreezeInfo) (admin.TenantStatus, error) {
+	u, err := v.st.Usage(ctx, t.ID)
+	if err != nil {
+		return admin.TenantStatus{}, err
+	}
+	now := v.now()
+	sent, err := v.st.Sent(ctx, t.ID, now.Add(-59*time.Minute), now)
+	if err != nil {
+		return admin.TenantStatus{}, err
+	}
+	frozen, err := v.st.Frozen(ctx, t.ID)
+	if err != nil {
+		return admin.TenantStatus{}, err
+	}
+	brk, err := v.st.GetBreaker(ctx, t.ID)
+	if err != nil {
+		return admin.TenantStatus{}, err
+	}
+	l := t.Limits
+	left := func(limit, used int64) int64 {
+		if limit <= 0 {
+			return -1
+		}
+		return max(0, limit-used)
+	}
+	st := admin.TenantStatus{
+		ID: t.ID,
+		Limits: admin.Limits{
+			Rate: l.Rate, Burst: l.Burst, RatePerRecipient: l.RatePerRecipient,
+			MaxRecipients: l.MaxRecipients, MaxMessageBytes: l.MaxMessageBytes,
+			PerHour: l.PerHour, PerDay: l.PerDay,
+			FirstContactPerHour: l.FirstContactPerHour, FirstContactPerDay: l.FirstContactPerDay,
+			PerDomainRate: l.PerDomainRate, Shadow: slices.Clone(l.Shadow),
+		},
+		Usage: admin.Usage{
+			Hour: u.Hour, Day: u.Day,
+			FirstContactLeftHour: left(l.FirstContactPerHour, u.FirstContactHour),
+			FirstContactLeftDay:  left(l.FirstContactPerDay, u.FirstContactDay),
+		},
+		Rates:   admin.Rates{Window: "1h", SentPerMinute: float64(sent) / 60},
+		Breaker: string(cmp.Or(brk.State, store.Closed)),
+	}
+	if v.brk != nil {
+		// The breaker's window and rates when it answers; else the last
+		// hour's send rate without bounce and complaint rates.
+		if bs, err := v.brk.Status(ctx, t.ID); err == nil {
+			st.Rates = bs.Rates
+		}
+	}
+	if frozen {
+		fi := infos[t.ID]
+		st.Freeze = admin.Freeze{Frozen: true, Reason: fi.Reason, By: fi.By, At: fi.At}
+	}
+	return st, nil
+}
+
+func (v tenantsView) Series(ctx context.Context, id string) ([]admin.Point, error) {
+	if v.tenant(id) == nil {
+		return nil, fmt.Errorf("%w: tenant %q", admin.ErrNotFound, id)
+	}
+	end := v.now().Truncate(time.Minute)
+	start := end.Add(-59 * time.Minute)
+	first, sent, err := v.st.SentMinutes(ctx, id, start, end)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]admin.Point, 60)
+	for i := range out {
+		out[i].At = start.Add(time.Duration(i) * time.Minute).UTC()
+	}
+	for i, n := range sent {
+		if j := first + int64(i) - start.Unix()/60; j >= 0 && j < 60 {
+			out[j].Sent = n
+		}
+	}
+	// Bounces and complaints by the minute the mail was sent, from the
+	// breaker when it keeps them (guard.Guard does).
+	if mc, ok := v.brk.(minuteCounter); ok {
+		counts, err := mc.MinuteCounts(ctx, id)
+		if err != nil && !errors.Is(err, admin.ErrNotFound) {
+			return nil, err
+		}
+		for at, b := range counts {
+			if j := at - start.Unix()/60; j >= 0 && j < 60 {
+				out[j].Bounces, out[j].Complaints = b.Bounces, b.Complaints
+			}
+		}
+	}
+	return out, nil
+}
+
+// minuteCounter is implemented by a breakers backend that keeps bounces and
+// complaints per send minute (unix minute -> counts).
+type minuteCounter interface {
+	MinuteCounts(ctx context.Context, tenant string) (map[int64]breaker.Bucket, error)
+}
+
+func (v tenantsView) SetFrozen(ctx context.Context, id string, f admin.Freeze) error {
+	if id != admin.GlobalTenant && v.tenant(id) == nil {
+		return fmt.Errorf("%w: tenant %q", admin.ErrNotFound, id)
+	}
+	var info *store.FreezeInfo
+	if f.Frozen {
+		info = &store.FreezeInfo{Reason: f.Reason, By: f.By, At: f.At.UTC()}
+	}
+	// The flag last: a freeze is not announced before its reason is there.
+	if err := v.st.SetFreezeInfo(ctx, id, info); err != nil {
+		return err
+	}
+	if err := v.st.SetFrozen(ctx, id, f.Frozen); err != nil {
+		return err
+	}
+	return v.bump(ctx)
+}
+
+func (v tenantsView) GlobalFreeze(ctx context.Context) (admin.Freeze, error) {
+	frozen, err := v.st.Frozen(ctx, admin.GlobalTenant)
+	if err != nil || !frozen {
+		return admin.Freeze{}, err
+	}
+	infos, err := v.st.FreezeInfos(ctx)
+	if err != nil {
+		return admin.Freeze{}, err
+	}
+	fi := infos[admin.GlobalTenant]
+	return admin.Freeze{Frozen: true, Reason: fi.Reason, By: fi.By, At: fi.At}, nil
+}
+
+// --- suppressions ---
+
+type suppressionsView struct{ *Backend }
+
+func (v suppressionsView) Add(ctx context.Context, list []admin.Suppression) error {
+	for _, s := range list {
+		sp := store.Suppression{Tenant: s.Tenant, Address: s.Address, Reason: store.SuppressionReason(s.Reason), Added: s.Added, Expires: s.Expires}
+		if sp.Added.IsZero() {
+			sp.Added = v.now().UTC()
+		}
+		if err := v.st.AddSuppression(ctx, sp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v suppressionsView) Remove(ctx context.Context, tenant, address string) error {
+	found, err := v.st.RemoveSuppression(ctx, tenant, address)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%w: %s is not on that list", admin.ErrNotFound, address)
+	}
+	return nil
+}
+
+// lists returns the list names in order: the global list, then every tenant.
+func (v suppressionsView) lists(q admin.SuppressionQuery) []string {
+	if q.Tenant != admin.AllLists {
+		return []string{q.Tenant}
+	}
+	out := []string{""}
+	for _, t := range v.policy.Load().Tenants {
+		out = append(out, t.ID)
+	}
+	slices.Sort(out[1:])
+	return out
+}
+
+// The cursor is base64url("<list>\x00<last address>").
+func (v suppressionsView) List(ctx context.Context, q admin.SuppressionQuery) ([]admin.Suppression, string, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = admin.DefaultListLimit
+	}
+	curList, after := "", ""
+	haveCursor := q.Cursor != ""
+	if haveCursor {
+		raw, err := base64.RawURLEncoding.DecodeString(q.Cursor)
+		l, a, ok := strings.Cut(string(raw), "\x00")
+		if err != nil || !ok {
+			return nil, "", fmt.Errorf("%w: bad cursor", admin.ErrInvalid)
+		}
+		curList, after = l, a
+		if q.Tenant != admin.AllLists && curList != q.Tenant {
+			return nil, "", fmt.Errorf("%w: the cursor is of another list", admin.ErrInvalid)
+		}
+	}
+	var out []admin.Suppression
+	lists := v.lists(q)
+	for _, l := range lists {
+		a := ""
+		if haveCursor {
+			if l < curList {
+				continue
+			}
+			if l == curList {
+				a = after
+			}
+		}
+		page, err := v.st.PageSuppressions(ctx, l, q.Prefix, a, limit+1-len(out))
+		if err != nil {
+			return nil, "", err
+		}
+		for _, s := range page {
+			out = append(out, admin.Suppression{Tenant: s.Tenant, Address: s.Address, Reason: string(s.Reason), Added: s.Added, Expires: s.Expires})
+		}
+		if len(out) > limit {
+			out = out[:limit]
+			last := out[len(out)-1]
+			return out, base64.RawURLEncoding.EncodeToString([]byte(last.Tenant + "\x00" + last.Address)), nil
+		}
+	}
+	return out, "", nil
+}
+
+// --- audit ---
+
+type auditView struct{ *Backend }
+
+func (v auditView) Record(ctx context.Context, e admin.AuditEntry) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return v.st.AddAudit(ctx, data, v.keep)
+}
+
+func (v auditView) List(ctx context.Context, limit int) ([]admin.AuditEntry, error) {
+	raw, err := v.st.ListAudit(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]admin.AuditEntry, 0, len(raw))
+	for _, r := range raw {
+		var e admin.AuditEntry
+		if err := json.Unmarshal(r, &e); err != nil {
+			return nil, fmt.Errorf("storeadmin: audit entry: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// --- breakers (until the feedback package's backend is wired) ---
+
+// NoBreakers answers every breaker call with ErrInvalid.
+type NoBreakers struct{}
+
+func (NoBreakers) Status(context.Context, string) (admin.BreakerStatus, error) {
+	return admin.BreakerStatus{}, fmt.Errorf("%w: breakers not available", admin.ErrInvalid)
+}
+func (NoBreakers) Reset(context.Context, string) error {
+	return fmt.Errorf("%w: breakers not available", admin.ErrInvalid)
+}
+func (NoBreakers) ForceOpen(context.Context, string, string) error {
+	return fmt.Errorf("%w: breakers not available", admin.ErrInvalid)
+}
+
+// --- watch ---
+
+// Watch calls apply at once and then whenever the store's change
+// generation moves (a publication, a change of this process, or the poll
+// every PollEvery), until ctx ends; one apply at a time. apply's errors are logged; a failed poll is retried at the next.
+func (b *Backend) Watch(ctx context.Context, apply func(context.Context) error) {
+	go b.st.Changes(ctx, b.poke)
+	var last int64
+	pending := true // apply at the next chance, whatever the generation
+	t := time.NewTicker(b.poll)
+	defer t.Stop()
+	run := func() {
+		cctx, cancel := context.WithTimeout(ctx, b.timeout)
+		defer cancel()
+		gen, err := b.st.Generation(cctx)
+		if err != nil {
+			b.log.Warn("admin state poll failed", "err", err.Error())
+			return
+		}
+		if gen == last && !pending {
+			return
+		}
+		if err := apply(cctx); err != nil {
+			b.log.Warn("admin state refresh failed", "err", err.Error())
+			pending = true
+			return
+		}
+		last, pending = gen, false
+	}
+	run()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.kick:
+			pending = true
+			run()
+		case <-t.C:
+			run()
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
+	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/limiter/store"
+)
+
+// MessageStore keeps SES MessageId -> tenant records.
+type MessageStore interface {
+	RememberMessages(ctx context.Context, refs []store.MessageRef, ttl time.Duration) error
+	LookupMessage(ctx context.Context, sesMessageID string) (tenant, gatewayID string, found bool, err error)
+}
+
+// Defaults of RememberOptions.
+const (
+	DefaultRememberQueue = 10_000
+	DefaultRememberBatch = 256
+	DefaultRememberEvery = 200 * time.Millisecond
+)
+
+// RememberOptions configure NewRemember. Store is required.
+type RememberOptions struct {
+	Store  MessageStore
+	TTL    time.Duration // default store.DefaultMessageTTL
+	Queue  int           // pending records; beyond it they are dropped (counted)
+	Batch  int           // records per write
+	Every  time.Duration // flush interval
+	Logger *slog.Logger
+	// g, when set, counts the writes in its metrics.
+	Guard *Guard
+}
+
+// Remember is the attribution memory: a gateway.Sink wrapper that queues
+// SES MessageId -> tenant after each send and writes them in batches from
+// one goroutine, so the send path only does a non-blocking channel send.
+// An event that arrives before its record is written (within Every, plus
+// the store write) and carries no tenant tag is refused as unattributable
+// with a 4xx by the SNS handler and not retried by SNS: the sink tags every
+// message, so only identity notifications (no tags) depend on this record.
+// It implements feedback.MessageLookup.
+type Remember struct {
+	st    MessageStore
+	ttl   time.Duration
+	batch int
+	every time.Duration
+	log   *slog.Logger
+	g     *Guard
+	queue chan store.MessageRef
+	done  chan struct{}
+	stop  chan struct{}
+	once  sync.Once
+}
+
+var _ feedback.MessageLookup = (*Remember)(nil)
+
+// NewRemember starts a Remember; Close flushes and stops it.
+func NewRemember(opts RememberOptions) (*Remember, error) {
+	if opts.Store == nil {
+		return nil, errors.New("guard: RememberOptions.Store is required")
+	}
+	r := &Remember{st: opts.Store, ttl: opts.TTL, batch: opts.Batch, every: opts.Every, log: opts.Logger, g: opts.Guard,
+		done: make(chan struct{}), stop: make(chan struct{})}
+	if r.ttl <= 0 {
+		r.ttl = store.DefaultMessageTTL
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = DefaultRememberQueue
+	}
+	if r.batch <= 0 {
+		r.batch = DefaultRememberBatch
+	}
+	if r.every <= 0 {
+		r.every = DefaultRememberEvery
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.queue = make(chan store.MessageRef, opts.Queue)
+	go r.run()
+	return r, nil
+}
+
+// Add queues one record; it never blocks.
+func (r *Remember) Add(ref store.MessageRef) {
+	select {
+	case r.queue <- ref:
+	default:
+		r.count("dropped", 1)
+	}
+}
+
+func (r *Remember) count(outcome string, n int) {
+	if r.g != nil {
+		r.g.m.remembered.WithLabelValues(outcome).Add(float64(n))
+	}
+}
+
+// Sink wraps s: after a successful send the SES MessageId is remembered.
+func (r *Remember) Sink(s gateway.Sink) gateway.Sink { return rememberSink{s: s, r: r} }
+
+type rememberSink struct {
+	s gateway.Sink
+	r *Remember
+}
+
+func (rs rememberSink) Send(ctx context.Context, env *gateway.Envelope) (string, error) {
+	id, err := rs.s.Send(ctx, env)
+	if err == nil && id != "" && env.Tenant != nil {
+		rs.r.Add(store.MessageRef{SESMessageID: id, Tenant: env.Tenant.ID, GatewayID: env.ID})
+	}
+	return id, err
+}
+
+// LookupMessage implements feedback.MessageLookup.
+func (r *Remember) LookupMessage(ctx context.Context, id string) (string, string, bool, error) {
+	return r.st.LookupMessage(ctx, id)
+}
+
+// Close writes what is queued and stops.
+func (r *Remember) Close() {
+	r.once.Do(func() { close(r.stop) })
+	<-r.done
+}
+
+func (r *Remember) run() {
+	defer close(r.done)
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	var buf []store.MessageRef
+	flush := func() {
+		if len(buf) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := r.st.RememberMessages(ctx, buf, r.ttl)
+		cancel()
+		if err != nil {
+			r.count("failed", len(buf))
+			r.log.Warn("attribution records not written", "n", len(buf), "err", err.Error())
+		} else {
+			r.count("written", len(buf))
+		}
+		buf = buf[:0]
+	}
+	for {
+		select {
+		case ref := <-r.queue:
+			buf = append(buf, ref)
+			if len(buf) >= r.batch {
+				flush()
+			}
+		case <-t.C:
+			flush()
+		case <-r.stop:
+			for {
+				select {
+				case ref := <-r.queue:
+					buf = append(buf, ref)
+					if len(buf) >= r.batch {
+						flush()
+					}
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// KeyStore is the shared claim-once key space (SET NX with TTL).
+type KeyStore interface {
+	ClaimKey(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	ReleaseKey(ctx context.Context, key string) error
+}
+
+// Deduper is a feedback.Deduper on the shared store, so a notification
+// delivered to two replicas (SNS retries, SQS redelivery) is processed
+// once across the fleet.
+type Deduper struct {
+	Store KeyStore
+	TTL   time.Duration // default feedback.DefaultDedupeTTL
+}
+
+var _ feedback.Deduper = Deduper{}
+
+// Claim implements feedback.Deduper.
+func (d Deduper) Claim(ctx context.Context, key string) (bool, error) {
+	ttl := d.TTL
+	if ttl <= 0 {
+		ttl = feedback.DefaultDedupeTTL
+	}
+	return d.Store.ClaimKey(ctx, key, ttl)
+}
+
+// Release implements feedback.Deduper.
+func (d Deduper) Release(ctx context.Context, key string) error { return d.Store.ReleaseKey(ctx, key) }

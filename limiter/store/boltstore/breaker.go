@@ -1,0 +1,203 @@
+package boltstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/sesgate/sesgate/limiter/store"
+)
+
+// Beyond the admission record P+"brk" ("state|open_until_ms|probes"), a
+// tenant's breaker has P+"warn" (present while the rate is halved) and
+// P+"brkdata" (the feedback side's state, opaque here). Attribution records
+// are "gw:msg:<SES id>", dedupe keys "gw:dedupe:<key>", both with expiry.
+
+func warned(k kv, tenant string) bool {
+	_, ok := k.get(prefix(tenant) + "warn")
+	return ok
+}
+
+func readRecord(k kv, tenant string) (store.BreakerRecord, error) {
+	b, err := readBreaker(k, tenant)
+	if err != nil {
+		return store.BreakerRecord{}, err
+	}
+	r := store.BreakerRecord{Breaker: b, Warning: warned(k, tenant)}
+	if d, ok := k.get(prefix(tenant) + "brkdata"); ok {
+		r.Data = []byte(d)
+	}
+	return r, nil
+}
+
+// GetBreakerRecord reads a tenant's whole breaker record.
+func (s *Store) GetBreakerRecord(ctx context.Context, tenant string) (store.BreakerRecord, error) {
+	var r store.BreakerRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = readRecord(kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}, tenant)
+		return err
+	})
+	return r, err
+}
+
+// UpdateBreakerRecord runs fn on the tenant's record in one read-write
+// transaction (bbolt has one writer, so admission and other updates wait)
+// and writes what fn left in it; fn returns false to write nothing. The
+// commit is fsynced, so waited is true for every written trip.
+func (s *Store) UpdateBreakerRecord(ctx context.Context, tenant string, fn func(*store.BreakerRecord) (bool, error)) (waited bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		k := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}
+		rec, err := readRecord(k, tenant)
+		if err != nil {
+			return err
+		}
+		write, err := fn(&rec)
+		if err != nil || !write {
+			return err
+		}
+		if err := rec.Validate(); err != nil {
+			return err
+		}
+		if len(rec.Data) > store.MaxBreakerData {
+			return fmt.Errorf("boltstore: breaker data of %d bytes", len(rec.Data))
+		}
+		if err := writeBreaker(k, tenant, rec.Breaker); err != nil {
+			return err
+		}
+		if rec.Warning {
+			err = k.put(prefix(tenant)+"warn", "1", 0)
+		} else {
+			err = k.b.Delete([]byte(prefix(tenant) + "warn"))
+		}
+		if err != nil {
+			return err
+		}
+		waited = true
+		return k.put(prefix(tenant)+"brkdata", string(rec.Data), 0)
+	})
+	return waited && err == nil, err
+}
+
+// SentMinutes returns the per-minute sent counters of the whole minutes
+// from..to (at most SentTTL of them, the newest), oldest first, with the
+// unix minute of the first.
+func (s *Store) SentMinutes(ctx context.Context, tenant string, from, to time.Time) (first int64, counts []int64, err error) {
+	first, last := from.Unix()/60, to.Unix()/60
+	if last < first {
+		return first, nil, nil
+	}
+	if n := int64(s.sentTTL / time.Minute); last-first > n {
+		first = last - n
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		k := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}
+		for m := first; m <= last; m++ {
+			counts = append(counts, int64(k.num(prefix(tenant)+"sent:"+strconv.FormatInt(m, 10))))
+		}
+		return nil
+	})
+	return first, counts, err
+}
+
+// RememberMessages stores SES MessageId -> tenant and gateway id for ttl,
+// in one transaction.
+func (s *Store) RememberMessages(ctx context.Context, refs []store.MessageRef, ttl time.Duration) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		now := s.now().UnixMilli()
+		k := kv{b: tx.Bucket(bucketKV), now: now}
+		for _, r := range refs {
+			if err := k.put("gw:msg:"+r.SESMessageID, r.Tenant+"|"+r.GatewayID, now+ttl.Milliseconds()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// LookupMessage implements feedback.MessageLookup.
+func (s *Store) LookupMessage(ctx context.Context, sesMessageID string) (tenant, gatewayID string, found bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v, ok := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}.get("gw:msg:" + sesMessageID)
+		if ok {
+			found = true
+			for i := 0; i < len(v); i++ {
+				if v[i] == '|' {
+					tenant, gatewayID = v[:i], v[i+1:]
+					return nil
+				}
+			}
+			tenant = v
+		}
+		return nil
+	})
+	return tenant, gatewayID, found, err
+}
+
+// ClaimKey sets key if absent (or expired), for ttl: true the first time.
+func (s *Store) ClaimKey(ctx context.Context, key string, ttl time.Duration) (first bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		now := s.now().UnixMilli()
+		k := kv{b: tx.Bucket(bucketKV), now: now}
+		if _, ok := k.get("gw:dedupe:" + key); ok {
+			return nil
+		}
+		first = true
+		return k.put("gw:dedupe:"+key, "1", now+ttl.Milliseconds())
+	})
+	return first, err
+}
+
+// ReleaseKey forgets a claimed key.
+func (s *Store) ReleaseKey(ctx context.Context, key string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketKV).Delete([]byte("gw:dedupe:" + key))
+	})
+}
+
+// subscribers is the in-process fan-out of breaker announcements (one
+// process owns the file, so there is nobody else to tell).
+type subscribers struct {
+	mu  sync.Mutex
+	fns map[int]func(string)
+	n   int
+}
+
+// PublishBreaker announces that a tenant's breaker record changed to the
+// subscribers of this process.
+func (s *Store) PublishBreaker(ctx context.Context, tenant string) error {
+	s.subs.mu.Lock()
+	fns := make([]func(string), 0, len(s.subs.fns))
+	for _, f := range s.subs.fns {
+		fns = append(fns, f)
+	}
+	s.subs.mu.Unlock()
+	for _, f := range fns {
+		f(tenant)
+	}
+	return nil
+}
+
+// SubscribeBreakers calls fn for every announcement until ctx is done.
+func (s *Store) SubscribeBreakers(ctx context.Context, fn func(tenant string)) error {
+	s.subs.mu.Lock()
+	if s.subs.fns == nil {
+		s.subs.fns = map[int]func(string){}
+	}
+	s.subs.n++
+	id := s.subs.n
+	s.subs.fns[id] = fn
+	s.subs.mu.Unlock()
+	<-ctx.Done()
+	s.subs.mu.Lock()
+	delete(s.subs.fns, id)
+	s.subs.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,513 @@
+package redisstore
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sesgate/sesgate/limiter/store"
+)
+
+var (
+	//go:embed admit.lua
+	admitSrc string
+	//go:embed lease.lua
+	leaseSrc string
+)
+
+// Key names. Every key of a tenant carries the hash tag {t:<tenant>}; the
+// global keys carry {g}.
+const (
+	keyGlobalSup    = "gw:{g}:sup"
+	keyGlobalFrozen = "gw:{g}:frozen"
+	keySESRate      = "gw:{g}:ses"
+)
+
+// TenantPrefix is the prefix of every key of tenant.
+func TenantPrefix(tenant string) string { return "gw:{t:" + tenant + "}:" }
+
+// Options configure a Store. Client and RecipientKey are required.
+type Options struct {
+	Client       redis.UniversalClient
+	RecipientKey []byte        // HMAC key for the first-contact memory (store.MinKeyBytes at least)
+	KnownTTL     time.Duration // default store.DefaultKnownTTL
+	SentTTL      time.Duration // lifetime of the per-minute sent counters; default store.DefaultSentTTL
+	Logger       *slog.Logger
+	// Now replaces Redis's TIME in the scripts. Tests only: in production
+	// every replica must use the one Redis clock.
+	Now func() time.Time
+}
+
+// Store is the Redis store. It is safe for concurrent use.
+type Store struct {
+	c        redis.UniversalClient
+	keyer    *store.Keyer
+	knownTTL time.Duration
+	sentTTL  time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+	admit    *redis.Script
+	lease    *redis.Script
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store and preloads its scripts (SCRIPT LOAD on every
+// primary of a Cluster). A failed preload is logged, not fatal: Script.Run
+// loads a missing script itself.
+func New(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Client == nil {
+		return nil, errors.New("redisstore: Client is required")
+	}
+	k, err := store.NewKeyer(opts.RecipientKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		c: opts.Client, keyer: k, knownTTL: opts.KnownTTL, sentTTL: opts.SentTTL, log: opts.Logger, now: opts.Now,
+		admit: redis.NewScript(admitSrc), lease: redis.NewScript(leaseSrc),
+	}
+	if s.knownTTL <= 0 {
+		s.knownTTL = store.DefaultKnownTTL
+	}
+	if s.sentTTL <= 0 {
+		s.sentTTL = store.DefaultSentTTL
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := s.Preload(ctx); err != nil {
+		s.log.Warn("redis script preload failed; scripts load on first use", "err", err)
+	}
+	return s, nil
+}
+
+// Preload loads the scripts (SCRIPT LOAD; on a Cluster on every shard).
+func (s *Store) Preload(ctx context.Context) error {
+	return errors.Join(s.admit.Load(ctx, s.c).Err(), s.lease.Load(ctx, s.c).Err())
+}
+
+// Client returns the Redis client.
+func (s *Store) Client() redis.UniversalClient { return s.c }
+
+// Close closes the client.
+func (s *Store) Close() error { return s.c.Close() }
+
+func (s *Store) nowArg() int64 {
+	if s.now == nil {
+		return 0
+	}
+	return s.now().UnixMilli()
+}
+
+func (s *Store) clock() time.Time {
+	if s.now == nil {
+		return time.Now()
+	}
+	return s.now()
+}
+
+// Admit runs the admission script on the tenant's slot and, in parallel,
+// one pipelined read of the global state (global freeze flag and global
+// suppression list). See the package doc for what a global refusal costs.
+func (s *Store) Admit(ctx context.Context, req store.AdmitRequest) (store.Decision, error) {
+	if err := req.Validate(); err != nil {
+		return store.Decision{}, err
+	}
+	lower := make([]string, len(req.Recipients))
+	for i, r := range req.Recipients {
+		lower[i] = strings.ToLower(r)
+	}
+
+	type globalResult struct {
+		frozen bool
+		sup    []store.Suppression
+		err    error
+	}
+	gch := make(chan globalResult, 1)
+	go func() {
+		var g globalResult
+		g.frozen, g.sup, g.err = s.readGlobal(ctx, lower)
+		gch <- g
+	}()
+
+	d, err := s.runAdmit(ctx, req, lower)
+	g := <-gch
+	if err != nil {
+		return store.Decision{}, err
+	}
+	if g.err != nil {
+		return store.Decision{}, g.err
+	}
+	if g.frozen {
+		// The tenant script may have counted the message: conservative.
+		return store.Decision{Reason: store.ReasonFrozen, RetryAfter: store.FrozenRetry, CacheFor: store.FrozenCache}, nil
+	}
+	if len(g.sup) > 0 {
+		d.Suppressed = mergeSuppressed(d.Suppressed, g.sup)
+		if len(d.Suppressed) == len(lower) && d.Reason != store.ReasonSuppressed {
+			d = store.Decision{Reason: store.ReasonSuppressed, Suppressed: d.Suppressed}
+		}
+	}
+	return d, nil
+}
+
+// mergeSuppressed adds the global entries for addresses not already
+// suppressed by the tenant list.
+func mergeSuppressed(tenant, global []store.Suppression) []store.Suppression {
+	out := tenant
+	for _, g := range global {
+		dup := false
+		for _, t := range tenant {
+			dup = dup || t.Address == g.Address
+		}
+		if !dup {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func (s *Store) readGlobal(ctx context.Context, lower []string) (bool, []store.Suppression, error) {
+	var frozen *redis.IntCmd
+	var sup *redis.SliceCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		frozen = p.Exists(ctx, keyGlobalFrozen)
+		sup = p.HMGet(ctx, keyGlobalSup, lower...)
+		return nil
+	})
+	if err != nil {
+		return false, nil, fmt.Errorf("redisstore: global read: %w", err)
+	}
+	out, err := decodeHMGet("", lower, sup.Val(), s.clock())
+	return frozen.Val() == 1, out, err
+}
+
+func decodeHMGet(tenant string, addrs []string, vals []any, now time.Time) ([]store.Suppression, error) {
+	var out []store.Suppression
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		sp, err := store.DecodeSuppression(tenant, addrs[i], str)
+		if err != nil {
+			return nil, err
+		}
+		if sp.Live(now) {
+			out = append(out, sp)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []string) (store.Decision, error) {
+	l := req.Limits
+	prefix := TenantPrefix(req.Tenant)
+	keys := []string{prefix + "brk", prefix + "sup", prefix + "st"}
+	burst := l.Burst
+	if burst <= 0 {
+		burst = max(1, int(math.Ceil(l.Rate)))
+	}
+	domBurst := l.PerDomainBurst
+	if domBurst <= 0 {
+		domBurst = max(1, int(math.Ceil(l.PerDomainRate)))
+	}
+	perRcpt := "0"
+	if l.RatePerRecipient {
+		perRcpt = "1"
+	}
+	args := make([]any, 0, 15+3*len(lower))
+	args = append(args, prefix, s.nowArg(),
+		strconv.FormatFloat(l.Rate, 'g', -1, 64), burst, perRcpt,
+		l.PerHour, l.PerDay, l.FirstContactPerHour, l.FirstContactPerDay,
+		strconv.FormatFloat(l.PerDomainRate, 'g', -1, 64), domBurst,
+		s.knownTTL.Milliseconds(), store.ShadowMask(l.Shadow), s.sentTTL.Milliseconds(), len(lower))
+	fc, dom := l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0, l.PerDomainRate > 0
+	for _, a := range lower {
+		h, d := "", ""
+		if fc {
+			h = s.keyer.Hash(a)
+		}
+		if dom {
+			d = store.Domain(a)
+		}
+		args = append(args, a, h, d)
+	}
+	res, err := s.admit.Run(ctx, s.c, keys, args...).Slice()
+	if err != nil {
+		return store.Decision{}, fmt.Errorf("redisstore: admit: %w", err)
+	}
+	return parseAdmit(req.Tenant, lower, res)
+}
+
+// parseAdmit reads the script's answer, checking every type.
+func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error) {
+	bad := func(what string) (store.Decision, error) {
+		return store.Decision{}, fmt.Errorf("redisstore: admit script returned a bad %s", what)
+	}
+	if len(res) != 7 {
+		return bad("answer")
+	}
+	admitted, ok1 := res[0].(int64)
+	reason, ok2 := res[1].(string)
+	retry, ok3 := res[2].(int64)
+	cache, ok4 := res[3].(int64)
+	shadow, ok5 := res[4].(string)
+	newc, ok6 := res[5].(int64)
+	supp, ok7 := res[6].([]any)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+		return bad("answer type")
+	}
+	d := store.Decision{
+		Admitted:      admitted == 1,
+		Reason:        store.Reason(reason),
+		RetryAfter:    time.Duration(retry) * time.Millisecond,
+		CacheFor:      time.Duration(cache) * time.Millisecond,
+		NewRecipients: int(newc),
+	}
+	if shadow != "" {
+		for _, n := range strings.Split(shadow, ",") {
+			if !contains(d.Shadowed, n) {
+				d.Shadowed = append(d.Shadowed, n)
+			}
+		}
+	}
+	for _, e := range supp {
+		row, ok := e.([]any)
+		if !ok || len(row) != 4 {
+			return bad("suppression row")
+		}
+		i, ok1 := row[0].(int64)
+		r, ok2 := row[1].(string)
+		added, ok3 := row[2].(int64)
+		exp, ok4 := row[3].(int64)
+		if !(ok1 && ok2 && ok3 && ok4) || i < 1 || int(i) > len(lower) {
+			return bad("suppression row")
+		}
+		sp := store.Suppression{Tenant: tenant, Address: lower[i-1], Reason: store.SuppressionReason(r), Added: time.UnixMilli(added).UTC()}
+		if exp > 0 {
+			sp.Expires = time.UnixMilli(exp).UTC()
+		}
+		d.Suppressed = append(d.Suppressed, sp)
+	}
+	return d, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func supKey(tenant string) string {
+	if tenant == "" {
+		return keyGlobalSup
+	}
+	return TenantPrefix(tenant) + "sup"
+}
+
+// CheckSuppressed reads the tenant and global lists in one pipeline (one
+// round trip on a standalone Redis; one per slot on a Cluster, in parallel).
+func (s *Store) CheckSuppressed(ctx context.Context, tenant string, addrs []string) ([]store.Suppression, error) {
+	if len(addrs) == 0 || len(addrs) > store.MaxRecipients {
+		return nil, fmt.Errorf("redisstore: %d addresses", len(addrs))
+	}
+	lower := make([]string, len(addrs))
+	for i, a := range addrs {
+		lower[i] = strings.ToLower(a)
+	}
+	var tcmd, gcmd *redis.SliceCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		tcmd = p.HMGet(ctx, supKey(tenant), lower...)
+		gcmd = p.HMGet(ctx, keyGlobalSup, lower...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: suppression read: %w", err)
+	}
+	now := s.clock()
+	out, err := decodeHMGet(tenant, lower, tcmd.Val(), now)
+	if err != nil {
+		return nil, err
+	}
+	g, err := decodeHMGet("", lower, gcmd.Val(), now)
+	if err != nil {
+		return nil, err
+	}
+	return mergeSuppressed(out, g), nil
+}
+
+// AddSuppression adds or replaces an entry.
+func (s *Store) AddSuppression(ctx context.Context, sp store.Suppression) error {
+	if err := sp.Normalize(); err != nil {
+		return err
+	}
+	return s.c.HSet(ctx, supKey(sp.Tenant), sp.Address, sp.EncodeValue()).Err()
+}
+
+// RemoveSuppression deletes an entry.
+func (s *Store) RemoveSuppression(ctx context.Context, tenant, addr string) (bool, error) {
+	n, err := s.c.HDel(ctx, supKey(tenant), strings.ToLower(addr)).Result()
+	return n > 0, err
+}
+
+// ListSuppressions scans one list with HSCAN.
+func (s *Store) ListSuppressions(ctx context.Context, tenant string, limit int) ([]store.Suppression, error) {
+	var out []store.Suppression
+	var cursor uint64
+	for {
+		kv, next, err := s.c.HScan(ctx, supKey(tenant), cursor, "", 500).Result()
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i+1 < len(kv) && len(out) < limit; i += 2 {
+			sp, err := store.DecodeSuppression(tenant, kv[i], kv[i+1])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sp)
+		}
+		cursor = next
+		if cursor == 0 || len(out) >= limit {
+			return out, nil
+		}
+	}
+}
+
+// SetBreaker writes state, open_until (unix ms) and probes; other fields of
+// the breaker hash (the feedback package's) are kept.
+func (s *Store) SetBreaker(ctx context.Context, tenant string, b store.Breaker) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if b.State == "" {
+		b.State = store.Closed
+	}
+	var until int64
+	if !b.OpenUntil.IsZero() {
+		until = b.OpenUntil.UnixMilli()
+	}
+	return s.c.HSet(ctx, TenantPrefix(tenant)+"brk", "state", string(b.State), "open_until", until, "probes", b.Probes).Err()
+}
+
+// GetBreaker reads the breaker record; a missing one is Closed.
+func (s *Store) GetBreaker(ctx context.Context, tenant string) (store.Breaker, error) {
+	v, err := s.c.HMGet(ctx, TenantPrefix(tenant)+"brk", "state", "open_until", "probes").Result()
+	if err != nil {
+		return store.Breaker{}, err
+	}
+	b := store.Breaker{State: store.Closed}
+	if st, ok := v[0].(string); ok {
+		b.State = store.BreakerState(st)
+	}
+	if u, ok := v[1].(string); ok {
+		if ms, _ := strconv.ParseInt(u, 10, 64); ms > 0 {
+			b.OpenUntil = time.UnixMilli(ms).UTC()
+		}
+	}
+	if p, ok := v[2].(string); ok {
+		b.Probes, _ = strconv.ParseInt(p, 10, 64)
+	}
+	return b, b.Validate()
+}
+
+// SetFrozen sets or clears a freeze flag: the field frozen of the tenant's
+// breaker hash (read by the admission script with the breaker), or the
+// global key.
+func (s *Store) SetFrozen(ctx context.Context, tenant string, frozen bool) error {
+	switch {
+	case tenant == "" && frozen:
+		return s.c.Set(ctx, keyGlobalFrozen, "1", 0).Err()
+	case tenant == "":
+		return s.c.Del(ctx, keyGlobalFrozen).Err()
+	case frozen:
+		return s.c.HSet(ctx, TenantPrefix(tenant)+"brk", "frozen", "1").Err()
+	}
+	return s.c.HDel(ctx, TenantPrefix(tenant)+"brk", "frozen").Err()
+}
+
+// Frozen reads a freeze flag.
+func (s *Store) Frozen(ctx context.Context, tenant string) (bool, error) {
+	if tenant == "" {
+		n, err := s.c.Exists(ctx, keyGlobalFrozen).Result()
+		return n == 1, err
+	}
+	return s.c.HExists(ctx, TenantPrefix(tenant)+"brk", "frozen").Result()
+}
+
+// Usage reads the tenant's window counters (at the gateway's clock, which
+// may differ from Redis's by the clock skew at a window's edge).
+func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
+	v, err := s.c.HMGet(ctx, TenantPrefix(tenant)+"st", "qh", "qd", "fh", "fd").Result()
+	if err != nil {
+		return store.Usage{}, err
+	}
+	now := s.clock().UnixMilli()
+	hour, day := now/3600000, now/86400000
+	used := func(x any, window int64) int64 {
+		str, ok := x.(string)
+		if !ok {
+			return 0
+		}
+		w, c, ok := strings.Cut(str, ":")
+		if !ok || w != strconv.FormatInt(window, 10) {
+			return 0
+		}
+		n, _ := strconv.ParseInt(c, 10, 64)
+		return n
+	}
+	return store.Usage{Hour: used(v[0], hour), Day: used(v[1], day), FirstContactHour: used(v[2], hour), FirstContactDay: used(v[3], day)}, nil
+}
+
+// Sent sums the per-minute sent counters (one MGET on the tenant's slot).
+func (s *Store) Sent(ctx context.Context, tenant string, from, to time.Time) (int64, error) {
+	first, last := from.UnixMilli()/60000, to.UnixMilli()/60000
+	if last < first {
+		return 0, nil
+	}
+	if n := int64(s.sentTTL / time.Minute); last-first > n {
+		first = last - n
+	}
+	keys := make([]string, 0, last-first+1)
+	for m := first; m <= last; m++ {
+		keys = append(keys, TenantPrefix(tenant)+"sent:"+strconv.FormatInt(m, 10))
+	}
+	vals, err := s.c.MGet(ctx, keys...).Result()
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, v := range vals {
+		if str, ok := v.(string); ok {
+			n, _ := strconv.ParseInt(str, 10, 64)
+			sum += n
+		}
+	}
+	return sum, nil
+}
+
+// Lease takes up to want tokens of the account-wide SES rate (GCRA on one
+// {g} key). It returns how many it got and, when none, how long until one.
+func (s *Store) Lease(ctx context.Context, rate float64, burst, want int) (int, time.Duration, error) {
+	res, err := s.lease.Run(ctx, s.c, []string{keySESRate},
+		strconv.FormatFloat(rate, 'g', -1, 64), burst, want, s.nowArg()).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("redisstore: lease: %w", err)
+	}
+	if len(res) != 2 {
+		return 0, 0, errors.New("redisstore: lease script returned a bad answer")
+	}
+	return int(res[0]), time.Duration(res[1]) * time.Millisecond, nil
+}
