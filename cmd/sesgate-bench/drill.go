@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/internal/bench/drill"
-	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/gateway/ses"
+	"github.com/sesgate/sesgate/internal/bench/drill"
 	"github.com/sesgate/sesgate/internal/sestest"
+	"github.com/sesgate/sesgate/limiter/breaker"
 )
 
 // The drill's addresses: tenants send from app@<tenant>.drill.example to

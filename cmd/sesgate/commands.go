@@ -7,8 +7,8 @@ import (
 	"io"
 
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/gateway/outbox"
+	"github.com/sesgate/sesgate/internal/config"
 )
 
 func checkConfig(args []string, stdout io.Writer) error {

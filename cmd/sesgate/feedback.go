@@ -17,13 +17,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sesgate/sesgate/internal/admin"
-	"github.com/sesgate/sesgate/limiter/breaker"
-	"github.com/sesgate/sesgate/internal/config"
-	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/limiter/guard"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
+	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter"
+	"github.com/sesgate/sesgate/limiter/breaker"
+	"github.com/sesgate/sesgate/limiter/guard"
 	"github.com/sesgate/sesgate/limiter/store/boltstore"
 )
 

@@ -19,11 +19,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/sesgate/sesgate/gateway/ses/feedback"
-	"github.com/sesgate/sesgate/internal/sestest/sqstest"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/ses"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/internal/sestest"
+	"github.com/sesgate/sesgate/internal/sestest/sqstest"
 )
 
 // TestEndToEndFeedbackEmbedded runs `sesgate serve` on the embedded store

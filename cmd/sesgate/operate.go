@@ -29,11 +29,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sesgate/sesgate/auth"
+	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/internal/admin"
 	"github.com/sesgate/sesgate/internal/admin/storeadmin"
-	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/internal/config"
-	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/limiter"
 	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )

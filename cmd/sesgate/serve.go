@@ -19,12 +19,12 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/httpapi"
 	"github.com/sesgate/sesgate/gateway/outbox"
 	"github.com/sesgate/sesgate/gateway/ses"
 	"github.com/sesgate/sesgate/gateway/smtpd"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter"
 )
 

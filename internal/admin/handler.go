@@ -19,9 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
-	"github.com/sesgate/sesgate/internal/admin/dashboard"
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/internal/admin/dashboard"
 )
 
 // AdminToken is the stored form of an admin token: sg_<keyid>_<secret> like a

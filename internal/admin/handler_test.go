@@ -15,10 +15,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sesgate/sesgate/internal/admin"
-	"github.com/sesgate/sesgate/internal/admin/memadmin"
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/internal/admin/memadmin"
 )
 
 type clock struct {

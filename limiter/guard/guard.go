@@ -13,9 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sesgate/sesgate/limiter/breaker"
-	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
+	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/limiter/store"
 )
 

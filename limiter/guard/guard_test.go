@@ -12,10 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/internal/admin"
 	"github.com/sesgate/sesgate/limiter/breaker"
-	"github.com/sesgate/sesgate/gateway/ses/feedback"
-	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/limiter/store"
 	"github.com/sesgate/sesgate/limiter/store/boltstore"
 	"github.com/sesgate/sesgate/limiter/store/storetest"

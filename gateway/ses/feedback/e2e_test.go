@@ -11,10 +11,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/ses"
 	"github.com/sesgate/sesgate/internal/sestest"
+	"github.com/sesgate/sesgate/limiter/breaker"
 )
 
 // breakerSink feeds per-tenant breakers from events and remembers the SES

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sesgate/sesgate/auth"
+	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/internal/admin"
 	"github.com/sesgate/sesgate/internal/admin/adminclient"
 	"github.com/sesgate/sesgate/internal/admin/memadmin"
-	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/gateway"
 )
 
 type fixture struct {

@@ -18,9 +18,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sesgate/sesgate/internal/admin"
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/internal/admin"
 )
 
 // Bounds of the tables.

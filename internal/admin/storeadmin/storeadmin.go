@@ -30,10 +30,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sesgate/sesgate/internal/admin"
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/limiter/store"
 )
 
