@@ -77,7 +77,15 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*load.Settings,
 	if refuse {
 		s.Proto = "http"
 	}
-	var problems []string
+	if problems := check(s); len(problems) > 0 {
+		return nil, usageError{Msg: strings.Join(problems, "; ")}
+	}
+	return s, nil
+}
+
+// check returns every problem of the settings; with a target and the
+// default --proto both, it drives what the target has.
+func check(s *load.Settings) (problems []string) {
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 	switch s.Proto {
 	case "http", "smtp", "both":
@@ -151,10 +159,7 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*load.Settings,
 	} else if s.Token != "" || s.GatewayPID != 0 || s.SESURL != "" {
 		bad("--token, --gateway-pid and --ses-endpoint need a target (--http or --smtp)")
 	}
-	if len(problems) > 0 {
-		return nil, usageError{Msg: strings.Join(problems, "; ")}
-	}
-	return s, nil
+	return problems
 }
 
 type drillSettings struct {

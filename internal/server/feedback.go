@@ -108,6 +108,31 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 	if err != nil {
 		return nil, err
 	}
+	consumer, err := f.eventInputs(ctx, ev, gs, o)
+	if err != nil {
+		return nil, err
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	f.cancel = cancel
+	if consumer != nil {
+		f.wg.Go(func() {
+			if err := consumer.Run(cctx); err != nil {
+				o.Logger.Error("SQS consumer stopped", "err", err.Error())
+			}
+		})
+	}
+	loops := f.guard.Start(cctx)
+	f.wg.Go(loops.Wait)
+	o.Logger.Info("feedback wired", "sns_path", f.snsPathIfOn(), "sqs", consumer != nil, "account_guard", account != nil,
+		"alerts", webhook != "", "suppression_scope", f.guard.Scope())
+	return f, nil
+}
+
+// eventInputs builds the SNS endpoint (with topics) and the SQS consumer
+// (with a queue), both feeding the guard; the consumer is nil without a
+// queue.
+func (f *feedbackSide) eventInputs(ctx context.Context, ev config.Events, gs guardStore, o feedbackOptions) (*feedback.SQSConsumer, error) {
 	in, err := feedback.NewIngester(feedback.IngesterOptions{Processor: f.guard, Tenants: &f.cfgs, Lookup: f.remember})
 	if err != nil {
 		return nil, err
@@ -126,35 +151,17 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 			return nil, err
 		}
 	}
-	var consumer *feedback.SQSConsumer
-	if q := ev.SQS.QueueURL; q != "" {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("SQS: load AWS configuration: %w", err)
-		}
-		consumer, err = feedback.NewSQSConsumer(feedback.SQSOptions{
-			Client: sqs.NewFromConfig(awsCfg), QueueURL: q, Ingester: in, TopicARNs: ev.SNS.TopicARNs, Verifier: verifier,
-			AcceptRaw: ev.SQS.Raw, Dedupe: dedupe, Logger: o.Logger, Registerer: o.Registerer,
-		})
-		if err != nil {
-			return nil, err
-		}
+	if ev.SQS.QueueURL == "" {
+		return nil, nil
 	}
-
-	cctx, cancel := context.WithCancel(ctx)
-	f.cancel = cancel
-	if consumer != nil {
-		f.wg.Go(func() {
-			if err := consumer.Run(cctx); err != nil {
-				o.Logger.Error("SQS consumer stopped", "err", err.Error())
-			}
-		})
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("SQS: load AWS configuration: %w", err)
 	}
-	loops := f.guard.Start(cctx)
-	f.wg.Go(loops.Wait)
-	o.Logger.Info("feedback wired", "sns_path", f.snsPathIfOn(), "sqs", consumer != nil, "account_guard", account != nil,
-		"alerts", webhook != "", "suppression_scope", f.guard.Scope())
-	return f, nil
+	return feedback.NewSQSConsumer(feedback.SQSOptions{
+		Client: sqs.NewFromConfig(awsCfg), QueueURL: ev.SQS.QueueURL, Ingester: in, TopicARNs: ev.SNS.TopicARNs, Verifier: verifier,
+		AcceptRaw: ev.SQS.Raw, Dedupe: dedupe, Logger: o.Logger, Registerer: o.Registerer,
+	})
 }
 
 func (f *feedbackSide) snsPathIfOn() string {
