@@ -1,4 +1,4 @@
-package main
+package load
 
 import (
 	"encoding/json"
@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/internal/bench"
-	"github.com/sesgate/sesgate/internal/bench/load"
 )
 
 // Report is everything a run measured; --json writes it as is.
@@ -23,14 +22,14 @@ type Report struct {
 	Setup   Setup     `json:"setup"`
 	// Phases and Ratios are the medians over Runs (a run's own figures
 	// when there is one run).
-	Phases []Phase  `json:"phases"`
-	Ratios []Ratio  `json:"ratios,omitempty"`
-	Runs   []Run    `json:"runs"`
-	Notes  []string `json:"notes"`
+	Phases []Phase       `json:"phases"`
+	Ratios []Ratio       `json:"ratios,omitempty"`
+	Runs   []Measurement `json:"runs"`
+	Notes  []string      `json:"notes"`
 }
 
-// Run is one measurement of every phase.
-type Run struct {
+// Measurement is one run of every phase.
+type Measurement struct {
 	Phases []Phase `json:"phases"`
 	Ratios []Ratio `json:"ratios,omitempty"`
 }
@@ -108,25 +107,25 @@ type Ratio struct {
 	AddedP999Ms     float64 `json:"added_over_baseline_p99_9_ms"`
 }
 
-func newReport(cmd string, s *settings, b *bed) *Report {
+func newReport(cmd string, s *Settings, b *bed) *Report {
 	r := &Report{
 		Command: cmd, Date: time.Now().UTC().Truncate(time.Second), Host: hostInfo(),
 		Setup: Setup{
-			Target: "self-started", Concurrency: s.conc, Count: s.count, DurationCap: s.duration.Seconds(),
-			Rate: s.rate, Size: s.size, PerConn: s.perConn, Pipelining: s.pipelining, StartTLS: s.startTLS, Warmup: s.warmup,
-			SESLatencyMs: float64(s.sesLatency) / 1e6, Redis: "none",
+			Target: "self-started", Concurrency: s.Concurrency, Count: s.Count, DurationCap: s.Duration.Seconds(),
+			Rate: s.Rate, Size: s.Size, PerConn: s.PerConn, Pipelining: s.Pipelining, StartTLS: s.StartTLS, Warmup: s.Warmup,
+			SESLatencyMs: float64(s.SESLatency) / 1e6, Redis: "none",
 		},
 	}
 	switch {
-	case s.startRedis:
+	case s.StartRedis:
 		r.Setup.Redis = "started"
-	case s.redisURL != "":
+	case s.RedisURL != "":
 		r.Setup.Redis = "given"
 	}
-	if s.target() {
-		r.Setup.Target = strings.TrimSpace(s.httpURL + " " + s.smtpAddr)
+	if s.Target() {
+		r.Setup.Target = strings.TrimSpace(s.HTTPURL + " " + s.SMTPAddr)
 	} else {
-		r.Setup.GatewayLog = s.logLevel
+		r.Setup.GatewayLog = s.LogLevel
 		r.Notes = append(r.Notes,
 			"SES is the sestest server in the bench process; its time is measured from handler entry to the answer, per MessageId")
 	}
@@ -137,7 +136,7 @@ func newReport(cmd string, s *settings, b *bed) *Report {
 	return r
 }
 
-func newPhase(name, okCode string, res *load.Result) Phase {
+func newPhase(name, okCode string, res *Result) Phase {
 	p := Phase{
 		Name: name, OKCode: okCode, Messages: res.Sent, Seconds: res.Elapsed.Seconds(),
 		Throughput: res.Throughput(), Codes: res.Codes, Latency: res.Latency.Summary(),

@@ -1,4 +1,4 @@
-package main
+package load
 
 import (
 	"math"
@@ -17,20 +17,20 @@ func TestMedian(t *testing.T) {
 	}
 	tests := []struct {
 		name          string
-		runs          []Run
+		runs          []Measurement
 		wantTP, wantP float64 // throughput and p99
 		wantGW        float64
 		wantOK        int64
 		wantAddedP50  float64
 	}{
-		{name: "one run is itself", runs: []Run{{Phases: []Phase{phase(3000, 2, 250, 40, 100)}, Ratios: []Ratio{{Phase: "http", AddedP50Ms: 0.4}}}},
+		{name: "one run is itself", runs: []Measurement{{Phases: []Phase{phase(3000, 2, 250, 40, 100)}, Ratios: []Ratio{{Phase: "http", AddedP50Ms: 0.4}}}},
 			wantTP: 3000, wantP: 2, wantGW: 250, wantOK: 100, wantAddedP50: 0.4},
-		{name: "odd: middle values, figure by figure", runs: []Run{
+		{name: "odd: middle values, figure by figure", runs: []Measurement{
 			{Phases: []Phase{phase(3000, 9, 250, 40, 100)}, Ratios: []Ratio{{Phase: "http", AddedP50Ms: 0.4}}},
 			{Phases: []Phase{phase(1000, 2, 300, 45, 100)}, Ratios: []Ratio{{Phase: "http", AddedP50Ms: 0.9}}},
 			{Phases: []Phase{phase(2000, 3, 200, 50, 100)}, Ratios: []Ratio{{Phase: "http", AddedP50Ms: 0.5}}},
 		}, wantTP: 2000, wantP: 3, wantGW: 250, wantOK: 300, wantAddedP50: 0.5},
-		{name: "even: mean of the middle two", runs: []Run{
+		{name: "even: mean of the middle two", runs: []Measurement{
 			{Phases: []Phase{phase(3000, 4, 250, 40, 10)}, Ratios: []Ratio{{Phase: "http", AddedP50Ms: 0.4}}},
 			{Phases: []Phase{phase(1000, 2, 300, 45, 10)}, Ratios: []Ratio{{Phase: "http", AddedP50Ms: 0.8}}},
 		}, wantTP: 2000, wantP: 3, wantGW: 275, wantOK: 20, wantAddedP50: (0.4 + 0.8) / 2},

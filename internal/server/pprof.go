@@ -1,4 +1,4 @@
-package main
+package server
 
 // Profiling: with SESGATE_PPROF_ADDR set to a loopback address, serve
 // exposes net/http/pprof there (its own listener, never the mail or admin

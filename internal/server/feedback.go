@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/internal/cli"
 	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter"
 	"github.com/sesgate/sesgate/limiter/breaker"
@@ -30,21 +31,22 @@ import (
 // DefaultSNSPath is where the SNS endpoint listens on the HTTP listener.
 const DefaultSNSPath = "/v1/events/sns"
 
-// feedbackDeps are what the feedback wiring takes from serve.
-type feedbackDeps struct {
-	log     *slog.Logger
-	st      *openedStore
-	policy  *config.Policy // nil: the dev tenant
-	tenants []*gateway.Tenant
-	lim     *limiter.Shared
-	sink    *gateway.Sink // wrapped to remember SES MessageIds
-	reg     prometheus.Registerer
+// feedbackOptions are what the feedback side is built from.
+type feedbackOptions struct {
+	Store      *Store
+	Policy     *config.Policy // nil: the dev tenant
+	Tenants    []*gateway.Tenant
+	Deny       *limiter.Shared // told of the tenants a breaker stops
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
-// feedbackRuntime is the running feedback side of serve.
-type feedbackRuntime struct {
+// feedbackSide is the running feedback side of serve: the breakers,
+// suppression from events, attribution of SES events to messages, the SNS
+// endpoint, the SQS consumer and the alerts.
+type feedbackSide struct {
 	guard    *guard.Guard
-	remember *guard.Remember
+	remember *guard.Remember // its Sink is part of the sink chain
 	alerts   *guard.Alerter
 	sns      http.Handler // nil: no SNS endpoint
 	snsPath  string
@@ -60,15 +62,14 @@ type guardStore interface {
 	guard.KeyStore
 }
 
-// startFeedback wires the breakers, suppression from events, attribution,
-// the SNS endpoint, the SQS consumer and the alerts. The breakers run
-// always (admin resets, trip propagation); the event inputs only when
-// configured.
-func startFeedback(ctx context.Context, d feedbackDeps) (*feedbackRuntime, error) {
+// newFeedback wires the feedback side and starts its loops (until ctx
+// ends or close). The breakers run always (admin resets, trip
+// propagation); the event inputs only when configured.
+func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err error) {
 	var gs guardStore
-	if d.st.redis != nil {
-		gs = d.st.redis
-	} else if b, ok := d.st.Store.(*boltstore.Store); ok {
+	if o.Store.Redis != nil {
+		gs = o.Store.Redis
+	} else if b, ok := o.Store.Store.(*boltstore.Store); ok {
 		gs = b
 	} else {
 		return nil, errors.New("feedback: store has no breaker records")
@@ -76,133 +77,135 @@ func startFeedback(ctx context.Context, d feedbackDeps) (*feedbackRuntime, error
 	var ev config.Events
 	var alerts config.Alerts
 	var account *breaker.Config
-	if p := d.policy; p != nil {
+	if p := o.Policy; p != nil {
 		ev, alerts, account = p.Events, p.Alerts, p.AccountConfig()
 	}
-	rt := &feedbackRuntime{snsPath: ev.SNS.Path}
-	rt.cfgs.set(d.tenants, d.policy)
-	if rt.snsPath == "" {
-		rt.snsPath = DefaultSNSPath
-	}
-	webhook := env("SESGATE_ALERT_WEBHOOK", alerts.WebhookURL)
-	if webhook != "" {
-		a, err := guard.NewAlerter(guard.AlerterOptions{URL: webhook, Logger: d.log, Registerer: d.reg})
+	f := &feedbackSide{snsPath: ev.SNS.Path}
+	defer func() {
 		if err != nil {
+			f.close()
+		}
+	}()
+	f.cfgs.set(o.Tenants, o.Policy)
+	if f.snsPath == "" {
+		f.snsPath = DefaultSNSPath
+	}
+	webhook := cli.Env("SESGATE_ALERT_WEBHOOK", alerts.WebhookURL)
+	if webhook != "" {
+		if f.alerts, err = guard.NewAlerter(guard.AlerterOptions{URL: webhook, Logger: o.Logger, Registerer: o.Registerer}); err != nil {
 			return nil, err
 		}
-		rt.alerts = a
 	}
-	g, err := guard.New(guard.Options{
-		Store: gs, Tenants: rt.cfgs.ids(), Account: account, Deny: d.lim, Alerts: rt.alerts, Registerer: d.reg, Logger: d.log,
-		Config:           rt.cfgs.get,
+	f.guard, err = guard.New(guard.Options{
+		Store: gs, Tenants: f.cfgs.ids(), Account: account, Deny: o.Deny, Alerts: f.alerts, Registerer: o.Registerer, Logger: o.Logger,
+		Config:           f.cfgs.get,
 		SuppressionScope: ev.SuppressionScope, SuppressionTTL: ev.SuppressionTTL,
 	})
 	if err != nil {
-		rt.close()
 		return nil, err
 	}
-	rt.guard = g
-	rem, err := guard.NewRemember(guard.RememberOptions{Store: gs, TTL: ev.MessageTTL, Logger: d.log, Guard: g})
+	f.remember, err = guard.NewRemember(guard.RememberOptions{Store: gs, TTL: ev.MessageTTL, Logger: o.Logger, Guard: f.guard})
 	if err != nil {
-		rt.close()
 		return nil, err
 	}
-	rt.remember = rem
-	*d.sink = rem.Sink(*d.sink)
+	consumer, err := f.eventInputs(ctx, ev, gs, o)
+	if err != nil {
+		return nil, err
+	}
 
-	in, err := feedback.NewIngester(feedback.IngesterOptions{Processor: g, Tenants: &rt.cfgs, Lookup: rem})
+	cctx, cancel := context.WithCancel(ctx)
+	f.cancel = cancel
+	if consumer != nil {
+		f.wg.Go(func() {
+			if err := consumer.Run(cctx); err != nil {
+				o.Logger.Error("SQS consumer stopped", "err", err.Error())
+			}
+		})
+	}
+	loops := f.guard.Start(cctx)
+	f.wg.Go(loops.Wait)
+	o.Logger.Info("feedback wired", "sns_path", f.snsPathIfOn(), "sqs", consumer != nil, "account_guard", account != nil,
+		"alerts", webhook != "", "suppression_scope", f.guard.Scope())
+	return f, nil
+}
+
+// eventInputs builds the SNS endpoint (with topics) and the SQS consumer
+// (with a queue), both feeding the guard; the consumer is nil without a
+// queue.
+func (f *feedbackSide) eventInputs(ctx context.Context, ev config.Events, gs guardStore, o feedbackOptions) (*feedback.SQSConsumer, error) {
+	in, err := feedback.NewIngester(feedback.IngesterOptions{Processor: f.guard, Tenants: &f.cfgs, Lookup: f.remember})
 	if err != nil {
-		rt.close()
 		return nil, err
 	}
-	verifier, err := snsVerifier(ev.SNS.Regions, d.log)
+	verifier, err := snsVerifier(ev.SNS.Regions, o.Logger)
 	if err != nil {
-		rt.close()
 		return nil, err
 	}
 	dedupe := guard.Deduper{Store: gs, TTL: 2 * feedback.DefaultDedupeTTL}
 	if len(ev.SNS.TopicARNs) > 0 {
-		h, err := feedback.NewSNSHandler(feedback.SNSOptions{
+		f.sns, err = feedback.NewSNSHandler(feedback.SNSOptions{
 			TopicARNs: ev.SNS.TopicARNs, Regions: ev.SNS.Regions, Ingester: in, Verifier: verifier, Dedupe: dedupe,
-			Logger: d.log, Registerer: d.reg,
+			Logger: o.Logger, Registerer: o.Registerer,
 		})
 		if err != nil {
-			rt.close()
 			return nil, err
 		}
-		rt.sns = h
 	}
-	cctx, cancel := context.WithCancel(ctx)
-	rt.cancel = cancel
-	if q := ev.SQS.QueueURL; q != "" {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-		if err != nil {
-			rt.close()
-			return nil, fmt.Errorf("SQS: load AWS configuration: %w", err)
-		}
-		c, err := feedback.NewSQSConsumer(feedback.SQSOptions{
-			Client: sqs.NewFromConfig(awsCfg), QueueURL: q, Ingester: in, TopicARNs: ev.SNS.TopicARNs, Verifier: verifier,
-			AcceptRaw: ev.SQS.Raw, Dedupe: dedupe, Logger: d.log, Registerer: d.reg,
-		})
-		if err != nil {
-			rt.close()
-			return nil, err
-		}
-		rt.wg.Add(1)
-		go func() {
-			defer rt.wg.Done()
-			if err := c.Run(cctx); err != nil {
-				d.log.Error("SQS consumer stopped", "err", err.Error())
-			}
-		}()
+	if ev.SQS.QueueURL == "" {
+		return nil, nil
 	}
-	wg := g.Start(cctx)
-	rt.wg.Add(1)
-	go func() { defer rt.wg.Done(); wg.Wait() }()
-	d.log.Info("feedback wired", "sns_path", rt.snsPathIfOn(), "sqs", ev.SQS.QueueURL != "", "account_guard", account != nil,
-		"alerts", webhook != "", "suppression_scope", g.Scope())
-	return rt, nil
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("SQS: load AWS configuration: %w", err)
+	}
+	return feedback.NewSQSConsumer(feedback.SQSOptions{
+		Client: sqs.NewFromConfig(awsCfg), QueueURL: ev.SQS.QueueURL, Ingester: in, TopicARNs: ev.SNS.TopicARNs, Verifier: verifier,
+		AcceptRaw: ev.SQS.Raw, Dedupe: dedupe, Logger: o.Logger, Registerer: o.Registerer,
+	})
 }
 
-func (rt *feedbackRuntime) snsPathIfOn() string {
-	if rt.sns == nil {
+func (f *feedbackSide) snsPathIfOn() string {
+	if f.sns == nil {
 		return ""
 	}
-	return rt.snsPath
+	return f.snsPath
 }
 
 // handler mounts the SNS endpoint beside the HTTP API.
-func (rt *feedbackRuntime) handler(api http.Handler) http.Handler {
-	if rt == nil || rt.sns == nil {
+func (f *feedbackSide) handler(api http.Handler) http.Handler {
+	if f.sns == nil {
 		return api
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == rt.snsPath {
-			rt.sns.ServeHTTP(w, r)
+		if r.URL.Path == f.snsPath {
+			f.sns.ServeHTTP(w, r)
 			return
 		}
 		api.ServeHTTP(w, r)
 	})
 }
 
-// Breakers is the admin backend of the tenants' breakers.
-func (rt *feedbackRuntime) Breakers() admin.Breakers { return rt.guard }
+// breakers is the admin backend of the tenants' breakers.
+func (f *feedbackSide) breakers() admin.Breakers { return f.guard }
+
+// reload applies a new policy's tenants and breaker settings.
+func (f *feedbackSide) reload(p *config.Policy, tenants []*gateway.Tenant) {
+	f.cfgs.set(tenants, p)
+	f.guard.SetTenants(f.cfgs.ids())
+}
 
 // close stops the loops, writes the queued attribution records and stops
 // the alerts.
-func (rt *feedbackRuntime) close() {
-	if rt == nil {
-		return
+func (f *feedbackSide) close() {
+	if f.cancel != nil {
+		f.cancel()
 	}
-	if rt.cancel != nil {
-		rt.cancel()
+	f.wg.Wait()
+	if f.remember != nil {
+		f.remember.Close()
 	}
-	rt.wg.Wait()
-	if rt.remember != nil {
-		rt.remember.Close()
-	}
-	if rt.alerts != nil {
-		rt.alerts.Close()
+	if f.alerts != nil {
+		f.alerts.Close()
 	}
 }
 
@@ -237,12 +240,6 @@ func (c *breakerConfigs) ids() []string { return slices.Collect(maps.Keys(*c.m.L
 // KnownTenant implements feedback.TenantSet.
 func (c *breakerConfigs) KnownTenant(id string) bool { _, ok := c.get(id); return ok }
 
-// reload applies a new policy's tenants and breaker settings.
-func (rt *feedbackRuntime) reload(p *config.Policy, tenants []*gateway.Tenant) {
-	rt.cfgs.set(tenants, p)
-	rt.guard.SetTenants(rt.cfgs.ids())
-}
-
 // snsVerifier is the strict verifier, or, with SESGATE_SNS_TRUST_CERT, one
 // whose fetcher answers every certificate URL that passed the URL checks
 // with that PEM file's certificate (local testing with sesgate ses-server).
@@ -263,6 +260,7 @@ func snsVerifier(regions []string, log *slog.Logger) (*feedback.Verifier, error)
 	return feedback.NewVerifier(feedback.VerifierOptions{Regions: regions, Fetcher: fixedCert{cert}}), nil
 }
 
+// fixedCert is the certificate fetcher of SESGATE_SNS_TRUST_CERT.
 type fixedCert struct{ c *x509.Certificate }
 
 func (f fixedCert) FetchCert(context.Context, string) (*x509.Certificate, error) { return f.c, nil }
