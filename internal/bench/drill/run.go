@@ -130,11 +130,7 @@ func Run(ctx context.Context, sc *Scenario, o RunOptions) (_ *Report, err error)
 		m := auth.NewToken(t.ID)
 		tokens[t.ID], records[t.ID] = m.Token, m.Record
 	}
-	topic := sestest.DefaultTopicArn
-	if os.Getenv("DRILLHACK") != "" { // TEMPORARY
-		topic = ""
-	}
-	policy, err := Policy(sc, PolicyOptions{Tokens: records, TopicArn: topic, Region: stack.Region})
+	policy, err := Policy(sc, PolicyOptions{Tokens: records, TopicArn: sestest.DefaultTopicArn, Region: stack.Region})
 	if err != nil {
 		return nil, err
 	}
