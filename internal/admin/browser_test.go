@@ -11,7 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // findChromium returns the browser binary, or skips (outside CI) or fails
@@ -139,7 +139,7 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#tenants tr[data-tenant="gamma"] button.reset`)),
 		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="gamma"] .badge.breaker.closed`)))
 	st, err := e.guard.Status(context.Background(), "gamma")
-	if err != nil || st.State != admin.BreakerClosed {
+	if err != nil || st.State != store.Closed {
 		t.Fatalf("gamma breaker after the click: %+v %v", st, err)
 	}
 }

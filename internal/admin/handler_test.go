@@ -512,7 +512,7 @@ func TestStatusAndSeries(t *testing.T) {
 	if st.Usage != want {
 		t.Fatalf("usage %+v, want %+v", st.Usage, want)
 	}
-	if st.Rates.BounceRate != 3.0/157 || st.Breaker != admin.BreakerClosed {
+	if st.Rates.BounceRate != 3.0/157 || st.Breaker != store.Closed {
 		t.Fatalf("status %+v", st)
 	}
 
@@ -543,7 +543,7 @@ func (e *env) trip(t *testing.T, tenant string) {
 	at := e.clock.Now().Add(-time.Minute)
 	e.send(t, tenant, at, addrs("trip", 100)...)
 	e.feedback(t, tenant, at, 10, 0)
-	if st, err := e.guard.Status(context.Background(), tenant); err != nil || st.State != admin.BreakerOpen {
+	if st, err := e.guard.Status(context.Background(), tenant); err != nil || st.State != store.Open {
 		t.Fatalf("%s did not trip: %+v %v", tenant, st, err)
 	}
 }
@@ -554,7 +554,7 @@ func TestBreakers(t *testing.T) {
 	tests := []struct {
 		name, method, path, body string
 		status                   int
-		state                    string // of gamma afterwards
+		state                    store.BreakerState // of gamma afterwards
 		trips                    int
 	}{
 		{"status", "GET", "/v1/breakers/gamma", "", 200, "open", 1},
