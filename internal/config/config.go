@@ -240,7 +240,7 @@ func Parse(data []byte) (*Policy, error) {
 	d.at("", doc)
 	d.decode(doc, reflect.ValueOf(&p).Elem(), "")
 	if d.budget < 0 {
-		return nil, errors.New("invalid YAML: aliases expand the policy beyond reason")
+		return nil, errors.New("invalid YAML: its aliases (*name) and merge keys (<<) expand to too many values")
 	}
 	if probs := d.report(p.validate()); len(probs) > 0 {
 		return nil, &Error{Problems: probs}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"reflect"
@@ -189,13 +190,20 @@ func TestParseAliasBomb(t *testing.T) {
 	// expand a 12 KB file into millions of values.
 	doc := "tenants:\n  - &t {id: a, identities: ['*'], tokens: [&k {key_id: abcdefghij, sha256: x}" +
 		strings.Repeat(", *k", 999) + "]}\n" + strings.Repeat("  - *t\n", 999)
-	start := time.Now()
-	_, err := Parse([]byte(doc))
-	if err == nil || !strings.Contains(err.Error(), "aliases") {
-		t.Fatalf("err = %v", err)
+	// Merge keys: each level merges the one before ten times.
+	merges := "tenants:\n  - id: a\n    identities: ['*']\n    limits: &m0 {rate: 1}\n"
+	for i := 1; i <= 12; i++ {
+		merges += fmt.Sprintf("  - {id: a%d, identities: ['*'], limits: &m%d {<<: [%s]}}\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*m%d, ", i-1), 10), ", "))
 	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Fatalf("took %v", d)
+	for _, doc := range []string{doc, merges} {
+		start := time.Now()
+		_, err := Parse([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "aliases") {
+			t.Fatalf("err = %v", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("took %v", d)
+		}
 	}
 }
 

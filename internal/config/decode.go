@@ -18,10 +18,11 @@ import (
 // keeps its default, and the checks of validate that are about it are
 // dropped (report, below): each bad value is reported once.
 type decoder struct {
-	pos    map[string]position // key path -> where its key (or list item) is
-	failed []string            // paths whose value did not decode
-	probs  []problem
-	budget int // decode steps left: aliases must not expand the file without bound
+	pos     map[string]position // key path -> where its key (or list item) is
+	failed  []string            // paths whose value did not decode
+	probs   []problem
+	budget  int                 // decode steps left: aliases must not expand the file without bound
+	merging map[*yaml.Node]bool // mappings whose merge keys are being followed
 }
 
 type position struct{ line, col int }
@@ -36,7 +37,7 @@ type problem struct {
 }
 
 func newDecoder(size int) *decoder {
-	return &decoder{pos: map[string]position{}, budget: 2*size + 50_000}
+	return &decoder{pos: map[string]position{}, budget: 2*size + 50_000, merging: map[*yaml.Node]bool{}}
 }
 
 // add records a problem found at node n.
@@ -57,10 +58,9 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 // anything else is a leaf that yaml decodes (durations, numbers, text,
 // ByteSize), into a fresh value so that a failure leaves v untouched.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	for n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	if d.budget--; d.budget < 0 {
+	n = resolve(n)
+	d.budget--
+	if d.budget < 0 {
 		return
 	}
 	if n.ShortTag() == "!!null" {
@@ -74,7 +74,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		nv := reflect.New(t.Elem())
 		d.decode(n, nv.Elem(), path)
 		v.Set(nv)
-	case t.Kind() == reflect.Struct && t != reflect.TypeFor[time.Duration]():
+	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			d.wrongKind(n, t, path)
 			return
@@ -85,16 +85,28 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.wrongKind(n, t, path)
 			return
 		}
-		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
-		for i, item := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
+		s := reflect.MakeSlice(t, 0, len(n.Content))
+		for _, item := range n.Content {
+			if resolve(item).ShortTag() == "!!null" {
+				continue // as yaml, which leaves empty items out
+			}
+			p := fmt.Sprintf("%s[%d]", path, s.Len())
 			d.at(p, item)
-			d.decode(item, s.Index(i), p)
+			s = reflect.Append(s, reflect.New(t.Elem()).Elem())
+			d.decode(item, s.Index(s.Len()-1), p)
 		}
 		v.Set(s)
 	default:
 		d.leaf(n, v, path)
 	}
+}
+
+// resolve follows aliases to the node they name.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
 }
 
 func (d *decoder) leaf(n *yaml.Node, v reflect.Value, path string) {
@@ -109,6 +121,10 @@ func (d *decoder) leaf(n *yaml.Node, v reflect.Value, path string) {
 // mapping decodes the keys of n into the struct v, skipping the keys in
 // done (set already: yaml's merge keys "<<" never override a key).
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string, done map[string]bool) {
+	d.budget--
+	if d.budget < 0 {
+		return
+	}
 	fields := yamlFields(v.Type())
 	first := map[string]*yaml.Node{}
 	var merges []*yaml.Node
@@ -116,6 +132,10 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string, done map[s
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "" || k.Tag == "!" || k.ShortTag() == "!!merge") {
 			merges = append(merges, val)
+			continue
+		}
+		if k.ShortTag() == "!!null" { // yaml itself would skip it
+			d.add(path, k, "a key without a name")
 			continue
 		}
 		p := joinKey(path, k.Value)
@@ -138,20 +158,22 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string, done map[s
 	for k := range first {
 		done[k] = true
 	}
+	d.merging[n] = true
+	defer delete(d.merging, n)
 	for _, m := range merges {
-		for m.Kind == yaml.AliasNode {
-			m = m.Alias
-		}
+		m = resolve(m)
 		sources := []*yaml.Node{m}
 		if m.Kind == yaml.SequenceNode {
 			sources = m.Content
 		}
 		for _, s := range sources {
-			for s.Kind == yaml.AliasNode {
-				s = s.Alias
-			}
+			s = resolve(s)
 			if s.Kind != yaml.MappingNode {
 				d.add(joinKey(path, "<<"), s, "want a mapping to merge, got %s", describeNode(s))
+				continue
+			}
+			if d.merging[s] {
+				d.add(joinKey(path, "<<"), s, "merges a mapping into itself")
 				continue
 			}
 			d.mapping(s, v, path, done)
