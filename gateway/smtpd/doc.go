@@ -47,7 +47,7 @@
 //     it the part read so far as a whole line and go-smtp then starts a
 //     fresh one, so a trickler would live forever; the connection is killed
 //     at the deadline instead, and the session callbacks refuse to act on a
-//     killed connection, so a partial line never runs as a command.
+//     killed connection, so a partial line does nothing.
 //   - A refused body (too large, over the memory budget) is read to its end
 //     and dropped, so the connection stays usable. A body whose reading
 //     fails (timeout, disconnect) ends the connection, so no body line is
