@@ -62,6 +62,8 @@ func newFrontEnds(o frontOptions) (_ *frontEnds, err error) {
 		srv, err := smtpd.New(smtpd.Options{
 			Pipeline: o.Pipeline, Logger: o.Logger, Domain: s.Domain, TLSConfig: tlsConf,
 			ImplicitTLS: ls.implicit, AllowInsecureAuth: s.InsecureAuth,
+			MaxConnectionsPerSource: s.SMTPMaxConnsPerSource, AuthTimeout: s.SMTPAuthTimeout,
+			PreAuthReadTimeout: s.SMTPPreAuthTimeout,
 		})
 		if err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sesgate/sesgate/gateway/smtpd"
 	"github.com/sesgate/sesgate/internal/cli"
 )
 
@@ -29,6 +30,11 @@ type Settings struct {
 	Domain          string
 	AdminAddr       string        // empty: no admin listener
 	ReloadPoll      time.Duration // 0: no polling of the policy file
+
+	// SMTP bounds against a flood from one source (smtpd.Options).
+	SMTPMaxConnsPerSource int
+	SMTPAuthTimeout       time.Duration
+	SMTPPreAuthTimeout    time.Duration
 }
 
 // Defaults of the admin side.
@@ -77,6 +83,21 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 		poll = DefaultReloadPoll
 	}
 	fs.DurationVar(&s.ReloadPoll, "reload-poll", poll, "how often the policy file is checked for a change; 0 disables (env SESGATE_RELOAD_POLL)")
+	perSource, err := strconv.Atoi(env("SESGATE_SMTP_MAX_CONNS_PER_SOURCE", strconv.Itoa(smtpd.DefaultMaxConnectionsPerSource)))
+	if err != nil {
+		return nil, cli.UsageError{Msg: "SESGATE_SMTP_MAX_CONNS_PER_SOURCE: " + err.Error()}
+	}
+	fs.IntVar(&s.SMTPMaxConnsPerSource, "smtp-max-conns-per-source", perSource, fmt.Sprintf("concurrent SMTP connections from one IPv4 address or IPv6 /64, at most %d (env SESGATE_SMTP_MAX_CONNS_PER_SOURCE)", smtpd.DefaultMaxConnections))
+	authTO, err := time.ParseDuration(env("SESGATE_SMTP_AUTH_TIMEOUT", smtpd.DefaultAuthTimeout.String()))
+	if err != nil {
+		return nil, cli.UsageError{Msg: "SESGATE_SMTP_AUTH_TIMEOUT: " + err.Error()}
+	}
+	fs.DurationVar(&s.SMTPAuthTimeout, "smtp-auth-timeout", authTO, "time from connect within which an SMTP client must complete AUTH (env SESGATE_SMTP_AUTH_TIMEOUT)")
+	preAuthTO, err := time.ParseDuration(env("SESGATE_SMTP_PREAUTH_TIMEOUT", smtpd.DefaultPreAuthReadTimeout.String()))
+	if err != nil {
+		return nil, cli.UsageError{Msg: "SESGATE_SMTP_PREAUTH_TIMEOUT: " + err.Error()}
+	}
+	fs.DurationVar(&s.SMTPPreAuthTimeout, "smtp-preauth-timeout", preAuthTO, "before AUTH, time to send one whole SMTP command line (env SESGATE_SMTP_PREAUTH_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -100,6 +121,12 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	}
 	if s.ShutdownTimeout <= 0 {
 		return nil, cli.UsageError{Msg: "--shutdown-timeout must be positive"}
+	}
+	if s.SMTPMaxConnsPerSource < 1 || s.SMTPMaxConnsPerSource > smtpd.DefaultMaxConnections {
+		return nil, cli.UsageError{Msg: fmt.Sprintf("--smtp-max-conns-per-source must be 1 to %d", smtpd.DefaultMaxConnections)}
+	}
+	if s.SMTPAuthTimeout <= 0 || s.SMTPPreAuthTimeout <= 0 {
+		return nil, cli.UsageError{Msg: "--smtp-auth-timeout and --smtp-preauth-timeout must be positive"}
 	}
 	return s, nil
 }

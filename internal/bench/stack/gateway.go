@@ -122,6 +122,9 @@ func StartGateway(ctx context.Context, o GatewayOptions) (*Gateway, error) {
 	// The admin listener (metrics) on a free port, not the default one
 	// another gateway on this machine may hold.
 	cmd.Env = append(cmd.Env, "SESGATE_ADMIN_ADDR="+adminAddr)
+	// The load generator is one source on purpose (-c up to 512 SMTP
+	// connections from 127.0.0.1): lift the per-source cap to the global one.
+	cmd.Env = append(cmd.Env, "SESGATE_SMTP_MAX_CONNS_PER_SOURCE=1000")
 	cmd.Env = append(cmd.Env, o.Env...)
 	if o.RedisURL != "" {
 		// The Redis store needs the first-contact HMAC key shared by the
