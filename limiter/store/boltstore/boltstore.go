@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -314,7 +315,7 @@ func (s *Store) admit(tx *bolt.Tx, req store.AdmitRequest, nowT time.Time) (stor
 	over := func(name string) bool {
 		for i, n := range gateway.LimitNames() {
 			if n == name && shadow&(1<<i) != 0 {
-				if !contains(d.Shadowed, name) {
+				if !slices.Contains(d.Shadowed, name) {
 					d.Shadowed = append(d.Shadowed, name)
 				}
 				return false
@@ -465,15 +466,6 @@ func incrIf(k kv, cond bool, key string, by, ttl int64) error {
 		return nil
 	}
 	return k.incr(key, by, ttl)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // The breaker record is "state|open_until_ms|probes".

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -276,7 +277,7 @@ func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error
 	}
 	if shadow != "" {
 		for _, n := range strings.Split(shadow, ",") {
-			if !contains(d.Shadowed, n) {
+			if !slices.Contains(d.Shadowed, n) {
 				d.Shadowed = append(d.Shadowed, n)
 			}
 		}
@@ -300,15 +301,6 @@ func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error
 		d.Suppressed = append(d.Suppressed, sp)
 	}
 	return d, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func supKey(tenant string) string {
