@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"context"
-	"math"
 	"sync"
 	"time"
 
@@ -32,14 +31,6 @@ func NewLocal(now func() time.Time) *Local {
 		now = time.Now
 	}
 	return &Local{now: now, buckets: make(map[string]*bucket)}
-}
-
-// Burst returns the effective burst for limits l.
-func Burst(l gateway.Limits) int {
-	if l.Burst > 0 {
-		return l.Burst
-	}
-	return max(1, int(math.Ceil(l.Rate)))
 }
 
 // Admit takes one message (or one token per recipient, RatePerRecipient)
@@ -80,7 +71,7 @@ func (l *Local) take(t *gateway.Tenant, n int) *gateway.Error {
 
 // bucket returns t's bucket, rebuilding it when the tenant's limits changed.
 func (l *Local) bucket(t *gateway.Tenant) *bucket {
-	burst := Burst(t.Limits)
+	burst := t.Limits.EffectiveBurst()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[t.ID]

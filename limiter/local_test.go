@@ -60,24 +60,6 @@ func TestLocalLimitChange(t *testing.T) {
 	}
 }
 
-func TestBurstDefault(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		l    gateway.Limits
-		want int
-	}{
-		{"explicit", gateway.Limits{Rate: 5, Burst: 9}, 9},
-		{"rounded up", gateway.Limits{Rate: 2.5}, 3},
-		{"at least one", gateway.Limits{Rate: 0.1}, 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := Burst(tc.l); got != tc.want {
-				t.Fatalf("Burst = %d; want %d", got, tc.want)
-			}
-		})
-	}
-}
-
 func admit(l *Local, t *gateway.Tenant) error {
 	_, err := l.Admit(context.Background(), t, []string{"a@example.org"})
 	if err == nil {

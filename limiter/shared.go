@@ -335,7 +335,7 @@ func (ts *tenantState) limiters(t *gateway.Tenant, degRate float64, perRcpt bool
 		ts.limits = t.Limits
 		ts.pre = nil
 		if t.Limits.Rate > 0 {
-			ts.pre = rate.NewLimiter(rate.Limit(t.Limits.Rate), Burst(t.Limits))
+			ts.pre = rate.NewLimiter(rate.Limit(t.Limits.Rate), t.Limits.EffectiveBurst())
 		}
 		burst := 1
 		if perRcpt {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -426,7 +425,7 @@ func (p *Policy) validate() []string {
 			}
 			burst := l.Burst
 			if burst == 0 {
-				burst = max(1, int(math.Ceil(l.Rate)))
+				burst = gateway.Limits{Rate: l.Rate}.EffectiveBurst()
 			}
 			if burst < maxR {
 				add(tp+".limits.burst", "with rate_per: recipient the burst (%d) must be at least max_recipients (%d), or large messages never pass", burst, maxR)

@@ -370,10 +370,7 @@ func (s *Store) admit(tx *bolt.Tx, req store.AdmitRequest, nowT time.Time) (stor
 	fnow := float64(now)
 	newTAT := -1.0
 	if l.Rate > 0 {
-		burst := l.Burst
-		if burst <= 0 {
-			burst = max(1, int(math.Ceil(l.Rate)))
-		}
+		burst := l.EffectiveBurst()
 		cost := 1.0
 		if l.RatePerRecipient {
 			cost = float64(m)
@@ -396,10 +393,7 @@ func (s *Store) admit(tx *bolt.Tx, req store.AdmitRequest, nowT time.Time) (stor
 	// 7. per-domain rate
 	domTAT := map[string]float64{}
 	if l.PerDomainRate > 0 {
-		burst := l.PerDomainBurst
-		if burst <= 0 {
-			burst = max(1, int(math.Ceil(l.PerDomainRate)))
-		}
+		burst := l.EffectivePerDomainBurst()
 		count := map[string]int{}
 		var order []string
 		for _, a := range live {

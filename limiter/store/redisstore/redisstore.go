@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,23 +213,15 @@ func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []st
 	l := req.Limits
 	prefix := TenantPrefix(req.Tenant)
 	keys := []string{prefix + "brk", prefix + "sup", prefix + "st"}
-	burst := l.Burst
-	if burst <= 0 {
-		burst = max(1, int(math.Ceil(l.Rate)))
-	}
-	domBurst := l.PerDomainBurst
-	if domBurst <= 0 {
-		domBurst = max(1, int(math.Ceil(l.PerDomainRate)))
-	}
 	perRcpt := "0"
 	if l.RatePerRecipient {
 		perRcpt = "1"
 	}
 	args := make([]any, 0, 15+3*len(lower))
 	args = append(args, prefix, s.nowArg(),
-		strconv.FormatFloat(l.Rate, 'g', -1, 64), burst, perRcpt,
+		strconv.FormatFloat(l.Rate, 'g', -1, 64), l.EffectiveBurst(), perRcpt,
 		l.PerHour, l.PerDay, l.FirstContactPerHour, l.FirstContactPerDay,
-		strconv.FormatFloat(l.PerDomainRate, 'g', -1, 64), domBurst,
+		strconv.FormatFloat(l.PerDomainRate, 'g', -1, 64), l.EffectivePerDomainBurst(),
 		s.knownTTL.Milliseconds(), store.ShadowMask(l.Shadow), s.sentTTL.Milliseconds(), len(lower))
 	fc, dom := l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0, l.PerDomainRate > 0
 	for _, a := range lower {
