@@ -305,6 +305,14 @@ func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) (
 	return nil, ge
 }
 
+// cost is what a message of n recipients takes from a rate.
+func cost(l gateway.Limits, n int) int {
+	if l.RatePerRecipient {
+		return n
+	}
+	return 1
+}
+
 func (s *Shared) countRefused(c gateway.Code, by string) {
 	if s.mRefused != nil {
 		s.mRefused.WithLabelValues(c.String(), by).Inc()
