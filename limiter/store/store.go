@@ -67,6 +67,10 @@ const (
 	ProbeRetry = 5 * time.Second
 )
 
+// WarningRateFactor multiplies a tenant's GCRA rate while its breaker
+// record's warning flag is set (the burst stays).
+const WarningRateFactor = 0.5
+
 // AdmitRequest is one message to admit.
 type AdmitRequest struct {
 	Tenant string
