@@ -285,16 +285,3 @@ func (k *Keyer) Hash(addr string) string {
 func Domain(addr string) string {
 	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
 }
-
-// ShadowMask encodes Limits.Shadow as bits in gateway.LimitNames order.
-func ShadowMask(names []string) int {
-	mask := 0
-	for i, n := range gateway.LimitNames() {
-		for _, s := range names {
-			if s == n {
-				mask |= 1 << i
-			}
-		}
-	}
-	return mask
-}
