@@ -19,15 +19,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/limiter/breaker"
-	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/httpapi"
 	"github.com/sesgate/sesgate/gateway/ses"
-	"github.com/sesgate/sesgate/limiter/guard"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/internal/redistest"
-	"github.com/sesgate/sesgate/limiter"
 	"github.com/sesgate/sesgate/internal/sestest"
+	"github.com/sesgate/sesgate/limiter"
+	"github.com/sesgate/sesgate/limiter/breaker"
+	"github.com/sesgate/sesgate/limiter/guard"
 	"github.com/sesgate/sesgate/limiter/store"
 	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )
@@ -241,10 +241,11 @@ func TestBreakerTripReachesEveryReplica(t *testing.T) {
 		t.Fatalf("leaky sent %d before it was stopped", sent)
 	}
 	for i, r := range fs.replicas {
-		ge := r.lim.Cached("leaky", time.Now())
+		leaky := &gateway.Tenant{ID: "leaky"}
+		ge := gateway.AsError(r.lim.CheckTenant(leaky))
 		for ge == nil && time.Since(trip) < time.Second {
 			time.Sleep(5 * time.Millisecond)
-			ge = r.lim.Cached("leaky", time.Now())
+			ge = gateway.AsError(r.lim.CheckTenant(leaky))
 		}
 		if ge == nil || ge.Code != gateway.CodeBreakerOpen {
 			t.Fatalf("replica %d: no local refusal %v after the trip (%v)", i, time.Since(trip), ge)

@@ -126,14 +126,14 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := s.Preload(ctx); err != nil {
+	if err := s.preload(ctx); err != nil {
 		s.log.Warn("redis script preload failed; scripts load on first use", "err", err)
 	}
 	return s, nil
 }
 
-// Preload loads the scripts (SCRIPT LOAD; on a Cluster on every shard).
-func (s *Store) Preload(ctx context.Context) error {
+// preload loads the scripts (SCRIPT LOAD; on a Cluster on every shard).
+func (s *Store) preload(ctx context.Context) error {
 	return errors.Join(s.admit.Load(ctx, s.c).Err(), s.lease.Load(ctx, s.c).Err())
 }
 
