@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sesgate/sesgate/gateway"
@@ -16,7 +17,7 @@ const gcraTolerance = 0.001
 
 // admitArgc is the number of ARGV slots admit.lua names before the
 // recipients.
-const admitArgc = 60
+const admitArgc = 15
 
 func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []string) (store.Decision, error) {
 	keys, argv := s.admitArgs(req, lower)
@@ -27,46 +28,21 @@ func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []st
 	return parseAdmit(req.Tenant, lower, res)
 }
 
-// admitArgs computes the KEYS and ARGV of admit.lua. Every constant the
-// script uses comes from here, in the order of the locals at its top; then
+// admitArgs computes the KEYS and ARGV of one admission: the message and
+// the tenant's limits, in the order of the locals at admit.lua's top, then
 // three slots per recipient: the lowercased address, its HMAC (only with a
 // first-contact budget) and its domain (only with a per-domain rate).
-// Durations are written as constant expressions, which go into an
-// interface without allocating.
 func (s *Store) admitArgs(req store.AdmitRequest, lower []string) (keys []string, argv []any) {
 	l, p := req.Limits, TenantPrefix(req.Tenant)
 	keys = []string{p + keyBreaker, p + keySup, p + keyState}
 	argv = make([]any, 0, admitArgc+3*len(lower))
 	argv = append(argv,
-		// 1-3 the call
 		s.nowArg(), len(lower), p,
-		// 4-14 the tenant's limits, the store's memory
 		strconv.FormatFloat(l.Rate, 'g', -1, 64), l.EffectiveBurst(), flag(l.RatePerRecipient),
 		l.PerHour, l.PerDay, l.FirstContactPerHour, l.FirstContactPerDay,
 		strconv.FormatFloat(l.PerDomainRate, 'g', -1, 64), l.EffectivePerDomainBurst(),
 		s.knownTTL.Milliseconds(), s.sentTTL.Milliseconds(),
-		// 15-26 each limit's refusal reason (its name) and its shadow flag
-		string(store.ReasonRate), shadowed(l, store.ReasonRate),
-		string(store.ReasonPerHour), shadowed(l, store.ReasonPerHour),
-		string(store.ReasonPerDay), shadowed(l, store.ReasonPerDay),
-		string(store.ReasonFirstHour), shadowed(l, store.ReasonFirstHour),
-		string(store.ReasonFirstDay), shadowed(l, store.ReasonFirstDay),
-		string(store.ReasonPerDomainRate), shadowed(l, store.ReasonPerDomainRate),
-		// 27-34 the other refusal reasons, the breaker states
-		string(store.ReasonFrozen), string(store.ReasonBreakerOpen), string(store.ReasonSuppressed), string(store.ReasonTooMany),
-		string(store.Closed), string(store.Open), string(store.HalfOpen), string(store.ForcedOpen),
-		// 35-43 durations in ms
-		int64(store.FrozenRetry/time.Millisecond), int64(store.FrozenCache/time.Millisecond), int64(store.ProbeRetry/time.Millisecond),
-		int64(windowHour/time.Millisecond), int64(windowDay/time.Millisecond), int64(sentBucket/time.Millisecond),
-		int64(knownGrace/time.Millisecond), int64(tatGrace/time.Millisecond), gcraTolerance,
-		// 44-46 ms per second, us per ms; the warning level's rate factor
-		int64(time.Second/time.Millisecond), int64(time.Millisecond/time.Microsecond), store.WarningRateFactor,
-		// 47-49 derived keys, after the prefix
-		keyKnown, keyDomain, keySent,
-		// 50-60 fields of the breaker hash, of the state hash; a set flag
-		fieldFrozen, fieldState, fieldOpenUntil, fieldProbes, fieldWarning,
-		fieldTAT, fieldQuotaHour, fieldQuotaDay, fieldFirstHour, fieldFirstDay,
-		flagSet,
+		shadowMask(l.Shadow),
 	)
 	fc, dom := l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0, l.PerDomainRate > 0
 	for _, a := range lower {
@@ -90,10 +66,93 @@ func flag(b bool) any {
 	return flagUnset
 }
 
-// shadowed is the flag of a limit named in Limits.Shadow (a limit's name is
-// the Reason of its refusals).
-func shadowed(l gateway.Limits, limit store.Reason) any {
-	return flag(slices.Contains(l.Shadow, string(limit)))
+// shadowBit is a limit's bit in a shadow mask: its place in
+// gateway.LimitNames.
+func shadowBit(limit store.Reason) int64 {
+	return 1 << slices.Index(gateway.LimitNames(), string(limit))
+}
+
+// shadowMask is the sum of the bits of the limits in names.
+func shadowMask(names []string) int64 {
+	var mask int64
+	for i, n := range gateway.LimitNames() {
+		if slices.Contains(names, n) {
+			mask |= 1 << i
+		}
+	}
+	return mask
+}
+
+// admitConst is a constant of admit.lua: its name there and its value (a
+// string, an integer or a float).
+type admitConst struct {
+	name  string
+	value any
+}
+
+// admitConsts are every constant admit.lua uses, from the store contract
+// and this package's key layout.
+func admitConsts() []admitConst {
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	return []admitConst{
+		// each limit's name, which is the reason of its refusals, and its
+		// shadow-mask bit
+		{"L_RATE", string(store.ReasonRate)}, {"B_RATE", shadowBit(store.ReasonRate)},
+		{"L_HOUR", string(store.ReasonPerHour)}, {"B_HOUR", shadowBit(store.ReasonPerHour)},
+		{"L_DAY", string(store.ReasonPerDay)}, {"B_DAY", shadowBit(store.ReasonPerDay)},
+		{"L_FC_HOUR", string(store.ReasonFirstHour)}, {"B_FC_HOUR", shadowBit(store.ReasonFirstHour)},
+		{"L_FC_DAY", string(store.ReasonFirstDay)}, {"B_FC_DAY", shadowBit(store.ReasonFirstDay)},
+		{"L_DOMAIN", string(store.ReasonPerDomainRate)}, {"B_DOMAIN", shadowBit(store.ReasonPerDomainRate)},
+		// the other refusal reasons
+		{"FROZEN", string(store.ReasonFrozen)}, {"BREAKER_OPEN", string(store.ReasonBreakerOpen)},
+		{"SUPPRESSED", string(store.ReasonSuppressed)}, {"TOO_MANY", string(store.ReasonTooMany)},
+		// breaker states
+		{"CLOSED", string(store.Closed)}, {"OPEN", string(store.Open)}, {"HALF_OPEN", string(store.HalfOpen)}, {"FORCED_OPEN", string(store.ForcedOpen)},
+		// durations in ms
+		{"FROZEN_RETRY", ms(store.FrozenRetry)}, {"FROZEN_CACHE", ms(store.FrozenCache)}, {"PROBE_RETRY", ms(store.ProbeRetry)},
+		{"HOUR", ms(windowHour)}, {"DAY", ms(windowDay)}, {"SENT_BUCKET", ms(sentBucket)},
+		{"KNOWN_GRACE", ms(knownGrace)}, {"TAT_GRACE", ms(tatGrace)}, {"TOLERANCE", gcraTolerance},
+		// ms per second, us per ms; the warning level's rate factor
+		{"SECOND", ms(time.Second)}, {"MS_US", int64(time.Millisecond / time.Microsecond)},
+		{"WARNING_RATE", store.WarningRateFactor},
+		// derived keys after the tenant's prefix (same slot)
+		{"K_KNOWN", keyKnown}, {"K_DOMAIN", keyDomain}, {"K_SENT", keySent},
+		// fields of the breaker hash, of the state hash; a set flag
+		{"F_FROZEN", fieldFrozen}, {"F_STATE", fieldState}, {"F_OPEN_UNTIL", fieldOpenUntil},
+		{"F_PROBES", fieldProbes}, {"F_WARNING", fieldWarning},
+		{"F_TAT", fieldTAT}, {"F_QH", fieldQuotaHour}, {"F_QD", fieldQuotaDay}, {"F_FH", fieldFirstHour}, {"F_FD", fieldFirstDay},
+		{"YES", flagSet},
+	}
+}
+
+// admitScript is admit.lua preceded by its constants as Lua locals: bound
+// once, when the script is loaded, instead of passed with every call.
+func admitScript() string {
+	var b strings.Builder
+	b.WriteString("-- constants from redisstore.admitConsts\n")
+	for _, c := range admitConsts() {
+		fmt.Fprintf(&b, "local %s = %s\n", c.name, luaLiteral(c.value))
+	}
+	b.WriteString(admitSrc)
+	return b.String()
+}
+
+// luaLiteral writes a constant as a Lua literal. The strings are this
+// package's and the store contract's names: plain ASCII, never a quote or a
+// backslash.
+func luaLiteral(v any) string {
+	switch v := v.(type) {
+	case string:
+		if strings.ContainsAny(v, "'\\\n") {
+			panic(fmt.Sprintf("redisstore: constant %q cannot be a Lua literal", v))
+		}
+		return "'" + v + "'"
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	panic(fmt.Sprintf("redisstore: constant of type %T", v))
 }
 
 // parseAdmit reads the script's answer, checking every type.

@@ -1,42 +1,25 @@
 -- sesgate admission: one message, one tenant slot; the steps of the store
 -- package doc, in order. The keys are listed in this package's doc.
 -- KEYS: 1 the breaker hash, 2 the tenant's suppression hash, 3 the state hash.
--- ARGV: every constant this script uses, computed by admitArgs (admit.go)
--- and named below in its order, then per recipient: the address lowercased,
--- its HMAC (first-contact budget only), its domain (per-domain rate only).
+-- Constants (UPPER_CASE: reasons, breaker states, durations, key and field
+-- names) come from Go: admitScript (admit.go) binds them as locals ahead of
+-- this text, once, so they cost nothing per call. ARGV, computed by
+-- admitArgs and named below in its order: the message and the tenant's
+-- limits, then per recipient the address lowercased, its HMAC (first-contact
+-- budget only) and its domain (per-domain rate only).
 -- Returns {admitted, reason, retry_ms, cache_ms, {shadowed limit...}, new,
 -- {{recipient index, reason, added_ms, expires_ms}...}}.
 
 -- the call: time (0: Redis TIME), recipients, the tenant's key prefix
 local now, n, P = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
--- the tenant's limits (0: none) and the store's memory
+-- the tenant's limits (0: none), the store's memory (ms)
 local rate, burst, perrcpt = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local perhour, perday = tonumber(ARGV[7]), tonumber(ARGV[8])
 local fchour, fcday = tonumber(ARGV[9]), tonumber(ARGV[10])
 local domrate, domburst = tonumber(ARGV[11]), tonumber(ARGV[12])
 local knownttl, sentttl = tonumber(ARGV[13]), tonumber(ARGV[14])
--- each limit's name (also its refusal reason) and whether it is shadowed
-local L_RATE, SH_RATE = ARGV[15], ARGV[16]
-local L_HOUR, SH_HOUR = ARGV[17], ARGV[18]
-local L_DAY, SH_DAY = ARGV[19], ARGV[20]
-local L_FC_HOUR, SH_FC_HOUR = ARGV[21], ARGV[22]
-local L_FC_DAY, SH_FC_DAY = ARGV[23], ARGV[24]
-local L_DOMAIN, SH_DOMAIN = ARGV[25], ARGV[26]
--- the other refusal reasons and the breaker states
-local FROZEN, BREAKER_OPEN, SUPPRESSED, TOO_MANY = ARGV[27], ARGV[28], ARGV[29], ARGV[30]
-local CLOSED, OPEN, HALF_OPEN, FORCED_OPEN = ARGV[31], ARGV[32], ARGV[33], ARGV[34]
--- durations in ms
-local FROZEN_RETRY, FROZEN_CACHE, PROBE_RETRY = tonumber(ARGV[35]), tonumber(ARGV[36]), tonumber(ARGV[37])
-local HOUR, DAY, SENT_BUCKET = tonumber(ARGV[38]), tonumber(ARGV[39]), tonumber(ARGV[40])
-local KNOWN_GRACE, TAT_GRACE, TOLERANCE = tonumber(ARGV[41]), tonumber(ARGV[42]), tonumber(ARGV[43])
--- units: ms per second, us per ms; the warning level's rate factor
-local SECOND, MS_US, WARNING_RATE = tonumber(ARGV[44]), tonumber(ARGV[45]), tonumber(ARGV[46])
--- derived keys after P (same slot): known recipients, domain TAT, sent counter
-local K_KNOWN, K_DOMAIN, K_SENT = ARGV[47], ARGV[48], ARGV[49]
--- fields of the breaker hash, of the state hash; the value of a set flag
-local F_FROZEN, F_STATE, F_OPEN_UNTIL, F_PROBES, F_WARNING = ARGV[50], ARGV[51], ARGV[52], ARGV[53], ARGV[54]
-local F_TAT, F_QH, F_QD, F_FH, F_FD = ARGV[55], ARGV[56], ARGV[57], ARGV[58], ARGV[59]
-local YES = ARGV[60]
+-- the shadowed limits: the sum of their bits (B_*)
+local shadow = tonumber(ARGV[15])
 
 if now == 0 then
   local t = redis.call('TIME')
@@ -107,8 +90,8 @@ end
 local shadowed = {}
 -- over reports whether a limit that would refuse is enforced; a shadowed
 -- one is recorded instead.
-local function over(name, shadow)
-  if shadow == YES then
+local function over(name, bit)
+  if shadow % (2 * bit) >= bit then
     table.insert(shadowed, name)
     return false
   end
@@ -145,20 +128,20 @@ if fc then
     if exp <= now then newc = newc + 1 end
   end
 end
-if fchour > 0 and newc > 0 and fh + newc > fchour and over(L_FC_HOUR, SH_FC_HOUR) then
+if fchour > 0 and newc > 0 and fh + newc > fchour and over(L_FC_HOUR, B_FC_HOUR) then
   return {0, L_FC_HOUR, math.ceil(hour_end), 0, {}, newc, supp}
 end
-if fcday > 0 and newc > 0 and fd + newc > fcday and over(L_FC_DAY, SH_FC_DAY) then
+if fcday > 0 and newc > 0 and fd + newc > fcday and over(L_FC_DAY, B_FC_DAY) then
   return {0, L_FC_DAY, math.ceil(day_end), 0, {}, newc, supp}
 end
 
 -- 5. quotas in recipients
-if perhour > 0 and qh + m > perhour and over(L_HOUR, SH_HOUR) then
+if perhour > 0 and qh + m > perhour and over(L_HOUR, B_HOUR) then
   local cache = 0
   if qh >= perhour then cache = hour_end end
   return refuse(L_HOUR, hour_end, cache, supp)
 end
-if perday > 0 and qd + m > perday and over(L_DAY, SH_DAY) then
+if perday > 0 and qd + m > perday and over(L_DAY, B_DAY) then
   local cache = 0
   if qd >= perday then cache = day_end end
   return refuse(L_DAY, day_end, cache, supp)
@@ -174,11 +157,11 @@ if rate > 0 then
   local tat = tonumber(st[1]) or 0
   if tat < now then tat = now end
   if tat > now + tau then tat = now + tau end -- clock moved back: clamp
-  if cost > burst and over(L_RATE, SH_RATE) then
+  if cost > burst and over(L_RATE, B_RATE) then
     return refuse(TOO_MANY, 0, 0, supp)
   end
   local allow = tat + cost * T - tau
-  if allow > now + TOLERANCE and over(L_RATE, SH_RATE) then
+  if allow > now + TOLERANCE and over(L_RATE, B_RATE) then
     local cache = tat + T - tau - now
     if cache < 0 then cache = 0 end
     return refuse(L_RATE, allow - now, cache, supp)
@@ -206,11 +189,11 @@ if domrate > 0 then
     local tat = tonumber(tats[j]) or 0
     if tat < now then tat = now end
     if tat > now + tau then tat = now + tau end
-    if count[d] > domburst and over(L_DOMAIN, SH_DOMAIN) then
+    if count[d] > domburst and over(L_DOMAIN, B_DOMAIN) then
       return refuse(TOO_MANY, 0, 0, supp)
     end
     local allow = tat + count[d] * T - tau
-    if allow > now + TOLERANCE and over(L_DOMAIN, SH_DOMAIN) then
+    if allow > now + TOLERANCE and over(L_DOMAIN, B_DOMAIN) then
       return refuse(L_DOMAIN, allow - now, 0, supp)
     end
     table.insert(domtat, {dkeys[j], tat + count[d] * T})

@@ -11,11 +11,12 @@ import (
 	"github.com/sesgate/sesgate/limiter/store"
 )
 
-// TestAdmitArgs checks that admitArgs and admit.lua agree on the ARGV
-// layout, and that the script takes its constants from Go: it names each
-// of the admitArgc slots once, and its only literals are indexes, small
-// integers, Redis command names and the stored values' formats.
-func TestAdmitArgs(t *testing.T) {
+// TestAdmitScript checks that admitArgs and admit.lua agree on the ARGV
+// layout, and that the script takes its constants from Go: every UPPER_CASE
+// name it uses is bound by admitConsts (and each of those is used), and its
+// only literals are indexes, small integers, Redis command names and the
+// stored values' formats.
+func TestAdmitScript(t *testing.T) {
 	s := &Store{keyer: mustKeyer(t), knownTTL: time.Hour, sentTTL: time.Hour}
 	req := store.AdmitRequest{Tenant: "t", Recipients: []string{"a@b.example", "c@d.example"},
 		Limits: gateway.Limits{Rate: 1, FirstContactPerDay: 1, PerDomainRate: 1, Shadow: []string{gateway.LimitPerDay}}}
@@ -31,19 +32,41 @@ func TestAdmitArgs(t *testing.T) {
 	}
 	slices.Sort(named)
 	for i, n := range named {
-		if n != i+1 {
+		if n != i+1 || len(named) != admitArgc {
 			t.Fatalf("the script names ARGV slots %v; want 1..%d, each once", named, admitArgc)
 		}
 	}
-	if len(named) != admitArgc {
-		t.Fatalf("the script names %d ARGV slots; want %d", len(named), admitArgc)
-	}
 
 	code := regexp.MustCompile(`--[^\n]*`).ReplaceAllString(admitSrc, "")
+	bound := map[string]bool{}
+	for _, c := range admitConsts() {
+		if bound[c.name] {
+			t.Errorf("constant %s bound twice", c.name)
+		}
+		bound[c.name] = true
+	}
+	used := map[string]bool{}
+	noStrings := regexp.MustCompile(`'[^']*'`).ReplaceAllString(code, "")
+	for _, id := range regexp.MustCompile(`\b[A-Z][A-Z0-9_]+\b`).FindAllString(noStrings, -1) {
+		used[id] = true
+	}
+	delete(used, "ARGV")
+	delete(used, "KEYS")
+	for id := range used {
+		if !bound[id] {
+			t.Errorf("admit.lua uses %s, which admitConsts does not bind", id)
+		}
+	}
+	for id := range bound {
+		if !used[id] {
+			t.Errorf("admitConsts binds %s, which admit.lua does not use", id)
+		}
+	}
+
 	code = regexp.MustCompile(`\[\d+\]`).ReplaceAllString(code, "[]") // ARGV slots, reply fields
 	for _, n := range regexp.MustCompile(`[^\w.](\d+(\.\d+)?)`).FindAllStringSubmatch(code, -1) {
 		if v, _ := strconv.ParseFloat(n[1], 64); v > 3 {
-			t.Errorf("number %s in admit.lua: pass it from admitArgs", n[1])
+			t.Errorf("number %s in admit.lua: bind it in admitConsts", n[1])
 		}
 	}
 	allowed := []string{
@@ -52,7 +75,7 @@ func TestAdmitArgs(t *testing.T) {
 	}
 	for _, m := range regexp.MustCompile(`'([^']*)'`).FindAllStringSubmatch(code, -1) {
 		if !slices.Contains(allowed, m[1]) {
-			t.Errorf("string '%s' in admit.lua: pass it from admitArgs", m[1])
+			t.Errorf("string '%s' in admit.lua: bind it in admitConsts", m[1])
 		}
 	}
 }

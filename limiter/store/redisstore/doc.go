@@ -10,7 +10,7 @@
 //
 // Keys. Every key of a tenant carries the hash tag {t:<tenant>}, so the
 // script touches one slot of a Cluster. Their names and fields are the key*
-// and field* constants; admitArgs passes them to admit.lua with every other
+// and field* constants; admitScript binds them in admit.lua with every other
 // constant it uses (reasons, breaker states, durations), so the script holds
 // no literal of its own:
 //

@@ -115,7 +115,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		c: opts.Client, keyer: k, knownTTL: opts.KnownTTL, sentTTL: opts.SentTTL, log: opts.Logger, now: opts.Now,
-		admit: redis.NewScript(admitSrc), lease: redis.NewScript(leaseSrc),
+		admit: redis.NewScript(admitScript()), lease: redis.NewScript(leaseSrc),
 	}
 	if s.knownTTL <= 0 {
 		s.knownTTL = store.DefaultKnownTTL
