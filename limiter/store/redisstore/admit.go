@@ -33,7 +33,7 @@ func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []st
 // three slots per recipient: the lowercased address, its HMAC (only with a
 // first-contact budget) and its domain (only with a per-domain rate).
 func (s *Store) admitArgs(req store.AdmitRequest, lower []string) (keys []string, argv []any) {
-	l, p := req.Limits, TenantPrefix(req.Tenant)
+	l, p := req.Limits, tenantPrefix(req.Tenant)
 	keys = []string{p + keyBreaker, p + keySup, p + keyState}
 	argv = make([]any, 0, admitArgc+3*len(lower))
 	argv = append(argv,

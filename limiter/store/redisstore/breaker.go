@@ -26,7 +26,7 @@ const maxUpdateTries = 20
 
 // GetBreakerRecord reads a tenant's whole breaker record.
 func (s *Store) GetBreakerRecord(ctx context.Context, tenant string) (store.BreakerRecord, error) {
-	v, err := s.c.HMGet(ctx, TenantPrefix(tenant)+keyBreaker, fieldState, fieldOpenUntil, fieldProbes, fieldWarning, fieldData).Result()
+	v, err := s.c.HMGet(ctx, tenantPrefix(tenant)+keyBreaker, fieldState, fieldOpenUntil, fieldProbes, fieldWarning, fieldData).Result()
 	if err != nil {
 		return store.BreakerRecord{}, err
 	}
@@ -58,7 +58,7 @@ func decodeRecord(v []any) (store.BreakerRecord, error) {
 // has replicas, it waits (WAIT 1 100) for one to acknowledge it, so the
 // trip survives a failover; waited reports that.
 func (s *Store) UpdateBreakerRecord(ctx context.Context, tenant string, fn func(*store.BreakerRecord) (bool, error)) (waited bool, err error) {
-	key := TenantPrefix(tenant) + keyBreaker
+	key := tenantPrefix(tenant) + keyBreaker
 	for try := range maxUpdateTries {
 		if try > 0 { // a concurrent writer won: back off a little, with jitter
 			select {
@@ -153,7 +153,7 @@ func (s *Store) SentMinutes(ctx context.Context, tenant string, from, to time.Ti
 	}
 	keys := make([]string, 0, last-first+1)
 	for m := first; m <= last; m++ {
-		keys = append(keys, TenantPrefix(tenant)+keySent+strconv.FormatInt(m, 10))
+		keys = append(keys, tenantPrefix(tenant)+keySent+strconv.FormatInt(m, 10))
 	}
 	vals, err := s.c.MGet(ctx, keys...).Result()
 	if err != nil {

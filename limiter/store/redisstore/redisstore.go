@@ -29,7 +29,7 @@ const (
 	keyGlobalFrozen = "gw:{g}:frozen"
 	keySESRate      = "gw:{g}:ses"
 
-	// After TenantPrefix.
+	// After tenantPrefix.
 	keyBreaker = "brk"   // hash of the field* below, and the feedback side's
 	keySup     = "sup"   // hash: lowercased address -> store.Suppression.EncodeValue
 	keyState   = "st"    // hash: fieldTAT and the window counters
@@ -73,8 +73,8 @@ const (
 	tatGrace   = time.Second    // a domain TAT key outlives its TAT by this
 )
 
-// TenantPrefix is the prefix of every key of tenant.
-func TenantPrefix(tenant string) string { return "gw:{t:" + tenant + "}:" }
+// tenantPrefix is the prefix of every key of tenant.
+func tenantPrefix(tenant string) string { return "gw:{t:" + tenant + "}:" }
 
 // Options configure a Store. Client and RecipientKey are required.
 type Options struct {
@@ -255,7 +255,7 @@ func supKey(tenant string) string {
 	if tenant == "" {
 		return keyGlobalSup
 	}
-	return TenantPrefix(tenant) + keySup
+	return tenantPrefix(tenant) + keySup
 }
 
 // CheckSuppressed reads the tenant and global lists in one pipeline (one
@@ -339,12 +339,12 @@ func (s *Store) SetBreaker(ctx context.Context, tenant string, b store.Breaker) 
 	if !b.OpenUntil.IsZero() {
 		until = b.OpenUntil.UnixMilli()
 	}
-	return s.c.HSet(ctx, TenantPrefix(tenant)+keyBreaker, fieldState, string(b.State), fieldOpenUntil, until, fieldProbes, b.Probes).Err()
+	return s.c.HSet(ctx, tenantPrefix(tenant)+keyBreaker, fieldState, string(b.State), fieldOpenUntil, until, fieldProbes, b.Probes).Err()
 }
 
 // GetBreaker reads the breaker record; a missing one is Closed.
 func (s *Store) GetBreaker(ctx context.Context, tenant string) (store.Breaker, error) {
-	v, err := s.c.HMGet(ctx, TenantPrefix(tenant)+keyBreaker, fieldState, fieldOpenUntil, fieldProbes).Result()
+	v, err := s.c.HMGet(ctx, tenantPrefix(tenant)+keyBreaker, fieldState, fieldOpenUntil, fieldProbes).Result()
 	if err != nil {
 		return store.Breaker{}, err
 	}
@@ -373,9 +373,9 @@ func (s *Store) SetFrozen(ctx context.Context, tenant string, frozen bool) error
 	case tenant == "":
 		return s.c.Del(ctx, keyGlobalFrozen).Err()
 	case frozen:
-		return s.c.HSet(ctx, TenantPrefix(tenant)+keyBreaker, fieldFrozen, flagSet).Err()
+		return s.c.HSet(ctx, tenantPrefix(tenant)+keyBreaker, fieldFrozen, flagSet).Err()
 	}
-	return s.c.HDel(ctx, TenantPrefix(tenant)+keyBreaker, fieldFrozen).Err()
+	return s.c.HDel(ctx, tenantPrefix(tenant)+keyBreaker, fieldFrozen).Err()
 }
 
 // Frozen reads a freeze flag.
@@ -384,13 +384,13 @@ func (s *Store) Frozen(ctx context.Context, tenant string) (bool, error) {
 		n, err := s.c.Exists(ctx, keyGlobalFrozen).Result()
 		return n == 1, err
 	}
-	return s.c.HExists(ctx, TenantPrefix(tenant)+keyBreaker, fieldFrozen).Result()
+	return s.c.HExists(ctx, tenantPrefix(tenant)+keyBreaker, fieldFrozen).Result()
 }
 
 // Usage reads the tenant's window counters (at the gateway's clock, which
 // may differ from Redis's by the clock skew at a window's edge).
 func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
-	v, err := s.c.HMGet(ctx, TenantPrefix(tenant)+keyState, fieldQuotaHour, fieldQuotaDay, fieldFirstHour, fieldFirstDay).Result()
+	v, err := s.c.HMGet(ctx, tenantPrefix(tenant)+keyState, fieldQuotaHour, fieldQuotaDay, fieldFirstHour, fieldFirstDay).Result()
 	if err != nil {
 		return store.Usage{}, err
 	}
@@ -422,7 +422,7 @@ func (s *Store) Sent(ctx context.Context, tenant string, from, to time.Time) (in
 	}
 	keys := make([]string, 0, last-first+1)
 	for m := first; m <= last; m++ {
-		keys = append(keys, TenantPrefix(tenant)+keySent+strconv.FormatInt(m, 10))
+		keys = append(keys, tenantPrefix(tenant)+keySent+strconv.FormatInt(m, 10))
 	}
 	vals, err := s.c.MGet(ctx, keys...).Result()
 	if err != nil {
