@@ -45,18 +45,18 @@ const (
 // through, so a refusal commits nothing.
 func (s *Store) admit(tx *bolt.Tx, req store.AdmitRequest, now time.Time) (store.Decision, error) {
 	a := s.newAdmission(tx, req, now)
-	steps := []func() (*store.Decision, error){
-		a.checkFrozen,       // 1. the global and the tenant's freeze flags
-		a.checkBreaker,      // 2. forced open or open; open past its time probes
-		a.dropSuppressed,    // 3. tenant and global suppression lists
-		a.checkProbes,       //    half-open: the probe budget covers the rest
-		a.checkFirstContact, // 4. first-contact budget, hour and day
-		a.checkQuotas,       // 5. recipients per hour and per day
-		a.checkRate,         // 6. the tenant's GCRA rate
-		a.checkDomainRate,   // 7. the GCRA rate per recipient domain
+	steps := []func(*admission) (*store.Decision, error){
+		(*admission).checkFrozen,       // 1. the global and the tenant's freeze flags
+		(*admission).checkBreaker,      // 2. forced open or open; open past its time probes
+		(*admission).dropSuppressed,    // 3. tenant and global suppression lists
+		(*admission).checkProbes,       //    half-open: the probe budget covers the rest
+		(*admission).checkFirstContact, // 4. first-contact budget, hour and day
+		(*admission).checkQuotas,       // 5. recipients per hour and per day
+		(*admission).checkRate,         // 6. the tenant's GCRA rate
+		(*admission).checkDomainRate,   // 7. the GCRA rate per recipient domain
 	}
 	for _, step := range steps {
-		refusal, err := step()
+		refusal, err := step(a)
 		if err != nil {
 			return store.Decision{}, err
 		}
@@ -79,6 +79,10 @@ type admission struct {
 	now time.Time
 	ms  int64 // now in unix ms
 
+	// the current windows: their numbers, as in keys, and the ms left
+	hour, day         string
+	hourLeft, dayLeft int64
+
 	breaker store.Breaker
 	probing bool     // the breaker is half open: admission spends probes
 	live    []string // the recipients not suppressed, lowercased
@@ -90,9 +94,12 @@ type admission struct {
 }
 
 func (s *Store) newAdmission(tx *bolt.Tx, req store.AdmitRequest, now time.Time) *admission {
-	ms := now.UnixMilli()
-	return &admission{s: s, tx: tx, k: kv{b: tx.Bucket(bucketKV), now: ms}, req: req, l: req.Limits,
-		p: prefix(req.Tenant), now: now, ms: ms, newTAT: -1}
+	nowMS := now.UnixMilli()
+	a := &admission{s: s, tx: tx, k: kv{b: tx.Bucket(bucketKV), now: nowMS}, req: req, l: req.Limits,
+		p: prefix(req.Tenant), now: now, ms: nowMS, newTAT: -1}
+	a.hour, a.hourLeft = window(nowMS, windowHour)
+	a.day, a.dayLeft = window(nowMS, windowDay)
+	return a
 }
 
 // refuse is a refusal for reason, with the recipients dropped so far.
@@ -117,16 +124,16 @@ func (a *admission) enforced(limit store.Reason) bool {
 // ms rounds a span of milliseconds up to a Duration.
 func ms(v float64) time.Duration { return time.Duration(math.Ceil(v)) * time.Millisecond }
 
-// window returns the number of the current window of length w and the
-// milliseconds left in it.
-func (a *admission) window(w time.Duration) (n, left int64) {
-	n = a.ms / w.Milliseconds()
-	return n, (n+1)*w.Milliseconds() - a.ms
+// window returns the number of the window of length w at nowMS (unix ms),
+// as in keys, and the milliseconds left in it.
+func window(nowMS int64, w time.Duration) (string, int64) {
+	n := nowMS / w.Milliseconds()
+	return strconv.FormatInt(n, 10), (n+1)*w.Milliseconds() - nowMS
 }
 
-// counter reads a window counter.
-func (a *admission) counter(key string, window int64) int64 {
-	return int64(a.k.num(a.p + key + strconv.FormatInt(window, 10)))
+// counter reads the window counter key (with its window number).
+func (a *admission) counter(key string) int64 {
+	return int64(a.k.num(a.p + key))
 }
 
 func (a *admission) checkFrozen() (*store.Decision, error) {
@@ -218,33 +225,30 @@ func (a *admission) checkFirstContact() (*store.Decision, error) {
 	if a.newc == 0 {
 		return nil, nil
 	}
-	hour, hourLeft := a.window(windowHour)
-	if l.FirstContactPerHour > 0 && a.counter(keyFirstHour, hour)+a.newc > l.FirstContactPerHour && a.enforced(store.ReasonFirstHour) {
-		return a.refuse(store.ReasonFirstHour, ms(float64(hourLeft)), 0)
+	if l.FirstContactPerHour > 0 && a.counter(keyFirstHour+a.hour)+a.newc > l.FirstContactPerHour && a.enforced(store.ReasonFirstHour) {
+		return a.refuse(store.ReasonFirstHour, ms(float64(a.hourLeft)), 0)
 	}
-	day, dayLeft := a.window(windowDay)
-	if l.FirstContactPerDay > 0 && a.counter(keyFirstDay, day)+a.newc > l.FirstContactPerDay && a.enforced(store.ReasonFirstDay) {
-		return a.refuse(store.ReasonFirstDay, ms(float64(dayLeft)), 0)
+	if l.FirstContactPerDay > 0 && a.counter(keyFirstDay+a.day)+a.newc > l.FirstContactPerDay && a.enforced(store.ReasonFirstDay) {
+		return a.refuse(store.ReasonFirstDay, ms(float64(a.dayLeft)), 0)
 	}
 	return nil, nil
 }
 
 func (a *admission) checkQuotas() (*store.Decision, error) {
-	if refusal, err := a.checkQuota(a.l.PerHour, keyQuotaHour, windowHour, store.ReasonPerHour); refusal != nil || err != nil {
+	if refusal, err := a.checkQuota(a.l.PerHour, keyQuotaHour+a.hour, a.hourLeft, store.ReasonPerHour); refusal != nil || err != nil {
 		return refusal, err
 	}
-	return a.checkQuota(a.l.PerDay, keyQuotaDay, windowDay, store.ReasonPerDay)
+	return a.checkQuota(a.l.PerDay, keyQuotaDay+a.day, a.dayLeft, store.ReasonPerDay)
 }
 
 // checkQuota refuses a message whose recipients do not fit in what is left
-// of quota in the current window; until the window ends when nothing is
-// left.
-func (a *admission) checkQuota(quota int64, key string, w time.Duration, reason store.Reason) (*store.Decision, error) {
+// of quota in the current window (counted under key, left ms to go); until
+// the window ends when nothing is left.
+func (a *admission) checkQuota(quota int64, key string, left int64, reason store.Reason) (*store.Decision, error) {
 	if quota <= 0 {
 		return nil, nil
 	}
-	n, left := a.window(w)
-	used := a.counter(key, n)
+	used := a.counter(key)
 	if used+int64(len(a.live)) <= quota || !a.enforced(reason) {
 		return nil, nil
 	}
@@ -318,8 +322,11 @@ func (a *admission) checkDomainRate() (*store.Decision, error) {
 
 // commit counts the admitted message.
 func (a *admission) commit() (store.Decision, error) {
-	for _, write := range []func() error{a.countWindows, a.rememberRecipients, a.saveTATs, a.spendProbes} {
-		if err := write(); err != nil {
+	writes := []func(*admission) error{
+		(*admission).countWindows, (*admission).rememberRecipients, (*admission).saveTATs, (*admission).spendProbes,
+	}
+	for _, write := range writes {
+		if err := write(a); err != nil {
 			return store.Decision{}, err
 		}
 	}
@@ -331,9 +338,7 @@ func (a *admission) commit() (store.Decision, error) {
 // counters.
 func (a *admission) countWindows() error {
 	l, m := a.l, int64(len(a.live))
-	hour, hourLeft := a.window(windowHour)
-	day, dayLeft := a.window(windowDay)
-	sent, _ := a.window(sentBucket)
+	sent, _ := window(a.ms, sentBucket)
 	grace := counterGrace.Milliseconds()
 	for _, c := range []struct {
 		on   bool
@@ -341,11 +346,11 @@ func (a *admission) countWindows() error {
 		by   int64
 		life int64
 	}{
-		{l.PerHour > 0, keyQuotaHour + strconv.FormatInt(hour, 10), m, hourLeft + grace},
-		{l.PerDay > 0, keyQuotaDay + strconv.FormatInt(day, 10), m, dayLeft + grace},
-		{l.FirstContactPerHour > 0, keyFirstHour + strconv.FormatInt(hour, 10), a.newc, hourLeft + grace},
-		{l.FirstContactPerDay > 0, keyFirstDay + strconv.FormatInt(day, 10), a.newc, dayLeft + grace},
-		{true, keySent + strconv.FormatInt(sent, 10), m, a.s.sentTTL.Milliseconds()},
+		{l.PerHour > 0, keyQuotaHour + a.hour, m, a.hourLeft + grace},
+		{l.PerDay > 0, keyQuotaDay + a.day, m, a.dayLeft + grace},
+		{l.FirstContactPerHour > 0, keyFirstHour + a.hour, a.newc, a.hourLeft + grace},
+		{l.FirstContactPerDay > 0, keyFirstDay + a.day, a.newc, a.dayLeft + grace},
+		{true, keySent + sent, m, a.s.sentTTL.Milliseconds()},
 	} {
 		if c.on && c.by > 0 {
 			if err := a.k.incr(a.p+c.key, c.by, c.life); err != nil {
