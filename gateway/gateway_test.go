@@ -89,6 +89,28 @@ func TestTenantMatching(t *testing.T) {
 	}
 }
 
+func TestEffectiveBurst(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		l         Limits
+		want, dom int
+	}{
+		{"explicit", Limits{Rate: 5, Burst: 9, PerDomainRate: 5, PerDomainBurst: 7}, 9, 7},
+		{"rounded up", Limits{Rate: 2.5, PerDomainRate: 3.2}, 3, 4},
+		{"at least one", Limits{Rate: 0.1, PerDomainRate: 0.01}, 1, 1},
+		{"no rate", Limits{}, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.l.EffectiveBurst(); got != tc.want {
+				t.Fatalf("EffectiveBurst = %d; want %d", got, tc.want)
+			}
+			if got := tc.l.EffectivePerDomainBurst(); got != tc.dom {
+				t.Fatalf("EffectivePerDomainBurst = %d; want %d", got, tc.dom)
+			}
+		})
+	}
+}
+
 func TestPrepareMessage(t *testing.T) {
 	long := strings.Repeat("x", 999)
 	tests := []struct {

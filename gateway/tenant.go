@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"math"
 	"net/netip"
 	"strings"
 )
@@ -29,7 +30,7 @@ type Tenant struct {
 // MaxRecipients and MaxMessageBytes, and no limit for the others.
 type Limits struct {
 	Rate            float64 // messages (or recipients, RatePerRecipient) per second; 0 means unlimited
-	Burst           int     // in Rate's unit; defaults to max(1, ceil(Rate))
+	Burst           int     // in Rate's unit; 0: the default, see EffectiveBurst
 	MaxRecipients   int     // per message
 	MaxMessageBytes int64   // raw message size, as SES counts it
 
@@ -42,12 +43,28 @@ type Limits struct {
 	// store's known-recipient memory, per UTC clock hour and day.
 	FirstContactPerHour, FirstContactPerDay int64
 	// PerDomainRate bounds recipients per second to any one recipient
-	// domain, with PerDomainBurst (default max(1, ceil(PerDomainRate))).
+	// domain, with PerDomainBurst (0: the default, see
+	// EffectivePerDomainBurst).
 	PerDomainRate  float64
 	PerDomainBurst int
 	// Shadow names limits (LimitRate, LimitPerHour, ...) that are evaluated,
 	// counted and logged but not enforced.
 	Shadow []string
+}
+
+// EffectiveBurst is the burst of Rate: Burst, or by default max(1, ceil(Rate)).
+func (l Limits) EffectiveBurst() int { return defaultBurst(l.Burst, l.Rate) }
+
+// EffectivePerDomainBurst is the burst of PerDomainRate: PerDomainBurst, or
+// by default max(1, ceil(PerDomainRate)).
+func (l Limits) EffectivePerDomainBurst() int { return defaultBurst(l.PerDomainBurst, l.PerDomainRate) }
+
+// defaultBurst is burst when set, else one second of rate, at least 1.
+func defaultBurst(burst int, rate float64) int {
+	if burst > 0 {
+		return burst
+	}
+	return max(1, int(math.Ceil(rate)))
 }
 
 // Names of the limits, as used in Limits.Shadow, logs and metrics.

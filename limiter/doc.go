@@ -39,7 +39,4 @@
 //
 // Account spends the SES account's send rate, shared by replicas through
 // leases (see Account); AccountSink applies it before the sink.
-//
-// Local is the older in-process bucket per tenant, kept for tests and tools
-// that run without a store.
 package limiter

@@ -185,9 +185,9 @@ func (s *Shared) state(id string) *tenantState {
 	return v.(*tenantState)
 }
 
-// Cached returns the cached refusal of tenant id, if one holds at now. It
-// is the whole cost of refusing a token over its limit.
-func (s *Shared) Cached(id string, now time.Time) *gateway.Error {
+// cachedRefusal returns the cached refusal of tenant id, if one holds at
+// now. It is the whole cost of refusing a token over its limit.
+func (s *Shared) cachedRefusal(id string, now time.Time) *gateway.Error {
 	v, ok := s.tenants.Load(id)
 	if !ok {
 		return nil
@@ -212,7 +212,7 @@ func (s *Shared) ForgetCached() {
 // CheckTenant refuses from the over-limit cache only (no I/O): front ends
 // call it before reading a message.
 func (s *Shared) CheckTenant(t *gateway.Tenant) error {
-	if ge := s.Cached(t.ID, s.now()); ge != nil {
+	if ge := s.cachedRefusal(t.ID, s.now()); ge != nil {
 		s.cacheRefusals.Add(1)
 		s.countRefused(ge.Code, "cache")
 		return ge
@@ -224,7 +224,7 @@ func (s *Shared) CheckTenant(t *gateway.Tenant) error {
 // store call (or the degraded mode when the store fails).
 func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) ([]*gateway.Error, error) {
 	now := s.now()
-	if ge := s.Cached(t.ID, now); ge != nil {
+	if ge := s.cachedRefusal(t.ID, now); ge != nil {
 		s.cacheRefusals.Add(1)
 		s.countRefused(ge.Code, "cache")
 		return nil, ge
@@ -305,6 +305,14 @@ func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) (
 	return nil, ge
 }
 
+// cost is what a message of n recipients takes from a rate.
+func cost(l gateway.Limits, n int) int {
+	if l.RatePerRecipient {
+		return n
+	}
+	return 1
+}
+
 func (s *Shared) countRefused(c gateway.Code, by string) {
 	if s.mRefused != nil {
 		s.mRefused.WithLabelValues(c.String(), by).Inc()
@@ -335,7 +343,7 @@ func (ts *tenantState) limiters(t *gateway.Tenant, degRate float64, perRcpt bool
 		ts.limits = t.Limits
 		ts.pre = nil
 		if t.Limits.Rate > 0 {
-			ts.pre = rate.NewLimiter(rate.Limit(t.Limits.Rate), Burst(t.Limits))
+			ts.pre = rate.NewLimiter(rate.Limit(t.Limits.Rate), t.Limits.EffectiveBurst())
 		}
 		burst := 1
 		if perRcpt {

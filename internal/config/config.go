@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -379,7 +378,7 @@ func (p *Policy) validate() []problem {
 			}
 			burst := l.Burst
 			if burst == 0 {
-				burst = max(1, int(math.Ceil(l.Rate)))
+				burst = gateway.Limits{Rate: l.Rate}.EffectiveBurst()
 			}
 			if burst < maxR {
 				add(tp+".limits.burst", "with rate_per: recipient the burst (%d) must be at least max_recipients (%d), or large messages never pass", burst, maxR)

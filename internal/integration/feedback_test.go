@@ -242,10 +242,11 @@ func TestBreakerTripReachesEveryReplica(t *testing.T) {
 		t.Fatalf("leaky sent %d before it was stopped", sent)
 	}
 	for i, r := range fs.replicas {
-		ge := r.lim.Cached("leaky", time.Now())
+		leaky := &gateway.Tenant{ID: "leaky"}
+		ge := gateway.AsError(r.lim.CheckTenant(leaky))
 		for ge == nil && time.Since(trip) < time.Second {
 			time.Sleep(5 * time.Millisecond)
-			ge = r.lim.Cached("leaky", time.Now())
+			ge = gateway.AsError(r.lim.CheckTenant(leaky))
 		}
 		if ge == nil || ge.Code != gateway.CodeBreakerOpen {
 			t.Fatalf("replica %d: no local refusal %v after the trip (%v)", i, time.Since(trip), ge)

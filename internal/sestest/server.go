@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -408,7 +409,7 @@ func (s *Server) sendEmail(r *http.Request, body []byte) (any, *apiError) {
 			Message: "Email address is not verified. The following identities failed the check in region " +
 				strings.ToUpper(s.opts.Region) + ": " + m.From}
 	}
-	if m.ConfigurationSet != "" && len(s.opts.ConfigurationSets) > 0 && !contains(s.opts.ConfigurationSets, m.ConfigurationSet) {
+	if m.ConfigurationSet != "" && len(s.opts.ConfigurationSets) > 0 && !slices.Contains(s.opts.ConfigurationSets, m.ConfigurationSet) {
 		return nil, &apiError{Type: string(NotFound), Status: http.StatusNotFound,
 			Message: "Configuration set <" + m.ConfigurationSet + "> does not exist."}
 	}

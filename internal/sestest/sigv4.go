@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -139,10 +140,10 @@ func (s *Server) verifySigV4(r *http.Request, body []byte, now time.Time) *apiEr
 			Message: "Signature expired: " + amzDate + " is now earlier than " + now.UTC().Add(-maxClockSkew).Format(amzDateLayout) +
 				" (" + now.UTC().Format(amzDateLayout) + " - 15 min.)"}
 	}
-	if !contains(a.SignedHeaders, "host") || !contains(a.SignedHeaders, "x-amz-date") {
+	if !slices.Contains(a.SignedHeaders, "host") || !slices.Contains(a.SignedHeaders, "x-amz-date") {
 		return signatureMismatch("SignedHeaders must include host and x-amz-date.")
 	}
-	if s.opts.SessionToken != "" && !contains(a.SignedHeaders, "x-amz-security-token") {
+	if s.opts.SessionToken != "" && !slices.Contains(a.SignedHeaders, "x-amz-security-token") {
 		return signatureMismatch("SignedHeaders must include x-amz-security-token.")
 	}
 
@@ -271,15 +272,6 @@ func hmacSHA256(key []byte, data string) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(data))
 	return h.Sum(nil)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func incompleteSignature(msg string) *apiError {

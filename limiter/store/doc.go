@@ -71,7 +71,7 @@
 //
 // Beyond these, the record has a warning flag (Redis field "warning" = "1";
 // embedded key <prefix>warn): while it is set, admission halves the
-// tenant's GCRA rate (the burst stays). Both stores also offer, for the
+// tenant's GCRA rate (WarningRateFactor; the burst stays). Both stores also offer, for the
 // feedback wiring (package guard): GetBreakerRecord and UpdateBreakerRecord
 // (one atomic read-modify-write of the whole record incl. the feedback
 // side's opaque data: WATCH/MULTI on Redis, then WAIT 1 100 for a trip when

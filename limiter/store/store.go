@@ -67,6 +67,10 @@ const (
 	ProbeRetry = 5 * time.Second
 )
 
+// WarningRateFactor multiplies a tenant's GCRA rate while its breaker
+// record's warning flag is set (the burst stays).
+const WarningRateFactor = 0.5
+
 // AdmitRequest is one message to admit.
 type AdmitRequest struct {
 	Tenant string
@@ -292,17 +296,4 @@ func (k *Keyer) Hash(addr string) string {
 // Domain returns the lowercased domain of an address.
 func Domain(addr string) string {
 	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
-}
-
-// ShadowMask encodes Limits.Shadow as bits in gateway.LimitNames order.
-func ShadowMask(names []string) int {
-	mask := 0
-	for i, n := range gateway.LimitNames() {
-		for _, s := range names {
-			if s == n {
-				mask |= 1 << i
-			}
-		}
-	}
-	return mask
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -229,7 +230,7 @@ func (h *SNSHandler) serve(r *http.Request) (int, string, []slog.Attr) {
 	if t := r.Header.Get("x-amz-sns-message-type"); t != "" && t != m.Type {
 		return http.StatusBadRequest, OutcomeMalformed, append(attrs, slog.String("error", "x-amz-sns-message-type does not match Type"))
 	}
-	if !contains(h.topics, m.TopicArn) {
+	if !slices.Contains(h.topics, m.TopicArn) {
 		return http.StatusForbidden, OutcomeTopic, attrs
 	}
 	if err := h.verifier.Verify(r.Context(), m); err != nil {

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -153,7 +154,7 @@ func CheckSNSURL(raw string, regions []string) (*url.URL, error) {
 	if sub == nil {
 		return nil, fmt.Errorf("%w: URL host %.100q is not an SNS host", ErrForged, u.Host)
 	}
-	if len(regions) > 0 && !contains(regions, sub[1]) {
+	if len(regions) > 0 && !slices.Contains(regions, sub[1]) {
 		return nil, fmt.Errorf("%w: URL region %q not allowed", ErrForged, sub[1])
 	}
 	return u, nil
@@ -383,13 +384,4 @@ func (v *Verifier) cert(ctx context.Context, url string) (*x509.Certificate, err
 	}
 	v.cache[url] = cachedCert{cert: cert, expires: exp}
 	return cert, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -233,7 +234,7 @@ func (c *SQSConsumer) process(ctx context.Context, body []byte) (int, string, []
 		return http.StatusBadRequest, OutcomeMalformed, []slog.Attr{slog.String("error", err.Error())}
 	}
 	attrs := []slog.Attr{slog.String("sns_type", m.Type), slog.String("sns_message_id", m.MessageID), slog.String("topic", m.TopicArn)}
-	if !contains(c.topics, m.TopicArn) {
+	if !slices.Contains(c.topics, m.TopicArn) {
 		return http.StatusForbidden, OutcomeTopic, attrs
 	}
 	if err := c.verifier.Verify(ctx, m); err != nil {

@@ -18,10 +18,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -29,7 +27,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/limiter/store"
 )
 
@@ -203,9 +200,7 @@ func prefix(tenant string) string { return "gw:{t:" + tenant + "}:" }
 
 func supKey(tenant, addr string) []byte { return []byte(tenant + "\x00" + addr) }
 
-// Admit decides in one read-write transaction, in the order of the Redis
-// script: frozen (global, tenant), breaker, suppression (tenant, global),
-// first-contact, quotas, rate, per-domain rate, then commit.
+// Admit decides in one read-write transaction; admit runs the steps.
 func (s *Store) Admit(ctx context.Context, req store.AdmitRequest) (store.Decision, error) {
 	if err := req.Validate(); err != nil {
 		return store.Decision{}, err
@@ -236,249 +231,9 @@ func (s *Store) Admit(ctx context.Context, req store.AdmitRequest) (store.Decisi
 	return d, nil
 }
 
-func (s *Store) admit(tx *bolt.Tx, req store.AdmitRequest, nowT time.Time) (store.Decision, error) {
-	now := nowT.UnixMilli()
-	k := kv{b: tx.Bucket(bucketKV), now: now}
-	P := prefix(req.Tenant)
-	l := req.Limits
-	ms := func(v float64) time.Duration { return time.Duration(math.Ceil(v)) * time.Millisecond }
-
-	// 1. frozen
-	if _, ok := k.get("gw:{g}:frozen"); ok {
-		return store.Decision{Reason: store.ReasonFrozen, RetryAfter: store.FrozenRetry, CacheFor: store.FrozenCache}, nil
-	}
-	if _, ok := k.get(P + "frozen"); ok {
-		return store.Decision{Reason: store.ReasonFrozen, RetryAfter: store.FrozenRetry, CacheFor: store.FrozenCache}, nil
-	}
-	// 2. breaker
-	b, err := readBreaker(k, req.Tenant)
-	if err != nil {
-		return store.Decision{}, err
-	}
-	probing := false
-	switch b.State {
-	case store.ForcedOpen:
-		return store.Decision{Reason: store.ReasonBreakerOpen, RetryAfter: store.FrozenRetry, CacheFor: store.FrozenCache}, nil
-	case store.Open:
-		if left := b.OpenUntil.UnixMilli() - now; left > 0 {
-			return store.Decision{Reason: store.ReasonBreakerOpen, RetryAfter: ms(float64(left)), CacheFor: ms(float64(left))}, nil
-		}
-		probing = true
-	case store.HalfOpen:
-		probing = true
-	}
-	// 3. suppression, tenant then global
-	lower := make([]string, len(req.Recipients))
-	for i, r := range req.Recipients {
-		lower[i] = strings.ToLower(r)
-	}
-	sup := tx.Bucket(bucketSup)
-	var d store.Decision
-	var live []string
-	for _, a := range lower {
-		hit := false
-		for _, t := range []string{req.Tenant, ""} {
-			v := sup.Get(supKey(t, a))
-			if v == nil {
-				continue
-			}
-			sp, err := store.DecodeSuppression(t, a, string(v))
-			if err != nil {
-				return store.Decision{}, err
-			}
-			if sp.Live(nowT) {
-				d.Suppressed = append(d.Suppressed, sp)
-				hit = true
-				break
-			}
-		}
-		if !hit {
-			live = append(live, a)
-		}
-	}
-	m := int64(len(live))
-	if m == 0 {
-		return store.Decision{Reason: store.ReasonSuppressed, Suppressed: d.Suppressed}, nil
-	}
-	refuse := func(r store.Reason, retry, cache time.Duration) (store.Decision, error) {
-		return store.Decision{Reason: r, RetryAfter: retry, CacheFor: cache, Suppressed: d.Suppressed}, nil
-	}
-	if probing && b.Probes < m {
-		cache := time.Duration(0)
-		if b.Probes <= 0 {
-			cache = store.ProbeRetry
-		}
-		return refuse(store.ReasonBreakerOpen, store.ProbeRetry, cache)
-	}
-	shadow := store.ShadowMask(l.Shadow)
-	over := func(name string) bool {
-		for i, n := range gateway.LimitNames() {
-			if n == name && shadow&(1<<i) != 0 {
-				if !contains(d.Shadowed, name) {
-					d.Shadowed = append(d.Shadowed, name)
-				}
-				return false
-			}
-		}
-		return true
-	}
-	hour, day := now/3600000, now/86400000
-	hourEnd, dayEnd := (hour+1)*3600000-now, (day+1)*86400000-now
-	hs, ds := strconv.FormatInt(hour, 10), strconv.FormatInt(day, 10)
-
-	// 4. first contact
-	var newc int64
-	hashes := make([]string, len(live))
-	if l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0 {
-		for i, a := range live {
-			hashes[i] = s.keyer.Hash(a)
-			if _, ok := k.get(P + "k:" + hashes[i]); !ok {
-				newc++
-			}
-		}
-	}
-	d.NewRecipients = int(newc)
-	if l.FirstContactPerHour > 0 && newc > 0 && int64(k.num(P+"fh:"+hs))+newc > l.FirstContactPerHour && over(gateway.LimitFirstContactPerHour) {
-		return refuse(store.ReasonFirstHour, ms(float64(hourEnd)), 0)
-	}
-	if l.FirstContactPerDay > 0 && newc > 0 && int64(k.num(P+"fd:"+ds))+newc > l.FirstContactPerDay && over(gateway.LimitFirstContactPerDay) {
-		return refuse(store.ReasonFirstDay, ms(float64(dayEnd)), 0)
-	}
-	// 5. quotas
-	if l.PerHour > 0 {
-		used := int64(k.num(P + "qh:" + hs))
-		if used+m > l.PerHour && over(gateway.LimitPerHour) {
-			cache := time.Duration(0)
-			if used >= l.PerHour {
-				cache = ms(float64(hourEnd))
-			}
-			return refuse(store.ReasonPerHour, ms(float64(hourEnd)), cache)
-		}
-	}
-	if l.PerDay > 0 {
-		used := int64(k.num(P + "qd:" + ds))
-		if used+m > l.PerDay && over(gateway.LimitPerDay) {
-			cache := time.Duration(0)
-			if used >= l.PerDay {
-				cache = ms(float64(dayEnd))
-			}
-			return refuse(store.ReasonPerDay, ms(float64(dayEnd)), cache)
-		}
-	}
-	// 6. GCRA
-	fnow := float64(now)
-	newTAT := -1.0
-	if l.Rate > 0 {
-		burst := l.Burst
-		if burst <= 0 {
-			burst = max(1, int(math.Ceil(l.Rate)))
-		}
-		cost := 1.0
-		if l.RatePerRecipient {
-			cost = float64(m)
-		}
-		T := 1000 / l.Rate
-		if warned(k, req.Tenant) { // the breaker's warning level halves the rate
-			T *= 2
-		}
-		tau := float64(burst) * T
-		tat := max(k.num(P+"gcra"), fnow)
-		tat = min(tat, fnow+tau)
-		if cost > float64(burst) && over(gateway.LimitRate) {
-			return refuse(store.ReasonTooMany, 0, 0)
-		}
-		if allow := tat + cost*T - tau; allow > fnow+0.001 && over(gateway.LimitRate) {
-			return refuse(store.ReasonRate, ms(allow-fnow), ms(max(0, tat+T-tau-fnow)))
-		}
-		newTAT = tat + cost*T
-	}
-	// 7. per-domain rate
-	domTAT := map[string]float64{}
-	if l.PerDomainRate > 0 {
-		burst := l.PerDomainBurst
-		if burst <= 0 {
-			burst = max(1, int(math.Ceil(l.PerDomainRate)))
-		}
-		count := map[string]int{}
-		var order []string
-		for _, a := range live {
-			dom := store.Domain(a)
-			if count[dom] == 0 {
-				order = append(order, dom)
-			}
-			count[dom]++
-		}
-		T := 1000 / l.PerDomainRate
-		tau := float64(burst) * T
-		for _, dom := range order {
-			c := float64(count[dom])
-			tat := min(max(k.num(P+"d:"+dom), fnow), fnow+tau)
-			if c > float64(burst) && over(gateway.LimitPerDomainRate) {
-				return refuse(store.ReasonTooMany, 0, 0)
-			}
-			if allow := tat + c*T - tau; allow > fnow+0.001 && over(gateway.LimitPerDomainRate) {
-				return refuse(store.ReasonPerDomainRate, ms(allow-fnow), 0)
-			}
-			domTAT[dom] = tat + c*T
-		}
-	}
-	// 8. commit
-	err = errors.Join(
-		incrIf(k, l.PerHour > 0, P+"qh:"+hs, m, hourEnd+60000),
-		incrIf(k, l.PerDay > 0, P+"qd:"+ds, m, dayEnd+60000),
-		incrIf(k, l.FirstContactPerHour > 0 && newc > 0, P+"fh:"+hs, newc, hourEnd+60000),
-		incrIf(k, l.FirstContactPerDay > 0 && newc > 0, P+"fd:"+ds, newc, dayEnd+60000),
-		k.incr(P+"sent:"+strconv.FormatInt(now/60000, 10), m, s.sentTTL.Milliseconds()),
-	)
-	if err != nil {
-		return store.Decision{}, err
-	}
-	if l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0 {
-		for _, h := range hashes {
-			if err := k.put(P+"k:"+h, "1", now+s.knownTTL.Milliseconds()); err != nil {
-				return store.Decision{}, err
-			}
-		}
-	}
-	if newTAT >= 0 {
-		if err := k.put(P+"gcra", strconv.FormatFloat(newTAT, 'f', 3, 64), int64(math.Ceil(newTAT))+1000); err != nil {
-			return store.Decision{}, err
-		}
-	}
-	for dom, tat := range domTAT {
-		if err := k.put(P+"d:"+dom, strconv.FormatFloat(tat, 'f', 3, 64), int64(math.Ceil(tat))+1000); err != nil {
-			return store.Decision{}, err
-		}
-	}
-	if probing {
-		b.State, b.Probes = store.HalfOpen, b.Probes-m
-		if err := writeBreaker(k, req.Tenant, b); err != nil {
-			return store.Decision{}, err
-		}
-	}
-	d.Admitted = true
-	return d, nil
-}
-
-func incrIf(k kv, cond bool, key string, by, ttl int64) error {
-	if !cond || by <= 0 {
-		return nil
-	}
-	return k.incr(key, by, ttl)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // The breaker record is "state|open_until_ms|probes".
 func readBreaker(k kv, tenant string) (store.Breaker, error) {
-	v, ok := k.get(prefix(tenant) + "brk")
+	v, ok := k.get(prefix(tenant) + keyBreaker)
 	b := store.Breaker{State: store.Closed}
 	if !ok {
 		return b, nil
@@ -500,7 +255,7 @@ func writeBreaker(k kv, tenant string, b store.Breaker) error {
 	if !b.OpenUntil.IsZero() {
 		until = b.OpenUntil.UnixMilli()
 	}
-	return k.put(prefix(tenant)+"brk", fmt.Sprintf("%s|%d|%d", b.State, until, b.Probes), 0)
+	return k.put(prefix(tenant)+keyBreaker, fmt.Sprintf("%s|%d|%d", b.State, until, b.Probes), 0)
 }
 
 // CheckSuppressed reads the tenant and global lists.
@@ -602,7 +357,7 @@ func frozenKey(tenant string) string {
 	if tenant == "" {
 		return "gw:{g}:frozen"
 	}
-	return prefix(tenant) + "frozen"
+	return prefix(tenant) + keyFrozen
 }
 
 // SetFrozen sets or clears a freeze flag.
@@ -630,12 +385,12 @@ func (s *Store) Frozen(ctx context.Context, tenant string) (bool, error) {
 func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
 	var u store.Usage
 	now := s.now().UnixMilli()
-	hs, ds := strconv.FormatInt(now/3600000, 10), strconv.FormatInt(now/86400000, 10)
+	hs, ds := strconv.FormatInt(now/windowHour.Milliseconds(), 10), strconv.FormatInt(now/windowDay.Milliseconds(), 10)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		k := kv{b: tx.Bucket(bucketKV), now: now}
 		P := prefix(tenant)
-		u = store.Usage{Hour: int64(k.num(P + "qh:" + hs)), Day: int64(k.num(P + "qd:" + ds)),
-			FirstContactHour: int64(k.num(P + "fh:" + hs)), FirstContactDay: int64(k.num(P + "fd:" + ds))}
+		u = store.Usage{Hour: int64(k.num(P + keyQuotaHour + hs)), Day: int64(k.num(P + keyQuotaDay + ds)),
+			FirstContactHour: int64(k.num(P + keyFirstHour + hs)), FirstContactDay: int64(k.num(P + keyFirstDay + ds))}
 		return nil
 	})
 	return u, err
@@ -643,15 +398,15 @@ func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
 
 // Sent sums the per-minute sent counters.
 func (s *Store) Sent(ctx context.Context, tenant string, from, to time.Time) (int64, error) {
-	first, last := from.UnixMilli()/60000, to.UnixMilli()/60000
-	if n := int64(s.sentTTL / time.Minute); last-first > n {
+	first, last := from.UnixMilli()/sentBucket.Milliseconds(), to.UnixMilli()/sentBucket.Milliseconds()
+	if n := int64(s.sentTTL / sentBucket); last-first > n {
 		first = last - n
 	}
 	var sum int64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		k := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}
 		for m := first; m <= last; m++ {
-			sum += int64(k.num(prefix(tenant) + "sent:" + strconv.FormatInt(m, 10)))
+			sum += int64(k.num(prefix(tenant) + keySent + strconv.FormatInt(m, 10)))
 		}
 		return nil
 	})

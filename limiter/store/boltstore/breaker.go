@@ -87,17 +87,17 @@ func (s *Store) UpdateBreakerRecord(ctx context.Context, tenant string, fn func(
 // from..to (at most SentTTL of them, the newest), oldest first, with the
 // unix minute of the first.
 func (s *Store) SentMinutes(ctx context.Context, tenant string, from, to time.Time) (first int64, counts []int64, err error) {
-	first, last := from.Unix()/60, to.Unix()/60
+	first, last := from.UnixMilli()/sentBucket.Milliseconds(), to.UnixMilli()/sentBucket.Milliseconds()
 	if last < first {
 		return first, nil, nil
 	}
-	if n := int64(s.sentTTL / time.Minute); last-first > n {
+	if n := int64(s.sentTTL / sentBucket); last-first > n {
 		first = last - n
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		k := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}
 		for m := first; m <= last; m++ {
-			counts = append(counts, int64(k.num(prefix(tenant)+"sent:"+strconv.FormatInt(m, 10))))
+			counts = append(counts, int64(k.num(prefix(tenant)+keySent+strconv.FormatInt(m, 10))))
 		}
 		return nil
 	})

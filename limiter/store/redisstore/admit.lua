@@ -1,62 +1,63 @@
--- sesgate admission: one message, one tenant slot. Declared keys ({t:<id>}):
---   KEYS[1] brk  hash: frozen, state, open_until (ms), probes, warning ("1":
---                halve the GCRA rate), data (the feedback side's, unread here)
---   KEYS[2] sup  hash: lowercased address -> "reason|added_ms|expires_ms"
---   KEYS[3] st   hash: gcra (TAT ms), qh, qd, fh, fd ("<window>:<count>")
--- Derived keys (same tag, prefix ARGV[1] = "gw:{t:<id>}:"):
---   kn:<period>  hash: hmac -> expiry ms (known recipients; period = KnownTTL,
---                the current and the previous period are read)
---   d:<domain>   string: per-domain TAT ms
---   sent:<minute> string: recipients admitted that minute
--- ARGV: 1 prefix, 2 now_ms (0: Redis TIME), 3 rate/s, 4 burst, 5 per_recipient,
---   6 per_hour, 7 per_day, 8 fc_hour, 9 fc_day, 10 dom_rate/s, 11 dom_burst,
---   12 known_ttl_ms, 13 shadow mask, 14 sent_ttl_ms, 15 n, then n times
---   (address lowercased, hmac, domain).
--- Returns {admitted, reason, retry_ms, cache_ms, shadowed, new, {{i, reason, added, expires}...}}.
-local P = ARGV[1]
-local now = tonumber(ARGV[2])
+-- sesgate admission: one message, one tenant slot; the steps of the store
+-- package doc, in order. The keys are listed in this package's doc.
+-- KEYS: 1 the breaker hash, 2 the tenant's suppression hash, 3 the state hash.
+-- Constants (UPPER_CASE: reasons, breaker states, durations, key and field
+-- names) come from Go: admitScript (admit.go) binds them as locals ahead of
+-- this text, once, so they cost nothing per call. ARGV, computed by
+-- admitArgs and named below in its order: the message and the tenant's
+-- limits, then per recipient the address lowercased, its HMAC (first-contact
+-- budget only) and its domain (per-domain rate only).
+-- Returns {admitted, reason, retry_ms, cache_ms, {shadowed limit...}, new,
+-- {{recipient index, reason, added_ms, expires_ms}...}}.
+
+-- the call: time (0: Redis TIME), recipients, the tenant's key prefix
+local now, n, P = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+-- the tenant's limits (0: none), the store's memory (ms)
+local rate, burst, perrcpt = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local perhour, perday = tonumber(ARGV[7]), tonumber(ARGV[8])
+local fchour, fcday = tonumber(ARGV[9]), tonumber(ARGV[10])
+local domrate, domburst = tonumber(ARGV[11]), tonumber(ARGV[12])
+local knownttl, sentttl = tonumber(ARGV[13]), tonumber(ARGV[14])
+-- the shadowed limits: the sum of their bits (B_*)
+local shadow = tonumber(ARGV[15])
+
 if now == 0 then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now = tonumber(t[1]) * SECOND + math.floor(tonumber(t[2]) / MS_US)
 end
-local rate, burst, perrcpt = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
-local perhour, perday = tonumber(ARGV[6]), tonumber(ARGV[7])
-local fchour, fcday = tonumber(ARGV[8]), tonumber(ARGV[9])
-local domrate, domburst = tonumber(ARGV[10]), tonumber(ARGV[11])
-local knownttl, shadow, sentttl = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
-local n = tonumber(ARGV[15])
 
 local function refuse(reason, retry, cache, supp)
-  return {0, reason, math.ceil(retry), math.ceil(cache), '', 0, supp or {}}
+  return {0, reason, math.ceil(retry), math.ceil(cache), {}, 0, supp or {}}
 end
 
 -- 1. frozen, 2. breaker
-local brk = redis.call('HMGET', KEYS[1], 'frozen', 'state', 'open_until', 'probes', 'warning')
+local brk = redis.call('HMGET', KEYS[1], F_FROZEN, F_STATE, F_OPEN_UNTIL, F_PROBES, F_WARNING)
 if brk[1] then
-  return refuse('frozen', 60000, 5000)
+  return refuse(FROZEN, FROZEN_RETRY, FROZEN_CACHE)
 end
-local state = brk[2] or 'closed'
-if state == 'forced_open' then
-  return refuse('breaker_open', 60000, 5000)
+local state = brk[2] or CLOSED
+if state == FORCED_OPEN then
+  return refuse(BREAKER_OPEN, FROZEN_RETRY, FROZEN_CACHE)
 end
 local probing = false
-if state == 'open' then
+if state == OPEN then
   local until_ms = tonumber(brk[3]) or 0
   if now < until_ms then
-    return refuse('breaker_open', until_ms - now, until_ms - now)
+    return refuse(BREAKER_OPEN, until_ms - now, until_ms - now)
   end
   probing = true
-elseif state == 'half_open' then
+elseif state == HALF_OPEN then
   probing = true
 end
 local probes = tonumber(brk[4]) or 0
--- the breaker's warning level halves the tenant's rate
-if brk[5] == '1' then rate = rate / 2 end
+-- the breaker's warning level slows the tenant's rate
+if brk[5] == YES then rate = rate * WARNING_RATE end
 
 -- 3. tenant suppression
 local addrs, hashes, domains = {}, {}, {}
+local first = #ARGV - 3 * n -- the slot before the first recipient's
 for i = 1, n do
-  local b = 15 + (i - 1) * 3
+  local b = first + (i - 1) * 3
   addrs[i], hashes[i], domains[i] = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
 end
 local supp = {}
@@ -66,6 +67,7 @@ for i = 1, n do
   local v = sv[i]
   local dropped = false
   if v then
+    -- store.Suppression.EncodeValue: "reason|added_ms|expires_ms", 0: never
     local reason, added, exp = string.match(v, '^([^|]*)|(%d+)|(%d+)$')
     exp = tonumber(exp) or 0
     if reason and (exp == 0 or now < exp) then
@@ -77,18 +79,18 @@ for i = 1, n do
 end
 local m = #live
 if m == 0 then
-  return refuse('suppressed', 0, 0, supp)
+  return refuse(SUPPRESSED, 0, 0, supp)
 end
 if probing and probes < m then
   local cache = 0
-  if probes <= 0 then cache = 5000 end
-  return refuse('breaker_open', 5000, cache, supp)
+  if probes <= 0 then cache = PROBE_RETRY end
+  return refuse(BREAKER_OPEN, PROBE_RETRY, cache, supp)
 end
 
 local shadowed = {}
 -- over reports whether a limit that would refuse is enforced; a shadowed
 -- one is recorded instead.
-local function over(bit, name)
+local function over(name, bit)
   if shadow % (2 * bit) >= bit then
     table.insert(shadowed, name)
     return false
@@ -96,13 +98,13 @@ local function over(bit, name)
   return true
 end
 
-local hour = math.floor(now / 3600000)
-local day = math.floor(now / 86400000)
-local hour_end = (hour + 1) * 3600000 - now
-local day_end = (day + 1) * 86400000 - now
+local hour = math.floor(now / HOUR)
+local day = math.floor(now / DAY)
+local hour_end = (hour + 1) * HOUR - now
+local day_end = (day + 1) * DAY - now
 
--- windowed counters "<window>:<count>" in the st hash
-local st = redis.call('HMGET', KEYS[3], 'gcra', 'qh', 'qd', 'fh', 'fd')
+-- windowed counters "<window>:<count>" in the state hash
+local st = redis.call('HMGET', KEYS[3], F_TAT, F_QH, F_QD, F_FH, F_FD)
 local function used(v, window)
   if not v then return 0 end
   local w, c = string.match(v, '^(%d+):(%d+)$')
@@ -115,54 +117,54 @@ local qh, qd, fh, fd = used(st[2], hour), used(st[3], day), used(st[4], hour), u
 local newc = 0
 local fc = fchour > 0 or fcday > 0
 local period = math.floor(now / knownttl)
-local kcur = P .. 'kn:' .. period
+local kcur = P .. K_KNOWN .. period
 if fc then
   local live_hashes = {}
   for j, i in ipairs(live) do live_hashes[j] = hashes[i] end
   local cur = redis.call('HMGET', kcur, unpack(live_hashes))
-  local prev = redis.call('HMGET', P .. 'kn:' .. (period - 1), unpack(live_hashes))
+  local prev = redis.call('HMGET', P .. K_KNOWN .. (period - 1), unpack(live_hashes))
   for j = 1, m do
     local exp = math.max(tonumber(cur[j]) or 0, tonumber(prev[j]) or 0)
     if exp <= now then newc = newc + 1 end
   end
 end
-if fchour > 0 and newc > 0 and fh + newc > fchour and over(8, 'first_contact_per_hour') then
-  return {0, 'first_contact_per_hour', math.ceil(hour_end), 0, '', newc, supp}
+if fchour > 0 and newc > 0 and fh + newc > fchour and over(L_FC_HOUR, B_FC_HOUR) then
+  return {0, L_FC_HOUR, math.ceil(hour_end), 0, {}, newc, supp}
 end
-if fcday > 0 and newc > 0 and fd + newc > fcday and over(16, 'first_contact_per_day') then
-  return {0, 'first_contact_per_day', math.ceil(day_end), 0, '', newc, supp}
+if fcday > 0 and newc > 0 and fd + newc > fcday and over(L_FC_DAY, B_FC_DAY) then
+  return {0, L_FC_DAY, math.ceil(day_end), 0, {}, newc, supp}
 end
 
 -- 5. quotas in recipients
-if perhour > 0 and qh + m > perhour and over(2, 'per_hour') then
+if perhour > 0 and qh + m > perhour and over(L_HOUR, B_HOUR) then
   local cache = 0
   if qh >= perhour then cache = hour_end end
-  return refuse('per_hour', hour_end, cache, supp)
+  return refuse(L_HOUR, hour_end, cache, supp)
 end
-if perday > 0 and qd + m > perday and over(4, 'per_day') then
+if perday > 0 and qd + m > perday and over(L_DAY, B_DAY) then
   local cache = 0
   if qd >= perday then cache = day_end end
-  return refuse('per_day', day_end, cache, supp)
+  return refuse(L_DAY, day_end, cache, supp)
 end
 
 -- 6. GCRA rate
 local newtat = nil
 if rate > 0 then
   local cost = 1
-  if perrcpt then cost = m end
-  local T = 1000 / rate
+  if perrcpt == YES then cost = m end
+  local T = SECOND / rate
   local tau = burst * T
   local tat = tonumber(st[1]) or 0
   if tat < now then tat = now end
   if tat > now + tau then tat = now + tau end -- clock moved back: clamp
-  if cost > burst and over(1, 'rate') then
-    return refuse('too_many', 0, 0, supp)
+  if cost > burst and over(L_RATE, B_RATE) then
+    return refuse(TOO_MANY, 0, 0, supp)
   end
   local allow = tat + cost * T - tau
-  if allow > now + 0.001 and over(1, 'rate') then
+  if allow > now + TOLERANCE and over(L_RATE, B_RATE) then
     local cache = tat + T - tau - now
     if cache < 0 then cache = 0 end
-    return refuse('rate', allow - now, cache, supp)
+    return refuse(L_RATE, allow - now, cache, supp)
   end
   newtat = tat + cost * T
 end
@@ -176,23 +178,23 @@ if domrate > 0 then
     if not count[d] then
       count[d] = 0
       table.insert(order, d)
-      table.insert(dkeys, P .. 'd:' .. d)
+      table.insert(dkeys, P .. K_DOMAIN .. d)
     end
     count[d] = count[d] + 1
   end
-  local T = 1000 / domrate
+  local T = SECOND / domrate
   local tau = domburst * T
   local tats = redis.call('MGET', unpack(dkeys))
   for j, d in ipairs(order) do
     local tat = tonumber(tats[j]) or 0
     if tat < now then tat = now end
     if tat > now + tau then tat = now + tau end
-    if count[d] > domburst and over(32, 'per_domain_rate') then
-      return refuse('too_many', 0, 0, supp)
+    if count[d] > domburst and over(L_DOMAIN, B_DOMAIN) then
+      return refuse(TOO_MANY, 0, 0, supp)
     end
     local allow = tat + count[d] * T - tau
-    if allow > now + 0.001 and over(32, 'per_domain_rate') then
-      return refuse('per_domain_rate', allow - now, 0, supp)
+    if allow > now + TOLERANCE and over(L_DOMAIN, B_DOMAIN) then
+      return refuse(L_DOMAIN, allow - now, 0, supp)
     end
     table.insert(domtat, {dkeys[j], tat + count[d] * T})
   end
@@ -200,11 +202,11 @@ end
 
 -- 8. commit
 local upd = {}
-if perhour > 0 then table.insert(upd, 'qh'); table.insert(upd, hour .. ':' .. (qh + m)) end
-if perday > 0 then table.insert(upd, 'qd'); table.insert(upd, day .. ':' .. (qd + m)) end
-if fchour > 0 and newc > 0 then table.insert(upd, 'fh'); table.insert(upd, hour .. ':' .. (fh + newc)) end
-if fcday > 0 and newc > 0 then table.insert(upd, 'fd'); table.insert(upd, day .. ':' .. (fd + newc)) end
-if newtat then table.insert(upd, 'gcra'); table.insert(upd, string.format('%.3f', newtat)) end
+if perhour > 0 then table.insert(upd, F_QH); table.insert(upd, hour .. ':' .. (qh + m)) end
+if perday > 0 then table.insert(upd, F_QD); table.insert(upd, day .. ':' .. (qd + m)) end
+if fchour > 0 and newc > 0 then table.insert(upd, F_FH); table.insert(upd, hour .. ':' .. (fh + newc)) end
+if fcday > 0 and newc > 0 then table.insert(upd, F_FD); table.insert(upd, day .. ':' .. (fd + newc)) end
+if newtat then table.insert(upd, F_TAT); table.insert(upd, string.format('%.3f', newtat)) end
 if #upd > 0 then redis.call('HSET', KEYS[3], unpack(upd)) end
 if fc then
   local kv = {}
@@ -215,17 +217,17 @@ if fc then
   end
   -- the period hash lives until every expiry written into it has passed
   if redis.call('HSET', kcur, unpack(kv)) > 0 then
-    redis.call('PEXPIRE', kcur, (period + 2) * knownttl + 60000 - now)
+    redis.call('PEXPIRE', kcur, (period + 2) * knownttl + KNOWN_GRACE - now)
   end
 end
 for _, e in ipairs(domtat) do
-  redis.call('SET', e[1], string.format('%.3f', e[2]), 'PX', math.ceil(e[2] - now) + 1000)
+  redis.call('SET', e[1], string.format('%.3f', e[2]), 'PX', math.ceil(e[2] - now) + TAT_GRACE)
 end
 if probing then
-  redis.call('HSET', KEYS[1], 'state', 'half_open', 'probes', probes - m)
+  redis.call('HSET', KEYS[1], F_STATE, HALF_OPEN, F_PROBES, probes - m)
 end
-local sk = P .. 'sent:' .. math.floor(now / 60000)
+local sk = P .. K_SENT .. math.floor(now / SENT_BUCKET)
 if redis.call('INCRBY', sk, m) == m then
   redis.call('PEXPIRE', sk, sentttl)
 end
-return {1, '', 0, 0, table.concat(shadowed, ','), newc, supp}
+return {1, '', 0, 0, shadowed, newc, supp}

@@ -15,8 +15,7 @@ import (
 )
 
 // Breaker records beyond the admission fields: the hash gw:{t:<id>}:brk
-// also holds "warning" ("1" while the tenant's rate is halved) and "data"
-// (the feedback side's state, opaque here).
+// also holds fieldWarning and fieldData.
 
 // BreakerChannel is the pub/sub channel on which a changed breaker record
 // is announced (the message is the tenant id).
@@ -27,7 +26,7 @@ const maxUpdateTries = 20
 
 // GetBreakerRecord reads a tenant's whole breaker record.
 func (s *Store) GetBreakerRecord(ctx context.Context, tenant string) (store.BreakerRecord, error) {
-	v, err := s.c.HMGet(ctx, TenantPrefix(tenant)+"brk", "state", "open_until", "probes", "warning", "data").Result()
+	v, err := s.c.HMGet(ctx, tenantPrefix(tenant)+keyBreaker, fieldState, fieldOpenUntil, fieldProbes, fieldWarning, fieldData).Result()
 	if err != nil {
 		return store.BreakerRecord{}, err
 	}
@@ -44,7 +43,7 @@ func decodeRecord(v []any) (store.BreakerRecord, error) {
 		r.OpenUntil = time.UnixMilli(ms).UTC()
 	}
 	r.Probes, _ = strconv.ParseInt(str(2), 10, 64)
-	r.Warning = str(3) == "1"
+	r.Warning = str(3) == flagSet
 	if d := str(4); d != "" {
 		r.Data = []byte(d)
 	}
@@ -59,7 +58,7 @@ func decodeRecord(v []any) (store.BreakerRecord, error) {
 // has replicas, it waits (WAIT 1 100) for one to acknowledge it, so the
 // trip survives a failover; waited reports that.
 func (s *Store) UpdateBreakerRecord(ctx context.Context, tenant string, fn func(*store.BreakerRecord) (bool, error)) (waited bool, err error) {
-	key := TenantPrefix(tenant) + "brk"
+	key := tenantPrefix(tenant) + keyBreaker
 	for try := range maxUpdateTries {
 		if try > 0 { // a concurrent writer won: back off a little, with jitter
 			select {
@@ -70,7 +69,7 @@ func (s *Store) UpdateBreakerRecord(ctx context.Context, tenant string, fn func(
 		}
 		waited = false
 		err = s.c.Watch(ctx, func(tx *redis.Tx) error {
-			v, err := tx.HMGet(ctx, key, "state", "open_until", "probes", "warning", "data").Result()
+			v, err := tx.HMGet(ctx, key, fieldState, fieldOpenUntil, fieldProbes, fieldWarning, fieldData).Result()
 			if err != nil {
 				return err
 			}
@@ -94,12 +93,12 @@ func (s *Store) UpdateBreakerRecord(ctx context.Context, tenant string, fn func(
 			if !rec.OpenUntil.IsZero() {
 				until = rec.OpenUntil.UnixMilli()
 			}
-			warn := "0"
+			warn := flagUnset
 			if rec.Warning {
-				warn = "1"
+				warn = flagSet
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.HSet(ctx, key, "state", string(rec.State), "open_until", until, "probes", rec.Probes, "warning", warn, "data", string(rec.Data))
+				p.HSet(ctx, key, fieldState, string(rec.State), fieldOpenUntil, until, fieldProbes, rec.Probes, fieldWarning, warn, fieldData, string(rec.Data))
 				return nil
 			})
 			if err != nil {
@@ -145,16 +144,16 @@ func hasReplicas(ctx context.Context, c redis.Cmdable) bool {
 // from..to (at most SentTTL of them, the newest), oldest first, with the
 // minute (unix minutes) of the first.
 func (s *Store) SentMinutes(ctx context.Context, tenant string, from, to time.Time) (first int64, counts []int64, err error) {
-	first, last := from.Unix()/60, to.Unix()/60
+	first, last := from.UnixMilli()/sentBucket.Milliseconds(), to.UnixMilli()/sentBucket.Milliseconds()
 	if last < first {
 		return first, nil, nil
 	}
-	if n := int64(s.sentTTL / time.Minute); last-first > n {
+	if n := int64(s.sentTTL / sentBucket); last-first > n {
 		first = last - n
 	}
 	keys := make([]string, 0, last-first+1)
 	for m := first; m <= last; m++ {
-		keys = append(keys, TenantPrefix(tenant)+"sent:"+strconv.FormatInt(m, 10))
+		keys = append(keys, tenantPrefix(tenant)+keySent+strconv.FormatInt(m, 10))
 	}
 	vals, err := s.c.MGet(ctx, keys...).Result()
 	if err != nil {

@@ -86,7 +86,7 @@ func TestTripWaitsForReplica(t *testing.T) {
 			// the replica has the trip already.
 			if waited {
 				// Acknowledged means applied on the replica already.
-				got, err := replica.Do("HGET", TenantPrefix(tenant)+"brk", "state")
+				got, err := replica.Do("HGET", tenantPrefix(tenant)+keyBreaker, fieldState)
 				if err != nil || got != "open" {
 					t.Fatalf("replica has %q (%v)", got, err)
 				}

@@ -109,9 +109,10 @@ func NewClient(o ConnOptions, onConnect func(ctx context.Context, cn *redis.Conn
 // loaded again on every new connection (after a restart or a failover the
 // new primary may not have them: no NOSCRIPT burst).
 func Dial(ctx context.Context, o ConnOptions, opts Options) (*Store, error) {
+	admit := admitScript()
 	onConnect := func(ctx context.Context, cn *redis.Conn) error {
 		// Best effort: Script.Run falls back to EVAL anyway.
-		_ = cn.ScriptLoad(ctx, admitSrc).Err()
+		_ = cn.ScriptLoad(ctx, admit).Err()
 		_ = cn.ScriptLoad(ctx, leaseSrc).Err()
 		return nil
 	}

@@ -9,7 +9,10 @@
 // pass an explicit time instead, Options.Now).
 //
 // Keys. Every key of a tenant carries the hash tag {t:<tenant>}, so the
-// script touches one slot of a Cluster:
+// script touches one slot of a Cluster. Their names and fields are the key*
+// and field* constants; admitScript binds them in admit.lua with every other
+// constant it uses (reasons, breaker states, durations), so the script holds
+// no literal of its own:
 //
 //	gw:{t:<id>}:brk             hash    frozen (operator flag), state, open_until (unix ms), probes (+ feedback's own fields)
 //	gw:{t:<id>}:sup             hash    lowercased address -> "reason|added_ms|expires_ms"

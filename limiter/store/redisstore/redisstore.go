@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -23,16 +22,59 @@ var (
 	leaseSrc string
 )
 
-// Key names. Every key of a tenant carries the hash tag {t:<tenant>}; the
-// global keys carry {g}.
+// Key names (the package doc lists them). Every key of a tenant carries the
+// hash tag {t:<tenant>}; the global keys carry {g}.
 const (
 	keyGlobalSup    = "gw:{g}:sup"
 	keyGlobalFrozen = "gw:{g}:frozen"
 	keySESRate      = "gw:{g}:ses"
+
+	// After tenantPrefix.
+	keyBreaker = "brk"   // hash of the field* below, and the feedback side's
+	keySup     = "sup"   // hash: lowercased address -> store.Suppression.EncodeValue
+	keyState   = "st"    // hash: fieldTAT and the window counters
+	keyKnown   = "kn:"   // + period: hash HMAC -> expiry (unix ms)
+	keyDomain  = "d:"    // + domain: the domain's GCRA TAT (ms)
+	keySent    = "sent:" // + minute (sentBucket): recipients admitted
 )
 
-// TenantPrefix is the prefix of every key of tenant.
-func TenantPrefix(tenant string) string { return "gw:{t:" + tenant + "}:" }
+// Fields of the breaker hash (keyBreaker).
+const (
+	fieldFrozen    = "frozen" // the operator's freeze flag: frozen while present
+	fieldState     = "state"
+	fieldOpenUntil = "open_until" // unix ms
+	fieldProbes    = "probes"
+	fieldWarning   = "warning" // flagSet while the rate is slowed (store.WarningRateFactor)
+	fieldData      = "data"    // the feedback side's state, opaque here
+)
+
+// Fields of the state hash (keyState): the rate's TAT (ms) and the window
+// counters, "<window>:<count>" (hour or day number since the epoch).
+const (
+	fieldTAT       = "gcra"
+	fieldQuotaHour = "qh"
+	fieldQuotaDay  = "qd"
+	fieldFirstHour = "fh"
+	fieldFirstDay  = "fd"
+)
+
+// The values of a boolean field or script argument.
+const (
+	flagSet   = "1"
+	flagUnset = "0"
+)
+
+// Windows and lifetimes of the tenant's keys.
+const (
+	windowHour = time.Hour      // quota and first-contact windows (UTC clock)
+	windowDay  = 24 * time.Hour // quota and first-contact windows (UTC clock)
+	sentBucket = time.Minute    // one sent counter per minute
+	knownGrace = time.Minute    // a known-recipient hash outlives its last expiry by this
+	tatGrace   = time.Second    // a domain TAT key outlives its TAT by this
+)
+
+// tenantPrefix is the prefix of every key of tenant.
+func tenantPrefix(tenant string) string { return "gw:{t:" + tenant + "}:" }
 
 // Options configure a Store. Client and RecipientKey are required.
 type Options struct {
@@ -73,7 +115,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		c: opts.Client, keyer: k, knownTTL: opts.KnownTTL, sentTTL: opts.SentTTL, log: opts.Logger, now: opts.Now,
-		admit: redis.NewScript(admitSrc), lease: redis.NewScript(leaseSrc),
+		admit: redis.NewScript(admitScript()), lease: redis.NewScript(leaseSrc),
 	}
 	if s.knownTTL <= 0 {
 		s.knownTTL = store.DefaultKnownTTL
@@ -84,14 +126,14 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := s.Preload(ctx); err != nil {
+	if err := s.preload(ctx); err != nil {
 		s.log.Warn("redis script preload failed; scripts load on first use", "err", err)
 	}
 	return s, nil
 }
 
-// Preload loads the scripts (SCRIPT LOAD; on a Cluster on every shard).
-func (s *Store) Preload(ctx context.Context) error {
+// preload loads the scripts (SCRIPT LOAD; on a Cluster on every shard).
+func (s *Store) preload(ctx context.Context) error {
 	return errors.Join(s.admit.Load(ctx, s.c).Err(), s.lease.Load(ctx, s.c).Err())
 }
 
@@ -209,113 +251,11 @@ func decodeHMGet(tenant string, addrs []string, vals []any, now time.Time) ([]st
 	return out, nil
 }
 
-func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []string) (store.Decision, error) {
-	l := req.Limits
-	prefix := TenantPrefix(req.Tenant)
-	keys := []string{prefix + "brk", prefix + "sup", prefix + "st"}
-	burst := l.Burst
-	if burst <= 0 {
-		burst = max(1, int(math.Ceil(l.Rate)))
-	}
-	domBurst := l.PerDomainBurst
-	if domBurst <= 0 {
-		domBurst = max(1, int(math.Ceil(l.PerDomainRate)))
-	}
-	perRcpt := "0"
-	if l.RatePerRecipient {
-		perRcpt = "1"
-	}
-	args := make([]any, 0, 15+3*len(lower))
-	args = append(args, prefix, s.nowArg(),
-		strconv.FormatFloat(l.Rate, 'g', -1, 64), burst, perRcpt,
-		l.PerHour, l.PerDay, l.FirstContactPerHour, l.FirstContactPerDay,
-		strconv.FormatFloat(l.PerDomainRate, 'g', -1, 64), domBurst,
-		s.knownTTL.Milliseconds(), store.ShadowMask(l.Shadow), s.sentTTL.Milliseconds(), len(lower))
-	fc, dom := l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0, l.PerDomainRate > 0
-	for _, a := range lower {
-		h, d := "", ""
-		if fc {
-			h = s.keyer.Hash(a)
-		}
-		if dom {
-			d = store.Domain(a)
-		}
-		args = append(args, a, h, d)
-	}
-	res, err := s.admit.Run(ctx, s.c, keys, args...).Slice()
-	if err != nil {
-		return store.Decision{}, fmt.Errorf("redisstore: admit: %w", err)
-	}
-	return parseAdmit(req.Tenant, lower, res)
-}
-
-// parseAdmit reads the script's answer, checking every type.
-func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error) {
-	bad := func(what string) (store.Decision, error) {
-		return store.Decision{}, fmt.Errorf("redisstore: admit script returned a bad %s", what)
-	}
-	if len(res) != 7 {
-		return bad("answer")
-	}
-	admitted, ok1 := res[0].(int64)
-	reason, ok2 := res[1].(string)
-	retry, ok3 := res[2].(int64)
-	cache, ok4 := res[3].(int64)
-	shadow, ok5 := res[4].(string)
-	newc, ok6 := res[5].(int64)
-	supp, ok7 := res[6].([]any)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
-		return bad("answer type")
-	}
-	d := store.Decision{
-		Admitted:      admitted == 1,
-		Reason:        store.Reason(reason),
-		RetryAfter:    time.Duration(retry) * time.Millisecond,
-		CacheFor:      time.Duration(cache) * time.Millisecond,
-		NewRecipients: int(newc),
-	}
-	if shadow != "" {
-		for _, n := range strings.Split(shadow, ",") {
-			if !contains(d.Shadowed, n) {
-				d.Shadowed = append(d.Shadowed, n)
-			}
-		}
-	}
-	for _, e := range supp {
-		row, ok := e.([]any)
-		if !ok || len(row) != 4 {
-			return bad("suppression row")
-		}
-		i, ok1 := row[0].(int64)
-		r, ok2 := row[1].(string)
-		added, ok3 := row[2].(int64)
-		exp, ok4 := row[3].(int64)
-		if !(ok1 && ok2 && ok3 && ok4) || i < 1 || int(i) > len(lower) {
-			return bad("suppression row")
-		}
-		sp := store.Suppression{Tenant: tenant, Address: lower[i-1], Reason: store.SuppressionReason(r), Added: time.UnixMilli(added).UTC()}
-		if exp > 0 {
-			sp.Expires = time.UnixMilli(exp).UTC()
-		}
-		d.Suppressed = append(d.Suppressed, sp)
-	}
-	return d, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func supKey(tenant string) string {
 	if tenant == "" {
 		return keyGlobalSup
 	}
-	return TenantPrefix(tenant) + "sup"
+	return tenantPrefix(tenant) + keySup
 }
 
 // CheckSuppressed reads the tenant and global lists in one pipeline (one
@@ -399,12 +339,12 @@ func (s *Store) SetBreaker(ctx context.Context, tenant string, b store.Breaker) 
 	if !b.OpenUntil.IsZero() {
 		until = b.OpenUntil.UnixMilli()
 	}
-	return s.c.HSet(ctx, TenantPrefix(tenant)+"brk", "state", string(b.State), "open_until", until, "probes", b.Probes).Err()
+	return s.c.HSet(ctx, tenantPrefix(tenant)+keyBreaker, fieldState, string(b.State), fieldOpenUntil, until, fieldProbes, b.Probes).Err()
 }
 
 // GetBreaker reads the breaker record; a missing one is Closed.
 func (s *Store) GetBreaker(ctx context.Context, tenant string) (store.Breaker, error) {
-	v, err := s.c.HMGet(ctx, TenantPrefix(tenant)+"brk", "state", "open_until", "probes").Result()
+	v, err := s.c.HMGet(ctx, tenantPrefix(tenant)+keyBreaker, fieldState, fieldOpenUntil, fieldProbes).Result()
 	if err != nil {
 		return store.Breaker{}, err
 	}
@@ -433,9 +373,9 @@ func (s *Store) SetFrozen(ctx context.Context, tenant string, frozen bool) error
 	case tenant == "":
 		return s.c.Del(ctx, keyGlobalFrozen).Err()
 	case frozen:
-		return s.c.HSet(ctx, TenantPrefix(tenant)+"brk", "frozen", "1").Err()
+		return s.c.HSet(ctx, tenantPrefix(tenant)+keyBreaker, fieldFrozen, flagSet).Err()
 	}
-	return s.c.HDel(ctx, TenantPrefix(tenant)+"brk", "frozen").Err()
+	return s.c.HDel(ctx, tenantPrefix(tenant)+keyBreaker, fieldFrozen).Err()
 }
 
 // Frozen reads a freeze flag.
@@ -444,18 +384,18 @@ func (s *Store) Frozen(ctx context.Context, tenant string) (bool, error) {
 		n, err := s.c.Exists(ctx, keyGlobalFrozen).Result()
 		return n == 1, err
 	}
-	return s.c.HExists(ctx, TenantPrefix(tenant)+"brk", "frozen").Result()
+	return s.c.HExists(ctx, tenantPrefix(tenant)+keyBreaker, fieldFrozen).Result()
 }
 
 // Usage reads the tenant's window counters (at the gateway's clock, which
 // may differ from Redis's by the clock skew at a window's edge).
 func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
-	v, err := s.c.HMGet(ctx, TenantPrefix(tenant)+"st", "qh", "qd", "fh", "fd").Result()
+	v, err := s.c.HMGet(ctx, tenantPrefix(tenant)+keyState, fieldQuotaHour, fieldQuotaDay, fieldFirstHour, fieldFirstDay).Result()
 	if err != nil {
 		return store.Usage{}, err
 	}
 	now := s.clock().UnixMilli()
-	hour, day := now/3600000, now/86400000
+	hour, day := now/windowHour.Milliseconds(), now/windowDay.Milliseconds()
 	used := func(x any, window int64) int64 {
 		str, ok := x.(string)
 		if !ok {
@@ -473,16 +413,16 @@ func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
 
 // Sent sums the per-minute sent counters (one MGET on the tenant's slot).
 func (s *Store) Sent(ctx context.Context, tenant string, from, to time.Time) (int64, error) {
-	first, last := from.UnixMilli()/60000, to.UnixMilli()/60000
+	first, last := from.UnixMilli()/sentBucket.Milliseconds(), to.UnixMilli()/sentBucket.Milliseconds()
 	if last < first {
 		return 0, nil
 	}
-	if n := int64(s.sentTTL / time.Minute); last-first > n {
+	if n := int64(s.sentTTL / sentBucket); last-first > n {
 		first = last - n
 	}
 	keys := make([]string, 0, last-first+1)
 	for m := first; m <= last; m++ {
-		keys = append(keys, TenantPrefix(tenant)+"sent:"+strconv.FormatInt(m, 10))
+		keys = append(keys, tenantPrefix(tenant)+keySent+strconv.FormatInt(m, 10))
 	}
 	vals, err := s.c.MGet(ctx, keys...).Result()
 	if err != nil {

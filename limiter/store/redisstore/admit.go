@@ -1,0 +1,211 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/limiter/store"
+)
+
+// gcraTolerance (ms) absorbs float rounding where a GCRA compares times.
+const gcraTolerance = 0.001
+
+// admitArgc is the number of ARGV slots admit.lua names before the
+// recipients.
+const admitArgc = 15
+
+func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []string) (store.Decision, error) {
+	keys, argv := s.admitArgs(req, lower)
+	res, err := s.admit.Run(ctx, s.c, keys, argv...).Slice()
+	if err != nil {
+		return store.Decision{}, fmt.Errorf("redisstore: admit: %w", err)
+	}
+	return parseAdmit(req.Tenant, lower, res)
+}
+
+// admitArgs computes the KEYS and ARGV of one admission: the message and
+// the tenant's limits, in the order of the locals at admit.lua's top, then
+// three slots per recipient: the lowercased address, its HMAC (only with a
+// first-contact budget) and its domain (only with a per-domain rate).
+func (s *Store) admitArgs(req store.AdmitRequest, lower []string) (keys []string, argv []any) {
+	l, p := req.Limits, tenantPrefix(req.Tenant)
+	keys = []string{p + keyBreaker, p + keySup, p + keyState}
+	argv = make([]any, 0, admitArgc+3*len(lower))
+	argv = append(argv,
+		s.nowArg(), len(lower), p,
+		strconv.FormatFloat(l.Rate, 'g', -1, 64), l.EffectiveBurst(), flag(l.RatePerRecipient),
+		l.PerHour, l.PerDay, l.FirstContactPerHour, l.FirstContactPerDay,
+		strconv.FormatFloat(l.PerDomainRate, 'g', -1, 64), l.EffectivePerDomainBurst(),
+		s.knownTTL.Milliseconds(), s.sentTTL.Milliseconds(),
+		shadowMask(l.Shadow),
+	)
+	fc, dom := l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0, l.PerDomainRate > 0
+	for _, a := range lower {
+		h, d := "", ""
+		if fc {
+			h = s.keyer.Hash(a)
+		}
+		if dom {
+			d = store.Domain(a)
+		}
+		argv = append(argv, a, h, d)
+	}
+	return keys, argv
+}
+
+// flag is a boolean script argument.
+func flag(b bool) any {
+	if b {
+		return flagSet
+	}
+	return flagUnset
+}
+
+// shadowBit is a limit's bit in a shadow mask: its place in
+// gateway.LimitNames.
+func shadowBit(limit store.Reason) int64 {
+	return 1 << slices.Index(gateway.LimitNames(), string(limit))
+}
+
+// shadowMask is the sum of the bits of the limits in names.
+func shadowMask(names []string) int64 {
+	var mask int64
+	for i, n := range gateway.LimitNames() {
+		if slices.Contains(names, n) {
+			mask |= 1 << i
+		}
+	}
+	return mask
+}
+
+// admitConst is a constant of admit.lua: its name there and its value (a
+// string, an integer or a float).
+type admitConst struct {
+	name  string
+	value any
+}
+
+// admitConsts are every constant admit.lua uses, from the store contract
+// and this package's key layout.
+func admitConsts() []admitConst {
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	return []admitConst{
+		// each limit's name, which is the reason of its refusals, and its
+		// shadow-mask bit
+		{"L_RATE", string(store.ReasonRate)}, {"B_RATE", shadowBit(store.ReasonRate)},
+		{"L_HOUR", string(store.ReasonPerHour)}, {"B_HOUR", shadowBit(store.ReasonPerHour)},
+		{"L_DAY", string(store.ReasonPerDay)}, {"B_DAY", shadowBit(store.ReasonPerDay)},
+		{"L_FC_HOUR", string(store.ReasonFirstHour)}, {"B_FC_HOUR", shadowBit(store.ReasonFirstHour)},
+		{"L_FC_DAY", string(store.ReasonFirstDay)}, {"B_FC_DAY", shadowBit(store.ReasonFirstDay)},
+		{"L_DOMAIN", string(store.ReasonPerDomainRate)}, {"B_DOMAIN", shadowBit(store.ReasonPerDomainRate)},
+		// the other refusal reasons
+		{"FROZEN", string(store.ReasonFrozen)}, {"BREAKER_OPEN", string(store.ReasonBreakerOpen)},
+		{"SUPPRESSED", string(store.ReasonSuppressed)}, {"TOO_MANY", string(store.ReasonTooMany)},
+		// breaker states
+		{"CLOSED", string(store.Closed)}, {"OPEN", string(store.Open)}, {"HALF_OPEN", string(store.HalfOpen)}, {"FORCED_OPEN", string(store.ForcedOpen)},
+		// durations in ms
+		{"FROZEN_RETRY", ms(store.FrozenRetry)}, {"FROZEN_CACHE", ms(store.FrozenCache)}, {"PROBE_RETRY", ms(store.ProbeRetry)},
+		{"HOUR", ms(windowHour)}, {"DAY", ms(windowDay)}, {"SENT_BUCKET", ms(sentBucket)},
+		{"KNOWN_GRACE", ms(knownGrace)}, {"TAT_GRACE", ms(tatGrace)}, {"TOLERANCE", gcraTolerance},
+		// ms per second, us per ms; the warning level's rate factor
+		{"SECOND", ms(time.Second)}, {"MS_US", int64(time.Millisecond / time.Microsecond)},
+		{"WARNING_RATE", store.WarningRateFactor},
+		// derived keys after the tenant's prefix (same slot)
+		{"K_KNOWN", keyKnown}, {"K_DOMAIN", keyDomain}, {"K_SENT", keySent},
+		// fields of the breaker hash, of the state hash; a set flag
+		{"F_FROZEN", fieldFrozen}, {"F_STATE", fieldState}, {"F_OPEN_UNTIL", fieldOpenUntil},
+		{"F_PROBES", fieldProbes}, {"F_WARNING", fieldWarning},
+		{"F_TAT", fieldTAT}, {"F_QH", fieldQuotaHour}, {"F_QD", fieldQuotaDay}, {"F_FH", fieldFirstHour}, {"F_FD", fieldFirstDay},
+		{"YES", flagSet},
+	}
+}
+
+// admitScript is admit.lua preceded by its constants as Lua locals: bound
+// once, when the script is loaded, instead of passed with every call.
+func admitScript() string {
+	var b strings.Builder
+	b.WriteString("-- constants from redisstore.admitConsts\n")
+	for _, c := range admitConsts() {
+		fmt.Fprintf(&b, "local %s = %s\n", c.name, luaLiteral(c.value))
+	}
+	b.WriteString(admitSrc)
+	return b.String()
+}
+
+// luaLiteral writes a constant as a Lua literal. The strings are this
+// package's and the store contract's names: plain ASCII, never a quote or a
+// backslash.
+func luaLiteral(v any) string {
+	switch v := v.(type) {
+	case string:
+		if strings.ContainsAny(v, "'\\\n") {
+			panic(fmt.Sprintf("redisstore: constant %q cannot be a Lua literal", v))
+		}
+		return "'" + v + "'"
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	panic(fmt.Sprintf("redisstore: constant of type %T", v))
+}
+
+// parseAdmit reads the script's answer, checking every type.
+func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error) {
+	bad := func(what string) (store.Decision, error) {
+		return store.Decision{}, fmt.Errorf("redisstore: admit script returned a bad %s", what)
+	}
+	if len(res) != 7 {
+		return bad("answer")
+	}
+	admitted, ok1 := res[0].(int64)
+	reason, ok2 := res[1].(string)
+	retry, ok3 := res[2].(int64)
+	cache, ok4 := res[3].(int64)
+	shadow, ok5 := res[4].([]any)
+	newc, ok6 := res[5].(int64)
+	supp, ok7 := res[6].([]any)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+		return bad("answer type")
+	}
+	d := store.Decision{
+		Admitted:      admitted == 1,
+		Reason:        store.Reason(reason),
+		RetryAfter:    time.Duration(retry) * time.Millisecond,
+		CacheFor:      time.Duration(cache) * time.Millisecond,
+		NewRecipients: int(newc),
+	}
+	for _, v := range shadow {
+		n, ok := v.(string)
+		if !ok {
+			return bad("shadowed limit")
+		}
+		if !slices.Contains(d.Shadowed, n) {
+			d.Shadowed = append(d.Shadowed, n)
+		}
+	}
+	for _, e := range supp {
+		row, ok := e.([]any)
+		if !ok || len(row) != 4 {
+			return bad("suppression row")
+		}
+		i, ok1 := row[0].(int64)
+		r, ok2 := row[1].(string)
+		added, ok3 := row[2].(int64)
+		exp, ok4 := row[3].(int64)
+		if !(ok1 && ok2 && ok3 && ok4) || i < 1 || int(i) > len(lower) {
+			return bad("suppression row")
+		}
+		sp := store.Suppression{Tenant: tenant, Address: lower[i-1], Reason: store.SuppressionReason(r), Added: time.UnixMilli(added).UTC()}
+		if exp > 0 {
+			sp.Expires = time.UnixMilli(exp).UTC()
+		}
+		d.Suppressed = append(d.Suppressed, sp)
+	}
+	return d, nil
+}
