@@ -71,7 +71,9 @@ func TestPlay(t *testing.T) {
 	}
 	p := tallies["paced"]
 	// 100/s for 0.5 s: 50 slots (the one due at 0.5 s may or may not go).
-	if p.Sent < 45 || p.Sent > 51 || p.Codes[CodeOK]+p.Codes["recipient_suppressed_bounce"] != p.Sent {
+	// Never more; fewer only when the machine was too busy to keep the
+	// schedule, which the tally then shows as late sends.
+	if p.Sent > 51 || (p.Sent < 45 && p.Late == 0) || p.Sent < 10 || p.Codes[CodeOK]+p.Codes["recipient_suppressed_bounce"] != p.Sent {
 		t.Errorf("paced: %+v", p)
 	}
 	// 2 of every 10 addresses bounce, in order: exactly a fifth, to within one.
@@ -82,7 +84,9 @@ func TestPlay(t *testing.T) {
 		t.Errorf("paced rejected recipients %v", p.Rejected)
 	}
 	h := tallies["hammer"]
-	if h.Sent < 20 || h.Codes["rate_limited"] != h.Sent || h.First["rate_limited"] < 0.2 || h.Last["rate_limited"] > 0.6 {
+	// Closed loop for 200 ms: how many depends on the machine; each of the
+	// four workers sends at least once, every answer is the refusal.
+	if h.Sent < 4 || h.Codes["rate_limited"] != h.Sent || h.First["rate_limited"] < 0.2 || h.Last["rate_limited"] > 0.6 {
 		t.Errorf("hammer: %+v", h)
 	}
 	b := tallies["broken"]
