@@ -3,12 +3,14 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,10 +44,23 @@ func testSettings(t *testing.T, dataDir string) *Settings {
 // drain the same data directory and addresses can be started again.
 func TestStartServesAndStops(t *testing.T) {
 	dir := t.TempDir()
-	s := testSettings(t, dir)
-	var banner bytes.Buffer
-	opts := Options{Settings: s, Logger: slog.New(slog.DiscardHandler), Banner: &banner}
-	srv, err := Start(t.Context(), opts)
+	var (
+		s      *Settings
+		banner bytes.Buffer
+		opts   Options
+		srv    *Server
+		err    error
+	)
+	// A free port found by freeAddr may be taken by another test process
+	// before Start binds it: try again with new ports.
+	for range 5 {
+		s = testSettings(t, dir)
+		banner.Reset()
+		opts = Options{Settings: s, Logger: slog.New(slog.DiscardHandler), Banner: &banner}
+		if srv, err = Start(t.Context(), opts); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
