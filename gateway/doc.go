@@ -13,4 +13,8 @@
 //     header never leaves the gateway.
 //   - Client-visible text never contains internal detail; the cause is kept in
 //     Error.Cause for the log.
+//   - A session that lives across messages (SMTP) decides each message on the
+//     credential and tenant as they are now: Pipeline.Login at AUTH,
+//     Pipeline.Recheck (in process, through the Authenticator's
+//     CredentialLookup) before each message.
 package gateway

@@ -35,6 +35,20 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, username, token string, src netip.Addr) (*Tenant, error)
 }
 
+// CredentialLookup is optionally implemented by an Authenticator: it finds
+// a credential that authenticated earlier in the current credential table,
+// in process (no I/O) and without counting a failure, so that a long
+// session sees a revocation, an expiry or a policy reload (Pipeline.Recheck).
+type CredentialLookup interface {
+	// CredentialRef returns a reference to token's credential that holds
+	// no secret, or "" for a token of the wrong shape.
+	CredentialRef(token string) string
+	// Lookup returns the tenant that ref names now (a policy reload builds
+	// new Tenants), or nil when the credential was revoked, has expired or
+	// its tenant was removed.
+	Lookup(ref string) *Tenant
+}
+
 // Limiter admits or refuses a message for a tenant, all its recipients at
 // once: it never admits part of what a limit refuses. A refusal is an
 // *Error (CodeRateLimited, CodeQuotaExceeded, CodeFirstContactLimited,
@@ -116,6 +130,50 @@ func (p *Pipeline) Authenticate(ctx context.Context, username, token string, src
 		return nil, err
 	}
 	if !t.AllowsSource(src) {
+		return nil, &Error{Code: CodeSourceNotAllowed, Msg: "client address not allowed for this tenant"}
+	}
+	return t, nil
+}
+
+// Login is a successful authentication that a session keeps for its
+// lifetime and re-checks before each message (Recheck).
+type Login struct {
+	Tenant   *Tenant // as authenticated
+	username string
+	ref      string // the CredentialLookup's reference; "" without one
+	src      netip.Addr
+}
+
+// Login authenticates like Authenticate and returns what Recheck needs to
+// find the credential again; the token itself is not kept.
+func (p *Pipeline) Login(ctx context.Context, username, token string, src netip.Addr) (*Login, error) {
+	t, err := p.Authenticate(ctx, username, token, src)
+	if err != nil {
+		return nil, err
+	}
+	l := &Login{Tenant: t, username: username, src: src}
+	if cl, ok := p.auth.(CredentialLookup); ok {
+		l.ref = cl.CredentialRef(token)
+	}
+	return l, nil
+}
+
+// Recheck resolves l against the current credentials and policy, in
+// process: it returns the tenant as it is now (new limits, identities, a
+// freeze), or CodeBadCredentials when the token was revoked, has expired,
+// or its tenant was removed or no longer holds it, or CodeSourceNotAllowed
+// when the tenant's networks no longer include the client. With an
+// Authenticator that is no CredentialLookup, it returns l.Tenant.
+func (p *Pipeline) Recheck(l *Login) (*Tenant, error) {
+	cl, ok := p.auth.(CredentialLookup)
+	if !ok || l.ref == "" {
+		return l.Tenant, nil
+	}
+	t := cl.Lookup(l.ref)
+	if t == nil || (l.username != "" && l.username != t.ID) {
+		return nil, Errorf(CodeBadCredentials, "credentials no longer valid (revoked, expired or tenant removed)")
+	}
+	if !t.AllowsSource(l.src) {
 		return nil, &Error{Code: CodeSourceNotAllowed, Msg: "client address not allowed for this tenant"}
 	}
 	return t, nil

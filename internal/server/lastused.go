@@ -99,3 +99,9 @@ func (u usedAuth) Authenticate(ctx context.Context, username, token string, src 
 	u.used.touch(token)
 	return t, nil
 }
+
+// CredentialRef and Lookup pass the registry's lookup through, so that
+// sessions re-check their credential (gateway.Pipeline.Recheck).
+func (u usedAuth) CredentialRef(token string) string { return u.r.CredentialRef(token) }
+
+func (u usedAuth) Lookup(ref string) *gateway.Tenant { return u.r.Lookup(ref) }
