@@ -34,8 +34,11 @@
 //     once the sink returned a provider (SES) message id; the reply names both
 //     ids.
 //   - Every error of ours goes through one function, session.reply, which
-//     maps gateway.Code to an SMTP reply in one table (codeReply), logs the
-//     cause, and never logs a token or a message body. go-smtp answers
+//     maps gateway.Code to an SMTP reply in one table (codeReply), counts the
+//     refusal once (gateway.Pipeline.Refused: at AUTH, MAIL, RCPT or DATA),
+//     logs the cause through the pipeline's refusal throttle (a bounded
+//     number of lines per tenant, or client address, and code; the others
+//     counted in "suppressed"), and never logs a token or a message body. go-smtp answers
 //     protocol matters itself: syntax and command order, the server-wide
 //     SIZE at MAIL and recipient count at RCPT (452 4.5.3, advertised as
 //     LIMITS RCPTMAX), over-long lines, idle timeouts.

@@ -386,10 +386,12 @@ func (s *session) dataFailed(err error, limit int64) error {
 		slog.String("reason", why),
 		slog.String("error", err.Error()),
 	}
+	who := "src:" + s.remote.String()
 	if t := s.currentTenant(); t != nil {
 		attrs = append(attrs, slog.String("tenant", t.ID))
+		who = t.ID
 	}
-	s.srv.log.LogAttrs(context.Background(), slog.LevelWarn, "smtp DATA aborted; nothing submitted", attrs...)
+	s.srv.pipeline.Refusals().Log(context.Background(), s.srv.log, slog.LevelWarn, who, why, "smtp DATA aborted; nothing submitted", attrs...)
 	return s.reply(gateway.Wrap(gateway.CodeInternal, fmt.Errorf("%w: %w", errClientGone, err), "message data not received: "+why))
 }
 

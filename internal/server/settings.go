@@ -29,6 +29,10 @@ type Settings struct {
 	Domain          string
 	AdminAddr       string        // empty: no admin listener
 	ReloadPoll      time.Duration // 0: no polling of the policy file
+	// RefusalLogRate bounds refusal log lines per second per (tenant or
+	// client address, reason), after a burst of 3; the rest are counted
+	// in the next line ("suppressed").
+	RefusalLogRate float64
 }
 
 // Defaults of the admin side.
@@ -36,6 +40,9 @@ const (
 	DefaultAdminAddr  = "127.0.0.1:8026"
 	DefaultReloadPoll = 2 * time.Second
 )
+
+// DefaultRefusalLogRate is --refusal-log-rate's default.
+const DefaultRefusalLogRate = 1.0
 
 // ParseSettings parses the flags of `sesgate serve` (args after "serve"),
 // with the environment's defaults; mistakes are cli.UsageErrors.
@@ -77,6 +84,11 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 		poll = DefaultReloadPoll
 	}
 	fs.DurationVar(&s.ReloadPoll, "reload-poll", poll, "how often the policy file is checked for a change; 0 disables (env SESGATE_RELOAD_POLL)")
+	rlr, err := strconv.ParseFloat(env("SESGATE_REFUSAL_LOG_RATE", strconv.FormatFloat(DefaultRefusalLogRate, 'g', -1, 64)), 64)
+	if err != nil {
+		return nil, cli.UsageError{Msg: "SESGATE_REFUSAL_LOG_RATE: " + err.Error()}
+	}
+	fs.Float64Var(&s.RefusalLogRate, "refusal-log-rate", rlr, "refusal log lines per second per tenant (or client address) and reason, after a burst of 3; the others are counted in the next line (env SESGATE_REFUSAL_LOG_RATE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -100,6 +112,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	}
 	if s.ShutdownTimeout <= 0 {
 		return nil, cli.UsageError{Msg: "--shutdown-timeout must be positive"}
+	}
+	if !(s.RefusalLogRate > 0 && s.RefusalLogRate <= 1000) {
+		return nil, cli.UsageError{Msg: "--refusal-log-rate must be above 0 and at most 1000"}
 	}
 	return s, nil
 }
