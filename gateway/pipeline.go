@@ -431,7 +431,7 @@ func (p *Pipeline) audit(env *Envelope, res *Result, err error, start time.Time)
 	if ge.Code == CodeInternal || ge.Code == CodeUpstreamPaused || ge.Code == CodeUpstreamMisconfigured {
 		level = slog.LevelError
 	}
-	who := "src:" + env.Source.String()
+	who := logthrottle.Source(env.Source)
 	if env.Tenant != nil {
 		who = env.Tenant.ID
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/logthrottle"
 )
 
 // Default Retry-After values when an error carries none.
@@ -126,7 +127,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	default:
 		tenant = h.p.TenantOf(bearerToken(r.Header.Get("Authorization")))
 	}
-	who := "src:" + clientAddr(r.RemoteAddr).String()
+	who := logthrottle.Source(clientAddr(r.RemoteAddr))
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),

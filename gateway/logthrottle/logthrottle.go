@@ -13,7 +13,12 @@
 //
 // Invariants:
 //   - A key writes at most Burst + Rate·T lines over T seconds, plus one
-//     at the final flush.
+//     at the final flush; all keys together at most TotalBurst +
+//     TotalRate·T (plus one per key at the final flush), however many
+//     sources an attacker uses. A line over either budget is counted in
+//     its key's "suppressed".
+//   - Sources are keyed by address, IPv6 by /64 (Source), since one host
+//     usually holds a whole /64.
 //   - The key table is bounded (MaxKeys). When it is full and a sweep of
 //     idle keys (nothing dropped, budget full; at most one sweep a second)
 //     frees nothing, a new key shares the overflow key of its message and
@@ -25,6 +30,7 @@ package logthrottle
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -37,6 +43,8 @@ const (
 	DefaultRate       = 1 // lines per second per key
 	DefaultBurst      = 3
 	DefaultMaxKeys    = 10000
+	DefaultTotalRate  = 50 // lines per second, all keys together
+	DefaultTotalBurst = 100
 	DefaultFlushEvery = time.Second
 	// MaxOverflow bounds the overflow keys (one per message and reason).
 	MaxOverflow = 256
@@ -48,10 +56,12 @@ const (
 
 // Options configure a Throttle; zero values take the defaults.
 type Options struct {
-	Rate    rate.Limit // lines per second per key
-	Burst   int        // lines at once per key
-	MaxKeys int
-	Now     func() time.Time
+	Rate       rate.Limit // lines per second per key
+	Burst      int        // lines at once per key
+	TotalRate  rate.Limit // lines per second, all keys together
+	TotalBurst int
+	MaxKeys    int
+	Now        func() time.Time
 }
 
 // Throttle bounds log lines per (message, who, reason). It is safe for
@@ -62,6 +72,7 @@ type Throttle struct {
 	maxKeys   int
 	now       func() time.Time
 	mu        sync.Mutex
+	total     *rate.Limiter
 	keys      map[key]*entry
 	lastSweep time.Time
 }
@@ -95,7 +106,32 @@ func New(o Options) *Throttle {
 	if t.now == nil {
 		t.now = time.Now
 	}
+	if o.TotalRate <= 0 {
+		o.TotalRate = DefaultTotalRate
+	}
+	if o.TotalBurst <= 0 {
+		o.TotalBurst = DefaultTotalBurst
+	}
+	t.total = rate.NewLimiter(o.TotalRate, o.TotalBurst)
 	return t
+}
+
+// Source is the "who" of a client before authentication: "src:" and its
+// address, an IPv6 address as its /64.
+func Source(a netip.Addr) string {
+	a = a.Unmap()
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return "src:" + p.String()
+		}
+	}
+	return "src:" + a.String()
+}
+
+// allowLocked spends one line of e's budget, then of the total: a key over
+// its own budget never takes from the others'.
+func (t *Throttle) allowLocked(e *entry, now time.Time) bool {
+	return e.lim.AllowN(now, 1) && t.total.AllowN(now, 1)
 }
 
 // Log writes msg at level with attrs to log, unless the key (msg, who,
@@ -114,7 +150,7 @@ func (t *Throttle) Log(ctx context.Context, log *slog.Logger, level slog.Level, 
 	now := t.now()
 	t.mu.Lock()
 	e := t.entryLocked(key{msg, who, reason}, now)
-	if !e.lim.AllowN(now, 1) {
+	if !t.allowLocked(e, now) {
 		e.dropped++
 		e.handler, e.level, e.msg, e.at, e.attrs = log.Handler(), level, msg, now, attrs
 		t.mu.Unlock()
@@ -192,7 +228,7 @@ func (t *Throttle) flush(ctx context.Context, all bool) {
 			}
 			continue
 		}
-		if !e.lim.AllowN(now, 1) && !all {
+		if !all && !t.allowLocked(e, now) {
 			continue
 		}
 		r := slog.NewRecord(e.at, e.level, e.msg, 0)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -217,5 +218,42 @@ func TestRunFlushesAtStop(t *testing.T) {
 	got := lines(t, &b)
 	if len(got) != 2 || got[1].N != 3 || got[1].Suppressed != 2 {
 		t.Fatalf("lines %+v, want n=0 then the tail n=3 with suppressed 2", got)
+	}
+}
+
+// TestTotalBound: one line from each of many sources (an attacker rotating
+// addresses) is held to the total budget; every line is still counted.
+func TestTotalBound(t *testing.T) {
+	c := newClock()
+	var b bytes.Buffer
+	log := jsonLogger(&b)
+	th := New(Options{Rate: 1, Burst: 3, TotalRate: 10, TotalBurst: 20, MaxKeys: 1000, Now: c.now})
+	ctx := context.Background()
+	const n, secs = 20000, 10
+	for i := range n {
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 8), byte(i), 7: 1, 15: byte(i)})
+		th.Log(ctx, log, slog.LevelInfo, Source(a), "bad_credentials", "refused", slog.Int("n", i))
+		if i%(n/secs/10) == 0 {
+			c.add(100 * time.Millisecond)
+			th.Flush(ctx)
+		}
+	}
+	written := len(lines(t, &b))
+	if max := 20 + 10*secs + 10; written > max {
+		t.Fatalf("%d lines over %ds from %d sources, want at most %d", written, secs, n, max)
+	}
+	th.FlushAll(ctx)
+	total, all := 0, lines(t, &b)
+	for _, l := range all {
+		total += 1 + l.Suppressed
+	}
+	if total != n || len(all)-written > 1000+MaxOverflow+1 {
+		t.Fatalf("lines + suppressed = %d (want %d); %d lines at the final flush", total, n, len(all)-written)
+	}
+	if got := Source(netip.MustParseAddr("2001:db8:1:2:3:4:5:6")); got != "src:2001:db8:1:2::/64" {
+		t.Fatalf("Source of an IPv6 address = %q", got)
+	}
+	if got := Source(netip.MustParseAddr("::ffff:192.0.2.1")); got != "src:192.0.2.1" {
+		t.Fatalf("Source of a mapped IPv4 address = %q", got)
 	}
 }

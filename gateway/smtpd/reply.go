@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/logthrottle"
 )
 
 // smtpReply is the wire form of a gateway.Code.
@@ -116,7 +117,7 @@ func (s *session) reply(err error) *smtp.SMTPError {
 		slog.String("error", ge.Error()),
 	}
 	t := s.currentTenant()
-	who := "src:" + s.remote.String()
+	who := logthrottle.Source(s.remote)
 	if t != nil {
 		attrs = append(attrs, slog.String("tenant", t.ID))
 		who = t.ID

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/logthrottle"
 )
 
 // session is one go-smtp session: from EHLO to QUIT, or to STARTTLS (which
@@ -386,7 +387,7 @@ func (s *session) dataFailed(err error, limit int64) error {
 		slog.String("reason", why),
 		slog.String("error", err.Error()),
 	}
-	who := "src:" + s.remote.String()
+	who := logthrottle.Source(s.remote)
 	if t := s.currentTenant(); t != nil {
 		attrs = append(attrs, slog.String("tenant", t.ID))
 		who = t.ID

@@ -30,8 +30,9 @@ type Settings struct {
 	AdminAddr       string        // empty: no admin listener
 	ReloadPoll      time.Duration // 0: no polling of the policy file
 	// RefusalLogRate bounds refusal log lines per second per (tenant or
-	// client address, reason), after a burst of 3; the rest are counted
-	// in the next line ("suppressed").
+	// client address, reason), after a burst of 3 (and 50/s in all,
+	// logthrottle.DefaultTotalRate); the rest are counted in the next line
+	// ("suppressed").
 	RefusalLogRate float64
 }
 
@@ -88,7 +89,7 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	if err != nil {
 		return nil, cli.UsageError{Msg: "SESGATE_REFUSAL_LOG_RATE: " + err.Error()}
 	}
-	fs.Float64Var(&s.RefusalLogRate, "refusal-log-rate", rlr, "refusal log lines per second per tenant (or client address) and reason, after a burst of 3; the others are counted in the next line (env SESGATE_REFUSAL_LOG_RATE)")
+	fs.Float64Var(&s.RefusalLogRate, "refusal-log-rate", rlr, "refusal log lines per second per tenant (or client address) and reason, after a burst of 3, at most 50/s in all; the others are counted in the next line (env SESGATE_REFUSAL_LOG_RATE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
