@@ -9,5 +9,8 @@
 // Failed attempts are throttled per source address (IPv6 per /64), so a client
 // guessing tokens is cut off quickly; the throttle table is bounded in size.
 // The Registry's token table is swapped atomically, so a policy reload or a
-// revocation takes effect for the next attempt without a restart.
+// revocation takes effect for the next attempt without a restart. Open
+// sessions see it too: a session keeps CredentialRef (key id and hash, never
+// the token) and Lookup resolves it in the current table before each
+// message, without I/O and without counting a failure.
 package auth

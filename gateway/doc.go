@@ -13,4 +13,13 @@
 //     header never leaves the gateway.
 //   - Client-visible text never contains internal detail; the cause is kept in
 //     Error.Cause for the log.
+//   - Every refusal is counted once (Options.Observe): Submit counts its own,
+//     a front end counts the others through Pipeline.Refused in its one
+//     error place. Refusal log lines go through Options.Refusals
+//     (gateway/logthrottle), bounded per tenant or client address and code;
+//     the audit line of an accepted message is never dropped.
+//   - A session that lives across messages (SMTP) decides each message on the
+//     credential and tenant as they are now: Pipeline.Login at AUTH,
+//     Pipeline.Recheck (in process, through the Authenticator's
+//     CredentialLookup) before each message.
 package gateway

@@ -123,6 +123,9 @@ type Error struct {
 	// Rejected lists per-recipient refusals (each with Recipient set) when
 	// the whole message failed because none of its recipients was left.
 	Rejected []*Error
+	// observed marks a refusal already counted (Submit's): Pipeline.Refused
+	// skips it.
+	observed bool
 }
 
 func (e *Error) Error() string {

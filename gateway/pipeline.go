@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/sesgate/sesgate/gateway/logthrottle"
 )
 
 // Envelope is one message as a front end hands it to the pipeline.
@@ -33,6 +35,20 @@ type Result struct {
 // CodeBadCredentials or CodeAuthThrottled on failure.
 type Authenticator interface {
 	Authenticate(ctx context.Context, username, token string, src netip.Addr) (*Tenant, error)
+}
+
+// CredentialLookup is optionally implemented by an Authenticator: it finds
+// a credential that authenticated earlier in the current credential table,
+// in process (no I/O) and without counting a failure, so that a long
+// session sees a revocation, an expiry or a policy reload (Pipeline.Recheck).
+type CredentialLookup interface {
+	// CredentialRef returns a reference to token's credential that holds
+	// no secret, or "" for a token of the wrong shape.
+	CredentialRef(token string) string
+	// Lookup returns the tenant that ref names now (a policy reload builds
+	// new Tenants), or nil when the credential was revoked, has expired or
+	// its tenant was removed.
+	Lookup(ref string) *Tenant
 }
 
 // Limiter admits or refuses a message for a tenant, all its recipients at
@@ -74,25 +90,31 @@ type Options struct {
 	Sink    Sink
 	Logger  *slog.Logger
 	Now     func() time.Time
-	// Observe, when set, is called once per Submit, after its audit line,
-	// with the tenant id ("" when unauthenticated) and nil (sent) or the
-	// refusal. It must be quick (metrics).
+	// Observe, when set, is called once per message outcome with the
+	// tenant id ("" when unauthenticated) and nil (sent) or the refusal:
+	// by Submit, after its audit line, and by Refused for a refusal a front
+	// end answers before or outside Submit. It must be quick (metrics).
 	Observe func(tenant string, err *Error)
+	// Refusals bounds the log lines of refusals: Submit's refused audit
+	// lines and the front ends' refusal lines. nil writes every line. The
+	// audit line of an accepted message is never throttled.
+	Refusals *logthrottle.Throttle
 }
 
 // Pipeline runs the policy stages and the sink. It is safe for concurrent use.
 type Pipeline struct {
-	auth    Authenticator
-	limiter Limiter
-	sink    Sink
-	log     *slog.Logger
-	now     func() time.Time
-	observe func(string, *Error)
+	auth     Authenticator
+	limiter  Limiter
+	sink     Sink
+	log      *slog.Logger
+	now      func() time.Time
+	observe  func(string, *Error)
+	refusals *logthrottle.Throttle
 }
 
 // NewPipeline builds a Pipeline from opts.
 func NewPipeline(opts Options) *Pipeline {
-	p := &Pipeline{auth: opts.Auth, limiter: opts.Limiter, sink: opts.Sink, log: opts.Logger, now: opts.Now, observe: opts.Observe}
+	p := &Pipeline{auth: opts.Auth, limiter: opts.Limiter, sink: opts.Sink, log: opts.Logger, now: opts.Now, observe: opts.Observe, refusals: opts.Refusals}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -105,6 +127,49 @@ func NewPipeline(opts Options) *Pipeline {
 // Logger returns the pipeline's logger, for front ends.
 func (p *Pipeline) Logger() *slog.Logger { return p.log }
 
+// Refusals returns the throttle of refusal log lines (nil: none), for the
+// front ends' one place where errors are logged.
+func (p *Pipeline) Refusals() *logthrottle.Throttle {
+	if p == nil {
+		return nil
+	}
+	return p.refusals
+}
+
+// Refused counts a refusal that a front end answers (Options.Observe),
+// with t the tenant (nil before authentication). A refusal Submit returned
+// was counted by Submit and is not counted again, so each refusal counts
+// once wherever it was decided.
+func (p *Pipeline) Refused(t *Tenant, err error) {
+	if p == nil || p.observe == nil || err == nil {
+		return
+	}
+	ge := AsError(err)
+	if ge.observed {
+		return
+	}
+	id := ""
+	if t != nil {
+		id = t.ID
+	}
+	p.observe(id, ge)
+}
+
+// TenantOf returns the tenant token names now, or nil (unknown, revoked,
+// or an Authenticator without CredentialLookup). It does no I/O and counts
+// no failure: for log keys and metric labels, never for a decision.
+func (p *Pipeline) TenantOf(token string) *Tenant {
+	cl, ok := p.auth.(CredentialLookup)
+	if !ok || token == "" {
+		return nil
+	}
+	ref := cl.CredentialRef(token)
+	if ref == "" {
+		return nil
+	}
+	return cl.Lookup(ref)
+}
+
 // Authenticate resolves a token to its tenant and checks the client address
 // against the tenant's source networks.
 func (p *Pipeline) Authenticate(ctx context.Context, username, token string, src netip.Addr) (*Tenant, error) {
@@ -116,6 +181,50 @@ func (p *Pipeline) Authenticate(ctx context.Context, username, token string, src
 		return nil, err
 	}
 	if !t.AllowsSource(src) {
+		return nil, &Error{Code: CodeSourceNotAllowed, Msg: "client address not allowed for this tenant"}
+	}
+	return t, nil
+}
+
+// Login is a successful authentication that a session keeps for its
+// lifetime and re-checks before each message (Recheck).
+type Login struct {
+	Tenant   *Tenant // as authenticated
+	username string
+	ref      string // the CredentialLookup's reference; "" without one
+	src      netip.Addr
+}
+
+// Login authenticates like Authenticate and returns what Recheck needs to
+// find the credential again; the token itself is not kept.
+func (p *Pipeline) Login(ctx context.Context, username, token string, src netip.Addr) (*Login, error) {
+	t, err := p.Authenticate(ctx, username, token, src)
+	if err != nil {
+		return nil, err
+	}
+	l := &Login{Tenant: t, username: username, src: src}
+	if cl, ok := p.auth.(CredentialLookup); ok {
+		l.ref = cl.CredentialRef(token)
+	}
+	return l, nil
+}
+
+// Recheck resolves l against the current credentials and policy, in
+// process: it returns the tenant as it is now (new limits, identities, a
+// freeze), or CodeBadCredentials when the token was revoked, has expired,
+// or its tenant was removed or no longer holds it, or CodeSourceNotAllowed
+// when the tenant's networks no longer include the client. With an
+// Authenticator that is no CredentialLookup, it returns l.Tenant.
+func (p *Pipeline) Recheck(l *Login) (*Tenant, error) {
+	cl, ok := p.auth.(CredentialLookup)
+	if !ok || l.ref == "" {
+		return l.Tenant, nil
+	}
+	t := cl.Lookup(l.ref)
+	if t == nil || (l.username != "" && l.username != t.ID) {
+		return nil, Errorf(CodeBadCredentials, "credentials no longer valid (revoked, expired or tenant removed)")
+	}
+	if !t.AllowsSource(l.src) {
 		return nil, &Error{Code: CodeSourceNotAllowed, Msg: "client address not allowed for this tenant"}
 	}
 	return t, nil
@@ -191,7 +300,16 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 	if env.ID == "" {
 		env.ID = NewID(start)
 	}
-	defer func() { p.audit(env, res, err, start) }()
+	defer func() {
+		if err != nil {
+			// A copy marked as counted, so that the front end's Refused
+			// does not count it again (a limiter may share its errors).
+			c := *AsError(err)
+			c.observed = true
+			err = &c
+		}
+		p.audit(env, res, err, start)
+	}()
 
 	t := env.Tenant
 	if t == nil {
@@ -313,5 +431,9 @@ func (p *Pipeline) audit(env *Envelope, res *Result, err error, start time.Time)
 	if ge.Code == CodeInternal || ge.Code == CodeUpstreamPaused || ge.Code == CodeUpstreamMisconfigured {
 		level = slog.LevelError
 	}
-	p.log.LogAttrs(context.Background(), level, "message", attrs...)
+	who := logthrottle.Source(env.Source)
+	if env.Tenant != nil {
+		who = env.Tenant.ID
+	}
+	p.refusals.Log(context.Background(), p.log, level, who, ge.Code.String(), "message", attrs...)
 }

@@ -56,6 +56,9 @@
 //     (7-bit, CRLF only, lines of at most 998 characters).
 //   - Every error answer is JSON {"error": {code, message, recipient}} made in
 //     one function, writeError, whose status table covers every gateway.Code;
-//     every 429 and 503 carries Retry-After.
+//     every 429 and 503 carries Retry-After. writeError also counts a refused
+//     POST /v1/messages once (gateway.Pipeline.Refused) and logs through the
+//     pipeline's refusal throttle, keyed by tenant (or client address) and
+//     code, so a flood writes a bounded number of lines.
 //   - 200 means the sink returned a provider message id (Submit's promise).
 package httpapi

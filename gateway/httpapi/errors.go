@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/logthrottle"
 )
 
 // Default Retry-After values when an error carries none.
@@ -80,8 +81,10 @@ func retryAfterSeconds(status int, d time.Duration) int64 {
 	return int64(math.Ceil(d.Seconds()))
 }
 
-// writeError is the one place where an error becomes an HTTP answer. It logs
-// the cause (never a token or a body) and writes the JSON error.
+// writeError is the one place where an error becomes an HTTP answer. It
+// counts a refused message (once: Submit counted its own), logs the cause
+// (never a token or a body) through the pipeline's refusal throttle, keyed
+// by tenant (or client address) and code, and writes the JSON error.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		status int
@@ -115,13 +118,34 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	h.log.LogAttrs(context.Background(), level, "http error",
+	// The tenant, for the log key and the metric label only: the request's
+	// token looked up again, in process, no failure counted. A request that
+	// did not authenticate has none.
+	var tenant *gateway.Tenant
+	switch detail.Code {
+	case gateway.CodeAuthRequired.String(), gateway.CodeBadCredentials.String(), gateway.CodeAuthThrottled.String():
+	default:
+		tenant = h.p.TenantOf(bearerToken(r.Header.Get("Authorization")))
+	}
+	who := logthrottle.Source(clientAddr(r.RemoteAddr))
+	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.String("src", r.RemoteAddr),
 		slog.Int("status", status),
 		slog.String("code", detail.Code),
 		slog.String("error", err.Error()),
-	)
+	}
+	if tenant != nil {
+		who = tenant.ID
+		attrs = append(attrs, slog.String("tenant", tenant.ID))
+	}
+	if r.Method == http.MethodPost && r.URL.Path == "/v1/messages" {
+		if he != nil { // an unsupported media type: counted as malformed
+			err = &gateway.Error{Code: gateway.CodeMalformed, Msg: he.msg}
+		}
+		h.p.Refused(tenant, err)
+	}
+	h.p.Refusals().Log(context.Background(), h.log, level, who, detail.Code, "http error", attrs...)
 	writeJSON(w, status, errorBody{Error: detail})
 }

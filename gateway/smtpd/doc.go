@@ -15,6 +15,17 @@
 // Invariants:
 //   - Nothing is accepted without AUTH: MAIL before a successful AUTH gets
 //     530 5.7.0, so the server is never an open relay.
+//   - AUTH is not a pass for the session's life: every MAIL and every end
+//     of DATA re-checks the credential against the current token table and
+//     policy, in process (gateway.Pipeline.Recheck). A token revoked or
+//     past its rotation deadline, or a tenant removed from the policy, gets
+//     535 5.7.8 and the session ends (go-smtp takes one AUTH per
+//     connection: the client reconnects and authenticates again); a client
+//     address no longer in the tenant's networks gets 550 5.7.1 and the
+//     same end. A tenant frozen or changed by a reload is decided as it is
+//     now (frozen: 451 4.7.1 at MAIL, the session stays). A message whose
+//     DATA was in flight when the change landed is refused at its end and
+//     never reaches the sink.
 //   - AUTH and MAIL need TLS (STARTTLS or implicit TLS) unless the local
 //     address of the connection is loopback (a sidecar on localhost) or the
 //     operator set Options.AllowInsecureAuth. AUTH is not advertised where it
@@ -23,8 +34,11 @@
 //     once the sink returned a provider (SES) message id; the reply names both
 //     ids.
 //   - Every error of ours goes through one function, session.reply, which
-//     maps gateway.Code to an SMTP reply in one table (codeReply), logs the
-//     cause, and never logs a token or a message body. go-smtp answers
+//     maps gateway.Code to an SMTP reply in one table (codeReply), counts the
+//     refusal once (gateway.Pipeline.Refused: at AUTH, MAIL, RCPT or DATA),
+//     logs the cause through the pipeline's refusal throttle (a bounded
+//     number of lines per tenant, or client address, and code; the others
+//     counted in "suppressed"), and never logs a token or a message body. go-smtp answers
 //     protocol matters itself: syntax and command order, the server-wide
 //     SIZE at MAIL and recipient count at RCPT (452 4.5.3, advertised as
 //     LIMITS RCPTMAX), over-long lines, idle timeouts.

@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/logthrottle"
 )
 
 // smtpReply is the wire form of a gateway.Code.
@@ -98,9 +99,11 @@ var errClientGone = errors.New("client stopped sending message data")
 // maxReplyText bounds the text of one reply line.
 const maxReplyText = 400
 
-// reply turns any error into the SMTP reply the client sees and logs the
-// cause. It is the only place where errors become replies. The text is the
-// safe Error.Msg, plus the retry delay when there is one.
+// reply turns any error into the SMTP reply the client sees, counts the
+// refusal (once: Submit counted its own) and logs the cause through the
+// pipeline's refusal throttle, keyed by tenant (or client address before
+// AUTH) and code. It is the only place where errors become replies. The
+// text is the safe Error.Msg, plus the retry delay when there is one.
 func (s *session) reply(err error) *smtp.SMTPError {
 	ge := gateway.AsError(err)
 	r, known := codeReply(ge.Code)
@@ -113,8 +116,14 @@ func (s *session) reply(err error) *smtp.SMTPError {
 		slog.String("reply", fmt.Sprintf("%d %d.%d.%d", r.code, r.enh[0], r.enh[1], r.enh[2])),
 		slog.String("error", ge.Error()),
 	}
-	if t := s.currentTenant(); t != nil {
+	t := s.currentTenant()
+	who := logthrottle.Source(s.remote)
+	if t != nil {
 		attrs = append(attrs, slog.String("tenant", t.ID))
+		who = t.ID
+	}
+	if !errors.Is(ge, errClientGone) { // a client that left was not refused
+		s.srv.pipeline.Refused(t, ge)
 	}
 	level := slog.LevelWarn
 	switch {
@@ -124,7 +133,7 @@ func (s *session) reply(err error) *smtp.SMTPError {
 		ge.Code == gateway.CodeUpstreamPaused, ge.Code == gateway.CodeUpstreamMisconfigured:
 		level = slog.LevelError
 	}
-	s.srv.log.LogAttrs(context.Background(), level, "smtp refused", attrs...)
+	s.srv.pipeline.Refusals().Log(context.Background(), s.srv.log, level, who, ge.Code.String(), "smtp refused", attrs...)
 
 	return &smtp.SMTPError{Code: r.code, EnhancedCode: r.enh, Message: msg}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/logthrottle"
 )
 
 // session is one go-smtp session: from EHLO to QUIT, or to STARTTLS (which
@@ -37,7 +38,10 @@ type session struct {
 
 	// mu guards the fields below: go-smtp runs Data on its own goroutine
 	// for BDAT, concurrently with Reset.
-	mu       sync.Mutex
+	mu    sync.Mutex
+	login *gateway.Login // nil before AUTH, and after the credential went away
+	// tenant is the tenant as of the last check (AUTH, then each MAIL and
+	// end of DATA re-checks the login).
 	tenant   *gateway.Tenant
 	from     string
 	eightBit bool
@@ -171,12 +175,13 @@ func (s *session) authenticate(username, token string) error {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, authTimeout)
 	defer cancel()
-	t, err := s.srv.pipeline.Authenticate(ctx, username, token, s.remote)
+	l, err := s.srv.pipeline.Login(ctx, username, token, s.remote)
 	if err != nil {
 		return s.authFailed(err)
 	}
+	t := l.Tenant
 	s.mu.Lock()
-	s.tenant = t
+	s.login, s.tenant = l, t
 	s.mu.Unlock()
 	s.conn.setAuthed(true)
 	s.srv.log.Info("smtp authenticated", slog.String("session", s.id),
@@ -194,7 +199,34 @@ func (s *session) authFailed(err error) error {
 	return s.reply(err)
 }
 
-// Mail starts a transaction: TLS, AUTH, sender identity, declared size.
+// recheck resolves the session's login against the current tokens and
+// policy (in process): the tenant as it is now. When the credential is
+// gone (revoked, expired, tenant removed) or the client's address is no
+// longer allowed, the session ends after the reply: go-smtp takes one AUTH
+// per connection, so the client reconnects to authenticate again.
+func (s *session) recheck() (*gateway.Tenant, error) {
+	s.mu.Lock()
+	l := s.login
+	s.mu.Unlock()
+	if l == nil {
+		return nil, gateway.Errorf(gateway.CodeAuthRequired, "Authentication required")
+	}
+	t, err := s.srv.pipeline.Recheck(l)
+	if err != nil {
+		s.mu.Lock()
+		s.login = nil // s.tenant stays, for the log
+		s.mu.Unlock()
+		s.conn.kill()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.tenant = t
+	s.mu.Unlock()
+	return t, nil
+}
+
+// Mail starts a transaction: TLS, AUTH (re-checked), sender identity,
+// tenant state, declared size.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := s.ending(); err != nil {
 		return err
@@ -202,9 +234,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !s.secure {
 		return s.reply(gateway.Errorf(gateway.CodeTLSRequired, "Must issue a STARTTLS command first"))
 	}
-	t := s.currentTenant()
-	if t == nil {
-		return s.reply(gateway.Errorf(gateway.CodeAuthRequired, "Authentication required"))
+	t, err := s.recheck()
+	if err != nil {
+		return s.reply(err)
 	}
 	addr, err := s.srv.pipeline.CheckSender(t, from)
 	if err != nil {
@@ -239,6 +271,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	s.mu.Lock()
 	t, n := s.tenant, len(s.rcpts)+1
+	if s.login == nil {
+		t = nil
+	}
 	s.mu.Unlock()
 	if t == nil {
 		return s.reply(gateway.Errorf(gateway.CodeAuthRequired, "Authentication required"))
@@ -298,6 +333,12 @@ func (s *session) Data(r io.Reader) error {
 		return s.reply(err)
 	}
 
+	// The end of DATA: the message is decided on the credential and the
+	// tenant as they are now, not as they were at MAIL.
+	t, err := s.recheck()
+	if err != nil {
+		return s.reply(err)
+	}
 	env := &gateway.Envelope{
 		Tenant:     t,
 		From:       from,
@@ -386,10 +427,12 @@ func (s *session) dataFailed(err error, limit int64) error {
 		slog.String("reason", why),
 		slog.String("error", err.Error()),
 	}
+	who := logthrottle.Source(s.remote)
 	if t := s.currentTenant(); t != nil {
 		attrs = append(attrs, slog.String("tenant", t.ID))
+		who = t.ID
 	}
-	s.srv.log.LogAttrs(context.Background(), slog.LevelWarn, "smtp DATA aborted; nothing submitted", attrs...)
+	s.srv.pipeline.Refusals().Log(context.Background(), s.srv.log, slog.LevelWarn, who, why, "smtp DATA aborted; nothing submitted", attrs...)
 	return s.reply(gateway.Wrap(gateway.CodeInternal, fmt.Errorf("%w: %w", errClientGone, err), "message data not received: "+why))
 }
 

@@ -35,10 +35,11 @@ func newLastUsed(store tokenToucher, log *slog.Logger) *lastUsed {
 	return &lastUsed{store: store, log: log, used: map[string]time.Time{}}
 }
 
-// authenticator wraps the registry: successful uses are remembered, failed
-// authentications counted.
-func (l *lastUsed) authenticator(r *auth.Registry, m *metrics) gateway.Authenticator {
-	return usedAuth{r: r, used: l, m: m}
+// authenticator wraps the registry: successful uses are remembered. (Failed
+// authentications are counted where the front ends answer them, with every
+// other refusal: gateway.Pipeline.Refused.)
+func (l *lastUsed) authenticator(r *auth.Registry) gateway.Authenticator {
+	return usedAuth{r: r, used: l}
 }
 
 func (l *lastUsed) touch(token string) {
@@ -87,15 +88,19 @@ func (l *lastUsed) run(ctx context.Context) {
 type usedAuth struct {
 	r    *auth.Registry
 	used *lastUsed
-	m    *metrics
 }
 
 func (u usedAuth) Authenticate(ctx context.Context, username, token string, src netip.Addr) (*gateway.Tenant, error) {
 	t, err := u.r.Authenticate(ctx, username, token, src)
 	if err != nil {
-		u.m.authFailed(err)
 		return t, err
 	}
 	u.used.touch(token)
 	return t, nil
 }
+
+// CredentialRef and Lookup pass the registry's lookup through, so that
+// sessions re-check their credential (gateway.Pipeline.Recheck).
+func (u usedAuth) CredentialRef(token string) string { return u.r.CredentialRef(token) }
+
+func (u usedAuth) Lookup(ref string) *gateway.Tenant { return u.r.Lookup(ref) }

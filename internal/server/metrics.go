@@ -42,7 +42,7 @@ func newMetrics(maxTenantLabels int) (*metrics, error) {
 			Name: "sesgate_messages_accepted_total", Help: "Messages accepted by SES through the gateway, by tenant.",
 		}, []string{"tenant"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sesgate_messages_refused_total", Help: "Messages refused by the gateway, by tenant and reason (the error code); failed authentications count under tenant \"unauthenticated\".",
+			Name: "sesgate_messages_refused_total", Help: "Messages refused by the gateway, by tenant and reason (the error code), each once wherever it was decided (AUTH, MAIL, RCPT, DATA, HTTP before or after the body); failed authentications count under tenant \"unauthenticated\".",
 		}, []string{"tenant", "reason"}),
 		sesLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sesgate_ses_send_seconds", Help: "Duration of SES SendEmail calls, retries included.",
@@ -66,7 +66,8 @@ func newMetrics(maxTenantLabels int) (*metrics, error) {
 	return m, nil
 }
 
-// observed is the pipeline's per-message hook.
+// observed is the pipeline's per-outcome hook: every accepted message, and
+// every refusal once (gateway.Options.Observe).
 func (m *metrics) observed(tenant string, err *gateway.Error) {
 	l := m.labels.of(tenant)
 	if err == nil {
@@ -74,11 +75,6 @@ func (m *metrics) observed(tenant string, err *gateway.Error) {
 		return
 	}
 	m.refused.WithLabelValues(l, err.Code.String()).Inc()
-}
-
-// authFailed counts a failed authentication under tenant "unauthenticated".
-func (m *metrics) authFailed(err error) {
-	m.refused.WithLabelValues(m.labels.of(""), gateway.AsError(err).Code.String()).Inc()
 }
 
 // sesObserved is the SES sink's per-call hook.

@@ -3,7 +3,9 @@
 // the outbox), the feedback side (breakers, SES events, alerts), the
 // sending front ends (SMTP, SMTPS, HTTP), the admin side (API, dashboard,
 // /metrics, the watch of the store's admin state), the batched token
-// last-used writes, the policy reload, and the drain at shutdown.
+// last-used writes, the policy reload, the refusal log throttle shared by
+// the front ends and the pipeline (--refusal-log-rate), and the drain at
+// shutdown.
 //
 // Each piece is built by its own constructor; Start builds them in order
 // and, when one fails, closes those already built in one step. Run is
@@ -24,8 +26,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/logthrottle"
 	"github.com/sesgate/sesgate/internal/admin/storeadmin"
 	"github.com/sesgate/sesgate/limiter"
 	"github.com/sesgate/sesgate/limiter/store/redisstore"
@@ -146,8 +151,11 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 
 	registry := auth.NewRegistry(auth.RegistryOptions{Entries: pol.entries, Logger: log})
 	used := newLastUsed(ops, log)
+	// One throttle for the refusal lines of every front end and of Submit.
+	refusals := logthrottle.New(logthrottle.Options{Rate: rate.Limit(s.RefusalLogRate)})
 	pipe := gateway.NewPipeline(gateway.Options{
-		Auth: used.authenticator(registry, m), Limiter: lim, Sink: sink, Logger: log, Observe: m.observed,
+		Auth: used.authenticator(registry), Limiter: lim, Sink: sink, Logger: log, Observe: m.observed,
+		Refusals: refusals,
 	})
 	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log}); err != nil {
 		return nil, err
@@ -162,7 +170,8 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	}
 	srv.onClose(srv.admin.close)
 	rl := newReloader(reloaderOptions{Path: s.ConfigPath, Poll: s.ReloadPoll, Admin: srv.admin, Reloads: m.reloads, OnReload: fb.reload, Logger: log})
-	srv.loops = startLoops(ctx, srv.admin.watch, rl.run, used.run)
+	srv.loops = startLoops(ctx, srv.admin.watch, rl.run, used.run,
+		func(ctx context.Context) { refusals.Run(ctx, logthrottle.DefaultFlushEvery) })
 	srv.onClose(srv.loops.stop)
 	srv.ready.Store(true)
 
@@ -213,7 +222,8 @@ func (srv *Server) shutdown() error {
 
 // loops are the background loops that stop at shutdown, after the sending
 // listeners drained (not when the start context ends): the watch of the
-// store's admin state, the policy reload and the last-used writer.
+// store's admin state, the policy reload, the last-used writer and the
+// flush of the refusal log throttle (which writes what it holds at stop).
 type loops struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -35,6 +35,11 @@ type Settings struct {
 	SMTPMaxConnsPerSource int
 	SMTPAuthTimeout       time.Duration
 	SMTPPreAuthTimeout    time.Duration
+	// RefusalLogRate bounds refusal log lines per second per (tenant or
+	// client address, reason), after a burst of 3 (and 50/s in all,
+	// logthrottle.DefaultTotalRate); the rest are counted in the next line
+	// ("suppressed").
+	RefusalLogRate float64
 }
 
 // Defaults of the admin side.
@@ -42,6 +47,9 @@ const (
 	DefaultAdminAddr  = "127.0.0.1:8026"
 	DefaultReloadPoll = 2 * time.Second
 )
+
+// DefaultRefusalLogRate is --refusal-log-rate's default.
+const DefaultRefusalLogRate = 1.0
 
 // ParseSettings parses the flags of `sesgate serve` (args after "serve"),
 // with the environment's defaults; mistakes are cli.UsageErrors.
@@ -98,6 +106,11 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 		return nil, cli.UsageError{Msg: "SESGATE_SMTP_PREAUTH_TIMEOUT: " + err.Error()}
 	}
 	fs.DurationVar(&s.SMTPPreAuthTimeout, "smtp-preauth-timeout", preAuthTO, "before AUTH, time to send one whole SMTP command line (env SESGATE_SMTP_PREAUTH_TIMEOUT)")
+	rlr, err := strconv.ParseFloat(env("SESGATE_REFUSAL_LOG_RATE", strconv.FormatFloat(DefaultRefusalLogRate, 'g', -1, 64)), 64)
+	if err != nil {
+		return nil, cli.UsageError{Msg: "SESGATE_REFUSAL_LOG_RATE: " + err.Error()}
+	}
+	fs.Float64Var(&s.RefusalLogRate, "refusal-log-rate", rlr, "refusal log lines per second per tenant (or client address) and reason, after a burst of 3, at most 50/s in all; the others are counted in the next line (env SESGATE_REFUSAL_LOG_RATE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -127,6 +140,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	}
 	if s.SMTPAuthTimeout <= 0 || s.SMTPPreAuthTimeout <= 0 {
 		return nil, cli.UsageError{Msg: "--smtp-auth-timeout and --smtp-preauth-timeout must be positive"}
+	}
+	if !(s.RefusalLogRate > 0 && s.RefusalLogRate <= 1000) {
+		return nil, cli.UsageError{Msg: "--refusal-log-rate must be above 0 and at most 1000"}
 	}
 	return s, nil
 }
