@@ -18,6 +18,7 @@ import (
 
 func TestNewValidatesOptions(t *testing.T) {
 	p := gateway.NewPipeline(gateway.Options{Auth: &testAuth{}, Sink: &testSink{}})
+	smallBudget, _ := gateway.NewMemBudget(1 << 10)
 	tests := []struct {
 		name    string
 		opts    Options
@@ -29,6 +30,8 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"negative timeout", Options{Pipeline: p, ReadTimeout: -time.Second}, "ReadTimeout must not be negative"},
 		{"bad domain", Options{Pipeline: p, Domain: "mx.test\r\n250 hi"}, "Domain must be a hostname"},
 		{"buffer below message size", Options{Pipeline: p, MaxMessageBytes: 1 << 20, MaxBufferedBytes: 1 << 10}, "MaxBufferedBytes must be at least MaxMessageBytes"},
+		{"shared budget below message size", Options{Pipeline: p, MaxMessageBytes: 1 << 20, Budget: smallBudget}, "Budget must be at least MaxMessageBytes"},
+		{"shared budget and own buffer", Options{Pipeline: p, MaxBufferedBytes: 1 << 30, Budget: smallBudget}, "Budget or MaxBufferedBytes, not both"},
 		{"defaults", Options{Pipeline: p}, ""},
 	}
 	for _, tt := range tests {
@@ -932,7 +935,7 @@ func TestBufferedBytesBudget(t *testing.T) {
 	if n := len(h.sink.messages()); n != 2 {
 		t.Fatalf("sink got %d messages, want 2", n)
 	}
-	if used := h.srv.buffered.Load(); used != 0 {
+	if used := h.srv.budget.InUse(); used != 0 {
 		t.Fatalf("%d buffered bytes still taken", used)
 	}
 }
