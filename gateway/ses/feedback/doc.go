@@ -19,7 +19,9 @@
 //     documented string to sign), the message age and the duplicate check;
 //     then the SES event parses and its tenant is known.
 //   - The SNS certificate is trusted because of where it comes from (https
-//     on sns.<region>.amazonaws.com[.cn], path ending .pem); it is not chain
+//     on sns.<region>.amazonaws.com, or .amazonaws.com.cn for a China
+//     region, the region of AWS's shape such as us-east-1 or us-gov-west-1,
+//     never any other label; path ending .pem); it is not chain
 //     verified (SNS serves the leaf alone). Only the CertFetcher is
 //     injectable; the URL checks always run.
 //   - Every size, count and timeout is bounded: the request body (413 for
