@@ -149,7 +149,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	pipe := gateway.NewPipeline(gateway.Options{
 		Auth: used.authenticator(registry, m), Limiter: lim, Sink: sink, Logger: log, Observe: m.observed,
 	})
-	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log}); err != nil {
+	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log, Registerer: m.reg}); err != nil {
 		return nil, err
 	}
 	srv.onClose(srv.front.close)

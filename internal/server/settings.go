@@ -6,9 +6,13 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/httpapi"
 	"github.com/sesgate/sesgate/internal/cli"
+	"github.com/sesgate/sesgate/internal/config"
 )
 
 // Settings are the process settings of `sesgate serve`: flags, each with
@@ -29,6 +33,15 @@ type Settings struct {
 	Domain          string
 	AdminAddr       string        // empty: no admin listener
 	ReloadPoll      time.Duration // 0: no polling of the policy file
+	// MemBudget bounds the message bytes SMTP and HTTP hold in memory
+	// together (one gateway.MemBudget for both).
+	MemBudget int64
+	// HTTPMaxConns, HTTPMaxConnsPerSource and HTTPMaxRequestsPerTenant
+	// bound the HTTP listener's connections (all, and from one client
+	// address) and one tenant's requests in flight.
+	HTTPMaxConns             int
+	HTTPMaxConnsPerSource    int
+	HTTPMaxRequestsPerTenant int
 }
 
 // Defaults of the admin side.
@@ -77,6 +90,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 		poll = DefaultReloadPoll
 	}
 	fs.DurationVar(&s.ReloadPoll, "reload-poll", poll, "how often the policy file is checked for a change; 0 disables (env SESGATE_RELOAD_POLL)")
+	if err := frontEndFlags(fs, s); err != nil {
+		return nil, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -101,5 +117,44 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	if s.ShutdownTimeout <= 0 {
 		return nil, cli.UsageError{Msg: "--shutdown-timeout must be positive"}
 	}
+	if s.MemBudget < gateway.DefaultMaxMessageBytes {
+		return nil, cli.UsageError{Msg: "--mem-budget must be at least 40MiB (one message of the largest size)"}
+	}
+	if s.HTTPMaxConns < 1 || s.HTTPMaxConnsPerSource < 1 || s.HTTPMaxRequestsPerTenant < 1 {
+		return nil, cli.UsageError{Msg: "--http-max-conns, --http-max-conns-per-source and --http-max-requests-per-tenant must be positive"}
+	}
 	return s, nil
+}
+
+// frontEndFlags adds the memory and connection bounds of the front ends.
+func frontEndFlags(fs *flag.FlagSet, s *Settings) error {
+	env := cli.Env
+	budget, err := config.ParseByteSize(env("SESGATE_MEM_BUDGET", "512MiB"))
+	if err != nil {
+		return cli.UsageError{Msg: "SESGATE_MEM_BUDGET: " + err.Error()}
+	}
+	s.MemBudget = int64(budget)
+	fs.Func("mem-budget", "message bytes SMTP and HTTP hold in memory together, e.g. 512MiB; more is refused (451 4.3.0 / 503) (env SESGATE_MEM_BUDGET)",
+		func(v string) error {
+			b, err := config.ParseByteSize(v)
+			s.MemBudget = int64(b)
+			return err
+		})
+	for _, f := range []struct {
+		v          *int
+		name, help string
+		def        int
+	}{
+		{&s.HTTPMaxConns, "http-max-conns", "HTTP connections open at once; more wait in the kernel's backlog", httpapi.DefaultMaxConns},
+		{&s.HTTPMaxConnsPerSource, "http-max-conns-per-source", "HTTP connections open at once from one client address; more are answered 503", httpapi.DefaultMaxConnsPerSource},
+		{&s.HTTPMaxRequestsPerTenant, "http-max-requests-per-tenant", "HTTP requests of one tenant in flight; more are answered 429", httpapi.DefaultMaxRequestsPerTenant},
+	} {
+		name := "SESGATE_" + strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))
+		def, err := strconv.Atoi(env(name, strconv.Itoa(f.def)))
+		if err != nil {
+			return cli.UsageError{Msg: name + ": not a number"}
+		}
+		fs.IntVar(f.v, f.name, def, f.help+" (env "+name+")")
+	}
+	return nil
 }
