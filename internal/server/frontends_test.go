@@ -269,17 +269,21 @@ func TestFrontEndSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.MemBudget != 512<<20 || s.HTTPMaxConns != 1024 || s.HTTPMaxConnsPerSource != 256 || s.HTTPMaxRequestsPerTenant != 128 {
-		t.Fatalf("defaults: %d %d %d %d", s.MemBudget, s.HTTPMaxConns, s.HTTPMaxConnsPerSource, s.HTTPMaxRequestsPerTenant)
+	if s.MemBudget != 512<<20 || s.HTTPMaxConns != 1024 || s.HTTPMaxConnsPerSource != 256 || s.HTTPMaxRequestsPerTenant != 128 ||
+		s.SNSMemBudget != 32<<20 || s.SNSMaxBodiesPerSource != 16 || s.SNSBodyTimeout != 5*time.Second {
+		t.Fatalf("defaults: %+v", s)
 	}
 	t.Setenv("SESGATE_MEM_BUDGET", "1GiB")
 	t.Setenv("SESGATE_HTTP_MAX_CONNS_PER_SOURCE", "32")
-	s, err = ParseSettings([]string{"--http-max-conns", "64", "--http-max-requests-per-tenant", "8"}, io.Discard)
+	t.Setenv("SESGATE_SNS_MEM_BUDGET", "1MiB")
+	t.Setenv("SESGATE_SNS_BODY_TIMEOUT", "2s")
+	s, err = ParseSettings([]string{"--http-max-conns", "64", "--http-max-requests-per-tenant", "8", "--sns-max-bodies-per-source", "4"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.MemBudget != 1<<30 || s.HTTPMaxConns != 64 || s.HTTPMaxConnsPerSource != 32 || s.HTTPMaxRequestsPerTenant != 8 {
-		t.Fatalf("from env and flags: %d %d %d %d", s.MemBudget, s.HTTPMaxConns, s.HTTPMaxConnsPerSource, s.HTTPMaxRequestsPerTenant)
+	if s.MemBudget != 1<<30 || s.HTTPMaxConns != 64 || s.HTTPMaxConnsPerSource != 32 || s.HTTPMaxRequestsPerTenant != 8 ||
+		s.SNSMemBudget != 1<<20 || s.SNSMaxBodiesPerSource != 4 || s.SNSBodyTimeout != 2*time.Second {
+		t.Fatalf("from env and flags: %+v", s)
 	}
 	if s, _ := ParseSettings([]string{"--mem-budget", "600MB"}, io.Discard); s == nil || s.MemBudget != 600e6 {
 		t.Fatalf("flag over env: %+v", s)
@@ -290,6 +294,9 @@ func TestFrontEndSettings(t *testing.T) {
 		{"--http-max-conns", "0"},
 		{"--http-max-conns-per-source", "-1"},
 		{"--http-max-requests-per-tenant", "0"},
+		{"--sns-mem-budget", "100KiB"},
+		{"--sns-max-bodies-per-source", "0"},
+		{"--sns-body-timeout", "0s"},
 	} {
 		if _, err := ParseSettings(args, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
@@ -298,5 +305,59 @@ func TestFrontEndSettings(t *testing.T) {
 	t.Setenv("SESGATE_HTTP_MAX_CONNS", "many")
 	if _, err := ParseSettings(nil, io.Discard); err == nil || !strings.Contains(err.Error(), "SESGATE_HTTP_MAX_CONNS") {
 		t.Errorf("bad env: %v", err)
+	}
+}
+
+// TestSNSBoundsWired: the --sns-* settings reach the SNS endpoint on the
+// HTTP listener: with one body per address, a second SNS post from the
+// same address while one stalls is answered 503 busy before its body,
+// and the stalled one is cut after --sns-body-timeout.
+func TestSNSBoundsWired(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yml")
+	doc := "events:\n  sns:\n    topic_arns: [arn:aws:sns:us-east-1:123456789012:ses-events]\ntenants:\n  - id: app\n    identities: ['*']\n"
+	if err := os.WriteFile(policy, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := testSettings(t, dir, "--config", policy, "--sns-max-bodies-per-source", "1", "--sns-body-timeout", "1s")
+	srv, err := Start(t.Context(), Options{Settings: s, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.close()
+	snsPost := func() (net.Conn, chan string) {
+		c, err := net.Dial("tcp", s.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		fmt.Fprintf(c, "POST /v1/events/sns HTTP/1.1\r\nHost: gw\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n{\"Type\":")
+		status := make(chan string, 1)
+		go func() {
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			status <- strings.TrimSpace(line)
+		}()
+		return c, status
+	}
+	start := time.Now()
+	_, stalled := snsPost()
+	time.Sleep(200 * time.Millisecond) // the first one is reading
+	_, second := snsPost()
+	select {
+	case got := <-second:
+		if got != "HTTP/1.1 503 Service Unavailable" {
+			t.Fatalf("second SNS post from the address: %q, want 503", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("second SNS post from the address: no answer")
+	}
+	select {
+	case got := <-stalled:
+		if got != "HTTP/1.1 408 Request Timeout" || time.Since(start) > 10*time.Second {
+			t.Fatalf("stalled SNS post: %q after %v, want 408 after about 1s", got, time.Since(start))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("stalled SNS post never cut")
 	}
 }

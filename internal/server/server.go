@@ -134,7 +134,8 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	fb, err := newFeedback(ctx, feedbackOptions{Store: st, Policy: pol.file, Tenants: pol.tenants, Deny: lim, Registerer: m.reg, Logger: log})
+	fb, err := newFeedback(ctx, feedbackOptions{Store: st, Policy: pol.file, Tenants: pol.tenants, Deny: lim, Registerer: m.reg, Logger: log,
+		SNSBodyTimeout: s.SNSBodyTimeout, SNSMemBudget: s.SNSMemBudget, SNSMaxBodiesPerSource: s.SNSMaxBodiesPerSource})
 	if err != nil {
 		return nil, err
 	}
