@@ -5,6 +5,11 @@
 // /metrics, the watch of the store's admin state), the batched token
 // last-used writes, the policy reload, and the drain at shutdown.
 //
+// One gateway.MemBudget (--mem-budget) is built here and given to every
+// SMTP server and the HTTP API: message bytes in memory are bounded for the
+// process, not per front end. The HTTP listener (API and SNS endpoint) is
+// wrapped in httpapi.LimitListener.
+//
 // Each piece is built by its own constructor; Start builds them in order
 // and, when one fails, closes those already built in one step. Run is
 // Start, then the wait for the context or a failed listener, then the
