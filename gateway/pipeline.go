@@ -70,6 +70,13 @@ type TenantChecker interface {
 	CheckTenant(t *Tenant) error
 }
 
+// RatePeeker is optionally implemented by a Limiter: an in-process look
+// (no I/O, nothing taken) that refuses a tenant whose rate has no room for
+// even one more message now. HTTP calls it before reading a body.
+type RatePeeker interface {
+	PeekRate(t *Tenant) error
+}
+
 // RecipientChecker is optionally implemented by a Limiter: the per-recipient
 // part of its policy (suppression) that a front end runs as each recipient
 // arrives (SMTP RCPT), so a suppressed address is refused there.
@@ -269,6 +276,16 @@ func (p *Pipeline) CheckTenant(t *Tenant) error {
 	}
 	if tc, ok := p.limiter.(TenantChecker); ok {
 		return tc.CheckTenant(t)
+	}
+	return nil
+}
+
+// PeekRate refuses a tenant whose rate has no room for one more message
+// now, as far as the limiter knows without I/O (RatePeeker); nil when the
+// limiter cannot tell. It takes nothing: Submit still decides.
+func (p *Pipeline) PeekRate(t *Tenant) error {
+	if rp, ok := p.limiter.(RatePeeker); ok {
+		return rp.PeekRate(t)
 	}
 	return nil
 }

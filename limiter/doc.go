@@ -34,7 +34,10 @@
 //
 // CheckTenant is step 1 alone (no I/O): front ends call it before reading
 // a message (SMTP MAIL, HTTP before the body), so a refused tenant costs
-// neither Redis nor body parsing. CheckRecipient (SMTP RCPT) reads the tenant and global suppression lists;
+// neither Redis nor body parsing. PeekRate looks at step 2 without taking a
+// token: HTTP calls it before the body, so a tenant with less than one
+// token (rates per recipient included, which are not cached) is refused
+// unread. CheckRecipient (SMTP RCPT) reads the tenant and global suppression lists;
 // when the store fails there, the recipient passes and admission decides.
 //
 // Account spends the SES account's send rate, shared by replicas through

@@ -84,3 +84,52 @@ func TestPreLimitRefund(t *testing.T) {
 		t.Fatalf("third message: %s after %d store calls; want rate_limited by the pre-limiter", code(err), fs.calls)
 	}
 }
+
+// TestPeekRate: PeekRate refuses a tenant whose pre-limiter has less than
+// one token, without taking one and without the store, for rates per
+// recipient too (which CheckTenant does not cache); it passes a tenant
+// not seen yet, one with room, and one whose limits were reloaded.
+func TestPeekRate(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	fs := &faultStore{}
+	fs.set(store.Decision{Admitted: true}, nil)
+	s, err := NewShared(SharedOptions{Store: fs, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten := &gateway.Tenant{ID: "t", Limits: gateway.Limits{Rate: 2, Burst: 2, RatePerRecipient: true, MaxRecipients: 2}}
+	if err := s.PeekRate(ten); err != nil {
+		t.Fatalf("tenant not seen yet: %v", err)
+	}
+	if _, err := s.Admit(context.Background(), ten, []string{"a@x.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PeekRate(ten); err != nil {
+		t.Fatalf("one token left: %v", err)
+	}
+	if _, err := s.Admit(context.Background(), ten, []string{"b@x.example"}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.PeekRate(ten)
+	if code(err) != "rate_limited" || fs.calls != 2 {
+		t.Fatalf("no token left: %s after %d store calls; want rate_limited without the store", code(err), fs.calls)
+	}
+	if ra := gateway.AsError(err).RetryAfter; ra <= 0 || ra > 500*time.Millisecond {
+		t.Errorf("RetryAfter %v, want (0, 500ms]", ra)
+	}
+	if err := s.PeekRate(ten); code(err) != "rate_limited" {
+		t.Fatalf("peeking took nothing back: %s", code(err))
+	}
+	c.t = c.t.Add(500 * time.Millisecond)
+	if err := s.PeekRate(ten); err != nil {
+		t.Fatalf("once a token is due: %v", err)
+	}
+	c.t = c.t.Add(-500 * time.Millisecond)
+	reloaded := &gateway.Tenant{ID: "t", Limits: gateway.Limits{Rate: 100, Burst: 100}}
+	if err := s.PeekRate(reloaded); err != nil {
+		t.Fatalf("limits reloaded: %v", err)
+	}
+	if st := s.Stats(); st.PreLimited != 2 {
+		t.Errorf("PreLimited %d, want 2", st.PreLimited)
+	}
+}

@@ -97,6 +97,7 @@ var (
 	_ gateway.Limiter          = (*Shared)(nil)
 	_ gateway.RecipientChecker = (*Shared)(nil)
 	_ gateway.TenantChecker    = (*Shared)(nil)
+	_ gateway.RatePeeker       = (*Shared)(nil)
 )
 
 // cached is an immutable refusal held until until.
@@ -218,6 +219,36 @@ func (s *Shared) CheckTenant(t *gateway.Tenant) error {
 		return ge
 	}
 	return nil
+}
+
+// PeekRate refuses, without I/O and without taking a token, a tenant whose
+// pre-limiter has less than one token now: no message of it, however few
+// its recipients, would pass Admit's pre-limiter. HTTP calls it before
+// reading a body, for rates per recipient too (which are not cached).
+func (s *Shared) PeekRate(t *gateway.Tenant) error {
+	v, ok := s.tenants.Load(t.ID)
+	if !ok {
+		return nil
+	}
+	ts := v.(*tenantState)
+	now := s.now()
+	ts.mu.Lock()
+	pre := ts.pre
+	if !sameRates(ts.limits, t.Limits) {
+		pre = nil // limits reloaded: Admit rebuilds the limiter
+	}
+	ts.mu.Unlock()
+	if pre == nil {
+		return nil
+	}
+	tokens := pre.TokensAt(now)
+	if tokens >= 1 {
+		return nil
+	}
+	s.preLimited.Add(1)
+	s.countRefused(gateway.CodeRateLimited, "prelimit")
+	d := time.Duration((1 - tokens) / float64(pre.Limit()) * float64(time.Second))
+	return &gateway.Error{Code: gateway.CodeRateLimited, Msg: "rate limit exceeded", RetryAfter: d}
 }
 
 // Admit decides for one message: cached refusal, pre-limiter, then one

@@ -29,9 +29,35 @@
 // escapes), and the composed message must then fit the tenant's limit.
 // Larger bodies are 413. Other limits are the Max* constants.
 //
-// A tenant frozen, or over a limit and in the limiter's in-process cache,
-// is refused (Pipeline.CheckTenant) right after authentication, before the
-// body is read.
+// A tenant frozen, or over a limit and in the limiter's in-process cache
+// (Pipeline.CheckTenant), or whose rate has no room for even one message
+// (Pipeline.PeekRate: the pre-limiter, rates per recipient included), is
+// refused right after authentication, before the body is read.
+//
+// Memory: before any of its body is read, a request takes from the
+// process's memory budget (Options.Budget, one gateway.MemBudget shared
+// with the SMTP front end, `--mem-budget`) what it will hold: its
+// Content-Length, or the body limit when it declares none (chunked); a
+// JSON request three times that (the body, its decoded fields and the
+// composed message). It gives it back once answered. A request that does
+// not fit is answered 503 server_busy with Retry-After at once. The
+// pipeline's prepared copy of an admitted message adds about its size
+// again, as on SMTP, and the SES sink's request (base64 in JSON) about
+// twice that: the heap peaks near twice the budget with the outbox and
+// four times with the SES sink (24 posts of 39 MB against 512 MiB). One tenant has at most Options.MaxRequestsPerTenant
+// requests in flight (default 128, `--http-max-requests-per-tenant`); one
+// more is 429 too_many_requests with Retry-After, before its body is read.
+// A body refused unread is not waited for: net/http's drain of it gets one
+// second, and a chunked one closes the connection.
+//
+// Connections: LimitListener bounds the listener (the API and the SNS
+// endpoint share it) to MaxConns open at once (default 1024,
+// `--http-max-conns`; more wait in the kernel's backlog) and
+// MaxConnsPerSource from one client address (default 256,
+// `--http-max-conns-per-source`; more are answered 503
+// too_many_connections with Retry-After and closed). NewServer sets
+// ReadHeaderTimeout (10 s), ReadTimeout (2 min), WriteTimeout and
+// IdleTimeout (2 min) and MaxHeaderBytes (64 KiB).
 //
 // Answers: 200 {"id", "message_id", "rejected"}; errors {"error": {"code",
 // "message", "recipient", "rejected"}} with the code a gateway.Code name.
@@ -41,16 +67,22 @@
 // with the list. Admission refusals are 429 + Retry-After (rate_limited,
 // quota_exceeded, first_contact_limited, breaker_open) or 503 +
 // Retry-After (tenant_frozen, store_unavailable). For HTTP's own
-// refusals not_found (404), method_not_allowed (405, with Allow) and
-// unsupported_media_type (415, also for any Content-Encoding). A value that
+// refusals not_found (404), method_not_allowed (405, with Allow),
+// unsupported_media_type (415, also for any Content-Encoding),
+// too_many_requests (429 + Retry-After), server_busy and
+// too_many_connections (503 + Retry-After). A value that
 // could inject a header is 400 malformed with a message starting
 // "header_injection:" and naming the field.
 //
 // Invariants:
 //   - The token is read only from Authorization and is never logged; the
 //     client address is the TCP peer (X-Forwarded-For is ignored).
-//   - The body is read only after authentication, through
-//     http.MaxBytesReader, with the tenant's size limit.
+//   - The body is read only after authentication and the tenant's
+//     in-process refusals, once its size is taken from the memory budget,
+//     through http.MaxBytesReader, with the tenant's size limit. Message
+//     bytes in memory stay within the budget (plus the prepared copies).
+//   - Every count is bounded: connections (all, per address), a tenant's
+//     requests in flight, message bytes in memory.
 //   - Header injection is impossible: CR, LF and NUL are refused in every
 //     value that reaches a header, and Compose re-checks its own output
 //     (7-bit, CRLF only, lines of at most 998 characters).

@@ -25,6 +25,7 @@ type httpError struct {
 	status int
 	code   string
 	msg    string
+	retry  time.Duration // Retry-After of a 429 or 503; 0: the default
 }
 
 func (e *httpError) Error() string { return e.code + ": " + e.msg }
@@ -93,7 +94,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	)
 	var he *httpError
 	if errors.As(err, &he) {
-		status, detail = he.status, errorDetail{Code: he.code, Message: he.msg}
+		status, detail, retry = he.status, errorDetail{Code: he.code, Message: he.msg}, he.retry
 	} else {
 		ge := gateway.AsError(err)
 		status = statusFor(ge.Code)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sesgate/sesgate/gateway"
@@ -18,6 +19,25 @@ import (
 // DefaultSubmitTimeout bounds the authentication of a request and, once the
 // body is read, its submission up to the sink's answer (each separately).
 const DefaultSubmitTimeout = 60 * time.Second
+
+// DefaultMaxRequestsPerTenant bounds one tenant's requests in flight.
+const DefaultMaxRequestsPerTenant = 128
+
+// jsonHold is how many times its length a JSON body holds in memory: as
+// received (the decoder's buffer), decoded (strings and attachments) and
+// composed.
+const jsonHold = 3
+
+// Retry-After of the handler's own refusals: the memory budget frees as
+// messages are answered, a tenant's slot as its own requests end.
+const (
+	busyRetry   = 2 * time.Second
+	tenantRetry = time.Second
+)
+
+// refuseDrain bounds reading what a client already sent of a body refused
+// unread, so that its connection can be kept.
+const refuseDrain = time.Second
 
 // Options configure a Handler. Pipeline is required.
 type Options struct {
@@ -33,6 +53,12 @@ type Options struct {
 	Ready         func() bool // for /readyz; nil means always ready
 	Now           func() time.Time
 	SubmitTimeout time.Duration // default DefaultSubmitTimeout
+	// Budget is the process's memory budget, shared with the SMTP front
+	// end; nil: one of gateway.DefaultMemBudgetBytes for this handler.
+	Budget *gateway.MemBudget
+	// MaxRequestsPerTenant bounds one tenant's requests in flight (default
+	// DefaultMaxRequestsPerTenant); one more is 429.
+	MaxRequestsPerTenant int
 }
 
 // Handler is the HTTP API. It is safe for concurrent use.
@@ -43,6 +69,11 @@ type Handler struct {
 	ready         func() bool
 	now           func() time.Time
 	submitTimeout time.Duration
+	budget        *gateway.MemBudget
+	maxPerTenant  int
+
+	mu       sync.Mutex
+	inFlight map[string]int // tenant id -> requests in flight; no zero entries
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -56,6 +87,15 @@ func New(opts Options) *Handler {
 		ready:         opts.Ready,
 		now:           opts.Now,
 		submitTimeout: opts.SubmitTimeout,
+		budget:        opts.Budget,
+		maxPerTenant:  opts.MaxRequestsPerTenant,
+		inFlight:      map[string]int{},
+	}
+	if h.budget == nil {
+		h.budget, _ = gateway.NewMemBudget(gateway.DefaultMemBudgetBytes)
+	}
+	if h.maxPerTenant <= 0 {
+		h.maxPerTenant = DefaultMaxRequestsPerTenant
 	}
 	if h.log == nil {
 		h.log = h.p.Logger()
@@ -95,13 +135,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	default:
-		h.writeError(w, r, &httpError{http.StatusNotFound, "not_found", "no such endpoint"})
+		h.writeError(w, r, &httpError{status: http.StatusNotFound, code: "not_found", msg: "no such endpoint"})
 	}
 }
 
 func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 	w.Header().Set("Allow", allow)
-	h.writeError(w, r, &httpError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed; use " + allow})
+	h.writeError(w, r, &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: "method not allowed; use " + allow})
 }
 
 // sendResponse is the answer to an accepted message.
@@ -131,44 +171,23 @@ func rejectedList(errs []*gateway.Error) []rejectedRecipient {
 	return out
 }
 
-// send handles POST /v1/messages: authenticate, read and check the body,
-// build the envelope, submit, answer.
+// send handles POST /v1/messages: admit the request (before its body),
+// read and check the body, build the envelope, submit, answer.
 func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
-	src := clientAddr(r.RemoteAddr)
-	authCtx, cancelAuth := context.WithTimeout(r.Context(), h.submitTimeout)
-	t, err := h.authenticate(authCtx, r, src)
-	cancelAuth()
-	if err == nil {
-		// Frozen, or over a limit and still cached: refused before the body is read.
-		err = h.p.CheckTenant(t)
-	}
+	a, release, err := h.admit(r)
 	if err != nil {
+		h.refuseUnread(w, r)
 		h.writeError(w, r, err)
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > maxIdempotency || !printableASCII(key) {
-		h.writeError(w, r, gateway.Errorf(gateway.CodeMalformed,
-			"Idempotency-Key must be at most %d printable ASCII characters", maxIdempotency))
-		return
-	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		h.writeError(w, r, &httpError{http.StatusUnsupportedMediaType, "unsupported_media_type",
-			"Content-Encoding is not supported"})
-		return
-	}
-	limit := min(h.maxBody, t.MaxMessageBytes())
+	defer release() // after the submit: the body is held until the sink answers
+	t, src, key, limit := a.tenant, a.src, a.key, a.limit
 	env := &gateway.Envelope{Tenant: t, Source: src, Via: "http", ID: gateway.NewID(h.now())}
 	var tags []string
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch {
-	case mt == "application/json" && (params["charset"] == "" || strings.EqualFold(params["charset"], "utf-8")):
-		tags, err = h.jsonEnvelope(w, r, env, limit+limit/4+(64<<10))
-	case mt == "message/rfc822":
+	if a.json {
+		tags, err = h.jsonEnvelope(w, r, env, limit)
+	} else {
 		err = h.rawEnvelope(w, r, env, limit)
-	default:
-		err = &httpError{http.StatusUnsupportedMediaType, "unsupported_media_type",
-			"Content-Type must be application/json (UTF-8) or message/rfc822"}
 	}
 	if err != nil {
 		h.writeError(w, r, err)
@@ -190,6 +209,128 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, sendResponse{ID: res.ID, MessageID: res.ProviderID, Rejected: rejectedList(res.Rejected)})
+}
+
+// refuseUnread prepares the answer to a request refused before its body
+// was read. net/http reads up to 256 KiB of an unread body to keep the
+// connection (a larger one closes it): that read gets refuseDrain, and a
+// chunked body, of unknown size, is not read at all.
+func (h *Handler) refuseUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 {
+		return
+	}
+	if r.ContentLength < 0 {
+		w.Header().Set("Connection", "close")
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(refuseDrain))
+}
+
+// admitted is a request let in before its body is read.
+type admitted struct {
+	tenant *gateway.Tenant
+	src    netip.Addr
+	key    string // Idempotency-Key
+	json   bool   // application/json, else message/rfc822
+	limit  int64  // body bytes
+}
+
+// admit decides everything about a request that needs no body: the token,
+// the tenant's cached refusals and rate, its requests in flight, the
+// headers, the declared size and room in the memory budget (the declared
+// length, or the limit when none is declared). release gives back what
+// was taken.
+func (h *Handler) admit(r *http.Request) (a admitted, release func(), err error) {
+	a.src = clientAddr(r.RemoteAddr)
+	authCtx, cancelAuth := context.WithTimeout(r.Context(), h.submitTimeout)
+	t, err := h.authenticate(authCtx, r, a.src)
+	cancelAuth()
+	if err != nil {
+		return a, nil, err
+	}
+	// Frozen, over a limit and cached, or no room in the rate for even one
+	// message: refused before the body is read.
+	if err := h.p.CheckTenant(t); err != nil {
+		return a, nil, err
+	}
+	if err := h.p.PeekRate(t); err != nil {
+		return a, nil, err
+	}
+	a.tenant = t
+	if err := h.checkHeaders(r, &a); err != nil {
+		return a, nil, err
+	}
+	if !h.enter(t.ID) {
+		return a, nil, &httpError{http.StatusTooManyRequests, "too_many_requests",
+			fmt.Sprintf("more than %d requests of this tenant in flight", h.maxPerTenant), tenantRetry}
+	}
+	hold := a.limit
+	if r.ContentLength >= 0 {
+		hold = r.ContentLength
+	}
+	if a.json {
+		hold *= jsonHold
+	}
+	hold = min(hold, h.budget.Limit()) // a request that needs it all may still have it all
+	if !h.budget.TryTake(hold) {
+		h.leave(t.ID)
+		return a, nil, &httpError{http.StatusServiceUnavailable, "server_busy",
+			"gateway busy: too many message bytes in memory, try again later", busyRetry}
+	}
+	return a, func() {
+		h.budget.Release(hold)
+		h.leave(t.ID)
+	}, nil
+}
+
+// checkHeaders checks Idempotency-Key, Content-Encoding, Content-Type and
+// Content-Length, and sets a.key, a.json and a.limit.
+func (h *Handler) checkHeaders(r *http.Request, a *admitted) error {
+	a.key = r.Header.Get("Idempotency-Key")
+	if len(a.key) > maxIdempotency || !printableASCII(a.key) {
+		return gateway.Errorf(gateway.CodeMalformed,
+			"Idempotency-Key must be at most %d printable ASCII characters", maxIdempotency)
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return &httpError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+			msg: "Content-Encoding is not supported"}
+	}
+	a.limit = min(h.maxBody, a.tenant.MaxMessageBytes())
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case mt == "application/json" && (params["charset"] == "" || strings.EqualFold(params["charset"], "utf-8")):
+		a.json = true
+		a.limit += a.limit/4 + 64<<10 // JSON escapes
+	case mt != "message/rfc822":
+		return &httpError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+			msg: "Content-Type must be application/json (UTF-8) or message/rfc822"}
+	}
+	if r.ContentLength > a.limit {
+		return gateway.Errorf(gateway.CodeTooLarge, "request body exceeds %d bytes", a.limit)
+	}
+	return nil
+}
+
+// enter takes one of the tenant's request slots; false when it has
+// maxPerTenant in flight.
+func (h *Handler) enter(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inFlight[id] >= h.maxPerTenant {
+		return false
+	}
+	h.inFlight[id]++
+	return true
+}
+
+// leave gives the slot back.
+func (h *Handler) leave(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n := h.inFlight[id] - 1; n > 0 {
+		h.inFlight[id] = n
+	} else {
+		delete(h.inFlight, id)
+	}
 }
 
 // authenticate resolves the bearer token. X-Forwarded-For is never trusted:

@@ -43,7 +43,8 @@
 //     SIZE at MAIL and recipient count at RCPT (452 4.5.3, advertised as
 //     LIMITS RCPTMAX), over-long lines, idle timeouts.
 //   - Every size, count and wait is bounded: message bytes (server-wide and
-//     per tenant), message bytes held in memory by all sessions together,
+//     per tenant), message bytes held in memory by all sessions together
+//     (Options.Budget: a budget shared with the HTTP front end),
 //     recipients, connections (in all, and per source), the time from
 //     connect to AUTH, command and DATA read timeouts, an overall DATA
 //     bound, the Submit deadline, a session's lifetime, failed AUTH

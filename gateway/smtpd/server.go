@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -125,6 +124,10 @@ type Options struct {
 	// message that would go over it is read to its end, dropped, and
 	// answered 451 4.3.0. It must be at least MaxMessageBytes.
 	MaxBufferedBytes int64
+	// Budget, when set, is the memory budget shared with the other front
+	// ends; it replaces MaxBufferedBytes (which must then be 0) and must be
+	// at least MaxMessageBytes.
+	Budget *gateway.MemBudget
 
 	Now func() time.Time // session ids; nil: time.Now
 }
@@ -137,7 +140,7 @@ type Server struct {
 	tlsConfig *tls.Config
 	smtp      *smtp.Server
 	rejecters chan struct{}
-	buffered  atomic.Int64 // bytes taken from MaxBufferedBytes
+	budget    *gateway.MemBudget // message bytes held in memory
 
 	base   context.Context // parent of every session context
 	cancel context.CancelFunc
@@ -220,9 +223,17 @@ func New(opts Options) (*Server, error) {
 	}
 	setDefault(&opts.AuthTimeout, DefaultAuthTimeout)
 	setDefault(&opts.PreAuthReadTimeout, DefaultPreAuthReadTimeout)
-	setDefault(&opts.MaxBufferedBytes, max(DefaultMaxBufferedBytes, opts.MaxMessageBytes))
-	if opts.MaxBufferedBytes < opts.MaxMessageBytes {
-		return nil, errors.New("smtpd: Options.MaxBufferedBytes must be at least MaxMessageBytes")
+	budget := opts.Budget
+	if budget == nil {
+		setDefault(&opts.MaxBufferedBytes, max(DefaultMaxBufferedBytes, opts.MaxMessageBytes))
+		if opts.MaxBufferedBytes < opts.MaxMessageBytes {
+			return nil, errors.New("smtpd: Options.MaxBufferedBytes must be at least MaxMessageBytes")
+		}
+		budget, _ = gateway.NewMemBudget(opts.MaxBufferedBytes)
+	} else if opts.MaxBufferedBytes != 0 {
+		return nil, errors.New("smtpd: set Options.Budget or MaxBufferedBytes, not both")
+	} else if budget.Limit() < opts.MaxMessageBytes {
+		return nil, errors.New("smtpd: Options.Budget must be at least MaxMessageBytes")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -236,6 +247,7 @@ func New(opts Options) (*Server, error) {
 		pipeline:  opts.Pipeline,
 		log:       opts.Logger.With(slog.String("component", "smtpd")),
 		rejecters: make(chan struct{}, maxRejecters),
+		budget:    budget,
 		conns:     make(map[*trackedConn]struct{}),
 		perSource: make(map[netip.Prefix]int),
 	}
@@ -470,21 +482,11 @@ func (s *Server) reject(c net.Conn, line string) {
 	}()
 }
 
-// takeBuffer takes n bytes from the MaxBufferedBytes budget; false when it
-// would go over.
-func (s *Server) takeBuffer(n int64) bool {
-	for {
-		used := s.buffered.Load()
-		if used+n > s.opts.MaxBufferedBytes {
-			return false
-		}
-		if s.buffered.CompareAndSwap(used, used+n) {
-			return true
-		}
-	}
-}
+// takeBuffer takes n bytes from the memory budget; false when it would go
+// over.
+func (s *Server) takeBuffer(n int64) bool { return s.budget.TryTake(n) }
 
-func (s *Server) releaseBuffer(n int64) { s.buffered.Add(-n) }
+func (s *Server) releaseBuffer(n int64) { s.budget.Release(n) }
 
 // errorLog sends go-smtp's internal errors to the structured log.
 type errorLog struct{ log *slog.Logger }

@@ -18,6 +18,7 @@ import (
 
 func TestNewValidatesOptions(t *testing.T) {
 	p := gateway.NewPipeline(gateway.Options{Auth: &testAuth{}, Sink: &testSink{}})
+	smallBudget, _ := gateway.NewMemBudget(1 << 10)
 	tests := []struct {
 		name    string
 		opts    Options
@@ -32,6 +33,8 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"per-source cap over the global cap", Options{Pipeline: p, MaxConnections: 10, MaxConnectionsPerSource: 11}, "MaxConnectionsPerSource (11) must not exceed MaxConnections (10)"},
 		{"negative AUTH timeout", Options{Pipeline: p, AuthTimeout: -time.Second}, "AuthTimeout must not be negative"},
 		{"negative pre-AUTH timeout", Options{Pipeline: p, PreAuthReadTimeout: -time.Second}, "PreAuthReadTimeout must not be negative"},
+		{"shared budget below message size", Options{Pipeline: p, MaxMessageBytes: 1 << 20, Budget: smallBudget}, "Budget must be at least MaxMessageBytes"},
+		{"shared budget and own buffer", Options{Pipeline: p, MaxBufferedBytes: 1 << 30, Budget: smallBudget}, "Budget or MaxBufferedBytes, not both"},
 		{"defaults", Options{Pipeline: p}, ""},
 	}
 	for _, tt := range tests {
@@ -951,7 +954,7 @@ func TestBufferedBytesBudget(t *testing.T) {
 	if n := len(h.sink.messages()); n != 2 {
 		t.Fatalf("sink got %d messages, want 2", n)
 	}
-	if used := h.srv.buffered.Load(); used != 0 {
+	if used := h.srv.budget.InUse(); used != 0 {
 		t.Fatalf("%d buffered bytes still taken", used)
 	}
 }

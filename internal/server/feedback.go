@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -39,6 +40,10 @@ type feedbackOptions struct {
 	Deny       *limiter.Shared // told of the tenants a breaker stops
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// SNS bounds what the SNS endpoint reads (Settings: --sns-*).
+	SNSBodyTimeout        time.Duration
+	SNSMemBudget          int64
+	SNSMaxBodiesPerSource int
 }
 
 // feedbackSide is the running feedback side of serve: the breakers,
@@ -143,9 +148,16 @@ func (f *feedbackSide) eventInputs(ctx context.Context, ev config.Events, gs gua
 	}
 	dedupe := guard.Deduper{Store: gs, TTL: 2 * feedback.DefaultDedupeTTL}
 	if len(ev.SNS.TopicARNs) > 0 {
+		var budget *gateway.MemBudget // nil: the handler's default
+		if o.SNSMemBudget > 0 {
+			if budget, err = gateway.NewMemBudget(o.SNSMemBudget); err != nil {
+				return nil, fmt.Errorf("SNS: %w", err)
+			}
+		}
 		f.sns, err = feedback.NewSNSHandler(feedback.SNSOptions{
 			TopicARNs: ev.SNS.TopicARNs, Regions: ev.SNS.Regions, Ingester: in, Verifier: verifier, Dedupe: dedupe,
 			Logger: o.Logger, Registerer: o.Registerer,
+			BodyTimeout: o.SNSBodyTimeout, Budget: budget, MaxBodiesPerSource: o.SNSMaxBodiesPerSource,
 		})
 		if err != nil {
 			return nil, err

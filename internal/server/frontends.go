@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/httpapi"
 	"github.com/sesgate/sesgate/gateway/smtpd"
@@ -20,9 +22,10 @@ type frontOptions struct {
 	Settings *Settings // listeners, TLS, SMTP greeting and AUTH policy
 	Pipeline *gateway.Pipeline
 	// Mount wraps the HTTP API (the SNS endpoint beside it).
-	Mount  func(http.Handler) http.Handler
-	Ready  func() bool // for /readyz
-	Logger *slog.Logger
+	Mount      func(http.Handler) http.Handler
+	Ready      func() bool // for /readyz
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // frontEnds are the sending listeners: SMTP, SMTPS and HTTP, each served
@@ -32,6 +35,9 @@ type frontEnds struct {
 	http      *http.Server // nil: no HTTP listener
 	listeners []net.Listener
 	errc      chan error // a listener that failed
+	// budget bounds the message bytes SMTP and HTTP hold in memory
+	// together: the one budget of the process.
+	budget *gateway.MemBudget
 }
 
 // newFrontEnds listens on the configured addresses and serves them; a
@@ -47,6 +53,17 @@ func newFrontEnds(o frontOptions) (_ *frontEnds, err error) {
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	f := &frontEnds{errc: make(chan error, 8)}
+	if f.budget, err = gateway.NewMemBudget(s.MemBudget); err != nil {
+		return nil, err
+	}
+	if o.Registerer != nil {
+		err := o.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sesgate_mem_budget_used_bytes", Help: "Message bytes SMTP and HTTP hold in memory now (of --mem-budget).",
+		}, func() float64 { return float64(f.budget.InUse()) }))
+		if err != nil {
+			return nil, err
+		}
+	}
 	defer func() {
 		if err != nil {
 			f.close()
@@ -61,7 +78,7 @@ func newFrontEnds(o frontOptions) (_ *frontEnds, err error) {
 		}
 		srv, err := smtpd.New(smtpd.Options{
 			Pipeline: o.Pipeline, Logger: o.Logger, Domain: s.Domain, TLSConfig: tlsConf,
-			ImplicitTLS: ls.implicit, AllowInsecureAuth: s.InsecureAuth,
+			ImplicitTLS: ls.implicit, AllowInsecureAuth: s.InsecureAuth, Budget: f.budget,
 			MaxConnectionsPerSource: s.SMTPMaxConnsPerSource, AuthTimeout: s.SMTPAuthTimeout,
 			PreAuthReadTimeout: s.SMTPPreAuthTimeout,
 		})
@@ -76,13 +93,21 @@ func newFrontEnds(o frontOptions) (_ *frontEnds, err error) {
 		f.serve(func() error { return srv.Serve(l) })
 	}
 	if s.HTTPAddr != "" {
-		h := httpapi.New(httpapi.Options{Pipeline: o.Pipeline, Logger: o.Logger, Ready: o.Ready})
+		h := httpapi.New(httpapi.Options{Pipeline: o.Pipeline, Logger: o.Logger, Ready: o.Ready,
+			Budget: f.budget, MaxRequestsPerTenant: s.HTTPMaxRequestsPerTenant})
 		f.http = httpapi.NewServer(httpapi.ServerOptions{Handler: o.Mount(h), Logger: o.Logger})
 		l, err := f.listen(s.HTTPAddr)
 		if err != nil {
 			return nil, err
 		}
-		f.serve(func() error { return f.http.Serve(l) })
+		// The API and the SNS endpoint share the listener and its bounds.
+		ll, err := httpapi.LimitListener(l, httpapi.ListenerOptions{
+			MaxConns: s.HTTPMaxConns, MaxConnsPerSource: s.HTTPMaxConnsPerSource, Logger: o.Logger, Registerer: o.Registerer,
+		})
+		if err != nil {
+			return nil, err
+		}
+		f.serve(func() error { return f.http.Serve(ll) })
 	}
 	return f, nil
 }

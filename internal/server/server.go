@@ -7,6 +7,11 @@
 // the front ends and the pipeline (--refusal-log-rate), and the drain at
 // shutdown.
 //
+// One gateway.MemBudget (--mem-budget) is built here and given to every
+// SMTP server and the HTTP API: message bytes in memory are bounded for the
+// process, not per front end. The HTTP listener (API and SNS endpoint) is
+// wrapped in httpapi.LimitListener.
+//
 // Each piece is built by its own constructor; Start builds them in order
 // and, when one fails, closes those already built in one step. Run is
 // Start, then the wait for the context or a failed listener, then the
@@ -139,7 +144,8 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	fb, err := newFeedback(ctx, feedbackOptions{Store: st, Policy: pol.file, Tenants: pol.tenants, Deny: lim, Registerer: m.reg, Logger: log})
+	fb, err := newFeedback(ctx, feedbackOptions{Store: st, Policy: pol.file, Tenants: pol.tenants, Deny: lim, Registerer: m.reg, Logger: log,
+		SNSBodyTimeout: s.SNSBodyTimeout, SNSMemBudget: s.SNSMemBudget, SNSMaxBodiesPerSource: s.SNSMaxBodiesPerSource})
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +163,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Auth: used.authenticator(registry), Limiter: lim, Sink: sink, Logger: log, Observe: m.observed,
 		Refusals: refusals,
 	})
-	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log}); err != nil {
+	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log, Registerer: m.reg}); err != nil {
 		return nil, err
 	}
 	srv.onClose(srv.front.close)

@@ -28,10 +28,10 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func testSettings(t *testing.T, dataDir string) *Settings {
+func testSettings(t *testing.T, dataDir string, extra ...string) *Settings {
 	t.Helper()
-	s, err := ParseSettings([]string{"--data-dir", dataDir, "--sink", "outbox",
-		"--smtp-addr", freeAddr(t), "--http-addr", freeAddr(t), "--admin-addr", freeAddr(t), "--reload-poll", "0"}, os.Stderr)
+	s, err := ParseSettings(append([]string{"--data-dir", dataDir, "--sink", "outbox",
+		"--smtp-addr", freeAddr(t), "--http-addr", freeAddr(t), "--admin-addr", freeAddr(t), "--reload-poll", "0"}, extra...), os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}

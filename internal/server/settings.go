@@ -6,10 +6,15 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/httpapi"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/gateway/smtpd"
 	"github.com/sesgate/sesgate/internal/cli"
+	"github.com/sesgate/sesgate/internal/config"
 )
 
 // Settings are the process settings of `sesgate serve`: flags, each with
@@ -40,6 +45,21 @@ type Settings struct {
 	// logthrottle.DefaultTotalRate); the rest are counted in the next line
 	// ("suppressed").
 	RefusalLogRate float64
+	// MemBudget bounds the message bytes SMTP and HTTP hold in memory
+	// together (one gateway.MemBudget for both).
+	MemBudget int64
+	// HTTPMaxConns, HTTPMaxConnsPerSource and HTTPMaxRequestsPerTenant
+	// bound the HTTP listener's connections (all, and from one client
+	// address) and one tenant's requests in flight.
+	HTTPMaxConns             int
+	HTTPMaxConnsPerSource    int
+	HTTPMaxRequestsPerTenant int
+	// SNSBodyTimeout, SNSMemBudget and SNSMaxBodiesPerSource bound what
+	// the SNS endpoint reads: one body's time, the bodies held at once,
+	// and those from one client address.
+	SNSBodyTimeout        time.Duration
+	SNSMemBudget          int64
+	SNSMaxBodiesPerSource int
 }
 
 // Defaults of the admin side.
@@ -111,6 +131,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 		return nil, cli.UsageError{Msg: "SESGATE_REFUSAL_LOG_RATE: " + err.Error()}
 	}
 	fs.Float64Var(&s.RefusalLogRate, "refusal-log-rate", rlr, "refusal log lines per second per tenant (or client address) and reason, after a burst of 3, at most 50/s in all; the others are counted in the next line (env SESGATE_REFUSAL_LOG_RATE)")
+	if err := frontEndFlags(fs, s); err != nil {
+		return nil, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -144,5 +167,65 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	if !(s.RefusalLogRate > 0 && s.RefusalLogRate <= 1000) {
 		return nil, cli.UsageError{Msg: "--refusal-log-rate must be above 0 and at most 1000"}
 	}
+	if s.MemBudget < gateway.DefaultMaxMessageBytes {
+		return nil, cli.UsageError{Msg: "--mem-budget must be at least 40MiB (one message of the largest size)"}
+	}
+	if s.HTTPMaxConns < 1 || s.HTTPMaxConnsPerSource < 1 || s.HTTPMaxRequestsPerTenant < 1 || s.SNSMaxBodiesPerSource < 1 {
+		return nil, cli.UsageError{Msg: "--http-max-conns, --http-max-conns-per-source, --http-max-requests-per-tenant and --sns-max-bodies-per-source must be positive"}
+	}
+	if s.SNSMemBudget < feedback.MaxSNSBodyBytes || s.SNSBodyTimeout <= 0 {
+		return nil, cli.UsageError{Msg: "--sns-mem-budget must be at least 256KiB and --sns-body-timeout positive"}
+	}
 	return s, nil
+}
+
+// frontEndFlags adds the memory and connection bounds of the front ends
+// and the SNS endpoint.
+func frontEndFlags(fs *flag.FlagSet, s *Settings) error {
+	env := cli.Env
+	budget, err := config.ParseByteSize(env("SESGATE_MEM_BUDGET", "512MiB"))
+	if err != nil {
+		return cli.UsageError{Msg: "SESGATE_MEM_BUDGET: " + err.Error()}
+	}
+	s.MemBudget = int64(budget)
+	fs.Func("mem-budget", "message bytes SMTP and HTTP hold in memory together, e.g. 512MiB; more is refused (451 4.3.0 / 503) (env SESGATE_MEM_BUDGET)",
+		func(v string) error {
+			b, err := config.ParseByteSize(v)
+			s.MemBudget = int64(b)
+			return err
+		})
+	snsBudget, err := config.ParseByteSize(env("SESGATE_SNS_MEM_BUDGET", "32MiB"))
+	if err != nil {
+		return cli.UsageError{Msg: "SESGATE_SNS_MEM_BUDGET: " + err.Error()}
+	}
+	s.SNSMemBudget = int64(snsBudget)
+	fs.Func("sns-mem-budget", "SNS request bodies held at once, e.g. 32MiB; more are answered 503 before their body is read (env SESGATE_SNS_MEM_BUDGET)",
+		func(v string) error {
+			b, err := config.ParseByteSize(v)
+			s.SNSMemBudget = int64(b)
+			return err
+		})
+	bodyTO, err := time.ParseDuration(env("SESGATE_SNS_BODY_TIMEOUT", feedback.DefaultBodyTimeout.String()))
+	if err != nil {
+		return cli.UsageError{Msg: "SESGATE_SNS_BODY_TIMEOUT: " + err.Error()}
+	}
+	fs.DurationVar(&s.SNSBodyTimeout, "sns-body-timeout", bodyTO, "bound on reading one SNS request body; a slower one is cut (env SESGATE_SNS_BODY_TIMEOUT)")
+	for _, f := range []struct {
+		v          *int
+		name, help string
+		def        int
+	}{
+		{&s.HTTPMaxConns, "http-max-conns", "HTTP connections open at once; more wait in the kernel's backlog", httpapi.DefaultMaxConns},
+		{&s.HTTPMaxConnsPerSource, "http-max-conns-per-source", "HTTP connections open at once from one client address; more are answered 503", httpapi.DefaultMaxConnsPerSource},
+		{&s.HTTPMaxRequestsPerTenant, "http-max-requests-per-tenant", "HTTP requests of one tenant in flight; more are answered 429", httpapi.DefaultMaxRequestsPerTenant},
+		{&s.SNSMaxBodiesPerSource, "sns-max-bodies-per-source", "SNS request bodies read at once from one client address; more are answered 503", feedback.DefaultMaxBodiesPerSource},
+	} {
+		name := "SESGATE_" + strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))
+		def, err := strconv.Atoi(env(name, strconv.Itoa(f.def)))
+		if err != nil {
+			return cli.UsageError{Msg: name + ": not a number"}
+		}
+		fs.IntVar(f.v, f.name, def, f.help+" (env "+name+")")
+	}
+	return nil
 }

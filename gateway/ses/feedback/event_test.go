@@ -171,6 +171,55 @@ func TestCheckCertURL(t *testing.T) {
 	}
 }
 
+// TestSNSHostPattern: only sns.<region>.amazonaws.com (and the China
+// sns.cn-<...>.amazonaws.com.cn) with a real region shape is an SNS host;
+// any other label in the region's place (an S3 bucket host, a word, an
+// extra label) is refused, for certificate and subscribe URLs alike.
+func TestSNSHostPattern(t *testing.T) {
+	tests := []struct {
+		host string
+		ok   bool
+	}{
+		{"sns.us-east-1.amazonaws.com", true},
+		{"sns.eu-central-2.amazonaws.com", true},
+		{"sns.ap-southeast-4.amazonaws.com", true},
+		{"sns.il-central-1.amazonaws.com", true},
+		{"sns.us-gov-west-1.amazonaws.com", true},
+		{"sns.us-gov-east-1.amazonaws.com", true},
+		{"sns.us-iso-east-1.amazonaws.com", true},
+		{"sns.us-isob-east-1.amazonaws.com", true},
+		{"sns.cn-north-1.amazonaws.com.cn", true},
+		{"sns.cn-northwest-1.amazonaws.com.cn", true},
+
+		{"sns.s3-us-west-2.amazonaws.com", false},   // passed before: an S3 host shape
+		{"sns.s3.us-west-2.amazonaws.com", false},   // extra label
+		{"sns.bucket-name.amazonaws.com", false},    // any label
+		{"sns.evil-host-123.amazonaws.com", false},  // letters-letters-digits, but not a region
+		{"sns.us-east-1a.amazonaws.com", false},     // an availability zone
+		{"sns.us-east.amazonaws.com", false},        // no number
+		{"sns.useast-1.amazonaws.com", false},       // no area
+		{"sns.u-east-1.amazonaws.com", false},       // one-letter area
+		{"sns.US-EAST-1.amazonaws.com", false},      // SNS names are lower case
+		{"sns.us-east-1.amazonaws.com.cn", false},   // .cn only for China regions
+		{"sns.cn-north-1.amazonaws.com", false},     // China regions only under .cn
+		{"sns.us-east-1.amazonaws.com.evil", false}, // another suffix
+		{"sns..amazonaws.com", false},
+		{"sqs.us-east-1.amazonaws.com", false},
+		{"xsns.us-east-1.amazonaws.com", false},
+		{"sns.us-east-1.amazonaws.co", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host, func(t *testing.T) {
+			for _, u := range []string{"https://" + tc.host + "/SimpleNotificationService-abc.pem", "https://" + tc.host + "/?Action=ConfirmSubscription"} {
+				_, err := CheckSNSURL(u, nil)
+				if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrForged)) {
+					t.Fatalf("CheckSNSURL(%q) = %v; want ok=%v", u, err, tc.ok)
+				}
+			}
+		})
+	}
+}
+
 func TestHTTPCertFetcher(t *testing.T) {
 	good, _ := testKeys()
 	pemBytes := pemOf(good)

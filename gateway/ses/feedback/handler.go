@@ -1,23 +1,43 @@
 package feedback
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"os"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sesgate/sesgate/gateway"
 )
 
 // Defaults of the SNS handler.
 const (
 	DefaultMaxAge         = time.Hour
 	DefaultConfirmTimeout = 10 * time.Second
-	maxConfirmBody        = 64 << 10
+	// DefaultBodyTimeout bounds reading one request body: 256 KiB at
+	// about 50 KiB/s. SNS sends from AWS's network, far faster.
+	DefaultBodyTimeout = 5 * time.Second
+	// DefaultSNSBudgetBytes bounds the request bodies the endpoint holds
+	// at once: 128 of the largest (32 MiB).
+	DefaultSNSBudgetBytes = 128 * MaxSNSBodyBytes
+	// DefaultMaxBodiesPerSource bounds the bodies read at once from one
+	// client address: one address takes at most an eighth of the default
+	// budget.
+	DefaultMaxBodiesPerSource = 16
+	maxConfirmBody            = 64 << 10
+	// busyRetry is the Retry-After of a 503; SNS follows its own retry
+	// policy, other clients may use it.
+	busyRetry = 5 * time.Second
 )
 
 // Outcomes, the values of the "outcome" label and of the log lines.
@@ -28,6 +48,8 @@ const (
 	OutcomeUnsubscribed    = "unsubscribe_confirmation"
 	OutcomeMethod          = "method_not_allowed"
 	OutcomeTooLarge        = "too_large"
+	OutcomeBusy            = "busy"
+	OutcomeBodyTimeout     = "body_timeout"
 	OutcomeMalformed       = "malformed"
 	OutcomeRawRefused      = "raw_refused"
 	OutcomeTopic           = "topic_not_allowed"
@@ -99,6 +121,21 @@ type SNSOptions struct {
 	Regions []string
 	// MaxBodyBytes bounds the request body; default MaxSNSBodyBytes.
 	MaxBodyBytes int64
+	// BodyTimeout bounds reading the body, from the end of the headers
+	// (default DefaultBodyTimeout); a slower body is cut (408).
+	BodyTimeout time.Duration
+	// Budget bounds the bytes of the bodies read at once (default a budget
+	// of DefaultSNSBudgetBytes of its own). A request is given its
+	// Content-Length (MaxBodyBytes when none) from it before any of its body
+	// is read, or is answered 503 + Retry-After, which SNS retries. It is
+	// deliberately not the front ends' message budget: anyone can post
+	// here, and a signature is checked only once the body is in.
+	Budget *gateway.MemBudget
+	// MaxBodiesPerSource bounds the bodies read at once from one client
+	// address (default DefaultMaxBodiesPerSource); one more is 503, so that
+	// one address cannot take the whole Budget. Behind a proxy every
+	// request has the proxy's address: raise it there.
+	MaxBodiesPerSource int
 	// MaxAge refuses messages whose Timestamp is older (or further in the
 	// future); default DefaultMaxAge.
 	MaxAge time.Duration
@@ -121,11 +158,17 @@ type SNSHandler struct {
 	confirmer Confirmer
 	regions   []string
 	maxBody   int64
+	bodyTO    time.Duration
+	budget    *gateway.MemBudget
+	perSource int
 	maxAge    time.Duration
 	confirmTO time.Duration
 	log       *slog.Logger
 	now       func() time.Time
 	requests  *prometheus.CounterVec
+
+	mu      sync.Mutex
+	reading map[netip.Addr]int // bodies being read, by client address; no zero entries
 }
 
 var _ http.Handler = (*SNSHandler)(nil)
@@ -138,7 +181,17 @@ func NewSNSHandler(opts SNSOptions) (*SNSHandler, error) {
 	h := &SNSHandler{
 		topics: opts.TopicARNs, ingest: opts.Ingester, verifier: opts.Verifier, dedupe: opts.Dedupe,
 		confirmer: opts.Confirmer, regions: opts.Regions, maxBody: opts.MaxBodyBytes, maxAge: opts.MaxAge,
-		confirmTO: opts.ConfirmTimeout, log: opts.Logger, now: opts.Now,
+		confirmTO: opts.ConfirmTimeout, log: opts.Logger, now: opts.Now, bodyTO: opts.BodyTimeout, budget: opts.Budget,
+		perSource: opts.MaxBodiesPerSource, reading: map[netip.Addr]int{},
+	}
+	if h.perSource <= 0 {
+		h.perSource = DefaultMaxBodiesPerSource
+	}
+	if h.bodyTO <= 0 {
+		h.bodyTO = DefaultBodyTimeout
+	}
+	if h.budget == nil {
+		h.budget, _ = gateway.NewMemBudget(DefaultSNSBudgetBytes)
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -178,7 +231,7 @@ func NewSNSHandler(opts SNSOptions) (*SNSHandler, error) {
 
 // ServeHTTP implements http.Handler.
 func (h *SNSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	status, outcome, attrs := h.serve(r)
+	status, outcome, attrs := h.serve(w, r)
 	h.requests.WithLabelValues(outcome).Inc()
 	level := slog.LevelWarn
 	switch {
@@ -192,8 +245,14 @@ func (h *SNSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	attrs = append(attrs, slog.Int("status", status), slog.String("outcome", outcome), slog.String("remote", r.RemoteAddr))
 	h.log.LogAttrs(r.Context(), level, "sns request", attrs...)
-	if status == http.StatusRequestEntityTooLarge {
+	switch status {
+	case http.StatusRequestEntityTooLarge, http.StatusRequestTimeout:
 		w.Header().Set("Connection", "close")
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(int(busyRetry/time.Second)))
+		if outcome == OutcomeBusy {
+			w.Header().Set("Connection", "close") // the body was not read
+		}
 	}
 	if status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", http.MethodPost)
@@ -205,22 +264,34 @@ func (h *SNSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve handles one request and returns the status, the outcome and the
 // attributes of its log line.
-func (h *SNSHandler) serve(r *http.Request) (int, string, []slog.Attr) {
+func (h *SNSHandler) serve(w http.ResponseWriter, r *http.Request) (int, string, []slog.Attr) {
+	// The body, read here or drained by net/http after a refusal, comes
+	// within the body timeout or the connection is cut. The socket
+	// deadline follows the real clock, as the server's own.
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.bodyTO)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return http.StatusInternalServerError, OutcomeTemporary, []slog.Attr{slog.String("error", err.Error())}
+	}
 	if r.Method != http.MethodPost {
 		return http.StatusMethodNotAllowed, OutcomeMethod, nil
 	}
 	if r.ContentLength > h.maxBody {
 		return http.StatusRequestEntityTooLarge, OutcomeTooLarge, []slog.Attr{slog.Int64("content_length", r.ContentLength)}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, h.maxBody+1))
-	if err != nil {
-		return http.StatusBadRequest, OutcomeMalformed, []slog.Attr{slog.String("error", err.Error())}
-	}
-	if int64(len(body)) > h.maxBody {
-		return http.StatusRequestEntityTooLarge, OutcomeTooLarge, nil
-	}
 	if r.Header.Get("x-amz-sns-rawdelivery") == "true" {
 		return http.StatusForbidden, OutcomeRawRefused, nil
+	}
+	hold := h.maxBody
+	if r.ContentLength >= 0 {
+		hold = r.ContentLength
+	}
+	release, ok := h.take(r, hold)
+	if !ok {
+		return http.StatusServiceUnavailable, OutcomeBusy, []slog.Attr{slog.Int64("content_length", r.ContentLength)}
+	}
+	defer release() // the body stays in memory until the answer
+	body, status, outcome, bad := h.readBody(w, r, hold)
+	if status != 0 {
+		return status, outcome, bad
 	}
 	m, err := ParseSNS(body)
 	if err != nil {
@@ -261,6 +332,65 @@ func (h *SNSHandler) serve(r *http.Request) (int, string, []slog.Attr) {
 	}
 	status, outcome, more := processOnce(r.Context(), h.dedupe, h.ingest, "sns:"+m.MessageID, []byte(m.Message))
 	return status, outcome, append(attrs, more...)
+}
+
+// take gives a request hold bytes of the budget and one of its source's
+// places until release; false when either is full.
+func (h *SNSHandler) take(r *http.Request, hold int64) (release func(), ok bool) {
+	src := sourceAddr(r.RemoteAddr)
+	h.mu.Lock()
+	if h.reading[src] >= h.perSource {
+		h.mu.Unlock()
+		return nil, false
+	}
+	h.reading[src]++
+	h.mu.Unlock()
+	leave := func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if n := h.reading[src] - 1; n > 0 {
+			h.reading[src] = n
+		} else {
+			delete(h.reading, src)
+		}
+	}
+	if !h.budget.TryTake(hold) {
+		leave()
+		return nil, false
+	}
+	return func() {
+		h.budget.Release(hold)
+		leave()
+	}, true
+}
+
+// sourceAddr is the TCP peer's address; the zero Addr when unparsable.
+func sourceAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// readBody reads the body, at most maxBody bytes (within the deadline
+// serve set), into a buffer of size bytes; on failure it returns the status,
+// outcome and log attributes of the answer.
+func (h *SNSHandler) readBody(w http.ResponseWriter, r *http.Request, size int64) ([]byte, int, string, []slog.Attr) {
+	var buf bytes.Buffer
+	buf.Grow(int(size) + bytes.MinRead) // ReadFrom needs MinRead free to see EOF
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return buf.Bytes(), 0, "", nil
+	case errors.As(err, &mbe):
+		return nil, http.StatusRequestEntityTooLarge, OutcomeTooLarge, nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, http.StatusRequestTimeout, OutcomeBodyTimeout,
+			[]slog.Attr{slog.Int("read", buf.Len()), slog.Duration("timeout", h.bodyTO)}
+	}
+	return nil, http.StatusBadRequest, OutcomeMalformed, []slog.Attr{slog.String("error", err.Error())}
 }
 
 // processOnce claims key, ingests data and releases the claim when a retry

@@ -135,13 +135,16 @@ func (m *SNSMessage) StringToSign() string {
 	return b.String()
 }
 
-// snsHost is the host pattern of both official AWS validators.
-var snsHost = regexp.MustCompile(`^sns\.([a-zA-Z0-9\-]{3,})\.amazonaws\.com(\.cn)?$`)
+// snsHost is an SNS host: sns.<region>.amazonaws.com, or .amazonaws.com.cn
+// for the China regions, with a region of the shape AWS names them
+// (us-east-1, us-gov-west-1, us-isob-east-1, cn-north-1), never any label:
+// sns.s3-us-west-2.amazonaws.com is an S3 host shape, not SNS.
+var snsHost = regexp.MustCompile(`^sns\.([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2})\.amazonaws\.com(\.cn)?$`)
 
 // CheckSNSURL checks that raw is an https URL on an SNS host
-// (sns.<region>.amazonaws.com or .com.cn) without userinfo or port, and,
-// when regions is not empty, that the region is one of them. It returns the
-// parsed URL.
+// (sns.<region>.amazonaws.com, or sns.cn-<...>.amazonaws.com.cn) without
+// userinfo or port, and, when regions is not empty, that the region is one
+// of them. It returns the parsed URL.
 func CheckSNSURL(raw string, regions []string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || len(raw) > 2048 {
@@ -151,7 +154,7 @@ func CheckSNSURL(raw string, regions []string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: URL %.100q is not plain https", ErrForged, raw)
 	}
 	sub := snsHost.FindStringSubmatch(u.Hostname())
-	if sub == nil {
+	if sub == nil || strings.HasPrefix(sub[1], "cn-") != (sub[2] == ".cn") {
 		return nil, fmt.Errorf("%w: URL host %.100q is not an SNS host", ErrForged, u.Host)
 	}
 	if len(regions) > 0 && !slices.Contains(regions, sub[1]) {
