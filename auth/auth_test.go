@@ -109,33 +109,86 @@ func TestRegistryAuthenticate(t *testing.T) {
 }
 
 func TestRegistryThrottlesFailures(t *testing.T) {
-	good := NewToken("t")
+	good, other := NewToken("t"), NewToken("u")
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	r := NewRegistry(RegistryOptions{
-		Entries:      []Entry{{Record: good.Record, Tenant: &gateway.Tenant{ID: "t"}}},
+		Entries: []Entry{
+			{Record: good.Record, Tenant: &gateway.Tenant{ID: "t"}},
+			{Record: other.Record, Tenant: &gateway.Tenant{ID: "u"}},
+		},
 		FailureBurst: 3, FailureRate: 1, Now: c.now,
 	})
 	ctx := context.Background()
 	attacker := netip.MustParseAddr("2001:db8::1")
 	neighbour := netip.MustParseAddr("2001:db8::2") // same /64
 	bystander := netip.MustParseAddr("198.51.100.1")
+	code := func(tok string, src netip.Addr) gateway.Code {
+		t.Helper()
+		_, err := r.Authenticate(ctx, "", tok, src)
+		if err == nil {
+			return -1
+		}
+		ge := gateway.AsError(err)
+		if ge.Code == gateway.CodeAuthThrottled && ge.RetryAfter <= 0 {
+			t.Fatalf("auth_throttled without retry-after: %v", err)
+		}
+		return ge.Code
+	}
+	// Guessing key ids: the source's budget.
 	for i := 0; i < 3; i++ {
-		if _, err := r.Authenticate(ctx, "", "sg_wrong", attacker); gateway.AsError(err).Code != gateway.CodeBadCredentials {
-			t.Fatalf("attempt %d: %v", i, err)
+		if got := code("sg_wrong", attacker); got != gateway.CodeBadCredentials {
+			t.Fatalf("attempt %d: %v", i, got)
 		}
 	}
-	// Now even the right token is refused from that /64...
-	_, err := r.Authenticate(ctx, "", good.Token, neighbour)
-	if ge := gateway.AsError(err); ge == nil || ge.Code != gateway.CodeAuthThrottled || ge.RetryAfter <= 0 {
-		t.Fatalf("after burst: %v; want auth_throttled with retry-after", err)
+	// Now an unknown key id is refused from that /64...
+	if got := code(NewToken("x").Token, neighbour); got != gateway.CodeAuthThrottled {
+		t.Fatalf("unknown key id after the source's burst: %v; want auth_throttled", got)
 	}
-	// ...but not from elsewhere.
-	if _, err := r.Authenticate(ctx, "", good.Token, bystander); err != nil {
-		t.Fatalf("bystander refused: %v", err)
+	// ...but a correct token is not (its key id is known), from anywhere.
+	if got := code(good.Token, neighbour); got != -1 {
+		t.Fatalf("correct token after the source's burst: %v", got)
+	}
+	// Guessing t's secret: answered throttled (the source's budget is
+	// spent, so the answer does not tell that the key id exists), and
+	// charged to t's budget at this /64.
+	for i := 0; i < 3; i++ {
+		if got := code(tamper(good.Token), attacker); got != gateway.CodeAuthThrottled {
+			t.Fatalf("guess %d: %v", i, got)
+		}
+	}
+	// t's budget at this /64 is spent: even its correct token waits...
+	if got := code(good.Token, neighbour); got != gateway.CodeAuthThrottled {
+		t.Fatalf("t's correct token after t's burst: %v; want auth_throttled", got)
+	}
+	// ...but not u's, and not t's from elsewhere.
+	if got := code(other.Token, neighbour); got != -1 {
+		t.Fatalf("u's correct token: %v", got)
+	}
+	if got := code(good.Token, bystander); got != -1 {
+		t.Fatalf("bystander refused: %v", got)
 	}
 	c.t = c.t.Add(2 * time.Second)
-	if _, err := r.Authenticate(ctx, "", good.Token, attacker); err != nil {
-		t.Fatalf("after refill: %v", err)
+	if got := code(good.Token, attacker); got != -1 {
+		t.Fatalf("after refill: %v", got)
+	}
+}
+
+func TestRegistryKeyIDBudgetAloneAnswersBadCredentials(t *testing.T) {
+	good := NewToken("t")
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	r := NewRegistry(RegistryOptions{Entries: []Entry{{Record: good.Record, Tenant: &gateway.Tenant{ID: "t"}}},
+		FailureBurst: 2, FailureRate: 1, Now: c.now})
+	src := netip.MustParseAddr("192.0.2.1")
+	var codes []gateway.Code
+	for i := 0; i < 4; i++ {
+		_, err := r.Authenticate(context.Background(), "", tamper(good.Token), src)
+		codes = append(codes, gateway.AsError(err).Code)
+	}
+	want := []gateway.Code{gateway.CodeBadCredentials, gateway.CodeBadCredentials, gateway.CodeAuthThrottled, gateway.CodeAuthThrottled}
+	for i := range want {
+		if codes[i] != want[i] {
+			t.Fatalf("codes %v; want %v", codes, want)
+		}
 	}
 }
 
@@ -160,6 +213,31 @@ func TestThrottleTableBounded(t *testing.T) {
 	}
 	if n := len(r.failures); n > 10 {
 		t.Fatalf("throttle table has %d entries, bound is 10", n)
+	}
+}
+
+func TestThrottleTableBoundedWithKeyIDs(t *testing.T) {
+	var entries []Entry
+	var toks []string
+	for i := 0; i < 20; i++ {
+		m := NewToken("t")
+		entries = append(entries, Entry{Record: m.Record, Tenant: &gateway.Tenant{ID: "t"}})
+		toks = append(toks, tamper(m.Token))
+	}
+	r := NewRegistry(RegistryOptions{Entries: entries, MaxSources: 50})
+	for i := 0; i < 100; i++ {
+		a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		for _, tok := range toks {
+			_, _ = r.Authenticate(context.Background(), "", tok, a)
+		}
+	}
+	if n := len(r.failures); n > 50 {
+		t.Fatalf("throttle table has %d entries, bound is 50", n)
+	}
+	for k := range r.failures {
+		if k.kid != "" && !ValidKeyID(k.kid) {
+			t.Fatalf("table key %q is not a key id", k.kid)
+		}
 	}
 }
 
