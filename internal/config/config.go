@@ -243,6 +243,7 @@ func Parse(data []byte) (*Policy, error) {
 			problems = append(problems, namePath(e, paths))
 		}
 	}
+	problems = append(problems, nonFinite(&root)...)
 	problems = append(problems, p.validate()...)
 	if len(problems) > 0 {
 		return nil, &Error{Problems: problems}
@@ -302,6 +303,40 @@ func keyPaths(root *yaml.Node) map[int]string {
 					out[c.Line] = p
 				}
 				walk(c, p)
+			}
+		}
+	}
+	walk(root, "")
+	return out
+}
+
+// nonFinite names every float written .nan or .inf: no limit, rate or
+// fraction may be one (a NaN passes every range check).
+func nonFinite(root *yaml.Node) []string {
+	var out []string
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		case yaml.ScalarNode:
+			var f float64
+			if n.ShortTag() == "!!float" && n.Decode(&f) == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+				out = append(out, fmt.Sprintf("%s (line %d): must be a finite number", path, n.Line))
 			}
 		}
 	}
