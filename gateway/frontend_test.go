@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"net/netip"
 	"strings"
 	"sync"
@@ -178,5 +179,40 @@ func TestOriginatorHeadersThroughFrontEnds(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A JSON request whose sender's display name holds a backslash next to
+// non-ASCII letters: net/mail wrote it in a form it cannot read back, so the
+// HTTP API refused its own composed message (found by FuzzCompose).
+func TestComposedBackslashNameThroughHTTP(t *testing.T) {
+	_, httpURL, sink := frontEnds(t)
+	body := `{"from":"\"J\u00fcrgen \\\\ M\u00fcller\" <app@acme.example>","to":["to@dest.example"],"subject":"x","text":"x"}`
+	req, err := http.NewRequest(http.MethodPost, httpURL+"/v1/messages", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+feToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, raw)
+	}
+	got := sink.take()
+	if len(got) != 1 {
+		t.Fatalf("sink got %d messages", len(got))
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(got[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := m.Header.AddressList("From")
+	if err != nil || len(from) != 1 || from[0].Name != "Jürgen \\ Müller" || from[0].Address != "app@acme.example" {
+		t.Fatalf("From %q read back as %v, %v", m.Header.Get("From"), from, err)
 	}
 }
