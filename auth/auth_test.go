@@ -263,3 +263,46 @@ func tamper(tok string) string {
 	}
 	return tok[:len(tok)-1] + string(last)
 }
+
+// TestGuessingBoundPerHour measures, with the default budgets and a clock
+// advanced 100 ms per attempt, what one source guessing for an hour gets:
+// verified wrong secrets of a known key id, and unknown key ids tried; and
+// checks that another tenant's correct token passes all along.
+func TestGuessingBoundPerHour(t *testing.T) {
+	victim, other := NewToken("victim"), NewToken("other")
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	r := NewRegistry(RegistryOptions{Entries: []Entry{
+		{Record: victim.Record, Tenant: &gateway.Tenant{ID: "victim"}},
+		{Record: other.Record, Tenant: &gateway.Tenant{ID: "other"}},
+	}, Now: c.now})
+	src := netip.MustParseAddr("203.0.113.9")
+	ctx := context.Background()
+	verifiedSecrets, triedKeyIDs := 0, 0
+	end := c.t.Add(time.Hour)
+	for i := 0; c.t.Before(end); i++ {
+		c.t = c.t.Add(100 * time.Millisecond)
+		tok := tamper(victim.Token)
+		if i%2 == 1 {
+			tok = NewToken("x").Token
+		}
+		// A guess of a known key id's secret is verified unless that key
+		// id's budget at this source is spent (whatever the answer says).
+		if i%2 == 0 && !r.throttled(throttleKey{src: sourceKey(src), kid: victim.Record.KeyID}) {
+			verifiedSecrets++
+		}
+		_, err := r.Authenticate(ctx, "", tok, src)
+		if i%2 == 1 && gateway.AsError(err).Code == gateway.CodeBadCredentials {
+			triedKeyIDs++
+		}
+		if i%600 == 0 {
+			if _, err := r.Authenticate(ctx, "", other.Token, src); err != nil {
+				t.Fatalf("another tenant's correct token refused at attempt %d: %v", i, err)
+			}
+		}
+	}
+	t.Logf("one source, one hour, 36000 attempts: %d wrong secrets of a known key id verified, %d unknown key ids looked up", verifiedSecrets, triedKeyIDs)
+	// Burst 10, then one per 6 s: at most 10 + 600 in the hour each.
+	if verifiedSecrets > 610 || triedKeyIDs > 610 {
+		t.Fatalf("bound exceeded: %d, %d (want <= 610 each)", verifiedSecrets, triedKeyIDs)
+	}
+}
