@@ -109,33 +109,86 @@ func TestRegistryAuthenticate(t *testing.T) {
 }
 
 func TestRegistryThrottlesFailures(t *testing.T) {
-	good := NewToken("t")
+	good, other := NewToken("t"), NewToken("u")
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	r := NewRegistry(RegistryOptions{
-		Entries:      []Entry{{Record: good.Record, Tenant: &gateway.Tenant{ID: "t"}}},
+		Entries: []Entry{
+			{Record: good.Record, Tenant: &gateway.Tenant{ID: "t"}},
+			{Record: other.Record, Tenant: &gateway.Tenant{ID: "u"}},
+		},
 		FailureBurst: 3, FailureRate: 1, Now: c.now,
 	})
 	ctx := context.Background()
 	attacker := netip.MustParseAddr("2001:db8::1")
 	neighbour := netip.MustParseAddr("2001:db8::2") // same /64
 	bystander := netip.MustParseAddr("198.51.100.1")
+	code := func(tok string, src netip.Addr) gateway.Code {
+		t.Helper()
+		_, err := r.Authenticate(ctx, "", tok, src)
+		if err == nil {
+			return -1
+		}
+		ge := gateway.AsError(err)
+		if ge.Code == gateway.CodeAuthThrottled && ge.RetryAfter <= 0 {
+			t.Fatalf("auth_throttled without retry-after: %v", err)
+		}
+		return ge.Code
+	}
+	// Guessing key ids: the source's budget.
 	for i := 0; i < 3; i++ {
-		if _, err := r.Authenticate(ctx, "", "sg_wrong", attacker); gateway.AsError(err).Code != gateway.CodeBadCredentials {
-			t.Fatalf("attempt %d: %v", i, err)
+		if got := code("sg_wrong", attacker); got != gateway.CodeBadCredentials {
+			t.Fatalf("attempt %d: %v", i, got)
 		}
 	}
-	// Now even the right token is refused from that /64...
-	_, err := r.Authenticate(ctx, "", good.Token, neighbour)
-	if ge := gateway.AsError(err); ge == nil || ge.Code != gateway.CodeAuthThrottled || ge.RetryAfter <= 0 {
-		t.Fatalf("after burst: %v; want auth_throttled with retry-after", err)
+	// Now an unknown key id is refused from that /64...
+	if got := code(NewToken("x").Token, neighbour); got != gateway.CodeAuthThrottled {
+		t.Fatalf("unknown key id after the source's burst: %v; want auth_throttled", got)
 	}
-	// ...but not from elsewhere.
-	if _, err := r.Authenticate(ctx, "", good.Token, bystander); err != nil {
-		t.Fatalf("bystander refused: %v", err)
+	// ...but a correct token is not (its key id is known), from anywhere.
+	if got := code(good.Token, neighbour); got != -1 {
+		t.Fatalf("correct token after the source's burst: %v", got)
+	}
+	// Guessing t's secret: answered throttled (the source's budget is
+	// spent, so the answer does not tell that the key id exists), and
+	// charged to t's budget at this /64.
+	for i := 0; i < 3; i++ {
+		if got := code(tamper(good.Token), attacker); got != gateway.CodeAuthThrottled {
+			t.Fatalf("guess %d: %v", i, got)
+		}
+	}
+	// t's budget at this /64 is spent: even its correct token waits...
+	if got := code(good.Token, neighbour); got != gateway.CodeAuthThrottled {
+		t.Fatalf("t's correct token after t's burst: %v; want auth_throttled", got)
+	}
+	// ...but not u's, and not t's from elsewhere.
+	if got := code(other.Token, neighbour); got != -1 {
+		t.Fatalf("u's correct token: %v", got)
+	}
+	if got := code(good.Token, bystander); got != -1 {
+		t.Fatalf("bystander refused: %v", got)
 	}
 	c.t = c.t.Add(2 * time.Second)
-	if _, err := r.Authenticate(ctx, "", good.Token, attacker); err != nil {
-		t.Fatalf("after refill: %v", err)
+	if got := code(good.Token, attacker); got != -1 {
+		t.Fatalf("after refill: %v", got)
+	}
+}
+
+func TestRegistryKeyIDBudgetAloneAnswersBadCredentials(t *testing.T) {
+	good := NewToken("t")
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	r := NewRegistry(RegistryOptions{Entries: []Entry{{Record: good.Record, Tenant: &gateway.Tenant{ID: "t"}}},
+		FailureBurst: 2, FailureRate: 1, Now: c.now})
+	src := netip.MustParseAddr("192.0.2.1")
+	var codes []gateway.Code
+	for i := 0; i < 4; i++ {
+		_, err := r.Authenticate(context.Background(), "", tamper(good.Token), src)
+		codes = append(codes, gateway.AsError(err).Code)
+	}
+	want := []gateway.Code{gateway.CodeBadCredentials, gateway.CodeBadCredentials, gateway.CodeAuthThrottled, gateway.CodeAuthThrottled}
+	for i := range want {
+		if codes[i] != want[i] {
+			t.Fatalf("codes %v; want %v", codes, want)
+		}
 	}
 }
 
@@ -163,6 +216,31 @@ func TestThrottleTableBounded(t *testing.T) {
 	}
 }
 
+func TestThrottleTableBoundedWithKeyIDs(t *testing.T) {
+	var entries []Entry
+	var toks []string
+	for i := 0; i < 20; i++ {
+		m := NewToken("t")
+		entries = append(entries, Entry{Record: m.Record, Tenant: &gateway.Tenant{ID: "t"}})
+		toks = append(toks, tamper(m.Token))
+	}
+	r := NewRegistry(RegistryOptions{Entries: entries, MaxSources: 50})
+	for i := 0; i < 100; i++ {
+		a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		for _, tok := range toks {
+			_, _ = r.Authenticate(context.Background(), "", tok, a)
+		}
+	}
+	if n := len(r.failures); n > 50 {
+		t.Fatalf("throttle table has %d entries, bound is 50", n)
+	}
+	for k := range r.failures {
+		if k.kid != "" && !ValidKeyID(k.kid) {
+			t.Fatalf("table key %q is not a key id", k.kid)
+		}
+	}
+}
+
 func BenchmarkAuthenticate(b *testing.B) {
 	m := NewToken("t")
 	r := NewRegistry(RegistryOptions{Entries: []Entry{{Record: m.Record, Tenant: &gateway.Tenant{ID: "t"}}}})
@@ -184,4 +262,47 @@ func tamper(tok string) string {
 		last = 'b'
 	}
 	return tok[:len(tok)-1] + string(last)
+}
+
+// TestGuessingBoundPerHour measures, with the default budgets and a clock
+// advanced 100 ms per attempt, what one source guessing for an hour gets:
+// verified wrong secrets of a known key id, and unknown key ids tried; and
+// checks that another tenant's correct token passes all along.
+func TestGuessingBoundPerHour(t *testing.T) {
+	victim, other := NewToken("victim"), NewToken("other")
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	r := NewRegistry(RegistryOptions{Entries: []Entry{
+		{Record: victim.Record, Tenant: &gateway.Tenant{ID: "victim"}},
+		{Record: other.Record, Tenant: &gateway.Tenant{ID: "other"}},
+	}, Now: c.now})
+	src := netip.MustParseAddr("203.0.113.9")
+	ctx := context.Background()
+	verifiedSecrets, triedKeyIDs := 0, 0
+	end := c.t.Add(time.Hour)
+	for i := 0; c.t.Before(end); i++ {
+		c.t = c.t.Add(100 * time.Millisecond)
+		tok := tamper(victim.Token)
+		if i%2 == 1 {
+			tok = NewToken("x").Token
+		}
+		// A guess of a known key id's secret is verified unless that key
+		// id's budget at this source is spent (whatever the answer says).
+		if i%2 == 0 && !r.throttled(throttleKey{src: sourceKey(src), kid: victim.Record.KeyID}) {
+			verifiedSecrets++
+		}
+		_, err := r.Authenticate(ctx, "", tok, src)
+		if i%2 == 1 && gateway.AsError(err).Code == gateway.CodeBadCredentials {
+			triedKeyIDs++
+		}
+		if i%600 == 0 {
+			if _, err := r.Authenticate(ctx, "", other.Token, src); err != nil {
+				t.Fatalf("another tenant's correct token refused at attempt %d: %v", i, err)
+			}
+		}
+	}
+	t.Logf("one source, one hour, 36000 attempts: %d wrong secrets of a known key id verified, %d unknown key ids looked up", verifiedSecrets, triedKeyIDs)
+	// Burst 10, then one per 6 s: at most 10 + 600 in the hour each.
+	if verifiedSecrets > 610 || triedKeyIDs > 610 {
+		t.Fatalf("bound exceeded: %d, %d (want <= 610 each)", verifiedSecrets, triedKeyIDs)
+	}
 }

@@ -6,8 +6,14 @@
 // hash is enough (no password stretching needed) and verification costs well
 // under a microsecond. Comparison is constant time.
 //
-// Failed attempts are throttled per source address (IPv6 per /64), so a client
-// guessing tokens is cut off quickly; the throttle table is bounded in size.
+// Failed attempts are throttled per (source address, key id) for key ids
+// that exist, and per source address for everything else (IPv6 sources per
+// /64), so a client guessing secrets or key ids is cut off quickly. The
+// source's budget never refuses a known key id, and a key id's budget is
+// that source's alone: one app's wrong token, or an attacker behind the same
+// NAT, cannot lock out another app's correct token, nor the same app's from
+// another address. The throttle table (both kinds of entries) is bounded in
+// size.
 // The Registry's token table is swapped atomically, so a policy reload or a
 // revocation takes effect for the next attempt without a restart. Open
 // sessions see it too: a session keeps CredentialRef (key id and hash, never

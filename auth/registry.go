@@ -25,11 +25,13 @@ type Entry struct {
 // RegistryOptions configure a Registry.
 type RegistryOptions struct {
 	Entries []Entry
-	// FailureRate and FailureBurst bound failed attempts per source address:
-	// Burst failures at once, then one per 1/Rate. Defaults: 10 and 1 per 6 s.
+	// FailureRate and FailureBurst bound failed attempts, both per (source,
+	// key id) and per source (see Authenticate): Burst failures at once,
+	// then one per 1/Rate. Defaults: 10 and 1 per 6 s.
 	FailureRate  rate.Limit
 	FailureBurst int
-	// MaxSources bounds the throttle table (default 100000).
+	// MaxSources bounds the throttle table, per-source and per-(source, key
+	// id) entries together (default 100000).
 	MaxSources int
 	Logger     *slog.Logger
 	Now        func() time.Time
@@ -45,7 +47,14 @@ type Registry struct {
 	failBurst  int
 	maxSources int
 	mu         sync.Mutex
-	failures   map[netip.Prefix]*rate.Limiter
+	failures   map[throttleKey]*rate.Limiter
+}
+
+// throttleKey names one failure budget: a source's (kid empty), or a
+// source's for one known key id.
+type throttleKey struct {
+	src netip.Prefix
+	kid string
 }
 
 var _ gateway.Authenticator = (*Registry)(nil)
@@ -55,7 +64,7 @@ func NewRegistry(opts RegistryOptions) *Registry {
 	r := &Registry{
 		log: opts.Logger, now: opts.Now,
 		failRate: opts.FailureRate, failBurst: opts.FailureBurst, maxSources: opts.MaxSources,
-		failures: make(map[netip.Prefix]*rate.Limiter),
+		failures: make(map[throttleKey]*rate.Limiter),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -86,22 +95,59 @@ func (r *Registry) Replace(entries []Entry) {
 }
 
 // Authenticate resolves token to its tenant. When username is not empty it
-// must be the tenant's id. Failures are counted per source address; once a
-// source is over its failure budget every attempt is refused with
-// CodeAuthThrottled, whatever the token, until the budget refills.
+// must be the tenant's id.
+//
+// Failures are throttled on two budgets so that guessing stays bounded while
+// nobody can lock out someone else's correct token:
+//   - a token whose key id is known is checked against its (source, key id)
+//     budget first: once that is spent the attempt is refused with
+//     CodeAuthThrottled without being verified, so secrets of one key id
+//     can be guessed at FailureRate per source at most. Its failures are
+//     also charged to the source's budget.
+//   - a token whose key id is unknown (or that is malformed) is checked
+//     against the source's budget only: guessing key ids is bounded per
+//     source.
+//
+// So the source's budget never refuses a known key id: tenant B's correct
+// token passes from a source where tenant A's app (or an attacker behind the
+// same NAT) spent every failure, and A's correct token passes from any other
+// source. A known key id's failure is answered CodeAuthThrottled rather than
+// CodeBadCredentials while the source's budget is spent, so the answers do
+// not tell an attacker which key ids exist.
 func (r *Registry) Authenticate(_ context.Context, username, token string, src netip.Addr) (*gateway.Tenant, error) {
-	key := sourceKey(src)
-	if r.throttled(key) {
-		return nil, &gateway.Error{Code: gateway.CodeAuthThrottled, Msg: "too many failed attempts", RetryAfter: r.retryAfter()}
-	}
+	srcKey := throttleKey{src: sourceKey(src)}
+	var (
+		e     Entry
+		known bool
+	)
 	if kid, ok := KeyID(token); ok {
-		if e, found := (*r.table.Load())[kid]; found && e.Record.Hash.Matches(token) &&
-			(username == "" || username == e.Tenant.ID) && (e.Expires.IsZero() || r.now().Before(e.Expires)) {
-			return e.Tenant, nil
-		}
+		e, known = (*r.table.Load())[kid]
 	}
-	r.fail(key)
+	if !known {
+		if r.throttled(srcKey) {
+			return nil, r.throttledError()
+		}
+		r.fail(srcKey)
+		return nil, &gateway.Error{Code: gateway.CodeBadCredentials, Msg: "invalid credentials"}
+	}
+	// The key comes from the table, not the token, so the table never
+	// holds on to a presented (wrong) secret.
+	kidKey := throttleKey{src: srcKey.src, kid: e.Record.KeyID}
+	if r.throttled(kidKey) {
+		return nil, r.throttledError()
+	}
+	if e.Record.Hash.Matches(token) && (username == "" || username == e.Tenant.ID) &&
+		(e.Expires.IsZero() || r.now().Before(e.Expires)) {
+		return e.Tenant, nil
+	}
+	if srcSpent := r.fail(kidKey, srcKey); srcSpent {
+		return nil, r.throttledError()
+	}
 	return nil, &gateway.Error{Code: gateway.CodeBadCredentials, Msg: "invalid credentials"}
+}
+
+func (r *Registry) throttledError() *gateway.Error {
+	return &gateway.Error{Code: gateway.CodeAuthThrottled, Msg: "too many failed attempts", RetryAfter: r.retryAfter()}
 }
 
 func (r *Registry) retryAfter() time.Duration {
@@ -122,29 +168,38 @@ func sourceKey(a netip.Addr) netip.Prefix {
 	return p
 }
 
-func (r *Registry) throttled(key netip.Prefix) bool {
+func (r *Registry) throttled(key throttleKey) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l, ok := r.failures[key]
 	return ok && l.TokensAt(r.now()) < 1
 }
 
-func (r *Registry) fail(key netip.Prefix) {
+// fail charges one failure to each budget in keys. It reports whether the
+// last of them was already spent before this failure.
+func (r *Registry) fail(keys ...throttleKey) (lastWasSpent bool) {
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	l, ok := r.failures[key]
-	if !ok {
-		if len(r.failures) >= r.maxSources {
-			r.sweepLocked(now)
+	for _, key := range keys {
+		l, ok := r.failures[key]
+		if !ok {
+			if len(r.failures) >= r.maxSources {
+				r.sweepLocked(now)
+			}
+			l = rate.NewLimiter(r.failRate, r.failBurst)
+			r.failures[key] = l
 		}
-		l = rate.NewLimiter(r.failRate, r.failBurst)
-		r.failures[key] = l
+		lastWasSpent = !l.AllowN(now, 1)
+		if !lastWasSpent && l.TokensAt(now) < 1 {
+			if key.kid == "" {
+				r.log.Warn("auth throttled", "src", key.src.String())
+			} else {
+				r.log.Warn("auth throttled", "src", key.src.String(), "key_id", key.kid)
+			}
+		}
 	}
-	l.AllowN(now, 1)
-	if l.TokensAt(now) < 1 {
-		r.log.Warn("auth throttled", "src", key.String())
-	}
+	return lastWasSpent
 }
 
 // sweepLocked drops sources whose budget has refilled; if none has, it drops

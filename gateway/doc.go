@@ -11,6 +11,10 @@
 //     id (for SES, the MessageId). Anything else is an *Error the client can act on.
 //   - Envelope recipients, not message headers, decide where mail goes; the Bcc
 //     header never leaves the gateway.
+//   - Every address in From, Sender, Resent-From and Resent-Sender is an
+//     identity of the tenant (refused with CodeSenderNotAllowed naming the
+//     field otherwise); Return-Path never leaves the gateway (SES sets its
+//     own from the envelope sender).
 //   - Client-visible text never contains internal detail; the cause is kept in
 //     Error.Cause for the log.
 //   - Every refusal is counted once (Options.Observe): Submit counts its own,

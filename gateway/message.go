@@ -16,15 +16,61 @@ const (
 
 // PreparedMessage is a checked message ready for a sink.
 type PreparedMessage struct {
-	Data []byte   // CRLF line endings, Bcc, Resent-Bcc and X-SES-* fields removed
+	Data []byte   // CRLF line endings; Bcc, Resent-Bcc, Return-Path and X-SES-* fields removed
 	From []string // addresses of the From header, validated
+	// Originators are the addresses of the other fields that name who sent
+	// the message (Sender, Resent-From, Resent-Sender), validated, in order.
+	Originators []Originator
+}
+
+// Originator is one address of an originator field other than From.
+type Originator struct {
+	Field string // canonical field name: "Sender", "Resent-From" or "Resent-Sender"
+	Addr  string // validated, domain lowercased
+}
+
+// originatorField returns the canonical name of an originator field other
+// than From, given its lowercased name. Sender may appear once; the Resent-*
+// fields once per resent block, so any number of times.
+func originatorField(lower string) (string, bool) {
+	switch lower {
+	case "sender":
+		return "Sender", true
+	case "resent-from":
+		return "Resent-From", true
+	case "resent-sender":
+		return "Resent-Sender", true
+	}
+	return "", false
+}
+
+// CheckIdentities refuses (CodeSenderNotAllowed, naming the field) a message
+// whose From, Sender, Resent-From or Resent-Sender names an address that is
+// not one of t's identities: each of them is shown to recipients as the
+// sender, so none may be a foreign address.
+func (m *PreparedMessage) CheckIdentities(t *Tenant) error {
+	for _, f := range m.From {
+		if !t.AllowsSender(f) {
+			return Errorf(CodeSenderNotAllowed, "From header address not allowed for this tenant")
+		}
+	}
+	for _, o := range m.Originators {
+		if !t.AllowsSender(o.Addr) {
+			return Errorf(CodeSenderNotAllowed, "%s header address not allowed for this tenant", o.Field)
+		}
+	}
+	return nil
 }
 
 // PrepareMessage checks a raw RFC 5322 message and returns the bytes to hand
 // to the sink. It refuses (CodeBadContent) an empty message, a missing or
 // malformed header section, a missing From header, lines over 998 characters,
-// NUL bytes, and 8-bit bytes unless allow8bit (the client declared 8BITMIME).
-// Bare LF line endings are turned into CRLF. X-SES-* header fields are
+// NUL bytes, and 8-bit bytes unless allow8bit (the client declared 8BITMIME),
+// more than one From or Sender field, and a malformed address in From,
+// Sender, Resent-From or Resent-Sender (whether those are identities of the
+// tenant is CheckIdentities'). Bare LF line endings are turned into CRLF.
+// Bcc and Resent-Bcc are removed (recipients come from the envelope), and
+// Return-Path (SES sets its own from the envelope). X-SES-* header fields are
 // removed: SES reads some of them (X-SES-CONFIGURATION-SET, X-SES-MESSAGE-TAGS,
 // X-SES-SOURCE-ARN) and a tenant must not pick its own configuration set (and
 // so escape event publishing and its breaker) or tags.
@@ -35,6 +81,8 @@ func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 	out := make([]byte, 0, len(raw)+len(raw)/64)
 	inHeader, dropping := true, false
 	var from []string
+	var originators []Originator
+	senders := 0
 	fields := 0
 	headerBytes := 0
 	var field []byte // current header field, unfolded lines included
@@ -50,11 +98,24 @@ func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 			if from != nil {
 				return Errorf(CodeBadContent, "more than one From header")
 			}
-			addrs, err := parseAddressHeader(string(value))
+			addrs, err := parseAddressHeader("From", string(value))
 			if err != nil {
 				return err
 			}
 			from = addrs
+		} else if canon, ok := originatorField(n); ok {
+			if n == "sender" {
+				if senders++; senders > 1 {
+					return Errorf(CodeBadContent, "more than one Sender header")
+				}
+			}
+			addrs, err := parseAddressHeader(canon, string(value))
+			if err != nil {
+				return err
+			}
+			for _, a := range addrs {
+				originators = append(originators, Originator{Field: canon, Addr: a})
+			}
 		}
 		out = append(out, field...)
 		return nil
@@ -117,7 +178,7 @@ func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 				return nil, Errorf(CodeBadContent, "too many header fields")
 			}
 			n := strings.ToLower(string(name))
-			dropping = n == "bcc" || n == "resent-bcc" || strings.HasPrefix(n, "x-ses-")
+			dropping = n == "bcc" || n == "resent-bcc" || n == "return-path" || strings.HasPrefix(n, "x-ses-")
 			if !dropping {
 				field = append(append([]byte{}, line...), '\r', '\n')
 			}
@@ -133,7 +194,7 @@ func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 	if len(from) == 0 {
 		return nil, Errorf(CodeBadContent, "message has no From header")
 	}
-	return &PreparedMessage{Data: out, From: from}, nil
+	return &PreparedMessage{Data: out, From: from, Originators: originators}, nil
 }
 
 // validFieldName accepts printable ASCII without colon or space (RFC 5322 ftext).
@@ -149,19 +210,19 @@ func validFieldName(b []byte) bool {
 	return true
 }
 
-// parseAddressHeader parses an address-list header value (encoded words
-// allowed) and validates every address.
-func parseAddressHeader(v string) ([]string, error) {
+// parseAddressHeader parses the value of the address-list header field
+// (encoded words allowed) and validates every address.
+func parseAddressHeader(field, v string) ([]string, error) {
 	v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
 	list, err := mail.ParseAddressList(strings.TrimSpace(v))
 	if err != nil {
-		return nil, Wrap(CodeBadContent, err, "malformed From header")
+		return nil, Wrap(CodeBadContent, err, "malformed "+field+" header")
 	}
 	out := make([]string, 0, len(list))
 	for _, a := range list {
 		addr, err := ParseAddress(a.Address)
 		if err != nil {
-			return nil, Errorf(CodeBadContent, "invalid address in From header")
+			return nil, Errorf(CodeBadContent, "invalid address in %s header", field)
 		}
 		out = append(out, addr)
 	}

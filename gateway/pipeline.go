@@ -362,10 +362,8 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range msg.From {
-		if !t.AllowsSender(f) {
-			return nil, Errorf(CodeSenderNotAllowed, "From header address not allowed for this tenant")
-		}
+	if err := msg.CheckIdentities(t); err != nil {
+		return nil, err
 	}
 	env.Data = msg.Data
 	var rejected []*Error

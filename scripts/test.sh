@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every check and test of sesgate on a fresh machine: gofmt, go vet and
-# go test -race over all packages. Installs what the tests need first.
-# Extra arguments go to go test (e.g. -run TestX); SESGATE_TEST_JSON=FILE
-# keeps the raw go test -json stream.
+# Runs every check and test of sesgate on a fresh machine: gofmt, go vet, a
+# short run of each fuzz target and go test -race over all packages.
+# Installs what the tests need first. Extra arguments go to go test (e.g.
+# -run TestX) and skip the fuzz step; SESGATE_FUZZTIME (default 10s; 0 skips
+# the step) is each target's run; SESGATE_TEST_JSON=FILE keeps the raw go
+# test -json stream.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,13 +27,54 @@ if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
 echo "== go vet"
 go vet ./...
 
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Each fuzz target (the parsers that face the network, and the policy file)
+# runs for SESGATE_FUZZTIME from its seed corpus in testdata/fuzz, two
+# targets at a time with one worker each; a crash or a broken property fails
+# the run, and go test writes the input to testdata/fuzz/<target>/ (make it a
+# regression seed). Before the tests, so that testsummary's closing line
+# stays the last line.
+fuzz_targets=(
+  "./gateway FuzzPrepareMessage"
+  "./gateway FuzzParseAddress"
+  "./gateway/httpapi FuzzDecodeJSON"
+  "./gateway/httpapi FuzzCompose"
+  "./gateway/smtpd FuzzLoginServer"
+  "./gateway/ses/feedback FuzzParseSNS"
+  "./gateway/ses/feedback FuzzSNSStringToSign"
+  "./gateway/ses/feedback FuzzParseEvent"
+  "./internal/config FuzzParse"
+  "./internal/sestest FuzzParseAuthorization"
+)
+fuzz_one() {
+  local pkg=$1 target=$2 start=$SECONDS log="$FUZZ_TMP/$2.log"
+  if go test -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZ_TIME" -parallel 1 "$pkg" >"$log" 2>&1; then
+    echo "fuzz: $pkg $target ok ($((SECONDS - start))s, $(grep -o 'execs: [0-9]*' "$log" | tail -n 1))"
+  else
+    tail -n 40 "$log"
+    echo "fuzz: $pkg $target FAILED"
+    return 1
+  fi
+}
+export -f fuzz_one
+export FUZZ_TMP=$tmp FUZZ_TIME=${SESGATE_FUZZTIME:-10s}
+if [ $# -eq 0 ] && [ "$FUZZ_TIME" != "0" ]; then
+  echo "== fuzz (${FUZZ_TIME} each)"
+  start=$SECONDS
+  if ! printf '%s\n' "${fuzz_targets[@]}" | xargs -P 2 -L 1 bash -c 'fuzz_one "$0" "$1"'; then
+    echo "fuzz: a target failed"
+    exit 1
+  fi
+  echo "fuzz: ${#fuzz_targets[@]} targets in $((SECONDS - start))s"
+fi
+
 # go test -json, summed up by scripts/testsummary: failed tests with their
 # output, skipped tests by name, and a closing line "N passed, N failed,
 # N skipped". Any failure or skip fails the run (set CI=true, as .ci/run
 # does, and a test missing redis-server or chromium fails at once).
 echo "== go test -race"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/testsummary" ./scripts/testsummary
 json=${SESGATE_TEST_JSON:-$tmp/test.json}
 # -p 1: one package at a time. Several packages run whole gateways, Redis

@@ -373,6 +373,12 @@ func mailbox(name string, a mail.Address) (string, error) {
 	if err := checkHeaderInput(name+" display name", a.Name, MaxDisplayNameBytes); err != nil {
 		return "", err
 	}
+	if needsEncoding(a.Name) && strings.ContainsRune(a.Name, '\\') {
+		// net/mail Q-encodes a backslash as itself, which no address
+		// parser (net/mail's, so the gateway's own) reads back
+		// (golang/go#80592); B-encode such a name.
+		return mime.BEncoding.Encode("utf-8", a.Name) + " <" + addr + ">", nil
+	}
 	return (&mail.Address{Name: a.Name, Address: addr}).String(), nil
 }
 

@@ -3,8 +3,22 @@
 //
 // For a message with gateway id ID it writes ID.eml (the exact bytes handed to
 // the sink) and ID.json (tenant, envelope, time). Both are written to a
-// temporary name, synced and renamed, .eml first, so a listed message (one
-// with a .json) is always complete.
+// temporary name (.tmp-*), synced and renamed, .eml first, and the directory
+// is synced after the .json; Send answers only then. So a listed message (one
+// with a .json) is always complete, and a crash (kill -9, power loss) can
+// leave only files of a message that was never acknowledged: a .tmp-* file,
+// or an ID.eml without its ID.json (an orphan).
+//
+// New removes such leftovers. Every open Outbox holds a shared flock(2) on
+// DIR/.lock for its life (Close releases it; so does the process's death).
+// New first tries to take that lock exclusively: when it gets it no other
+// process has the directory open, nothing can be in flight, and every
+// leftover is removed. When another Outbox holds it (a running server while
+// `sesgate outbox list` runs, or two servers sharing one data directory)
+// only leftovers older than StaleAfter are removed, since younger ones may
+// be writes in flight. Where flock is not available, New always behaves as
+// in the second case. Removal is best effort: a leftover that cannot be
+// removed does not fail New (List never shows it).
 package outbox
 
 import (
@@ -31,15 +45,33 @@ type Meta struct {
 	Time       time.Time `json:"time"`
 }
 
+// StaleAfter is the age past which New removes a leftover even while
+// another Outbox has the directory open: far longer than writing and syncing
+// one message of SES's maximum size takes.
+const StaleAfter = 10 * time.Minute
+
+// Bounds of New's wait for the shared lock, held exclusively only while
+// another New removes leftovers.
+const (
+	lockWait = 10 * time.Second
+	lockPoll = 10 * time.Millisecond
+)
+
+// lockName is the lock file in the outbox directory.
+const lockName = ".lock"
+
 // Outbox writes messages under Dir.
 type Outbox struct {
-	dir string
-	now func() time.Time
+	dir  string
+	now  func() time.Time
+	lock *os.File // nil when the lock file could not be opened
 }
 
 var _ gateway.Sink = (*Outbox)(nil)
 
-// New returns an Outbox in dir, creating it (mode 0700) if needed.
+// New returns an Outbox in dir, creating it (mode 0700) if needed, and
+// removes the leftovers of a crashed writer (see the package doc). Close
+// releases the directory.
 func New(dir string, now func() time.Time) (*Outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -47,7 +79,67 @@ func New(dir string, now func() time.Time) (*Outbox, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Outbox{dir: dir, now: now}, nil
+	o := &Outbox{dir: dir, now: now}
+	alone := false
+	// Without a lock file (a directory this user may only read) nothing
+	// can be written either; New still opens it for List and Show.
+	if f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		o.lock = f
+		if alone, err = tryLockExclusive(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("outbox lock: %w", err)
+		}
+	}
+	o.removeLeftovers(alone)
+	if o.lock != nil {
+		if err := lockShared(o.lock, lockWait, lockPoll); err != nil {
+			o.lock.Close()
+			return nil, fmt.Errorf("outbox lock: %w", err)
+		}
+	}
+	return o, nil
+}
+
+// Close releases the directory lock. The Outbox must not be used after.
+func (o *Outbox) Close() error {
+	if o.lock == nil {
+		return nil
+	}
+	err := o.lock.Close() // closing the descriptor releases the flock
+	o.lock = nil
+	return err
+}
+
+// removeLeftovers removes .tmp-* files and .eml files without their .json:
+// all of them when alone, else those older than StaleAfter.
+func (o *Outbox) removeLeftovers(alone bool) {
+	ents, err := os.ReadDir(o.dir)
+	if err != nil {
+		return
+	}
+	names := make(map[string]struct{}, len(ents))
+	for _, e := range ents {
+		names[e.Name()] = struct{}{}
+	}
+	cutoff := o.now().Add(-StaleAfter)
+	for _, e := range ents {
+		n := e.Name()
+		leftover := strings.HasPrefix(n, ".tmp-")
+		if id, ok := strings.CutSuffix(n, ".eml"); ok {
+			_, complete := names[id+".json"]
+			leftover = !complete
+		}
+		if !leftover || !e.Type().IsRegular() {
+			continue
+		}
+		if !alone {
+			info, err := e.Info()
+			if err != nil || info.ModTime().After(cutoff) {
+				continue
+			}
+		}
+		_ = os.Remove(filepath.Join(o.dir, n)) // best effort; List never shows it
+	}
 }
 
 // Dir returns the outbox directory.
@@ -64,9 +156,26 @@ func (o *Outbox) Send(_ context.Context, env *gateway.Envelope) (string, error) 
 		return "", gateway.Wrap(gateway.CodeInternal, err, "outbox write failed")
 	}
 	if err := o.write(env.ID+".json", append(js, '\n')); err != nil {
+		os.Remove(filepath.Join(o.dir, env.ID+".eml")) // no orphan
+		return "", gateway.Wrap(gateway.CodeInternal, err, "outbox write failed")
+	}
+	// The renames are durable only once the directory is synced.
+	if err := syncDir(o.dir); err != nil {
 		return "", gateway.Wrap(gateway.CodeInternal, err, "outbox write failed")
 	}
 	return "outbox-" + env.ID, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (o *Outbox) write(name string, data []byte) error {

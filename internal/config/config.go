@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -241,7 +242,7 @@ func Parse(data []byte) (*Policy, error) {
 	if d.budget < 0 {
 		return nil, errors.New("invalid YAML: its aliases (*name) and merge keys (<<) expand to too many values")
 	}
-	if probs := d.report(p.validate()); len(probs) > 0 {
+	if probs := append(nonFinite(&root), d.report(p.validate())...); len(probs) > 0 {
 		return nil, &Error{Problems: probs}
 	}
 	return &p, nil
@@ -252,6 +253,40 @@ type Error struct{ Problems []string }
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("%d problem(s):\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+// nonFinite names every float written .nan or .inf: no limit, rate or
+// fraction may be one (a NaN passes every range check).
+func nonFinite(root *yaml.Node) []string {
+	var out []string
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		case yaml.ScalarNode:
+			var f float64
+			if n.ShortTag() == "!!float" && n.Decode(&f) == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+				out = append(out, fmt.Sprintf("%s (line %d): must be a finite number", path, n.Line))
+			}
+		}
+	}
+	walk(root, "")
+	return out
 }
 
 var (
