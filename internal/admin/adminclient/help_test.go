@@ -8,28 +8,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/sesgate/sesgate/internal/cli"
 )
 
 // TestHelpListsEveryCommand: `sesgate admin help` lists every command the
 // table dispatches, and each reaches its own flags (-h prints them).
 func TestHelpListsEveryCommand(t *testing.T) {
 	var paths []string
-	var walk func(prefix string, cs []cli.Command)
-	walk = func(prefix string, cs []cli.Command) {
-		for _, c := range cs {
-			if len(c.Subs) > 0 {
-				walk(prefix+c.Name+" ", c.Subs)
-				continue
-			}
-			if c.Run == nil || c.About == "" {
-				t.Errorf("command %q has no Run or no description", prefix+c.Name)
-			}
-			paths = append(paths, prefix+c.Name)
+	for path, c := range (&runner{}).program().All() {
+		if c.Run == nil || c.About == "" {
+			t.Errorf("command %q has no Run or no description", path)
 		}
+		paths = append(paths, path)
 	}
-	walk("", (&runner{}).program().Commands)
 	for _, want := range []string{"tokens list", "tokens mint", "tokens revoke", "tokens rotate",
 		"tenants list", "tenants status", "tenants freeze", "tenants unfreeze", "freeze-all", "unfreeze-all",
 		"breaker list", "breaker status", "breaker reset", "breaker force-open",
