@@ -2,16 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sesgate/sesgate/internal/bench/drill"
+	"github.com/sesgate/sesgate/internal/redistest"
 )
 
 // TestDrillEndToEnd runs the scaled-down drill (testdata/drill-ci.yml)
@@ -20,31 +17,13 @@ import (
 // its bound, the victim's breaker refusing within 5 s of its threshold, the
 // bystanders never refused by a breaker, the account under 2% bounces.
 func TestDrillEndToEnd(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not installed (CI=true; scripts/test.sh installs it)")
-		}
-		t.Skip("redis-server not installed (scripts/test.sh installs it)")
-	}
+	redistest.Require(t)
 	bin := buildSesgate(t)
 	jsonPath := filepath.Join(t.TempDir(), "drill.json")
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
 	start := time.Now()
-	err := run(ctx, []string{"drill", "--sesgate", bin, "--json", jsonPath, "testdata/drill-ci.yml"}, &stdout, &stderr)
+	out := runBench(t, 90*time.Second, "drill", "--sesgate", bin, "--json", jsonPath, "testdata/drill-ci.yml")
 	took := time.Since(start)
-	if err != nil {
-		t.Fatalf("drill: %v (after %v)\nstdout:\n%s\nstderr:\n%s", err, took, stdout.String(), stderr.String())
-	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r drill.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readReport[drill.Report](t, jsonPath)
 	if !r.Passed || len(r.Checks) != 7 {
 		t.Fatalf("report: passed %v, checks %+v", r.Passed, r.Checks)
 	}
@@ -74,11 +53,11 @@ func TestDrillEndToEnd(t *testing.T) {
 		t.Errorf("account %+v", a)
 	}
 	for _, want := range []string{"attacker    newsletter", "ok   breaker_trip", "PASS"} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("text report lacks %q:\n%s", want, stdout.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("text report lacks %q:\n%s", want, out)
 		}
 	}
-	t.Logf("drill took %v\n%s", took, stdout.String())
+	t.Logf("drill took %v\n%s", took, out)
 }
 
 func TestParseDrill(t *testing.T) {

@@ -104,13 +104,28 @@ func buildSesgate(t *testing.T) string {
 	return bin
 }
 
-func readReport(t *testing.T, path string) load.Report {
+// runBench runs sesgate-bench with args within timeout and returns its
+// stdout; a failure shows both outputs.
+func runBench(t *testing.T, timeout time.Duration, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("%s: %v (after %v)\nstdout:\n%s\nstderr:\n%s", args[0], err, time.Since(start), stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// readReport reads the JSON report (load.Report, drill.Report) at path.
+func readReport[R any](t *testing.T, path string) R {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r load.Report
+	var r R
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -130,13 +145,8 @@ func TestLoadEndToEnd(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err == nil {
 		args, redis = append(args, "--start-redis"), true
 	}
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := run(ctx, args, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\nstderr: %s", err, stderr.String())
-	}
-	r := readReport(t, jsonPath)
+	out := runBench(t, 60*time.Second, args...)
+	r := readReport[load.Report](t, jsonPath)
 	wantPhases := []string{"baseline-sdk", "http", "smtp"}
 	if len(r.Phases) != len(wantPhases) {
 		t.Fatalf("%d phases, want %v", len(r.Phases), wantPhases)
@@ -192,7 +202,6 @@ func TestLoadEndToEnd(t *testing.T) {
 	if len(r.Ratios) != 2 || r.Ratios[0].Phase != "http" || r.Ratios[0].ThroughputRatio <= 0 {
 		t.Errorf("ratios %+v, want http and smtp against the baseline", r.Ratios)
 	}
-	out := stdout.String()
 	for _, want := range []string{"baseline-sdk", "added p50", "against baseline-sdk", "smtp          answers 250="} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
@@ -206,16 +215,10 @@ func TestLoadEndToEnd(t *testing.T) {
 func TestRefuseEndToEnd(t *testing.T) {
 	bin := buildSesgate(t)
 	jsonPath := filepath.Join(t.TempDir(), "report.json")
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	profDir := t.TempDir()
-	err := run(ctx, []string{"refuse", "--sesgate", bin, "-c", "4", "--duration", "1s", "--warmup", "10", "--runs", "2",
-		"--cpu-profile", profDir, "--cpu-profile-time", "1s", "--gateway-log-level", "warn", "--json", jsonPath}, &stdout, &stderr)
-	if err != nil {
-		t.Fatalf("run: %v\nstderr: %s", err, stderr.String())
-	}
-	r := readReport(t, jsonPath)
+	runBench(t, 30*time.Second, "refuse", "--sesgate", bin, "-c", "4", "--duration", "1s", "--warmup", "10", "--runs", "2",
+		"--cpu-profile", profDir, "--cpu-profile-time", "1s", "--gateway-log-level", "warn", "--json", jsonPath)
+	r := readReport[load.Report](t, jsonPath)
 	if len(r.Phases) != 1 {
 		t.Fatalf("%d phases, want 1", len(r.Phases))
 	}
@@ -247,9 +250,9 @@ func TestHelp(t *testing.T) {
 	if err := run(context.Background(), []string{"help"}, &stdout, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range program().Commands {
-		if c.About == "" || !strings.Contains(stdout.String(), "\n  "+c.Name+" ") {
-			t.Errorf("help does not describe %q:\n%s", c.Name, stdout.String())
+	for path, c := range program().All() {
+		if c.About == "" || !strings.Contains(stdout.String(), "\n  "+path+" ") {
+			t.Errorf("help does not describe %q:\n%s", path, stdout.String())
 		}
 	}
 }

@@ -194,11 +194,30 @@ type sendResult struct {
 	header http.Header
 }
 
+// postJSON sends a message through the HTTP API.
 func postJSON(t *testing.T, addr, token string, body any) sendResult {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/messages", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
+	resp, raw := request(t, "POST", "http://"+addr+"/v1/messages", token, body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("status %d, body not JSON: %v", resp.StatusCode, err)
+	}
+	return sendResult{resp.StatusCode, out, resp.Header}
+}
+
+// request makes one HTTP request, with body as JSON unless nil and the
+// bearer token unless empty, and returns the answer and its body.
+func request(t *testing.T, method, url, token string, body any) (*http.Response, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -207,11 +226,11 @@ func postJSON(t *testing.T, addr, token string, body any) sendResult {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("status %d, body not JSON: %v", resp.StatusCode, err)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return sendResult{resp.StatusCode, out, resp.Header}
+	return resp, raw
 }
 
 func errCode(r sendResult) string {
@@ -297,6 +316,17 @@ func runCLI(t *testing.T, env []string, args ...string) string {
 	return string(out)
 }
 
+// startSES starts sestest for the test and returns it and its URL.
+func startSES(t *testing.T) (*sestest.Server, string) {
+	t.Helper()
+	srv, url, stop, err := sestest.Start(sestest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return srv, url
+}
+
 func sesEnv(t *testing.T, url string) []string {
 	return append(baseEnv(t),
 		"AWS_ACCESS_KEY_ID="+sestest.DefaultAccessKeyID,
@@ -308,11 +338,7 @@ func sesEnv(t *testing.T, url string) []string {
 }
 
 func TestEndToEndSES(t *testing.T) {
-	srv, url, stop, err := sestest.Start(sestest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	srv, url := startSES(t)
 	g := startGateway(t, append(sesEnv(t, url), "SESGATE_SINK=ses"))
 	if !strings.Contains(g.logs(), "Amazon SES") {
 		t.Fatalf("banner does not name SES:\n%s", g.logs())
@@ -387,11 +413,7 @@ func TestEndToEndSES(t *testing.T) {
 }
 
 func TestEndToEndPolicyFile(t *testing.T) {
-	srv, url, stop, err := sestest.Start(sestest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	srv, url := startSES(t)
 	out := runCLI(t, nil, "token", "new", "--tenant", "billing")
 	tokRE := regexp.MustCompile(`(sg_\S+)`)
 	lineRE := regexp.MustCompile(`- (\{key_id: .*\})`)
@@ -449,11 +471,7 @@ func TestEndToEndPolicyFile(t *testing.T) {
 }
 
 func TestEndToEndGracefulShutdown(t *testing.T) {
-	srv, url, stop, err := sestest.Start(sestest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	srv, url := startSES(t)
 	srv.SetLatency(1500 * time.Millisecond)
 	g := startGateway(t, append(sesEnv(t, url), "SESGATE_SINK=ses", "SESGATE_SHUTDOWN_DELAY=300ms"))
 	tok := g.token(t)

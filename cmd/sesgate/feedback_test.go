@@ -34,11 +34,7 @@ import (
 // bounced address is suppressed, the other tenant keeps sending, and the
 // trip reaches the alert webhook, which fails once first.
 func TestEndToEndFeedbackEmbedded(t *testing.T) {
-	srv, url, stop, err := sestest.Start(sestest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	srv, url := startSES(t)
 	pem, err := srv.SNSCertificatePEM()
 	if err != nil {
 		t.Fatal(err)
@@ -229,11 +225,7 @@ func TestSESServerEvents(t *testing.T) {
 // raw SES complaint from the queue (AWS default credentials and endpoint
 // from the environment), suppresses the recipient and deletes the message.
 func TestEndToEndSQS(t *testing.T) {
-	_, url, stop, err := sestest.Start(sestest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	_, url := startSES(t)
 	q, err := sqstest.Start(sqstest.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -77,8 +77,8 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return server.Run(ctx, server.Options{Settings: s, Logger: log, Banner: stderr})
 }
 
-// adminCmd runs `sesgate admin ...`: the client of the admin API (see
-// adminclient.Usage). Command-line mistakes exit 2.
+// adminCmd runs `sesgate admin ...`: the client of the admin API (`sesgate
+// admin help` lists its commands). Command-line mistakes exit 2.
 func adminCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	err := adminclient.Run(ctx, args, os.Getenv, os.Stdin, stdout, stderr)
 	if errors.Is(err, adminclient.ErrUsage) {

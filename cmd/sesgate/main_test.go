@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,28 +16,16 @@ import (
 // description; the table is the dispatcher, so the help cannot miss one.
 func TestHelpListsEveryCommand(t *testing.T) {
 	var paths []string
-	var walk func(prefix string, cs []cli.Command)
-	walk = func(prefix string, cs []cli.Command) {
-		for _, c := range cs {
-			if len(c.Subs) > 0 {
-				walk(prefix+c.Name+" ", c.Subs)
-				continue
-			}
-			if c.Run == nil || c.About == "" {
-				t.Errorf("command %q has no Run or no description", prefix+c.Name)
-			}
-			paths = append(paths, prefix+c.Name)
+	for path, c := range program().All() {
+		if c.Run == nil || c.About == "" {
+			t.Errorf("command %q has no Run or no description", path)
 		}
+		paths = append(paths, path)
 	}
-	walk("", program().Commands)
 	paths = append(paths, "help")
 	for _, want := range []string{"serve", "check-config", "token new", "outbox list", "outbox show", "ses-server",
 		"suppress add", "suppress remove", "suppress list", "probe", "admin", "help"} {
-		found := false
-		for _, p := range paths {
-			found = found || p == want
-		}
-		if !found {
+		if !slices.Contains(paths, want) {
 			t.Errorf("the command table lacks %q", want)
 		}
 	}

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sesgate/sesgate/internal/redistest"
 )
 
 const sampleStats = `# Commandstats
@@ -89,13 +90,7 @@ func TestParseRedisURL(t *testing.T) {
 // startRedis runs a redis-server with a password on a free port.
 func startRedis(t *testing.T, password string) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not installed (CI=true; scripts/test.sh installs it)")
-		}
-		t.Skip("redis-server not installed (scripts/test.sh installs it)")
-	}
+	bin, _ := redistest.Require(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -81,24 +82,36 @@ func subUsage(path string, subs []Command) string {
 	return "usage: " + strings.Join(lines, "\n       ")
 }
 
+// All yields every command of the table that runs (every one but the
+// groups of subcommands) with its path: "serve", "outbox list".
+func (p Program) All() iter.Seq2[string, Command] {
+	return func(yield func(string, Command) bool) { all("", p.Commands, yield) }
+}
+
+func all(prefix string, cs []Command, yield func(string, Command) bool) bool {
+	for _, c := range cs {
+		if len(c.Subs) > 0 {
+			if !all(prefix+c.Name+" ", c.Subs, yield) {
+				return false
+			}
+		} else if !yield(prefix+c.Name, c) {
+			return false
+		}
+	}
+	return true
+}
+
 // Usage is the help: every command and subcommand of the table, with its
 // arguments and its line of description.
 func (p Program) Usage() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "usage: %s <command> [flags]\n\ncommands:\n", p.Name)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	var list func(prefix string, cs []Command)
-	list = func(prefix string, cs []Command) {
-		for _, c := range cs {
-			if len(c.Subs) == 0 {
-				fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimSpace(prefix+c.Name+" "+c.Args), c.About)
-				continue
-			}
-			list(prefix+c.Name+" ", c.Subs)
-		}
-	}
 	// help is dispatched by Run itself, for every program.
-	list("", append(slices.Clip(p.Commands), Command{Name: "help", About: "print this list of commands (also -h, --help)"}))
+	help := Command{Name: "help", About: "print this list of commands (also -h, --help)"}
+	for path, c := range (Program{Commands: append(slices.Clip(p.Commands), help)}).All() {
+		fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimSpace(path+" "+c.Args), c.About)
+	}
 	tw.Flush()
 	if p.Footer != "" {
 		fmt.Fprintf(&b, "\n%s\n", strings.TrimRight(p.Footer, "\n"))

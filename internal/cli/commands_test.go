@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -61,6 +62,13 @@ func TestProgram(t *testing.T) {
 				t.Fatalf("stdout %q, stderr %q; want %q, %q", stdout.String(), stderr.String(), tc.stdout, tc.stderr)
 			}
 		})
+	}
+	var paths []string
+	for path := range p.All() {
+		paths = append(paths, path)
+	}
+	if !slices.Equal(paths, []string{"serve", "box list", "box show"}) {
+		t.Fatalf("All: %q", paths)
 	}
 	want := "usage: tool <command> [flags]\n\ncommands:\n" +
 		"  serve        run it\n" +

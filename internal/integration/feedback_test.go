@@ -57,30 +57,7 @@ type fbStack struct {
 func startFeedbackStack(t *testing.T, n int, cfgs map[string]breaker.Config) *fbStack {
 	t.Helper()
 	srv := redistest.Start(t)
-	sesSrv, sesURL, stop, err := sestest.Start(sestest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	certPEM, err := sesSrv.SNSCertificatePEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := feedback.ParseCertPEM(certPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := ses.NewClient(context.Background(), ses.ClientOptions{
-		Region: sestest.DefaultRegion, Endpoint: sesURL,
-		Credentials: credentials.NewStaticCredentialsProvider(sestest.DefaultAccessKeyID, sestest.DefaultSecretAccessKey, ""),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sesSink, err := ses.New(ses.Options{Client: client})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sesSrv, sesSink, verifier := startSES(t)
 	fs := &fbStack{ses: sesSrv, tenants: map[string]tenantSpec{}}
 	var specs []tenantSpec
 	var ids []string
@@ -123,7 +100,7 @@ func startFeedbackStack(t *testing.T, n int, cfgs map[string]breaker.Config) *fb
 		}
 		h, err := feedback.NewSNSHandler(feedback.SNSOptions{
 			TopicARNs: []string{sestest.DefaultTopicArn}, Ingester: in, Dedupe: guard.Deduper{Store: st}, Logger: log,
-			Verifier: feedback.NewVerifier(feedback.VerifierOptions{Fetcher: fixedFetcher{cert}}),
+			Verifier: verifier,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -153,9 +130,47 @@ type knownSet map[string]breaker.Config
 
 func (k knownSet) KnownTenant(id string) bool { _, ok := k[id]; return ok }
 
-type fixedFetcher struct{ c *x509.Certificate }
+// startSES starts sestest for the test and returns it, the SES sink that
+// sends to it, and an SNS verifier that trusts its signing certificate.
+func startSES(t *testing.T) (*sestest.Server, *ses.Sink, *feedback.Verifier) {
+	t.Helper()
+	srv, sesURL, stop, err := sestest.Start(sestest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	certPEM, err := srv.SNSCertificatePEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := feedback.ParseCertPEM(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := ses.NewClient(context.Background(), ses.ClientOptions{
+		Region: sestest.DefaultRegion, Endpoint: sesURL,
+		Credentials: credentials.NewStaticCredentialsProvider(sestest.DefaultAccessKeyID, sestest.DefaultSecretAccessKey, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := ses.New(ses.Options{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, sink, feedback.NewVerifier(feedback.VerifierOptions{Fetcher: sestestCert{cert}})
+}
 
-func (f fixedFetcher) FetchCert(context.Context, string) (*x509.Certificate, error) { return f.c, nil }
+// sestestCert serves sestest's SNS certificate at the one URL sestest
+// signs with.
+type sestestCert struct{ c *x509.Certificate }
+
+func (f sestestCert) FetchCert(_ context.Context, url string) (*x509.Certificate, error) {
+	if url != sestest.SNSCertURL {
+		return nil, fmt.Errorf("no certificate at %s", url)
+	}
+	return f.c, nil
+}
 
 func (fs *fbStack) send(t *testing.T, replica int, tenant string, to ...string) httpAnswer {
 	t.Helper()

@@ -149,23 +149,23 @@ func (r *Remember) run() {
 		}
 		buf = buf[:0]
 	}
+	add := func(ref store.MessageRef) {
+		buf = append(buf, ref)
+		if len(buf) >= r.batch {
+			flush()
+		}
+	}
 	for {
 		select {
 		case ref := <-r.queue:
-			buf = append(buf, ref)
-			if len(buf) >= r.batch {
-				flush()
-			}
+			add(ref)
 		case <-t.C:
 			flush()
 		case <-r.stop:
 			for {
 				select {
 				case ref := <-r.queue:
-					buf = append(buf, ref)
-					if len(buf) >= r.batch {
-						flush()
-					}
+					add(ref)
 				default:
 					flush()
 					return

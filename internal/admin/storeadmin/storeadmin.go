@@ -246,20 +246,20 @@ func (v tokensView) known(ctx context.Context, keyID string) error {
 }
 
 func (v tokensView) Revoke(ctx context.Context, keyID string, at time.Time) error {
-	if err := v.known(ctx, keyID); err != nil {
-		return err
-	}
-	if err := v.st.RevokeToken(ctx, keyID, at.UTC()); err != nil {
-		return err
-	}
-	return v.bump(ctx)
+	return v.set(ctx, keyID, at, v.st.RevokeToken)
 }
 
 func (v tokensView) Expire(ctx context.Context, keyID string, at time.Time) error {
+	return v.set(ctx, keyID, at, v.st.ExpireToken)
+}
+
+// set writes a time of a known token (write is the store's RevokeToken or
+// ExpireToken) and bumps the change counter the replicas watch.
+func (v tokensView) set(ctx context.Context, keyID string, at time.Time, write func(context.Context, string, time.Time) error) error {
 	if err := v.known(ctx, keyID); err != nil {
 		return err
 	}
-	if err := v.st.ExpireToken(ctx, keyID, at.UTC()); err != nil {
+	if err := write(ctx, keyID, at.UTC()); err != nil {
 		return err
 	}
 	return v.bump(ctx)

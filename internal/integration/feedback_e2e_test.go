@@ -1,18 +1,15 @@
-package feedback
+package integration
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/gateway/ses"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/internal/sestest"
 	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/limiter/store"
@@ -61,7 +58,7 @@ func (s *breakerSink) state(tenant string) store.BreakerState {
 	return s.step(tenant, time.Now()).State
 }
 
-func (s *breakerSink) ProcessEvent(_ context.Context, ev *Event) error {
+func (s *breakerSink) ProcessEvent(_ context.Context, ev *feedback.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.events[ev.Tenant]++
@@ -97,30 +94,18 @@ func TestEndToEndBouncesTripBreaker(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, sesURL, stop, err := sestest.Start(sestest.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer stop()
-			certPEM, err := srv.SNSCertificatePEM()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cert, err := ParseCertPEM(certPEM)
-			if err != nil {
-				t.Fatal(err)
-			}
+			srv, sink, verifier := startSES(t)
 
 			bs := &breakerSink{t: t, breakers: map[string]breaker.Snapshot{"leaky": {}, "clean": {}},
 				sent: map[string]string{}, events: map[string]int{}, trips: make(chan string, 10)}
-			in, err := NewIngester(IngesterOptions{Processor: bs, Tenants: bs, Lookup: bs})
+			in, err := feedback.NewIngester(feedback.IngesterOptions{Processor: bs, Tenants: bs, Lookup: bs})
 			if err != nil {
 				t.Fatal(err)
 			}
-			h, err := NewSNSHandler(SNSOptions{
+			h, err := feedback.NewSNSHandler(feedback.SNSOptions{
 				TopicARNs: []string{sestest.DefaultTopicArn},
 				Ingester:  in,
-				Verifier:  NewVerifier(VerifierOptions{Fetcher: &fetcher{certs: map[string]*x509.Certificate{sestest.SNSCertURL: cert}}}),
+				Verifier:  verifier,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -131,17 +116,6 @@ func TestEndToEndBouncesTripBreaker(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			client, err := ses.NewClient(context.Background(), ses.ClientOptions{
-				Region: sestest.DefaultRegion, Endpoint: sesURL,
-				Credentials: credentials.NewStaticCredentialsProvider(sestest.DefaultAccessKeyID, sestest.DefaultSecretAccessKey, ""),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sink, err := ses.New(ses.Options{Client: client})
-			if err != nil {
-				t.Fatal(err)
-			}
 			send := func(tenant, rcpt string) bool {
 				if !bs.allow(tenant) {
 					return false
@@ -204,7 +178,7 @@ func TestEndToEndBouncesTripBreaker(t *testing.T) {
 			}
 			// Every bounce notification reaches the handler and is
 			// attributed to the leaky tenant; none to the clean one.
-			waitFor(t, "all bounce notifications", func() bool { return srv.EventStats().Published == int64(bounces) })
+			waitUntil(t, "all bounce notifications", 10*time.Second, func() bool { return srv.EventStats().Published == int64(bounces) })
 			bs.mu.Lock()
 			defer bs.mu.Unlock()
 			if bs.events["leaky"] != bounces || bs.events["clean"] != 0 {
