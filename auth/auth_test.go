@@ -287,7 +287,7 @@ func TestGuessingBoundPerHour(t *testing.T) {
 		}
 		// A guess of a known key id's secret is verified unless that key
 		// id's budget at this source is spent (whatever the answer says).
-		if i%2 == 0 && !r.throttled(throttleKey{src: sourceKey(src), kid: victim.Record.KeyID}) {
+		if i%2 == 0 && !r.throttled(throttleKey{src: gateway.SourceKey(src), kid: victim.Record.KeyID}) {
 			verifiedSecrets++
 		}
 		_, err := r.Authenticate(ctx, "", tok, src)

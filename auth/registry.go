@@ -53,7 +53,7 @@ type Registry struct {
 // throttleKey names one failure budget: a source's (kid empty), or a
 // source's for one known key id.
 type throttleKey struct {
-	src netip.Prefix
+	src netip.Prefix // gateway.SourceKey
 	kid string
 }
 
@@ -115,7 +115,7 @@ func (r *Registry) Replace(entries []Entry) {
 // CodeBadCredentials while the source's budget is spent, so the answers do
 // not tell an attacker which key ids exist.
 func (r *Registry) Authenticate(_ context.Context, username, token string, src netip.Addr) (*gateway.Tenant, error) {
-	srcKey := throttleKey{src: sourceKey(src)}
+	srcKey := throttleKey{src: gateway.SourceKey(src)}
 	var (
 		e     Entry
 		known bool
@@ -152,20 +152,6 @@ func (r *Registry) throttledError() *gateway.Error {
 
 func (r *Registry) retryAfter() time.Duration {
 	return time.Duration(float64(time.Second) / float64(r.failRate))
-}
-
-// sourceKey groups IPv6 clients by /64, since one host usually holds a whole /64.
-func sourceKey(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	bits := a.BitLen()
-	if a.Is6() {
-		bits = 64
-	}
-	p, err := a.Prefix(bits)
-	if err != nil { // invalid address: one shared bucket
-		return netip.Prefix{}
-	}
-	return p
 }
 
 func (r *Registry) throttled(key throttleKey) bool {

@@ -446,7 +446,7 @@ func (p *Pipeline) audit(env *Envelope, res *Result, err error, start time.Time)
 	if ge.Code == CodeInternal || ge.Code == CodeUpstreamPaused || ge.Code == CodeUpstreamMisconfigured {
 		level = slog.LevelError
 	}
-	who := logthrottle.Source(env.Source)
+	who := logthrottle.Source(SourceKey(env.Source))
 	if env.Tenant != nil {
 		who = env.Tenant.ID
 	}

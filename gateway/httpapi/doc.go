@@ -53,7 +53,8 @@
 // Connections: LimitListener bounds the listener (the API and the SNS
 // endpoint share it) to MaxConns open at once (default 1024,
 // `--http-max-conns`; more wait in the kernel's backlog) and
-// MaxConnsPerSource from one client address (default 256,
+// MaxConnsPerSource from one source, an IPv4 address or an IPv6 /64
+// (gateway.SourceKey; default 256,
 // `--http-max-conns-per-source`; more are answered 503
 // too_many_connections with Retry-After and closed). NewServer sets
 // ReadHeaderTimeout (10 s), ReadTimeout (2 min), WriteTimeout and
@@ -81,7 +82,7 @@
 //     in-process refusals, once its size is taken from the memory budget,
 //     through http.MaxBytesReader, with the tenant's size limit. Message
 //     bytes in memory stay within the budget (plus the prepared copies).
-//   - Every count is bounded: connections (all, per address), a tenant's
+//   - Every count is bounded: connections (all, per source), a tenant's
 //     requests in flight, message bytes in memory.
 //   - Header injection is impossible: CR, LF and NUL are refused in every
 //     value that reaches a header, and Compose re-checks its own output

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sesgate/sesgate/gateway"
@@ -71,9 +70,7 @@ type Handler struct {
 	submitTimeout time.Duration
 	budget        *gateway.MemBudget
 	maxPerTenant  int
-
-	mu       sync.Mutex
-	inFlight map[string]int // tenant id -> requests in flight; no zero entries
+	inFlight      *gateway.Slots[string] // requests in flight by tenant id
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -89,7 +86,6 @@ func New(opts Options) *Handler {
 		submitTimeout: opts.SubmitTimeout,
 		budget:        opts.Budget,
 		maxPerTenant:  opts.MaxRequestsPerTenant,
-		inFlight:      map[string]int{},
 	}
 	if h.budget == nil {
 		h.budget, _ = gateway.NewMemBudget(gateway.DefaultMemBudgetBytes)
@@ -97,6 +93,7 @@ func New(opts Options) *Handler {
 	if h.maxPerTenant <= 0 {
 		h.maxPerTenant = DefaultMaxRequestsPerTenant
 	}
+	h.inFlight = gateway.NewSlots[string](h.maxPerTenant)
 	if h.log == nil {
 		h.log = h.p.Logger()
 	}
@@ -259,7 +256,7 @@ func (h *Handler) admit(r *http.Request) (a admitted, release func(), err error)
 	if err := h.checkHeaders(r, &a); err != nil {
 		return a, nil, err
 	}
-	if !h.enter(t.ID) {
+	if !h.inFlight.Take(t.ID) {
 		return a, nil, &httpError{http.StatusTooManyRequests, "too_many_requests",
 			fmt.Sprintf("more than %d requests of this tenant in flight", h.maxPerTenant), tenantRetry}
 	}
@@ -272,13 +269,13 @@ func (h *Handler) admit(r *http.Request) (a admitted, release func(), err error)
 	}
 	hold = min(hold, h.budget.Limit()) // a request that needs it all may still have it all
 	if !h.budget.TryTake(hold) {
-		h.leave(t.ID)
+		h.inFlight.Give(t.ID)
 		return a, nil, &httpError{http.StatusServiceUnavailable, "server_busy",
 			"gateway busy: too many message bytes in memory, try again later", busyRetry}
 	}
 	return a, func() {
 		h.budget.Release(hold)
-		h.leave(t.ID)
+		h.inFlight.Give(t.ID)
 	}, nil
 }
 
@@ -308,29 +305,6 @@ func (h *Handler) checkHeaders(r *http.Request, a *admitted) error {
 		return gateway.Errorf(gateway.CodeTooLarge, "request body exceeds %d bytes", a.limit)
 	}
 	return nil
-}
-
-// enter takes one of the tenant's request slots; false when it has
-// maxPerTenant in flight.
-func (h *Handler) enter(id string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.inFlight[id] >= h.maxPerTenant {
-		return false
-	}
-	h.inFlight[id]++
-	return true
-}
-
-// leave gives the slot back.
-func (h *Handler) leave(id string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if n := h.inFlight[id] - 1; n > 0 {
-		h.inFlight[id] = n
-	} else {
-		delete(h.inFlight, id)
-	}
 }
 
 // authenticate resolves the bearer token. X-Forwarded-For is never trusted:

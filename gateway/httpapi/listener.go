@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
+
+	"github.com/sesgate/sesgate/gateway"
 )
 
 // Listener defaults.
@@ -19,7 +21,7 @@ const (
 	// DefaultMaxConns bounds the HTTP listener's connections open at once.
 	DefaultMaxConns = 1024
 	// DefaultMaxConnsPerSource bounds the connections open at once from
-	// one client address.
+	// one source (an IPv4 address or an IPv6 /64).
 	DefaultMaxConnsPerSource = 256
 )
 
@@ -49,8 +51,8 @@ type ListenerOptions struct {
 // LimitListener bounds the connections of l: at most MaxConns open at once
 // (golang.org/x/net/netutil.LimitListener: one more waits in the kernel's
 // backlog until one closes) and at most MaxConnsPerSource from one client
-// address (one more is answered 503 with Retry-After and closed, in a
-// bounded number of goroutines). Serve the HTTP API and the SNS endpoint
+// source, an IPv4 address or an IPv6 /64 (one more is answered 503 with
+// Retry-After and closed, in a bounded number of goroutines). Serve the HTTP API and the SNS endpoint
 // from it.
 func LimitListener(l net.Listener, opts ListenerOptions) (net.Listener, error) {
 	if opts.MaxConns < 0 || opts.MaxConnsPerSource < 0 {
@@ -67,7 +69,7 @@ func LimitListener(l net.Listener, opts ListenerOptions) (net.Listener, error) {
 	}
 	sl := &sourceListener{
 		Listener: l, max: opts.MaxConnsPerSource, log: opts.Logger,
-		open: map[netip.Addr]int{}, refusers: make(chan struct{}, maxRefusers),
+		open: gateway.NewSlots[netip.Prefix](opts.MaxConnsPerSource), refusers: make(chan struct{}, maxRefusers),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sesgate_http_connections_refused_total",
 			Help: "HTTP connections refused because their client address had too many open.",
@@ -81,16 +83,14 @@ func LimitListener(l net.Listener, opts ListenerOptions) (net.Listener, error) {
 	return netutil.LimitListener(sl, opts.MaxConns), nil
 }
 
-// sourceListener counts open connections per client address.
+// sourceListener counts open connections per source.
 type sourceListener struct {
 	net.Listener
 	max      int
 	log      *slog.Logger
 	refusers chan struct{}
 	refused  prometheus.Counter
-
-	mu   sync.Mutex
-	open map[netip.Addr]int // no zero entries
+	open     *gateway.Slots[netip.Prefix] // by gateway.SourceKey; non-IP addresses share the invalid Prefix
 }
 
 // Accept returns the next connection whose source is under the limit,
@@ -101,27 +101,11 @@ func (l *sourceListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		src := sourceOf(c.RemoteAddr())
-		l.mu.Lock()
-		n := l.open[src]
-		if n < l.max {
-			l.open[src] = n + 1
-		}
-		l.mu.Unlock()
-		if n < l.max {
+		src := gateway.SourceKey(gateway.ClientAddr(c.RemoteAddr()))
+		if l.open.Take(src) {
 			return &sourceConn{Conn: c, l: l, src: src}, nil
 		}
 		l.refuse(c, src)
-	}
-}
-
-func (l *sourceListener) done(src netip.Addr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if n := l.open[src] - 1; n > 0 {
-		l.open[src] = n
-	} else {
-		delete(l.open, src)
 	}
 }
 
@@ -135,7 +119,7 @@ var refusal = func() string {
 
 // refuse answers c 503 and closes it, reading a little of its request
 // first so that the close does not reset the answer away.
-func (l *sourceListener) refuse(c net.Conn, src netip.Addr) {
+func (l *sourceListener) refuse(c net.Conn, src netip.Prefix) {
 	l.refused.Inc()
 	l.log.Debug("http connection refused: too many from this address", "src", src.String(), "max", l.max)
 	select {
@@ -162,22 +146,12 @@ func (l *sourceListener) refuse(c net.Conn, src netip.Addr) {
 type sourceConn struct {
 	net.Conn
 	l    *sourceListener
-	src  netip.Addr
+	src  netip.Prefix
 	once sync.Once
 }
 
 func (c *sourceConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.done(c.src) })
+	c.once.Do(func() { c.l.open.Give(c.src) })
 	return err
-}
-
-// sourceOf is the client address of a connection (IPv4-mapped addresses
-// as IPv4); the zero Addr when it is not an IP address.
-func sourceOf(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(ta.IP)
-		return ip.Unmap()
-	}
-	return clientAddr(a.String())
 }

@@ -17,8 +17,8 @@
 //     TotalRate·T (plus one per key at the final flush), however many
 //     sources an attacker uses. A line over either budget is counted in
 //     its key's "suppressed".
-//   - Sources are keyed by address, IPv6 by /64 (Source), since one host
-//     usually holds a whole /64.
+//   - Sources are keyed by address, IPv6 by /64 (Source of
+//     gateway.SourceKey), since one host usually holds a whole /64.
 //   - The key table is bounded (MaxKeys). When it is full and a sweep of
 //     idle keys (nothing dropped, budget full; at most one sweep a second)
 //     frees nothing, a new key shares the overflow key of its message and
@@ -117,15 +117,9 @@ func New(o Options) *Throttle {
 }
 
 // Source is the "who" of a client before authentication: "src:" and its
-// address, an IPv6 address as its /64.
-func Source(a netip.Addr) string {
-	a = a.Unmap()
-	if a.Is6() {
-		if p, err := a.Prefix(64); err == nil {
-			return "src:" + p.String()
-		}
-	}
-	return "src:" + a.String()
+// source, as gateway.SourceKey gives it (an IPv6 address as its /64).
+func Source(p netip.Prefix) string {
+	return "src:" + p.String()
 }
 
 // allowLocked spends one line of e's budget, then of the total: a key over

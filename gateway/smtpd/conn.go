@@ -392,36 +392,3 @@ func isLocal(a net.Addr) bool {
 	ap, err := netip.ParseAddrPort(a.String())
 	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
-
-// remoteAddr returns the client's IP address, or the zero Addr.
-func remoteAddr(a net.Addr) netip.Addr {
-	if t, ok := a.(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(t.IP)
-		return ip.Unmap()
-	}
-	if a == nil {
-		return netip.Addr{}
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
-}
-
-// sourceOf is the key of the per-source connection count: the IPv4
-// address, or the /64 of an IPv6 address (one host's usual share). Invalid
-// (not counted) for an address that is not IP, such as a Unix socket, which
-// only local processes reach.
-func sourceOf(a net.Addr) netip.Prefix {
-	ip := remoteAddr(a)
-	if !ip.IsValid() {
-		return netip.Prefix{}
-	}
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	p, _ := ip.Prefix(bits)
-	return p
-}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sesgate/sesgate/gateway"
 )
 
 // dialFrom connects from the local address ip (any of 127.0.0.0/8 on Linux)
@@ -430,7 +432,9 @@ func TestShutdownSays421(t *testing.T) {
 	}
 }
 
-func TestSourceOf(t *testing.T) {
+// TestConnectionSource: a connection is counted by the source of its
+// remote address, an IPv6 client by its /64; a Unix socket's is not counted.
+func TestConnectionSource(t *testing.T) {
 	tests := []struct {
 		addr net.Addr
 		want string // "" for not counted
@@ -443,9 +447,9 @@ func TestSourceOf(t *testing.T) {
 		{&net.UnixAddr{Name: "/run/sesgate.sock", Net: "unix"}, ""},
 	}
 	for _, tt := range tests {
-		got := sourceOf(tt.addr)
+		got := gateway.SourceKey(gateway.ClientAddr(tt.addr))
 		if (tt.want == "" && got.IsValid()) || (tt.want != "" && got.String() != tt.want) {
-			t.Errorf("sourceOf(%v) = %v, want %q", tt.addr, got, tt.want)
+			t.Errorf("source of %v = %v, want %q", tt.addr, got, tt.want)
 		}
 	}
 }

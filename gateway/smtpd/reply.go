@@ -117,7 +117,7 @@ func (s *session) reply(err error) *smtp.SMTPError {
 		slog.String("error", ge.Error()),
 	}
 	t := s.currentTenant()
-	who := logthrottle.Source(s.remote)
+	who := logthrottle.Source(gateway.SourceKey(s.remote))
 	if t != nil {
 		attrs = append(attrs, slog.String("tenant", t.ID))
 		who = t.ID

@@ -149,7 +149,7 @@ type Server struct {
 	closing   bool
 	listeners []*listener
 	conns     map[*trackedConn]struct{}
-	perSource map[netip.Prefix]int // open connections by sourceOf
+	perSource *gateway.Slots[netip.Prefix] // open connections by gateway.SourceKey
 
 	refusedFull, refusedSource logThrottle
 }
@@ -249,7 +249,7 @@ func New(opts Options) (*Server, error) {
 		rejecters: make(chan struct{}, maxRejecters),
 		budget:    budget,
 		conns:     make(map[*trackedConn]struct{}),
-		perSource: make(map[netip.Prefix]int),
+		perSource: gateway.NewSlots[netip.Prefix](opts.MaxConnectionsPerSource),
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	if opts.TLSConfig != nil {
@@ -396,10 +396,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // track registers a new connection, or answers it 421 when over a limit
 // (in all, or from its source) or shutting down.
 func (s *Server) track(c net.Conn) (*trackedConn, bool) {
-	src := sourceOf(c.RemoteAddr())
+	src := gateway.SourceKey(gateway.ClientAddr(c.RemoteAddr()))
 	s.mu.Lock()
 	closing, full := s.closing, len(s.conns) >= s.opts.MaxConnections
-	over := src.IsValid() && s.perSource[src] >= s.opts.MaxConnectionsPerSource
+	over := !closing && !full && src.IsValid() && !s.perSource.Take(src)
 	if closing || full || over {
 		s.mu.Unlock()
 		switch {
@@ -428,9 +428,6 @@ func (s *Server) track(c net.Conn) (*trackedConn, bool) {
 	}
 	tc.timer = time.AfterFunc(s.opts.MaxSessionDuration, func() { tc.drain("") })
 	s.conns[tc] = struct{}{}
-	if src.IsValid() {
-		s.perSource[src]++
-	}
 	s.mu.Unlock()
 	return tc, true
 }
@@ -439,9 +436,7 @@ func (s *Server) untrack(c *trackedConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	if c.source.IsValid() {
-		if s.perSource[c.source]--; s.perSource[c.source] <= 0 {
-			delete(s.perSource, c.source)
-		}
+		s.perSource.Give(c.source)
 	}
 	s.mu.Unlock()
 }

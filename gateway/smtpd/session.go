@@ -58,7 +58,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	nc := c.Conn()
 	tc, ok := rawConn(nc)
 	if !ok { // cannot happen: every connection comes through listener
-		stray := &session{srv: s, id: "-", remote: remoteAddr(nc.RemoteAddr())}
+		stray := &session{srv: s, id: "-", remote: gateway.ClientAddr(nc.RemoteAddr())}
 		return nil, stray.reply(gateway.Wrap(gateway.CodeInternal, errors.New("smtpd: connection not accepted by this server"), "internal error"))
 	}
 	_, isTLS := c.TLSConnectionState()
@@ -71,7 +71,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 		sc:     c,
 		conn:   tc,
 		id:     tc.id,
-		remote: remoteAddr(nc.RemoteAddr()),
+		remote: gateway.ClientAddr(nc.RemoteAddr()),
 		secure: isTLS || local || s.opts.AllowInsecureAuth,
 	}
 	sess.ctx, sess.cancel = context.WithCancel(s.base)
@@ -427,7 +427,7 @@ func (s *session) dataFailed(err error, limit int64) error {
 		slog.String("reason", why),
 		slog.String("error", err.Error()),
 	}
-	who := logthrottle.Source(s.remote)
+	who := logthrottle.Source(gateway.SourceKey(s.remote))
 	if t := s.currentTenant(); t != nil {
 		attrs = append(attrs, slog.String("tenant", t.ID))
 		who = t.ID

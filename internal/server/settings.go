@@ -56,7 +56,7 @@ type Settings struct {
 	HTTPMaxRequestsPerTenant int
 	// SNSBodyTimeout, SNSMemBudget and SNSMaxBodiesPerSource bound what
 	// the SNS endpoint reads: one body's time, the bodies held at once,
-	// and those from one client address.
+	// and those from one source (an IPv4 address or IPv6 /64).
 	SNSBodyTimeout        time.Duration
 	SNSMemBudget          int64
 	SNSMaxBodiesPerSource int
@@ -216,9 +216,9 @@ func frontEndFlags(fs *flag.FlagSet, s *Settings) error {
 		def        int
 	}{
 		{&s.HTTPMaxConns, "http-max-conns", "HTTP connections open at once; more wait in the kernel's backlog", httpapi.DefaultMaxConns},
-		{&s.HTTPMaxConnsPerSource, "http-max-conns-per-source", "HTTP connections open at once from one client address; more are answered 503", httpapi.DefaultMaxConnsPerSource},
+		{&s.HTTPMaxConnsPerSource, "http-max-conns-per-source", "HTTP connections open at once from one source (an IPv4 address or IPv6 /64); more are answered 503", httpapi.DefaultMaxConnsPerSource},
 		{&s.HTTPMaxRequestsPerTenant, "http-max-requests-per-tenant", "HTTP requests of one tenant in flight; more are answered 429", httpapi.DefaultMaxRequestsPerTenant},
-		{&s.SNSMaxBodiesPerSource, "sns-max-bodies-per-source", "SNS request bodies read at once from one client address; more are answered 503", feedback.DefaultMaxBodiesPerSource},
+		{&s.SNSMaxBodiesPerSource, "sns-max-bodies-per-source", "SNS request bodies read at once from one source (an IPv4 address or IPv6 /64); more are answered 503", feedback.DefaultMaxBodiesPerSource},
 	} {
 		name := "SESGATE_" + strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))
 		def, err := strconv.Atoi(env(name, strconv.Itoa(f.def)))

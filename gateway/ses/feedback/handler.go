@@ -12,7 +12,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,8 +30,8 @@ const (
 	// at once: 128 of the largest (32 MiB).
 	DefaultSNSBudgetBytes = 128 * MaxSNSBodyBytes
 	// DefaultMaxBodiesPerSource bounds the bodies read at once from one
-	// client address: one address takes at most an eighth of the default
-	// budget.
+	// source (an IPv4 address or an IPv6 /64): one source takes at most an
+	// eighth of the default budget.
 	DefaultMaxBodiesPerSource = 16
 	maxConfirmBody            = 64 << 10
 	// busyRetry is the Retry-After of a 503; SNS follows its own retry
@@ -131,9 +130,10 @@ type SNSOptions struct {
 	// deliberately not the front ends' message budget: anyone can post
 	// here, and a signature is checked only once the body is in.
 	Budget *gateway.MemBudget
-	// MaxBodiesPerSource bounds the bodies read at once from one client
-	// address (default DefaultMaxBodiesPerSource); one more is 503, so that
-	// one address cannot take the whole Budget. Behind a proxy every
+	// MaxBodiesPerSource bounds the bodies read at once from one source,
+	// an IPv4 address or an IPv6 /64 (default DefaultMaxBodiesPerSource);
+	// one more is 503, so that one source cannot take the whole Budget.
+	// Behind a proxy every
 	// request has the proxy's address: raise it there.
 	MaxBodiesPerSource int
 	// MaxAge refuses messages whose Timestamp is older (or further in the
@@ -160,15 +160,12 @@ type SNSHandler struct {
 	maxBody   int64
 	bodyTO    time.Duration
 	budget    *gateway.MemBudget
-	perSource int
 	maxAge    time.Duration
 	confirmTO time.Duration
 	log       *slog.Logger
 	now       func() time.Time
 	requests  *prometheus.CounterVec
-
-	mu      sync.Mutex
-	reading map[netip.Addr]int // bodies being read, by client address; no zero entries
+	reading   *gateway.Slots[netip.Prefix] // bodies being read, by gateway.SourceKey
 }
 
 var _ http.Handler = (*SNSHandler)(nil)
@@ -182,11 +179,12 @@ func NewSNSHandler(opts SNSOptions) (*SNSHandler, error) {
 		topics: opts.TopicARNs, ingest: opts.Ingester, verifier: opts.Verifier, dedupe: opts.Dedupe,
 		confirmer: opts.Confirmer, regions: opts.Regions, maxBody: opts.MaxBodyBytes, maxAge: opts.MaxAge,
 		confirmTO: opts.ConfirmTimeout, log: opts.Logger, now: opts.Now, bodyTO: opts.BodyTimeout, budget: opts.Budget,
-		perSource: opts.MaxBodiesPerSource, reading: map[netip.Addr]int{},
 	}
-	if h.perSource <= 0 {
-		h.perSource = DefaultMaxBodiesPerSource
+	perSource := opts.MaxBodiesPerSource
+	if perSource <= 0 {
+		perSource = DefaultMaxBodiesPerSource
 	}
+	h.reading = gateway.NewSlots[netip.Prefix](perSource)
 	if h.bodyTO <= 0 {
 		h.bodyTO = DefaultBodyTimeout
 	}
@@ -337,30 +335,17 @@ func (h *SNSHandler) serve(w http.ResponseWriter, r *http.Request) (int, string,
 // take gives a request hold bytes of the budget and one of its source's
 // places until release; false when either is full.
 func (h *SNSHandler) take(r *http.Request, hold int64) (release func(), ok bool) {
-	src := sourceAddr(r.RemoteAddr)
-	h.mu.Lock()
-	if h.reading[src] >= h.perSource {
-		h.mu.Unlock()
+	src := gateway.SourceKey(sourceAddr(r.RemoteAddr))
+	if !h.reading.Take(src) {
 		return nil, false
 	}
-	h.reading[src]++
-	h.mu.Unlock()
-	leave := func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if n := h.reading[src] - 1; n > 0 {
-			h.reading[src] = n
-		} else {
-			delete(h.reading, src)
-		}
-	}
 	if !h.budget.TryTake(hold) {
-		leave()
+		h.reading.Give(src)
 		return nil, false
 	}
 	return func() {
 		h.budget.Release(hold)
-		leave()
+		h.reading.Give(src)
 	}, true
 }
 
