@@ -269,6 +269,14 @@ func (c *trackedConn) isKilled() bool {
 // drain ends the session now if no transaction is open, or once the open
 // one ends; farewell ("" for none) is its last line.
 func (c *trackedConn) drain(farewell string) {
+	c.markDraining(farewell)
+	c.endIfIdle()
+}
+
+// markDraining makes the session take no new transaction; farewell ("" for
+// none) will be its last line. It writes nothing, so a shutdown can mark
+// every session before it ends the first one.
+func (c *trackedConn) markDraining(farewell string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.killed {
@@ -276,6 +284,15 @@ func (c *trackedConn) drain(farewell string) {
 	}
 	c.draining = true
 	c.farewell = farewell
+}
+
+// endIfIdle ends a draining session that has no open transaction.
+func (c *trackedConn) endIfIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.killed || !c.draining {
+		return
+	}
 	if !c.inTx {
 		c.killLocked()
 	}

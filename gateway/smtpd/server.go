@@ -365,8 +365,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	s.log.Info("smtp shutting down", slog.Int("sessions", len(conns)))
+	// Every session is marked first, then the idle ones end: once any
+	// session has seen its 421, none can start a new transaction.
 	for _, c := range conns {
-		c.drain(farewellShutdown)
+		c.markDraining(farewellShutdown)
+	}
+	for _, c := range conns {
+		c.endIfIdle()
 	}
 	// go-smtp's Shutdown closes its listeners (already closed) and waits
 	// for every connection handler to return.
