@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of sesgate on a fresh machine: gofmt, go vet and
 # go test -race over all packages. Installs what the tests need first.
+# Extra arguments go to go test (e.g. -run TestX); SESGATE_TEST_JSON=FILE
+# keeps the raw go test -json stream.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +25,13 @@ if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
 echo "== go vet"
 go vet ./...
 
+# go test -json, summed up by scripts/testsummary: failed tests with their
+# output, skipped tests by name, and a closing line "N passed, N failed,
+# N skipped". Any failure or skip fails the run (set CI=true, as .ci/run
+# does, and a test missing redis-server or chromium fails at once).
 echo "== go test -race"
-go test -race -count=1 -timeout 15m "$@" ./...
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/testsummary" ./scripts/testsummary
+json=${SESGATE_TEST_JSON:-$tmp/test.json}
+go test -race -count=1 -timeout 15m -json "$@" ./... | tee "$json" | "$tmp/testsummary"

@@ -37,7 +37,7 @@
 // machines.
 //
 // The drill (`sesgate-bench drill [flags] [SCENARIO.yml]`, package
-// bench/drill) starts a redis-server, the SES server with bounce and
+// internal/bench/drill) starts a redis-server, the SES server with bounce and
 // complaint events published after a delay (relayed through this process,
 // which records them, to the gateway's /v1/events/sns), and the gateway
 // with a policy generated from the scenario (tenants, tokens, limits,
@@ -60,9 +60,13 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
+	"errors"
 	"io"
+	"os"
 
+	"github.com/sesgate/sesgate/internal/bench/drill"
+	"github.com/sesgate/sesgate/internal/bench/load"
 	"github.com/sesgate/sesgate/internal/cli"
 )
 
@@ -71,32 +75,67 @@ func main() { cli.Main("sesgate-bench", run) }
 // usageError is a mistake in the command line: exit code 2.
 type usageError = cli.UsageError
 
-const usage = `usage: sesgate-bench <command> [flags]
-
-commands:
-  load      drive the gateway over HTTP and SMTP, with a direct-SDK baseline
-  refuse    refusals per second of a tenant over its limit (HTTP keep-alive)
-  drill     the leaked-token drill: a built-in scenario, or a scenario file
-
-Run "sesgate-bench <command> -h" for its flags.
-`
+// program is the command table: it dispatches and it is the help.
+func program() cli.Program {
+	return cli.Program{Name: "sesgate-bench", Footer: `Run "sesgate-bench <command> -h" for its flags.`, Commands: []cli.Command{
+		{Name: "load", About: "drive the gateway over HTTP and SMTP, with a direct-SDK baseline", Run: loadCmd},
+		{Name: "refuse", About: "refusals per second of a tenant over its limit (HTTP keep-alive)", Run: refuseCmd},
+		{Name: "drill", Args: "[SCENARIO.yml]", About: "the leaked-token drill: a built-in scenario, or a scenario file", Run: drillCmd},
+	}}
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return usageError{Msg: "no command"}
+	return program().Run(ctx, args, stdout, stderr)
+}
+
+func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s, err := parseSettings("load", args, stderr)
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "load":
-		return loadCmd(ctx, args[1:], stdout, stderr)
-	case "refuse":
-		return refuseCmd(ctx, args[1:], stdout, stderr)
-	case "drill":
-		return drillCmd(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	return load.Bench(ctx, s, stdout, stderr)
+}
+
+func refuseCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s, err := parseSettings("refuse", args, stderr)
+	if err != nil {
+		return err
 	}
-	fmt.Fprint(stderr, usage)
-	return usageError{Msg: "unknown command " + args[0]}
+	if s.Target() && s.HTTPURL == "" {
+		return usageError{Msg: "refuse drives HTTP: give --http"}
+	}
+	return load.Refuse(ctx, s, stdout, stderr)
+}
+
+// errDrillFailed is returned when a check of the drill failed; the report
+// says which.
+var errDrillFailed = errors.New("drill failed: see the FAIL lines")
+
+func drillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	d, err := parseDrill(args, stderr)
+	if err != nil {
+		return err
+	}
+	sc, err := loadScenario(d.file)
+	if err != nil {
+		return err
+	}
+	rep, err := drill.Run(ctx, sc, drill.RunOptions{Sesgate: d.sesgate, LogLevel: d.logLevel, Keep: d.keep, Stderr: stderr})
+	if err != nil {
+		return err
+	}
+	rep.Text(stdout)
+	if d.jsonPath != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(d.jsonPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if !rep.Passed {
+		return errDrillFailed
+	}
+	return nil
 }

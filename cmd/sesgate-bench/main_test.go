@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sesgate/sesgate/internal/bench/load"
 )
 
 func TestParseSettings(t *testing.T) {
@@ -19,19 +21,19 @@ func TestParseSettings(t *testing.T) {
 		cmd     string
 		args    []string
 		wantErr string
-		check   func(*settings) bool
+		check   func(*load.Settings) bool
 	}{
-		{name: "defaults", cmd: "load", check: func(s *settings) bool {
-			return s.proto == "both" && s.conc == 16 && s.count == 5000 && s.duration == 20*time.Second && s.baseline && !s.target()
+		{name: "defaults", cmd: "load", check: func(s *load.Settings) bool {
+			return s.Proto == "both" && s.Concurrency == 16 && s.Count == 5000 && s.Duration == 20*time.Second && s.Baseline && !s.Target()
 		}},
-		{name: "refuse defaults", cmd: "refuse", check: func(s *settings) bool {
-			return s.proto == "http" && s.count == 0 && s.duration == 5*time.Second
+		{name: "refuse defaults", cmd: "refuse", check: func(s *load.Settings) bool {
+			return s.Proto == "http" && s.Count == 0 && s.Duration == 5*time.Second
 		}},
-		{name: "target http only", cmd: "load", args: []string{"--http", "http://127.0.0.1:8025", "--token", "t"}, check: func(s *settings) bool {
-			return s.target() && s.proto == "http"
+		{name: "target http only", cmd: "load", args: []string{"--http", "http://127.0.0.1:8025", "--token", "t"}, check: func(s *load.Settings) bool {
+			return s.Target() && s.Proto == "http"
 		}},
-		{name: "target smtp only", cmd: "load", args: []string{"--smtp", "127.0.0.1:2525", "--token", "t"}, check: func(s *settings) bool {
-			return s.proto == "smtp"
+		{name: "target smtp only", cmd: "load", args: []string{"--smtp", "127.0.0.1:2525", "--token", "t"}, check: func(s *load.Settings) bool {
+			return s.Proto == "smtp"
 		}},
 		{name: "unbounded", cmd: "load", args: []string{"-n", "0", "--duration", "0"}, wantErr: "give -n or --duration: every run must end by itself"},
 		{name: "every problem at once", cmd: "load", args: []string{"--proto", "ftp", "-c", "0", "--size", "0"},
@@ -42,8 +44,8 @@ func TestParseSettings(t *testing.T) {
 		{name: "target with start-redis", cmd: "load", args: []string{"--smtp", "h:1", "--token", "t", "--start-redis"}, wantErr: "are for a self-started gateway"},
 		{name: "redis twice", cmd: "load", args: []string{"--start-redis", "--redis-url", "redis://h:1"}, wantErr: "--start-redis and --redis-url exclude each other"},
 		{name: "arguments", cmd: "load", args: []string{"extra"}, wantErr: "load takes no arguments"},
-		{name: "runs and profile", cmd: "load", args: []string{"--runs", "3", "--cpu-profile", "/tmp/p", "--cpu-profile-time", "2s"}, check: func(s *settings) bool {
-			return s.runs == 3 && s.profileDir == "/tmp/p" && s.profileDur == 2*time.Second
+		{name: "runs and profile", cmd: "load", args: []string{"--runs", "3", "--cpu-profile", "/tmp/p", "--cpu-profile-time", "2s"}, check: func(s *load.Settings) bool {
+			return s.Runs == 3 && s.ProfileDir == "/tmp/p" && s.ProfileDur == 2*time.Second
 		}},
 		{name: "runs bounded", cmd: "load", args: []string{"--runs", "0"}, wantErr: "--runs must be 1 to 20"},
 		{name: "profile of a target", cmd: "load", args: []string{"--http", "http://h:1", "--token", "t", "--cpu-profile", "/tmp/p"}, wantErr: "--cpu-profile are for a self-started gateway"},
@@ -102,13 +104,13 @@ func buildSesgate(t *testing.T) string {
 	return bin
 }
 
-func readReport(t *testing.T, path string) Report {
+func readReport(t *testing.T, path string) load.Report {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r Report
+	var r load.Report
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -239,15 +241,15 @@ func TestRefuseEndToEnd(t *testing.T) {
 	}
 }
 
-func TestLocateSesgate(t *testing.T) {
-	root, err := repoRoot()
-	if err != nil {
+// TestHelp: `sesgate-bench help` lists every command of the table.
+func TestHelp(t *testing.T) {
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"help"}, &stdout, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "cmd", "sesgate-bench", "main.go")); err != nil {
-		t.Fatalf("repoRoot = %s, not the sesgate module: %v", root, err)
-	}
-	if _, err := sesgateBinary(context.Background(), filepath.Join(t.TempDir(), "missing"), t.TempDir(), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--sesgate") {
-		t.Fatalf("missing --sesgate binary: err = %v", err)
+	for _, c := range program().Commands {
+		if c.About == "" || !strings.Contains(stdout.String(), "\n  "+c.Name+" ") {
+			t.Errorf("help does not describe %q:\n%s", c.Name, stdout.String())
+		}
 	}
 }

@@ -1,17 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/gateway/outbox"
+	"github.com/sesgate/sesgate/internal/cli"
+	"github.com/sesgate/sesgate/internal/config"
+	"github.com/sesgate/sesgate/internal/server"
 )
 
-func checkConfig(args []string, stdout io.Writer) error {
+func checkConfig(_ context.Context, args []string, stdout, _ io.Writer) error {
 	if len(args) != 1 {
 		return usageError{Msg: "usage: sesgate check-config FILE"}
 	}
@@ -24,16 +27,13 @@ func checkConfig(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func tokenCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "new" {
-		return usageError{Msg: "usage: sesgate token new --tenant ID | --admin --name NAME"}
-	}
+func tokenNew(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token new", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tenant := fs.String("tenant", "", "tenant id the token belongs to")
 	isAdmin := fs.Bool("admin", false, "mint an admin API token (with --name)")
 	name := fs.String("name", "", "whose admin token it is (shown in the audit log)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *isAdmin {
@@ -54,51 +54,55 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func outboxCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("outbox", flag.ContinueOnError)
+// openOutbox parses the flags of an outbox subcommand and opens the outbox.
+func openOutbox(sub string, args []string, stderr io.Writer) (*outbox.Outbox, *flag.FlagSet, error) {
+	fs := flag.NewFlagSet("outbox "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", env("SESGATE_DATA_DIR", "./sesgate-data"), "data directory (env SESGATE_DATA_DIR)")
-	if len(args) == 0 {
-		return usageError{Msg: "usage: sesgate outbox list | show ID"}
+	dataDir := fs.String("data-dir", cli.Env("SESGATE_DATA_DIR", "./sesgate-data"), "data directory (env SESGATE_DATA_DIR)")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
 	}
-	sub := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	o, err := outbox.New(outboxDir(*dataDir), nil)
+	o, err := outbox.New(server.OutboxDir(*dataDir), nil)
+	return o, fs, err
+}
+
+func outboxList(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	o, _, err := openOutbox("list", args, stderr)
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "list":
-		list, err := o.List()
-		if err != nil {
-			return err
-		}
-		if len(list) == 0 {
-			fmt.Fprintln(stdout, "outbox is empty")
-		}
-		for _, m := range list {
-			fmt.Fprintf(stdout, "%s  %s  tenant=%s  from=%s  rcpts=%d  %dB\n", m.ID, m.Time.Format("2006-01-02T15:04:05Z"), m.Tenant, m.From, len(m.Recipients), m.Size)
-		}
-		return nil
-	case "show":
-		if fs.NArg() != 1 {
-			return usageError{Msg: "usage: sesgate outbox show ID"}
-		}
-		m, data, err := o.Show(fs.Arg(0))
-		if errors.Is(err, outbox.ErrNotFound) {
-			return fmt.Errorf("%s: %w", fs.Arg(0), err)
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "X-Sesgate-Tenant: %s\nX-Sesgate-Envelope-From: %s\n", m.Tenant, m.From)
-		for _, r := range m.Recipients {
-			fmt.Fprintf(stdout, "X-Sesgate-Envelope-To: %s\n", r)
-		}
-		_, err = stdout.Write(data)
+	list, err := o.List()
+	if err != nil {
 		return err
 	}
-	return usageError{Msg: "usage: sesgate outbox list | show ID"}
+	if len(list) == 0 {
+		fmt.Fprintln(stdout, "outbox is empty")
+	}
+	for _, m := range list {
+		fmt.Fprintf(stdout, "%s  %s  tenant=%s  from=%s  rcpts=%d  %dB\n", m.ID, m.Time.Format("2006-01-02T15:04:05Z"), m.Tenant, m.From, len(m.Recipients), m.Size)
+	}
+	return nil
+}
+
+func outboxShow(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	o, fs, err := openOutbox("show", args, stderr)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{Msg: "usage: sesgate outbox show ID"}
+	}
+	m, data, err := o.Show(fs.Arg(0))
+	if errors.Is(err, outbox.ErrNotFound) {
+		return fmt.Errorf("%s: %w", fs.Arg(0), err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "X-Sesgate-Tenant: %s\nX-Sesgate-Envelope-From: %s\n", m.Tenant, m.From)
+	for _, r := range m.Recipients {
+		fmt.Fprintf(stdout, "X-Sesgate-Envelope-To: %s\n", r)
+	}
+	_, err = stdout.Write(data)
+	return err
 }

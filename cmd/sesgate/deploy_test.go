@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sesgate/sesgate/internal/config"
+	"github.com/sesgate/sesgate/internal/server"
 )
 
 // manifests decodes every document of a file strictly into its Kubernetes
@@ -83,12 +84,12 @@ func loadManifests(t *testing.T, path string) *manifests {
 }
 
 // sesgateSettings parses a container's args as `sesgate serve` would.
-func sesgateSettings(t *testing.T, c corev1.Container) *settings {
+func sesgateSettings(t *testing.T, c corev1.Container) *server.Settings {
 	t.Helper()
 	if len(c.Args) == 0 || c.Args[0] != "serve" {
 		t.Fatalf("container %s: args %v do not run serve", c.Name, c.Args)
 	}
-	s, err := parseSettings(c.Args[1:], os.Stderr)
+	s, err := server.ParseSettings(c.Args[1:], os.Stderr)
 	if err != nil {
 		t.Fatalf("container %s: %v", c.Name, err)
 	}
@@ -116,7 +117,7 @@ func checkHardened(t *testing.T, pod corev1.PodSpec, c corev1.Container) {
 	}
 }
 
-func policyOf(t *testing.T, m *manifests, pod corev1.PodSpec, s *settings) {
+func policyOf(t *testing.T, m *manifests, pod corev1.PodSpec, s *server.Settings) {
 	t.Helper()
 	for _, v := range pod.Volumes {
 		if v.ConfigMap == nil {
@@ -126,14 +127,14 @@ func policyOf(t *testing.T, m *manifests, pod corev1.PodSpec, s *settings) {
 		if !ok {
 			t.Fatalf("volume %s references missing ConfigMap %s", v.Name, v.ConfigMap.Name)
 		}
-		if text, ok := cm.Data[filepath.Base(s.configPath)]; ok {
+		if text, ok := cm.Data[filepath.Base(s.ConfigPath)]; ok {
 			if _, err := config.Parse([]byte(text)); err != nil {
 				t.Fatalf("policy in ConfigMap %s: %v", cm.Name, err)
 			}
 			return
 		}
 	}
-	t.Fatalf("no ConfigMap provides %s", s.configPath)
+	t.Fatalf("no ConfigMap provides %s", s.ConfigPath)
 }
 
 func TestCentralManifest(t *testing.T) {
@@ -145,7 +146,7 @@ func TestCentralManifest(t *testing.T) {
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
 	s := sesgateSettings(t, c)
-	if s.sink != "ses" || s.tlsCert == "" {
+	if s.Sink != "ses" || s.TLSCert == "" {
 		t.Error("central service must send through SES and offer TLS on public listeners")
 	}
 	policyOf(t, m, pod, s)
@@ -154,16 +155,16 @@ func TestCentralManifest(t *testing.T) {
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
 	}
-	if ports["admin"] != port(t, s.op.adminAddr) {
-		t.Errorf("admin container port %d does not match --admin-addr %s", ports["admin"], s.op.adminAddr)
+	if ports["admin"] != port(t, s.AdminAddr) {
+		t.Errorf("admin container port %d does not match --admin-addr %s", ports["admin"], s.AdminAddr)
 	}
 	for _, p := range m.services[0].Spec.Ports {
 		if p.TargetPort.String() == "admin" {
 			t.Error("the admin listener must not be in the Service")
 		}
 	}
-	if ports["http"] != port(t, s.httpAddr) || ports["smtp"] != port(t, s.smtpAddr) || ports["http"] != 8025 || ports["smtp"] != 2525 {
-		t.Errorf("container ports %v do not match the listeners %s, %s and the defaults", ports, s.httpAddr, s.smtpAddr)
+	if ports["http"] != port(t, s.HTTPAddr) || ports["smtp"] != port(t, s.SMTPAddr) || ports["http"] != 8025 || ports["smtp"] != 2525 {
+		t.Errorf("container ports %v do not match the listeners %s, %s and the defaults", ports, s.HTTPAddr, s.SMTPAddr)
 	}
 	rp, lp := c.ReadinessProbe, c.LivenessProbe
 	if rp == nil || rp.HTTPGet == nil || rp.HTTPGet.Path != "/readyz" || rp.HTTPGet.Port.String() != "http" {
@@ -173,8 +174,8 @@ func TestCentralManifest(t *testing.T) {
 		t.Error("liveness probe must GET /healthz on the http port")
 	}
 	grace := pod.TerminationGracePeriodSeconds
-	if grace == nil || float64(*grace) <= (s.shutdownTimeout+s.shutdownDelay).Seconds() {
-		t.Errorf("terminationGracePeriodSeconds must exceed shutdown delay + timeout (%v)", s.shutdownTimeout+s.shutdownDelay)
+	if grace == nil || float64(*grace) <= (s.ShutdownTimeout+s.ShutdownDelay).Seconds() {
+		t.Errorf("terminationGracePeriodSeconds must exceed shutdown delay + timeout (%v)", s.ShutdownTimeout+s.ShutdownDelay)
 	}
 	svc := m.services[0]
 	for _, p := range svc.Spec.Ports {
@@ -224,7 +225,7 @@ func TestSidecarManifest(t *testing.T) {
 	policyOf(t, m, pod, s)
 	checkHardened(t, pod, *gw)
 	// Loopback only: the defaults, reachable from the app, not from outside.
-	for _, a := range []string{s.smtpAddr, s.httpAddr} {
+	for _, a := range []string{s.SMTPAddr, s.HTTPAddr} {
 		host, _, _ := net.SplitHostPort(a)
 		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 			t.Errorf("sidecar listener %s is not on loopback", a)
@@ -262,11 +263,11 @@ func TestSidecarManifest(t *testing.T) {
 			target = e.Value
 		}
 	}
-	if target != strconv.Itoa(int(port(t, s.smtpAddr))) {
-		t.Errorf("app sends to port %s, sesgate listens on %s", target, s.smtpAddr)
+	if target != strconv.Itoa(int(port(t, s.SMTPAddr))) {
+		t.Errorf("app sends to port %s, sesgate listens on %s", target, s.SMTPAddr)
 	}
 	grace := pod.TerminationGracePeriodSeconds
-	if grace == nil || float64(*grace) <= (s.shutdownTimeout+s.shutdownDelay).Seconds() {
+	if grace == nil || float64(*grace) <= (s.ShutdownTimeout+s.ShutdownDelay).Seconds() {
 		t.Error("terminationGracePeriodSeconds must exceed the drain bound")
 	}
 }

@@ -414,7 +414,7 @@ func TestEndToEndPolicyFile(t *testing.T) {
 	cmd := exec.Command(binPath, "check-config", bad)
 	cmd.Env = baseEnv(t)
 	bout, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(bout), "tenants[0].identites (line 3): field identites not found") || !strings.Contains(string(bout), "tenants[0].identities: at least one identity") {
+	if err == nil || !strings.Contains(string(bout), "tenants[0].identites (line 3): unknown key") || !strings.Contains(string(bout), "tenants[0].identities (line 2, not set): at least one identity") {
 		t.Fatalf("check-config on a bad file: %v\n%s", err, bout)
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,11 +20,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/sesgate/sesgate/gateway/ses/feedback"
-	"github.com/sesgate/sesgate/internal/sestest/sqstest"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/ses"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
+	"github.com/sesgate/sesgate/internal/server"
 	"github.com/sesgate/sesgate/internal/sestest"
+	"github.com/sesgate/sesgate/internal/sestest/sqstest"
 )
 
 // TestEndToEndFeedbackEmbedded runs `sesgate serve` on the embedded store
@@ -84,7 +86,7 @@ func TestEndToEndFeedbackEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := startGateway(t, append(sesEnv(t, url), "SESGATE_SNS_TRUST_CERT="+certPath, "SESGATE_ALERT_WEBHOOK="+hook.URL), "--config", path)
-	if err := srv.SetEvents(&sestest.EventOptions{URL: "http://" + g.httpAddr + DefaultSNSPath, Delay: 10 * time.Millisecond}); err != nil {
+	if err := srv.SetEvents(&sestest.EventOptions{URL: "http://" + g.httpAddr + server.DefaultSNSPath, Delay: 10 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	send := func(tenant, to string) sendResult {
@@ -267,3 +269,8 @@ func TestEndToEndSQS(t *testing.T) {
 		t.Fatalf("complained address: %d %v", r.status, r.body)
 	}
 }
+
+// fixedCert answers every certificate URL with one certificate.
+type fixedCert struct{ c *x509.Certificate }
+
+func (f fixedCert) FetchCert(context.Context, string) (*x509.Certificate, error) { return f.c, nil }

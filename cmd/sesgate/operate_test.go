@@ -381,22 +381,3 @@ func checkMetricsInREADME(t *testing.T, logs string) {
 	}
 	t.Fatal("no \"metrics registered\" line in the debug log")
 }
-
-// TestTenantLabels: the first max tenants keep their label, later ones
-// share "other"; no tenant is "unauthenticated".
-func TestTenantLabels(t *testing.T) {
-	l := &tenantLabels{max: 2, seen: map[string]struct{}{}}
-	tests := []struct{ name, id, want string }{
-		{"first", "a", "a"},
-		{"unauthenticated", "", "unauthenticated"},
-		{"second", "b", "b"},
-		{"over the cap", "c", "other"},
-		{"seen before the cap", "a", "a"},
-		{"still over", "d", "other"},
-	}
-	for _, tc := range tests {
-		if got := l.of(tc.id); got != tc.want {
-			t.Fatalf("%s: label of %q = %q, want %q", tc.name, tc.id, got, tc.want)
-		}
-	}
-}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/sesgate/sesgate/internal/cli"
 )
 
 // probe asks a gateway's /readyz (or another URL) and succeeds on 200. It
@@ -15,7 +17,7 @@ import (
 func probe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", "http://"+env("SESGATE_HTTP_ADDR", "127.0.0.1:8025")+"/readyz", "URL to GET")
+	url := fs.String("url", "http://"+cli.Env("SESGATE_HTTP_ADDR", "127.0.0.1:8025")+"/readyz", "URL to GET")
 	timeout := fs.Duration("timeout", 2*time.Second, "request timeout")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/internal/config"
+	"github.com/sesgate/sesgate/internal/server"
 )
 
 // TestREADMEPolicyExample keeps the README's complete policy example valid.
@@ -92,19 +93,19 @@ func TestSystemdUnit(t *testing.T) {
 	if len(args) < 2 || filepath.Base(args[0]) != "sesgate" || args[1] != "serve" {
 		t.Fatalf("ExecStart = %q", kv["ExecStart"])
 	}
-	s, err := parseSettings(args[2:], os.Stderr)
+	s, err := server.ParseSettings(args[2:], os.Stderr)
 	if err != nil {
 		t.Fatalf("ExecStart flags: %v", err)
 	}
-	if s.sink != "ses" || s.tlsCert == "" {
+	if s.Sink != "ses" || s.TLSCert == "" {
 		t.Fatalf("unit should send through SES with TLS: %+v", s)
 	}
 	if kv["User"] == "" || kv["User"] == "root" || kv["NoNewPrivileges"] != "true" {
 		t.Fatal("unit must run as a non-root user with NoNewPrivileges")
 	}
 	stop, err := parseSeconds(kv["TimeoutStopSec"])
-	if err != nil || s.shutdownTimeout.Seconds()+s.shutdownDelay.Seconds() >= stop {
-		t.Fatalf("drain %v + %v must be below TimeoutStopSec %q", s.shutdownTimeout, s.shutdownDelay, kv["TimeoutStopSec"])
+	if err != nil || s.ShutdownTimeout.Seconds()+s.ShutdownDelay.Seconds() >= stop {
+		t.Fatalf("drain %v + %v must be below TimeoutStopSec %q", s.ShutdownTimeout, s.ShutdownDelay, kv["TimeoutStopSec"])
 	}
 }
 

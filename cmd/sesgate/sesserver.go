@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sesgate/sesgate/internal/cli"
 	"github.com/sesgate/sesgate/internal/sestest"
 )
 
@@ -19,11 +20,11 @@ import (
 func sesServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ses-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", env("SESTEST_ADDR", "127.0.0.1:4566"), "listen address (env SESTEST_ADDR)")
-	akid := fs.String("access-key", env("SESTEST_ACCESS_KEY", "local"), "access key id it accepts (env SESTEST_ACCESS_KEY)")
-	secret := fs.String("secret-key", env("SESTEST_SECRET_KEY", "localsecret"), "secret key it accepts (env SESTEST_SECRET_KEY)")
-	region := fs.String("region", env("SESTEST_REGION", "us-east-1"), "region it accepts (env SESTEST_REGION)")
-	logLevel := fs.String("log-level", env("SESGATE_LOG_LEVEL", "info"), "log level")
+	addr := fs.String("addr", cli.Env("SESTEST_ADDR", "127.0.0.1:4566"), "listen address (env SESTEST_ADDR)")
+	akid := fs.String("access-key", cli.Env("SESTEST_ACCESS_KEY", "local"), "access key id it accepts (env SESTEST_ACCESS_KEY)")
+	secret := fs.String("secret-key", cli.Env("SESTEST_SECRET_KEY", "localsecret"), "secret key it accepts (env SESTEST_SECRET_KEY)")
+	region := fs.String("region", cli.Env("SESTEST_REGION", "us-east-1"), "region it accepts (env SESTEST_REGION)")
+	logLevel := fs.String("log-level", cli.Env("SESGATE_LOG_LEVEL", "info"), "log level")
 	eventsURL := fs.String("events-url", "", "publish signed SNS notifications of SES events to this URL, e.g. http://127.0.0.1:8025/v1/events/sns")
 	certOut := fs.String("sns-cert-out", "", "write the PEM certificate that signs the notifications to this file (give it to sesgate serve as SESGATE_SNS_TRUST_CERT)")
 	bounceFraction := fs.Float64("bounce-fraction", 0, "fraction of recipients (chosen by address) that hard-bounce")
@@ -35,7 +36,7 @@ func sesServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := cli.NewLogger(stderr, *logLevel)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/mail"
 	"strings"
 	"testing"
 )
@@ -53,4 +55,46 @@ func BenchmarkSendJSON(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+type benchMessage struct {
+	name string
+	m    *Message
+}
+
+// benchMessages are the messages of BenchmarkCompose: a typical one (text
+// and HTML, one 2 KB attachment, a non-ASCII subject and name), a
+// text-only one, and one with a 1 MB attachment.
+func benchMessages() []benchMessage {
+	typical := func() *Message {
+		m := baseMessage()
+		m.Subject = "Ihre Bestellung #12345 wurde versandt – danke!"
+		m.To = []mail.Address{{Name: "Jürgen Groß", Address: "c@x.example"}}
+		m.Text = ptr(strings.Repeat("Thank you for your order. ", 40))
+		m.HTML = ptr("<html><body>" + strings.Repeat("<p>Thank you for your order.</p>", 40) + "</body></html>")
+		m.Headers = []Header{{"X-Campaign", "shipping"}}
+		m.Attachments = []Attachment{{Filename: "invoice.pdf", ContentType: "application/pdf", Content: []byte(strings.Repeat("%PDF", 512))}}
+		return m
+	}
+	big := typical()
+	big.Attachments[0].Content = bytes.Repeat([]byte{0, 1, 2, 0xff}, 1<<18)
+	return []benchMessage{{"typical", typical()}, {"text", baseMessage()}, {"1MB", big}}
+}
+
+// BenchmarkCompose composes the benchMessages.
+func BenchmarkCompose(b *testing.B) {
+	for _, bc := range benchMessages() {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var n int
+			for b.Loop() {
+				out, err := Compose(bc.m)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(out)
+			}
+			b.SetBytes(int64(n))
+		})
+	}
 }

@@ -76,6 +76,13 @@ type Attachment struct {
 // endings, 7-bit, every line at most 998 characters, no Bcc header. Errors
 // are *gateway.Error (CodeMalformed, or CodeInvalidAddress with Recipient
 // set) whose message names the offending field.
+//
+// It is written on the standard library on purpose: go-message's writer
+// refuses a part labelled with a charset other than UTF-8 or US-ASCII (an
+// attachment "text/csv; charset=windows-1252"), and its header writer
+// canonicalizes field names and folds where Go's net/mail does not unfold
+// back the same value; with the headers kept here, it composed 1.5 to 2
+// times slower (BenchmarkCompose).
 func Compose(m *Message) ([]byte, error) {
 	c, err := m.prepare()
 	if err != nil {

@@ -170,6 +170,35 @@ func TestComposeLongHeaders(t *testing.T) {
 	}
 }
 
+// TestComposeKeepsWhatItIsGiven pins what a generic MIME writer (such as
+// go-message's) would change: header names as written (not canonicalized),
+// the header order, and an attachment labelled with a charset other than
+// UTF-8 passed through as opaque bytes.
+func TestComposeKeepsWhatItIsGiven(t *testing.T) {
+	m := baseMessage()
+	m.Headers = []Header{{"X-Campaign-ID", "spring"}, {"List-Unsubscribe-Post", "List-Unsubscribe=One-Click"}}
+	csv := []byte("Gr\xfc\xdfe;1\r\n")
+	m.Attachments = []Attachment{{Filename: "a.csv", ContentType: "text/csv; charset=windows-1252", Content: csv}}
+	out, err := Compose(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range headerLines(out) {
+		if name, _, ok := strings.Cut(l, ":"); ok && !strings.HasPrefix(l, " ") {
+			names = append(names, name)
+		}
+	}
+	want := []string{"Date", "From", "To", "Subject", "Message-ID", "MIME-Version", "X-Campaign-ID", "List-Unsubscribe-Post", "Content-Type"}
+	if !slices.Equal(names, want) {
+		t.Errorf("header fields %q, want %q", names, want)
+	}
+	a := parseMessage(t, out).find(t, "text/csv")
+	if a.params["charset"] != "windows-1252" || !bytes.Equal(a.content, csv) {
+		t.Errorf("attachment %q %q, want windows-1252 %q", a.params, a.content, csv)
+	}
+}
+
 func TestFoldValue(t *testing.T) {
 	tests := []struct {
 		name, header, value, want string
@@ -275,6 +304,7 @@ func FuzzCompose(f *testing.F) {
 	f.Add("a\r\nBcc: x@y.z", "n\nm", "X-A", "v\rw", "f\n", "a/b\r\nX: y", "", []byte{})
 	f.Add(strings.Repeat("long ", 300), strings.Repeat("n", 300), "X-Long", strings.Repeat("v", 990), strings.Repeat("f", 300), "a/b", strings.Repeat("x", 2000), []byte(nil))
 	f.Add("=?utf-8?q?x?=", "=?utf-8?q?a=0D=0A?=", "Content-Type", "text/html", "x", "multipart/mixed; boundary=a", "--a\r\n", []byte("--a--"))
+	f.Add(strings.Repeat("a", 60)+"  "+strings.Repeat("b", 30)+"\t"+strings.Repeat("c", 40), "N", "X-Campaign-ID", strings.Repeat("w", 1200), "a.csv", "text/csv; charset=windows-1252", "x", []byte("Gr\xfc\xdfe"))
 	f.Fuzz(func(t *testing.T, subject, name, hName, hValue, filename, ctype, text string, data []byte) {
 		m := &Message{
 			ID:          "01fuzz",

@@ -30,16 +30,34 @@
 //     LIMITS RCPTMAX), over-long lines, idle timeouts.
 //   - Every size, count and wait is bounded: message bytes (server-wide and
 //     per tenant), message bytes held in memory by all sessions together,
-//     recipients, connections, command and DATA read timeouts, an overall
-//     DATA bound, the Submit deadline, a session's lifetime, failed AUTH
-//     attempts per connection.
+//     recipients, connections (in all, and per source), the time from
+//     connect to AUTH, command and DATA read timeouts, an overall DATA
+//     bound, the Submit deadline, a session's lifetime, failed AUTH
+//     attempts per connection, log lines about refused connections (one a
+//     second per reason, with a count of the others).
+//   - One source cannot shut others out: it holds at most
+//     MaxConnectionsPerSource connections (100; an IPv4 address, or an IPv6
+//     /64; Unix-socket clients are not counted), under MaxConnections
+//     (1000); one more gets 421 4.7.0 and is closed at once. A connection
+//     must complete AUTH within AuthTimeout of connecting (30s; then
+//     421 4.7.0), and before AUTH each command line must arrive whole within
+//     PreAuthReadTimeout (10s), each reply be taken within it too.
+//   - A command line that is not complete within its timeout ends the
+//     session (421 4.4.2). go-smtp's deadline is per line, but bufio hands
+//     it the part read so far as a whole line and go-smtp then starts a
+//     fresh one, so a trickler would live forever; the connection is killed
+//     at the deadline instead, and the session callbacks refuse to act on a
+//     killed connection, so a partial line does nothing.
 //   - A refused body (too large, over the memory budget) is read to its end
 //     and dropped, so the connection stays usable. A body whose reading
 //     fails (timeout, disconnect) ends the connection, so no body line is
 //     ever read as a command.
-//   - Shutdown stops accepting, closes idle sessions, lets a transaction in
-//     flight finish (its reply is written, then the connection closes), and
-//     closes everything when its context ends.
+//   - Shutdown stops accepting, answers idle sessions (before or after AUTH)
+//     "421 4.3.2 Service shutting down" and closes them, lets a transaction
+//     in flight finish (its reply, then that 421, then the close), and
+//     closes everything when its context ends. The 421 goes over TLS when
+//     the session is TLS; during a TLS handshake there is none. A session
+//     past MaxSessionDuration closes without a reply.
 //
 // Line length: go-smtp's own line limit (Server.MaxLineLength) is kept at
 // 2000, the doubled RFC 5321 limit. A message line of 999 to 2000 characters

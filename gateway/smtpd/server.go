@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,16 +21,19 @@ import (
 
 // Defaults for zero Options fields.
 const (
-	DefaultDomain             = "localhost"
-	DefaultMaxMessageBytes    = gateway.DefaultMaxMessageBytes // 40 MB, SES's limit
-	DefaultMaxRecipients      = gateway.DefaultMaxRecipients   // 50, SES's limit
-	DefaultReadTimeout        = 60 * time.Second
-	DefaultWriteTimeout       = 60 * time.Second
-	DefaultDataTimeout        = 10 * time.Minute // RFC 5321 4.5.3.2.6
-	DefaultSubmitTimeout      = 60 * time.Second
-	DefaultMaxSessionDuration = 30 * time.Minute
-	DefaultMaxConnections     = 1000
-	DefaultMaxBufferedBytes   = 512 << 20
+	DefaultDomain                  = "localhost"
+	DefaultMaxMessageBytes         = gateway.DefaultMaxMessageBytes // 40 MB, SES's limit
+	DefaultMaxRecipients           = gateway.DefaultMaxRecipients   // 50, SES's limit
+	DefaultReadTimeout             = 60 * time.Second
+	DefaultWriteTimeout            = 60 * time.Second
+	DefaultDataTimeout             = 10 * time.Minute // RFC 5321 4.5.3.2.6
+	DefaultSubmitTimeout           = 60 * time.Second
+	DefaultMaxSessionDuration      = 30 * time.Minute
+	DefaultMaxConnections          = 1000
+	DefaultMaxConnectionsPerSource = 100              // at most MaxConnections
+	DefaultAuthTimeout             = 30 * time.Second // from connect to AUTH done
+	DefaultPreAuthReadTimeout      = 10 * time.Second
+	DefaultMaxBufferedBytes        = 512 << 20
 )
 
 // Fixed bounds.
@@ -52,6 +56,10 @@ const (
 	rejectTimeout = 5 * time.Second
 	// maxUsername bounds the AUTH username (a tenant id).
 	maxUsername = 256
+	// refusalLogEvery spaces the log lines of refused connections (one a
+	// second per reason, with a count of those not logged), so a flood of
+	// connections cannot flood the log.
+	refusalLogEvery = time.Second
 	// bufferStep is the unit in which a message body takes from
 	// MaxBufferedBytes.
 	bufferStep = 64 << 10
@@ -84,7 +92,9 @@ type Options struct {
 	MaxMessageBytes int64 // server-wide bound, before the tenant's own
 	MaxRecipients   int   // server-wide bound, before the tenant's own
 
-	ReadTimeout  time.Duration // waiting for a command line, or idle in DATA
+	// ReadTimeout bounds reading one command line once authenticated (a
+	// line not complete by then ends the session), and idle time in DATA.
+	ReadTimeout  time.Duration
 	WriteTimeout time.Duration // writing one reply
 	// DataTimeout bounds reading one whole message body.
 	DataTimeout time.Duration
@@ -96,6 +106,19 @@ type Options struct {
 	// MaxConnections bounds concurrent connections; one more gets
 	// "421 4.7.0 Too many connections" and is closed.
 	MaxConnections int
+	// MaxConnectionsPerSource bounds concurrent connections from one source
+	// (an IPv4 address, or an IPv6 /64), so that one source cannot take
+	// every slot; one more gets "421 4.7.0 Too many connections from your
+	// address" and is closed. At most MaxConnections; zero:
+	// min(DefaultMaxConnectionsPerSource, MaxConnections).
+	MaxConnectionsPerSource int
+	// AuthTimeout bounds the time from connect to a successful AUTH (TLS
+	// handshakes included): past it, a connection not authenticated gets
+	// "421 4.7.0 AUTH not completed ..." and is closed.
+	AuthTimeout time.Duration
+	// PreAuthReadTimeout replaces ReadTimeout (when shorter) before AUTH:
+	// the bound on reading one command line, and on writing one reply.
+	PreAuthReadTimeout time.Duration
 	// MaxBufferedBytes bounds the message bytes held in memory by all
 	// sessions together (bodies being read or submitted), counted as
 	// received; the pipeline's prepared copy adds about as much again. A
@@ -123,6 +146,31 @@ type Server struct {
 	closing   bool
 	listeners []*listener
 	conns     map[*trackedConn]struct{}
+	perSource map[netip.Prefix]int // open connections by sourceOf
+
+	refusedFull, refusedSource logThrottle
+}
+
+// logThrottle lets one log line through per refusalLogEvery and counts the
+// others.
+type logThrottle struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now, and how many were not logged since the
+// last line.
+func (t *logThrottle) allow(now time.Time) (bool, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if d := now.Sub(t.last); !t.last.IsZero() && d >= 0 && d < refusalLogEvery {
+		t.suppressed++
+		return false, 0
+	}
+	n := t.suppressed
+	t.last, t.suppressed = now, 0
+	return true, n
 }
 
 // New builds a Server from opts.
@@ -145,6 +193,9 @@ func New(opts Options) (*Server, error) {
 		{"SubmitTimeout", opts.SubmitTimeout < 0},
 		{"MaxSessionDuration", opts.MaxSessionDuration < 0},
 		{"MaxConnections", opts.MaxConnections < 0},
+		{"MaxConnectionsPerSource", opts.MaxConnectionsPerSource < 0},
+		{"AuthTimeout", opts.AuthTimeout < 0},
+		{"PreAuthReadTimeout", opts.PreAuthReadTimeout < 0},
 		{"MaxBufferedBytes", opts.MaxBufferedBytes < 0},
 	} {
 		if v.bad {
@@ -163,6 +214,12 @@ func New(opts Options) (*Server, error) {
 	setDefault(&opts.SubmitTimeout, DefaultSubmitTimeout)
 	setDefault(&opts.MaxSessionDuration, DefaultMaxSessionDuration)
 	setDefault(&opts.MaxConnections, DefaultMaxConnections)
+	setDefault(&opts.MaxConnectionsPerSource, min(DefaultMaxConnectionsPerSource, opts.MaxConnections))
+	if opts.MaxConnectionsPerSource > opts.MaxConnections {
+		return nil, fmt.Errorf("smtpd: Options.MaxConnectionsPerSource (%d) must not exceed MaxConnections (%d)", opts.MaxConnectionsPerSource, opts.MaxConnections)
+	}
+	setDefault(&opts.AuthTimeout, DefaultAuthTimeout)
+	setDefault(&opts.PreAuthReadTimeout, DefaultPreAuthReadTimeout)
 	setDefault(&opts.MaxBufferedBytes, max(DefaultMaxBufferedBytes, opts.MaxMessageBytes))
 	if opts.MaxBufferedBytes < opts.MaxMessageBytes {
 		return nil, errors.New("smtpd: Options.MaxBufferedBytes must be at least MaxMessageBytes")
@@ -180,6 +237,7 @@ func New(opts Options) (*Server, error) {
 		log:       opts.Logger.With(slog.String("component", "smtpd")),
 		rejecters: make(chan struct{}, maxRejecters),
 		conns:     make(map[*trackedConn]struct{}),
+		perSource: make(map[netip.Prefix]int),
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	if opts.TLSConfig != nil {
@@ -201,8 +259,22 @@ func New(opts Options) (*Server, error) {
 	srv.AllowInsecureAuth = true
 	srv.EnableSMTPUTF8 = false // SES takes no SMTPUTF8 addresses
 	srv.ErrorLog = errorLog{s.log}
-	if !opts.ImplicitTLS {
-		srv.TLSConfig = s.tlsConfig // advertises STARTTLS
+	if !opts.ImplicitTLS && s.tlsConfig != nil {
+		// Advertises STARTTLS. The hook tells the connection that TLS is
+		// starting under go-smtp (see trackedConn: no farewell in plaintext
+		// into a TLS stream).
+		starttls := s.tlsConfig.Clone()
+		inner := starttls.GetConfigForClient
+		starttls.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			if tc, ok := hi.Conn.(*trackedConn); ok {
+				tc.startTLS()
+			}
+			if inner != nil {
+				return inner(hi)
+			}
+			return nil, nil
+		}
+		srv.TLSConfig = starttls
 	}
 	s.smtp = srv
 	return s, nil
@@ -255,10 +327,10 @@ func (s *Server) Addr() net.Addr {
 	return s.listeners[0].Addr()
 }
 
-// Shutdown stops accepting connections, closes idle sessions (without a
-// reply: go-smtp owns the writer, and nothing is in flight there), and waits for
-// sessions with an open transaction (a message in DATA, or being submitted)
-// to finish: each gets its reply, then its connection closes. When ctx ends
+// Shutdown stops accepting connections, closes idle sessions with
+// "421 4.3.2 Service shutting down", and waits for sessions with an open
+// transaction (a message in DATA, or being submitted) to finish: each gets
+// its reply, then that 421, then its connection closes. When ctx ends
 // first, every connection is closed, every session context is cancelled
 // (which cancels Submit calls in flight), and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -282,7 +354,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	s.log.Info("smtp shutting down", slog.Int("sessions", len(conns)))
 	for _, c := range conns {
-		c.drain()
+		c.drain(farewellShutdown)
 	}
 	// go-smtp's Shutdown closes its listeners (already closed) and waits
 	// for every connection handler to return.
@@ -309,28 +381,44 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// track registers a new connection, or answers it 421 when over the limit
-// or shutting down.
+// track registers a new connection, or answers it 421 when over a limit
+// (in all, or from its source) or shutting down.
 func (s *Server) track(c net.Conn) (*trackedConn, bool) {
+	src := sourceOf(c.RemoteAddr())
 	s.mu.Lock()
 	closing, full := s.closing, len(s.conns) >= s.opts.MaxConnections
-	if closing || full {
+	over := src.IsValid() && s.perSource[src] >= s.opts.MaxConnectionsPerSource
+	if closing || full || over {
 		s.mu.Unlock()
-		if closing {
+		switch {
+		case closing:
 			_ = c.Close()
-		} else {
-			s.reject(c)
+		case full:
+			s.logRefused(&s.refusedFull, "smtp connection refused: too many connections", c,
+				slog.Int("max", s.opts.MaxConnections))
+			s.reject(c, "421 4.7.0 Too many connections")
+		default:
+			s.logRefused(&s.refusedSource, "smtp connection refused: too many connections from one source", c,
+				slog.String("source", src.String()), slog.Int("max_per_source", s.opts.MaxConnectionsPerSource))
+			s.reject(c, "421 4.7.0 Too many connections from your address")
 		}
 		return nil, false
 	}
 	tc := &trackedConn{
-		Conn:        c,
-		srv:         s,
-		id:          gateway.NewID(s.opts.Now()),
-		readTimeout: s.opts.ReadTimeout,
+		Conn:         c,
+		srv:          s,
+		id:           gateway.NewID(s.opts.Now()),
+		source:       src,
+		readTimeout:  s.opts.ReadTimeout,
+		preAuthIdle:  s.opts.PreAuthReadTimeout,
+		authTimeout:  s.opts.AuthTimeout,
+		authDeadline: time.Now().Add(s.opts.AuthTimeout),
 	}
-	tc.timer = time.AfterFunc(s.opts.MaxSessionDuration, tc.drain)
+	tc.timer = time.AfterFunc(s.opts.MaxSessionDuration, func() { tc.drain("") })
 	s.conns[tc] = struct{}{}
+	if src.IsValid() {
+		s.perSource[src]++
+	}
 	s.mu.Unlock()
 	return tc, true
 }
@@ -338,14 +426,28 @@ func (s *Server) track(c net.Conn) (*trackedConn, bool) {
 func (s *Server) untrack(c *trackedConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if c.source.IsValid() {
+		if s.perSource[c.source]--; s.perSource[c.source] <= 0 {
+			delete(s.perSource, c.source)
+		}
+	}
 	s.mu.Unlock()
 }
 
-// reject answers a connection over the limit with 421 and closes it, in a
+// logRefused logs a refused connection, at most once per refusalLogEvery
+// for each reason.
+func (s *Server) logRefused(t *logThrottle, msg string, c net.Conn, attrs ...any) {
+	ok, suppressed := t.allow(s.opts.Now())
+	if !ok {
+		return
+	}
+	attrs = append(attrs, slog.String("remote", c.RemoteAddr().String()), slog.Int("not_logged_since_last", suppressed))
+	s.log.Warn(msg, attrs...)
+}
+
+// reject answers a connection over a limit with line and closes it, in a
 // bounded number of goroutines (implicit TLS needs a handshake first).
-func (s *Server) reject(c net.Conn) {
-	s.log.Warn("smtp connection refused: too many connections",
-		slog.String("remote", c.RemoteAddr().String()), slog.Int("max", s.opts.MaxConnections))
+func (s *Server) reject(c net.Conn, line string) {
 	select {
 	case s.rejecters <- struct{}{}:
 	default:
@@ -364,7 +466,7 @@ func (s *Server) reject(c net.Conn) {
 			}
 			w = tc
 		}
-		_, _ = io.WriteString(w, "421 4.7.0 Too many connections\r\n")
+		_, _ = io.WriteString(w, line+"\r\n")
 	}()
 }
 

@@ -29,6 +29,9 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"negative timeout", Options{Pipeline: p, ReadTimeout: -time.Second}, "ReadTimeout must not be negative"},
 		{"bad domain", Options{Pipeline: p, Domain: "mx.test\r\n250 hi"}, "Domain must be a hostname"},
 		{"buffer below message size", Options{Pipeline: p, MaxMessageBytes: 1 << 20, MaxBufferedBytes: 1 << 10}, "MaxBufferedBytes must be at least MaxMessageBytes"},
+		{"per-source cap over the global cap", Options{Pipeline: p, MaxConnections: 10, MaxConnectionsPerSource: 11}, "MaxConnectionsPerSource (11) must not exceed MaxConnections (10)"},
+		{"negative AUTH timeout", Options{Pipeline: p, AuthTimeout: -time.Second}, "AuthTimeout must not be negative"},
+		{"negative pre-AUTH timeout", Options{Pipeline: p, PreAuthReadTimeout: -time.Second}, "PreAuthReadTimeout must not be negative"},
 		{"defaults", Options{Pipeline: p}, ""},
 	}
 	for _, tt := range tests {
@@ -48,7 +51,21 @@ func TestNewValidatesOptions(t *testing.T) {
 				o.WriteTimeout != 60*time.Second || o.MaxConnections != 1000 || o.Domain != "localhost" {
 				t.Errorf("defaults not applied: %+v", o)
 			}
+			if o.MaxConnectionsPerSource != 100 || o.AuthTimeout != 30*time.Second || o.PreAuthReadTimeout != 10*time.Second {
+				t.Errorf("flood defaults not applied: %+v", o)
+			}
 		})
+	}
+}
+
+func TestPerSourceDefaultFollowsGlobalCap(t *testing.T) {
+	p := gateway.NewPipeline(gateway.Options{Auth: &testAuth{}, Sink: &testSink{}})
+	s, err := New(Options{Pipeline: p, MaxConnections: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.opts.MaxConnectionsPerSource != 20 {
+		t.Fatalf("MaxConnectionsPerSource = %d with MaxConnections 20, want 20", s.opts.MaxConnectionsPerSource)
 	}
 }
 
@@ -809,7 +826,8 @@ func TestShutdownDrainsDataAndRefusesNew(t *testing.T) {
 		shut <- h.srv.Shutdown(ctx)
 	}()
 
-	// The idle session is closed; new connections are refused.
+	// The idle session is told and closed; new connections are refused.
+	idle.expect("421 4.3.2 Service shutting down")
 	idle.expectClosed()
 	if conn, err := net.DialTimeout("tcp", h.addr, time.Second); err == nil {
 		conn.Close()
@@ -822,13 +840,14 @@ func TestShutdownDrainsDataAndRefusesNew(t *testing.T) {
 	}
 
 	// The message in flight is answered 250 and delivered, then the
-	// connection closes and Shutdown returns.
+	// session is told and closed, and Shutdown returns.
 	h.sink.set(func(k *testSink) { k.gate, k.entered = nil, nil })
 	close(gate)
 	got, err := busy.read()
 	if err != nil || !strings.HasPrefix(got, "250 2.0.0 Ok: queued as ") {
 		t.Fatalf("in-flight reply %q, %v", got, err)
 	}
+	busy.expect("421 4.3.2 Service shutting down")
 	busy.expectClosed()
 	select {
 	case err := <-shut:

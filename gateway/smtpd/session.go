@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 // starts a new session on the same connection).
 type session struct {
 	srv    *Server
+	sc     *smtp.Conn
 	conn   *trackedConn
 	id     string // the connection's id, for the log
 	remote netip.Addr
@@ -56,23 +58,45 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 		return nil, stray.reply(gateway.Wrap(gateway.CodeInternal, errors.New("smtpd: connection not accepted by this server"), "internal error"))
 	}
 	_, isTLS := c.TLSConnectionState()
+	if t, ok := nc.(*tls.Conn); ok { // handshake complete
+		tc.setTLS(t)
+	}
 	local := isLocal(nc.LocalAddr()) && !s.opts.TreatAsPublic
 	sess := &session{
 		srv:    s,
+		sc:     c,
 		conn:   tc,
 		id:     tc.id,
 		remote: remoteAddr(nc.RemoteAddr()),
 		secure: isTLS || local || s.opts.AllowInsecureAuth,
 	}
 	sess.ctx, sess.cancel = context.WithCancel(s.base)
+	if err := sess.ending(); err != nil {
+		sess.cancel()
+		return nil, err
+	}
 	if tc.isDraining() {
 		sess.cancel()
 		tc.kill()
-		return nil, sess.reply(gateway.Errorf(gateway.CodeShuttingDown, "service shutting down"))
+		return nil, sess.reply(gateway.Errorf(gateway.CodeShuttingDown, msgShuttingDown))
 	}
 	s.log.Debug("smtp session", slog.String("session", sess.id), slog.String("remote", sess.remote.String()),
 		slog.Bool("tls", isTLS), slog.Bool("secure", sess.secure))
 	return sess, nil
+}
+
+// ending refuses a command on a connection that is ending: a line cut
+// short by a deadline, or read ahead before the end, must do nothing. When
+// draining, the reply is the shutdown one and replaces the farewell.
+func (s *session) ending() error {
+	if !s.conn.isKilled() {
+		return nil
+	}
+	if s.conn.isDraining() {
+		s.conn.kill()
+		return s.reply(gateway.Errorf(gateway.CodeShuttingDown, msgShuttingDown))
+	}
+	return s.reply(gateway.Wrap(gateway.CodeInternal, errClientGone, "connection closing"))
 }
 
 func (s *session) currentTenant() *gateway.Tenant {
@@ -92,6 +116,9 @@ func (s *session) AuthMechanisms() []string {
 
 // Auth starts an AUTH exchange.
 func (s *session) Auth(mech string) (sasl.Server, error) {
+	if err := s.ending(); err != nil {
+		return nil, err
+	}
 	if !s.secure {
 		return nil, s.reply(gateway.Errorf(gateway.CodeTLSRequired, "Must issue a STARTTLS command first"))
 	}
@@ -136,6 +163,9 @@ func (a *saslServer) Next(response []byte) ([]byte, bool, error) {
 
 // authenticate resolves the username (tenant id) and token to a tenant.
 func (s *session) authenticate(username, token string) error {
+	if err := s.ending(); err != nil {
+		return err
+	}
 	if len(username) > maxUsername || len(token) > maxLoginField {
 		return s.authFailed(gateway.Errorf(gateway.CodeBadCredentials, "authentication failed"))
 	}
@@ -148,6 +178,7 @@ func (s *session) authenticate(username, token string) error {
 	s.mu.Lock()
 	s.tenant = t
 	s.mu.Unlock()
+	s.conn.setAuthed(true)
 	s.srv.log.Info("smtp authenticated", slog.String("session", s.id),
 		slog.String("remote", s.remote.String()), slog.String("tenant", t.ID))
 	return nil
@@ -165,6 +196,9 @@ func (s *session) authFailed(err error) error {
 
 // Mail starts a transaction: TLS, AUTH, sender identity, declared size.
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if err := s.ending(); err != nil {
+		return err
+	}
 	if !s.secure {
 		return s.reply(gateway.Errorf(gateway.CodeTLSRequired, "Must issue a STARTTLS command first"))
 	}
@@ -188,7 +222,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if !s.conn.beginTx() {
 		s.conn.kill()
-		return s.reply(gateway.Errorf(gateway.CodeShuttingDown, "service shutting down"))
+		return s.reply(gateway.Errorf(gateway.CodeShuttingDown, msgShuttingDown))
 	}
 	s.mu.Lock()
 	s.from = addr
@@ -200,6 +234,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 
 // Rcpt adds the n-th recipient, or refuses this one and keeps the others.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := s.ending(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	t, n := s.tenant, len(s.rcpts)+1
 	s.mu.Unlock()
@@ -226,6 +263,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // Data reads the body under the size bound and submits the message. The
 // 250 reply is built here, after Submit returned a Result.
 func (s *session) Data(r io.Reader) error {
+	if err := s.ending(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	t, from, eightBit := s.tenant, s.from, s.eightBit
 	rcpts := append([]string(nil), s.rcpts...)
@@ -380,9 +420,14 @@ func (s *session) Reset() {
 	s.conn.endTx()
 }
 
-// Logout ends the session (connection closed, or STARTTLS).
+// Logout ends the session (connection closed, or STARTTLS: then the
+// connection is TLS from now on, and not authenticated).
 func (s *session) Logout() error {
 	s.cancel()
 	s.conn.endTx()
+	s.conn.setAuthed(false)
+	if t, ok := s.sc.Conn().(*tls.Conn); ok {
+		s.conn.setTLS(t)
+	}
 	return nil
 }

@@ -3,15 +3,18 @@ package admin
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/sesgate/sesgate/auth"
+	"github.com/sesgate/sesgate/limiter/guard"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // Errors a backend wraps (fmt.Errorf("%w: ...", ErrNotFound)) so the API can
-// answer with the right status. The wrapped message is shown to the caller,
-// so it must not carry internal detail; any other error is a 500 whose text
-// is logged only.
+// answer with the right status (guard.ErrUnknownTenant is a 404 too). The
+// wrapped message is shown to the caller, so it must not carry internal
+// detail; any other error is a 500 whose text is logged only.
 var (
 	ErrNotFound = errors.New("not found") // 404
 	ErrConflict = errors.New("conflict")  // 409
@@ -93,12 +96,12 @@ type Freeze struct {
 
 // TenantStatus is one tenant as an operator sees it.
 type TenantStatus struct {
-	ID      string `json:"id"`
-	Limits  Limits `json:"limits"`
-	Usage   Usage  `json:"usage"`
-	Rates   Rates  `json:"rates"`
-	Freeze  Freeze `json:"freeze"`
-	Breaker string `json:"breaker"` // closed, open, half_open or forced_open
+	ID      string             `json:"id"`
+	Limits  Limits             `json:"limits"`
+	Usage   Usage              `json:"usage"`
+	Rates   Rates              `json:"rates"`
+	Freeze  Freeze             `json:"freeze"`
+	Breaker store.BreakerState `json:"breaker"`
 }
 
 // Point is one minute of a tenant's traffic, in recipients.
@@ -130,38 +133,46 @@ type Tenants interface {
 	GlobalFreeze(ctx context.Context) (Freeze, error)
 }
 
-// Breaker states, as package breaker names them.
-const (
-	BreakerClosed     = "closed"
-	BreakerOpen       = "open"
-	BreakerHalfOpen   = "half_open"
-	BreakerForcedOpen = "forced_open"
-)
-
-// Trip is one time a breaker opened.
-type Trip struct {
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason"`
-}
-
-// BreakerStatus is a tenant's breaker as an operator sees it.
+// BreakerStatus is a tenant's breaker as an operator sees it (BreakerView
+// of the guard's Status).
 type BreakerStatus struct {
-	Tenant    string    `json:"tenant"`
-	State     string    `json:"state"`
-	Reason    string    `json:"reason,omitempty"`
-	OpenUntil time.Time `json:"open_until,omitzero"`
-	Warning   bool      `json:"warning,omitempty"`
-	Rates     Rates     `json:"rates"`
+	Tenant    string             `json:"tenant"`
+	State     store.BreakerState `json:"state"`
+	Reason    string             `json:"reason,omitempty"`
+	OpenUntil time.Time          `json:"open_until,omitzero"`
+	Warning   bool               `json:"warning,omitempty"`
+	Rates     Rates              `json:"rates"`
 	// Windows describes the configured windows and thresholds, e.g.
 	// {"window": "1h", "min_volume": "100", "bounce_threshold": "0.05"}.
 	Windows map[string]string `json:"windows,omitempty"`
-	Trips   []Trip            `json:"trips"` // newest first
+	Trips   []store.Trip      `json:"trips"` // newest first
 }
 
-// Breakers inspects and overrides tenants' breakers. Every method answers
-// ErrNotFound for an unknown tenant.
+// BreakerView is the API's view of a breaker's status: rates and windows
+// from its config and window sums.
+func BreakerView(s guard.Status) BreakerStatus {
+	cfg, st := s.Config, s.Stats
+	out := BreakerStatus{
+		Tenant: s.Tenant, State: s.State, Reason: s.Reason, OpenUntil: s.OpenUntil, Warning: s.Warning,
+		Rates: Rates{Window: cfg.Window.String(), BounceRate: st.BounceRate, ComplaintRate: st.ComplaintRate},
+		Windows: map[string]string{
+			"window": cfg.Window.String(), "min_volume": strconv.FormatInt(cfg.MinSent, 10),
+			"bounce_threshold":    strconv.FormatFloat(cfg.TripBounceRate, 'g', -1, 64),
+			"complaint_window":    cfg.ComplaintWindow.String(),
+			"complaint_threshold": strconv.FormatFloat(cfg.TripComplaintRate, 'g', -1, 64),
+		},
+		Trips: append([]store.Trip{}, s.Trips...),
+	}
+	if cfg.Window > 0 {
+		out.Rates.SentPerMinute = float64(st.Sent) / cfg.Window.Minutes()
+	}
+	return out
+}
+
+// Breakers inspects and overrides tenants' breakers: limiter/guard.Guard.
+// Every method answers guard.ErrUnknownTenant for an unknown tenant.
 type Breakers interface {
-	Status(ctx context.Context, tenant string) (BreakerStatus, error)
+	Status(ctx context.Context, tenant string) (guard.Status, error)
 	// Reset closes the breaker and forgets the counts that tripped it.
 	Reset(ctx context.Context, tenant string) error
 	// ForceOpen opens the breaker until a Reset.

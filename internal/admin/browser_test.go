@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // findChromium returns the browser binary, or skips (outside CI) or fails
@@ -37,12 +39,16 @@ func TestDashboardInChromium(t *testing.T) {
 	bin := findChromium(t)
 	e := newEnv(t, nil)
 	now := e.clock.Now()
+	// Within alpha's limits: 1,000 recipients and 50 first contacts an hour.
+	alpha, beta := addrs("a", 50), addrs("b", 12)
 	for i := 0; i < 60; i++ {
 		at := now.Add(-time.Duration(i) * time.Minute)
-		must(t, e.be.Record("alpha", at, int64(40+i%7*5), int64(i%5), 0, 0))
-		must(t, e.be.Record("beta", at, int64(10+i%3), 0, int64(i%11/10), 0))
+		e.send(t, "alpha", at, alpha[:20+i%7*2]...)
+		e.send(t, "beta", at, beta[:10+i%3]...)
+		e.feedback(t, "alpha", at, i%5/4, 0)  // 12 of 1,500: under the lines
+		e.feedback(t, "beta", at, 0, i%30/29) // 2 of 660: under the minimum volume
 	}
-	must(t, e.be.Trip("gamma", "bounce rate 12.0% over 30m (min volume 100)", now.Add(10*time.Minute)))
+	e.trip(t, "gamma")
 
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(bin),
@@ -115,14 +121,14 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("screenshot of %d bytes: blank page?", len(shot))
 	}
 
-	if e.be.Frozen("beta") {
+	if e.frozen(t, "beta") {
 		t.Fatal("beta frozen before the click")
 	}
 	do("freeze beta",
 		chromedp.Click(chromedp.CSS(`#tenants tr[data-tenant="beta"] button.freeze`)),
 		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="beta"] button.unfreeze`)))
-	if !e.be.Frozen("beta") || e.be.Frozen("alpha") {
-		t.Fatalf("after the click: beta frozen %v, alpha frozen %v", e.be.Frozen("beta"), e.be.Frozen("alpha"))
+	if !e.frozen(t, "beta") || e.frozen(t, "alpha") {
+		t.Fatalf("after the click: beta frozen %v, alpha frozen %v", e.frozen(t, "beta"), e.frozen(t, "alpha"))
 	}
 	frozenList := run(t, bctx, chromedp.Text(chromedp.ID("frozen")))
 	if want := "beta: frozen from the dashboard"; len(frozenList) < len(want) || frozenList[:len(want)] != want {
@@ -132,8 +138,8 @@ func TestDashboardInChromium(t *testing.T) {
 	do("reset gamma",
 		chromedp.Click(chromedp.CSS(`#tenants tr[data-tenant="gamma"] button.reset`)),
 		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="gamma"] .badge.breaker.closed`)))
-	st, err := e.be.Breakers().Status(context.Background(), "gamma")
-	if err != nil || st.State != "closed" {
+	st, err := e.guard.Status(context.Background(), "gamma")
+	if err != nil || st.State != store.Closed {
 		t.Fatalf("gamma breaker after the click: %+v %v", st, err)
 	}
 }

@@ -6,8 +6,12 @@
 //
 // The Handler is mounted on its own listener (default 127.0.0.1:8026), never
 // on a sending listener. It reaches state only through the small interfaces
-// in backend.go (Tokens, Tenants, Breakers, Suppressions, Audit); package
-// admin/memadmin implements them in memory.
+// in backend.go (Tokens, Tenants, Breakers, Suppressions, Audit): package
+// admin/storeadmin implements them on the shared store, and
+// limiter/guard.Guard is the Breakers (its Status shown as BreakerStatus by
+// BreakerView; its guard.ErrUnknownTenant is a 404 like ErrNotFound). The
+// breaker's states are store.BreakerState and its trips store.Trip, with
+// their stored text on the wire.
 //
 // # Invariants
 //

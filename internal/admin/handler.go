@@ -19,9 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
-	"github.com/sesgate/sesgate/internal/admin/dashboard"
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/internal/admin/dashboard"
+	"github.com/sesgate/sesgate/limiter/guard"
 )
 
 // AdminToken is the stored form of an admin token: sg_<keyid>_<secret> like a
@@ -274,7 +275,7 @@ func toAPIError(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, guard.ErrUnknownTenant):
 		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
 	case errors.Is(err, ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}

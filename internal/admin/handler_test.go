@@ -2,11 +2,15 @@ package admin_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,10 +19,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sesgate/sesgate/internal/admin"
-	"github.com/sesgate/sesgate/internal/admin/memadmin"
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
+	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/internal/admin/storeadmin"
+	"github.com/sesgate/sesgate/limiter/breaker"
+	"github.com/sesgate/sesgate/limiter/guard"
+	"github.com/sesgate/sesgate/limiter/store"
+	"github.com/sesgate/sesgate/limiter/store/boltstore"
 )
 
 type clock struct {
@@ -36,6 +45,12 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -56,33 +71,54 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// env serves the admin API over the real backend: storeadmin and the
+// breakers' guard on the embedded store, on a test clock.
 type env struct {
-	srv   *httptest.Server
-	be    *memadmin.Backend
-	clock *clock
-	token string // admin token
-	kid   string // its key id
-	log   *syncBuffer
+	srv     *httptest.Server
+	st      *boltstore.Store
+	be      *storeadmin.Backend
+	guard   *guard.Guard
+	tenants []*gateway.Tenant
+	clock   *clock
+	token   string // admin token
+	kid     string // its key id
+	log     *syncBuffer
 }
 
 func newEnv(t *testing.T, mod func(*admin.Options)) *env {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 29, 10, 30, 0, 0, time.UTC)}
-	be := memadmin.New(memadmin.Options{Now: c.Now, Tenants: []memadmin.Tenant{
-		{ID: "alpha", Limits: gateway.Limits{Rate: 10, PerHour: 1000, FirstContactPerHour: 50}},
+	st, err := boltstore.Open(boltstore.Options{Path: filepath.Join(t.TempDir(), "store.db"), RecipientKey: []byte("0123456789abcdef0123"), Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	tenants := []*gateway.Tenant{
+		{ID: "alpha", Limits: gateway.Limits{Rate: 10, PerHour: 1000, PerDay: 10000, FirstContactPerHour: 50}},
 		{ID: "beta"},
 		{ID: "gamma"},
+	}
+	g, err := guard.New(guard.Options{Store: st, Now: c.Now, Config: func(id string) (breaker.Config, bool) {
+		return breaker.TenantDefaults(), slices.ContainsFunc(tenants, func(t *gateway.Tenant) bool { return t.ID == id })
 	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, err := storeadmin.New(storeadmin.Options{Store: st, Breakers: g, Now: c.Now}, &storeadmin.Policy{Tenants: tenants})
+	if err != nil {
+		t.Fatal(err)
+	}
 	adm := auth.NewToken("ops")
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "sesgate_test_total", Help: "test"}))
-	opts := be.Options(admin.Options{
+	opts := admin.Options{
+		Tokens: be.Tokens(), Tenants: be.Tenants(), Breakers: g, Suppressions: be.Suppressions(), Audit: be.Audit(),
 		AdminTokens: []admin.AdminToken{{KeyID: adm.Record.KeyID, Hash: adm.Record.Hash, Name: "ops"}},
 		Metrics:     reg,
 		Logger:      slog.New(slog.NewJSONHandler(logs, nil)),
 		Now:         c.Now,
-	})
+	}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -92,7 +128,97 @@ func newEnv(t *testing.T, mod func(*admin.Options)) *env {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, be: be, clock: c, token: adm.Token, kid: adm.Record.KeyID, log: logs}
+	return &env{srv: srv, st: st, be: be, guard: g, tenants: tenants, clock: c, token: adm.Token, kid: adm.Record.KeyID, log: logs}
+}
+
+// authenticate returns the tenant of a sending token when the gateway
+// would accept it now, and records its use, as the gateway does.
+func (e *env) authenticate(t *testing.T, tok string) (string, bool) {
+	t.Helper()
+	ctx := context.Background()
+	entries, err := e.be.Entries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten, err := auth.NewRegistry(auth.RegistryOptions{Entries: entries, Now: e.clock.Now}).Authenticate(ctx, "", tok, netip.Addr{})
+	if err != nil {
+		return "", false
+	}
+	kid, _ := auth.KeyID(tok)
+	must(t, e.st.TouchTokens(ctx, map[string]time.Time{kid: e.clock.Now().UTC()}))
+	return ten.ID, true
+}
+
+// frozen reports whether tenant id may not send: its switch or the global one.
+func (e *env) frozen(t *testing.T, id string) bool {
+	t.Helper()
+	ctx := context.Background()
+	all, err := e.st.Frozen(ctx, admin.GlobalTenant)
+	must(t, err)
+	one, err := e.st.Frozen(ctx, id)
+	must(t, err)
+	return all || one
+}
+
+// send admits mail to rcpts for tenant at the given time, with the tenant's
+// quotas but not its rate (a minute's mail goes at one instant): messages
+// of up to 50 recipients, a new one where a recipient repeats.
+func (e *env) send(t *testing.T, tenant string, at time.Time, rcpts ...string) {
+	t.Helper()
+	now := e.clock.Now()
+	e.clock.Set(at)
+	defer e.clock.Set(now)
+	var l gateway.Limits
+	for _, ten := range e.tenants {
+		if ten.ID == tenant {
+			l = ten.Limits
+		}
+	}
+	l.Rate = 0
+	var msg []string
+	admit := func() {
+		d, err := e.st.Admit(context.Background(), store.AdmitRequest{Tenant: tenant, Recipients: msg, Limits: l})
+		if err != nil || !d.Admitted {
+			t.Fatalf("admit %v for %s: %+v %v", msg, tenant, d, err)
+		}
+		msg = nil
+	}
+	for _, r := range rcpts {
+		if len(msg) == 50 || slices.Contains(msg, r) {
+			admit()
+		}
+		msg = append(msg, r)
+	}
+	if len(msg) > 0 {
+		admit()
+	}
+}
+
+// feedback gives the guard, now, hard bounces and complaints of mail
+// tenant sent at mailed.
+func (e *env) feedback(t *testing.T, tenant string, mailed time.Time, bounces, complaints int) {
+	t.Helper()
+	ev := func(typ feedback.EventType, n int) *feedback.Event {
+		x := &feedback.Event{Type: typ, Tenant: tenant, MailTime: mailed, EventTime: e.clock.Now(), BounceType: feedback.BouncePermanent}
+		for i := range n {
+			x.Recipients = append(x.Recipients, feedback.Recipient{Address: fmt.Sprintf("%s%d@feedback.example", typ, i)})
+		}
+		return x
+	}
+	for _, x := range []*feedback.Event{ev(feedback.TypeBounce, bounces), ev(feedback.TypeComplaint, complaints)} {
+		if len(x.Recipients) > 0 {
+			must(t, e.guard.ProcessEvent(context.Background(), x))
+		}
+	}
+}
+
+// addrs returns n addresses.
+func addrs(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d@example.net", prefix, i)
+	}
+	return out
 }
 
 type answer struct {
@@ -159,7 +285,7 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("mint: %d %s", a.status, a.body)
 	}
 	a.json(t, &m)
-	if tenant, ok := e.be.Authenticate(m.Token); !ok || tenant != "alpha" {
+	if tenant, ok := e.authenticate(t, m.Token); !ok || tenant != "alpha" {
 		t.Fatalf("minted token does not authenticate: %q %v", tenant, ok)
 	}
 	tests := []struct {
@@ -212,7 +338,7 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
-	if got := e.be.Frozen("beta"); got {
+	if got := e.frozen(t, "beta"); got {
 		t.Fatal("an unauthenticated freeze changed the backend")
 	}
 	if a := e.call(t, "GET", "/metrics", ""); !strings.Contains(string(a.body), "sesgate_test_total 0") {
@@ -249,7 +375,7 @@ func TestTokens(t *testing.T) {
 	if kid, _ := auth.KeyID(m.Token); kid != m.KeyID || m.Tenant != "beta" || !m.Created.Equal(e.clock.Now()) {
 		t.Fatalf("minted %+v", m)
 	}
-	e.be.Authenticate(m.Token) // marks it used
+	e.authenticate(t, m.Token) // marks it used
 
 	var list struct{ Tokens []admin.TokenInfo }
 	e.call(t, "GET", "/v1/tokens?tenant=beta", "").json(t, &list)
@@ -295,12 +421,12 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("rotate answer %+v", r)
 	}
 	for _, tok := range []string{r.Token, m.Token} {
-		if _, ok := e.be.Authenticate(tok); !ok {
+		if _, ok := e.authenticate(t, tok); !ok {
 			t.Fatal("a token is refused within the grace period")
 		}
 	}
 	e.clock.Add(31 * time.Minute)
-	if _, ok := e.be.Authenticate(m.Token); ok {
+	if _, ok := e.authenticate(t, m.Token); ok {
 		t.Fatal("the old token works after its deadline")
 	}
 	if a := e.call(t, "POST", "/v1/tokens/"+m.KeyID+"/rotate", ``); a.status != 409 {
@@ -311,7 +437,7 @@ func TestTokens(t *testing.T) {
 	if a := e.call(t, "POST", "/v1/tokens/"+r.KeyID+"/revoke", ``); a.status != 200 {
 		t.Fatalf("revoke: %d %s", a.status, a.body)
 	}
-	if _, ok := e.be.Authenticate(r.Token); ok {
+	if _, ok := e.authenticate(t, r.Token); ok {
 		t.Fatal("a revoked token works")
 	}
 	if a := e.call(t, "POST", "/v1/tokens/"+r.KeyID+"/revoke", ``); a.status != 409 || a.errCode(t) != "conflict" {
@@ -351,7 +477,7 @@ func TestFreeze(t *testing.T) {
 				t.Fatalf("code %q, want %q", a.errCode(t), tc.code)
 			}
 			for id, want := range tc.frozen {
-				if got := e.be.Frozen(id); got != want {
+				if got := e.frozen(t, id); got != want {
 					t.Fatalf("%s frozen = %v, want %v", id, got, want)
 				}
 			}
@@ -371,9 +497,14 @@ func TestFreeze(t *testing.T) {
 func TestStatusAndSeries(t *testing.T) {
 	e := newEnv(t, nil)
 	now := e.clock.Now()
-	must(t, e.be.Record("alpha", now.Add(-2*time.Minute), 100, 3, 1, 20))
-	must(t, e.be.Record("alpha", now, 50, 0, 0, 5))
-	must(t, e.be.Record("alpha", now.Add(-50*time.Minute), 7, 0, 0, 0)) // 09:40: last hour, not this clock hour
+	known := addrs("known", 7)
+	e.send(t, "alpha", now.Add(-50*time.Minute), known...) // 09:40: last hour, not this clock hour
+	// 10:28: 100 recipients, 20 of them first contacts; 3 hard bounces and a complaint.
+	e.send(t, "alpha", now.Add(-2*time.Minute), append(addrs("new", 20), slices.Repeat(known, 12)[:80]...)...)
+	e.feedback(t, "alpha", now.Add(-2*time.Minute), 3, 1)
+	// 10:30: 50 recipients, 5 first contacts.
+	e.send(t, "alpha", now, append(addrs("newer", 5), slices.Repeat(known, 7)[:45]...)...)
+	must(t, e.guard.Evaluate(context.Background(), "alpha")) // the guard's periodic feed of the sent counters
 
 	var st admin.TenantStatus
 	e.call(t, "GET", "/v1/tenants/alpha", "").json(t, &st)
@@ -381,7 +512,7 @@ func TestStatusAndSeries(t *testing.T) {
 	if st.Usage != want {
 		t.Fatalf("usage %+v, want %+v", st.Usage, want)
 	}
-	if st.Rates.BounceRate != 3.0/157 || st.Breaker != admin.BreakerClosed {
+	if st.Rates.BounceRate != 3.0/157 || st.Breaker != store.Closed {
 		t.Fatalf("status %+v", st)
 	}
 
@@ -405,13 +536,25 @@ func must(t *testing.T, err error) {
 	}
 }
 
+// trip trips tenant's breaker: 100 recipients sent a minute ago, 10 of
+// them bounced now.
+func (e *env) trip(t *testing.T, tenant string) {
+	t.Helper()
+	at := e.clock.Now().Add(-time.Minute)
+	e.send(t, tenant, at, addrs("trip", 100)...)
+	e.feedback(t, tenant, at, 10, 0)
+	if st, err := e.guard.Status(context.Background(), tenant); err != nil || st.State != store.Open {
+		t.Fatalf("%s did not trip: %+v %v", tenant, st, err)
+	}
+}
+
 func TestBreakers(t *testing.T) {
 	e := newEnv(t, nil)
-	must(t, e.be.Trip("gamma", "bounce rate 9% over 1h", e.clock.Now().Add(time.Minute)))
+	e.trip(t, "gamma")
 	tests := []struct {
 		name, method, path, body string
 		status                   int
-		state                    string // of gamma afterwards
+		state                    store.BreakerState // of gamma afterwards
 		trips                    int
 	}{
 		{"status", "GET", "/v1/breakers/gamma", "", 200, "open", 1},

@@ -278,7 +278,7 @@ func (h *Handler) listBreakers(r *http.Request) (any, error) {
 	}
 	out := make([]BreakerStatus, 0, len(ts))
 	for _, t := range ts {
-		b, err := h.breakers.Status(r.Context(), t.ID)
+		b, err := h.breaker(r.Context(), t.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -287,12 +287,21 @@ func (h *Handler) listBreakers(r *http.Request) (any, error) {
 	return map[string][]BreakerStatus{"breakers": out}, nil
 }
 
+// breaker returns the API's view of one tenant's breaker.
+func (h *Handler) breaker(ctx context.Context, id string) (BreakerStatus, error) {
+	s, err := h.breakers.Status(ctx, id)
+	if err != nil {
+		return BreakerStatus{}, err
+	}
+	return BreakerView(s), nil
+}
+
 func (h *Handler) breakerStatus(r *http.Request) (any, error) {
 	id, err := tenantID(r, "id")
 	if err != nil {
 		return nil, err
 	}
-	return h.breakers.Status(r.Context(), id)
+	return h.breaker(r.Context(), id)
 }
 
 func (h *Handler) resetBreaker(w http.ResponseWriter, r *http.Request, target *string) (int, any, error) {
@@ -308,7 +317,7 @@ func (h *Handler) resetBreaker(w http.ResponseWriter, r *http.Request, target *s
 	if err := h.breakers.Reset(r.Context(), id); err != nil {
 		return 0, nil, err
 	}
-	b, err := h.breakers.Status(r.Context(), id)
+	b, err := h.breaker(r.Context(), id)
 	return http.StatusOK, b, err
 }
 
@@ -331,7 +340,7 @@ func (h *Handler) forceOpenBreaker(w http.ResponseWriter, r *http.Request, targe
 	if err := h.breakers.ForceOpen(r.Context(), id, req.Reason); err != nil {
 		return 0, nil, err
 	}
-	b, err := h.breakers.Status(r.Context(), id)
+	b, err := h.breaker(r.Context(), id)
 	return http.StatusOK, b, err
 }
 

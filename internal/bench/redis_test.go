@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,9 @@ func startRedis(t *testing.T, password string) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server not installed (CI=true; scripts/test.sh installs it)")
+		}
 		t.Skip("redis-server not installed (scripts/test.sh installs it)")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

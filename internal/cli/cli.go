@@ -1,6 +1,8 @@
 // Package cli holds what the project's commands share: the process entry
-// that runs a command with a context cancelled on SIGINT or SIGTERM, and the
-// exit codes (0 done or help, 1 failure, 2 usage error).
+// that runs a command with a context cancelled on SIGINT or SIGTERM, the
+// exit codes (0 done or help, 1 failure, 2 usage error), the command table
+// that both dispatches and prints the help, and the environment and logger
+// helpers of their flags.
 package cli
 
 import (
@@ -9,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,4 +45,23 @@ func ExitCode(name string, err error, stderr io.Writer) int {
 		return 2
 	}
 	return 1
+}
+
+// Env returns the environment value of key when set and not empty, else
+// def: the default of a flag that has an environment variable.
+func Env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// NewLogger returns a JSON logger on w at level (debug, info, warn or
+// error); an unknown level is a UsageError of --log-level.
+func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, UsageError{Msg: "--log-level: " + err.Error()}
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

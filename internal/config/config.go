@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -169,7 +169,7 @@ type ByteSize int64
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
+		return err
 	}
 	*b = v
 	return nil
@@ -220,31 +220,29 @@ func readBounded(f *os.File) ([]byte, error) {
 	return data, nil
 }
 
-// Parse decodes and validates a policy document. The returned error lists
-// every problem, one per line, each naming its key.
+// ErrEmpty is the error of a policy file that sets no key.
+var ErrEmpty = errors.New("the policy file is empty (no keys, only blank lines or comments)")
+
+// Parse decodes and validates a policy document. The returned *Error lists
+// every problem, one per line, each naming its key and line.
 func Parse(data []byte) (*Policy, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("invalid YAML: %w", err)
+		return nil, fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
-	paths := keyPaths(&root)
-
+	if len(root.Content) == 0 || root.Content[0].ShortTag() == "!!null" {
+		return nil, ErrEmpty
+	}
+	doc := root.Content[0]
 	var p Policy
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var problems []string
-	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return nil, fmt.Errorf("invalid YAML: %w", err)
-		}
-		for _, e := range te.Errors {
-			problems = append(problems, namePath(e, paths))
-		}
+	d := newDecoder(len(data))
+	d.at("", doc)
+	d.decode(doc, reflect.ValueOf(&p).Elem(), "")
+	if d.budget < 0 {
+		return nil, errors.New("invalid YAML: its aliases (*name) and merge keys (<<) expand to too many values")
 	}
-	problems = append(problems, p.validate()...)
-	if len(problems) > 0 {
-		return nil, &Error{Problems: problems}
+	if probs := d.report(p.validate()); len(probs) > 0 {
+		return nil, &Error{Problems: probs}
 	}
 	return &p, nil
 }
@@ -256,68 +254,23 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%d problem(s):\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
 
-var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
-
-// namePath rewrites "line N: msg" into "path (line N): msg".
-func namePath(e string, paths map[int]string) string {
-	m := lineRE.FindStringSubmatch(e)
-	if m == nil {
-		return e
-	}
-	line, _ := strconv.Atoi(m[1])
-	msg := strings.TrimPrefix(m[2], "line "+m[1]+": ")
-	if p, ok := paths[line]; ok {
-		return fmt.Sprintf("%s (line %d): %s", p, line, msg)
-	}
-	return e
-}
-
-// keyPaths maps a line number to the dotted path of the key or item on it.
-func keyPaths(root *yaml.Node) map[int]string {
-	out := map[int]string{}
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				walk(c, path)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				p := k.Value
-				if path != "" {
-					p = path + "." + k.Value
-				}
-				if _, seen := out[k.Line]; !seen {
-					out[k.Line] = p
-				}
-				walk(v, p)
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				p := fmt.Sprintf("%s[%d]", path, i)
-				if _, seen := out[c.Line]; !seen && c.Kind == yaml.ScalarNode {
-					out[c.Line] = p
-				}
-				walk(c, p)
-			}
-		}
-	}
-	walk(root, "")
-	return out
-}
-
 var (
 	tenantIDRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	sesNameRE   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	identityDom = regexp.MustCompile(`^@[A-Za-z0-9.-]+$`)
 )
 
-func (p *Policy) validate() []string {
-	var probs []string
+// The rules of tenantIDRE and sesNameRE in words.
+const (
+	idRule      = "must be 1 to 63 lower-case letters, digits, - or _, the first a letter or digit"
+	sesNameRule = "must be 1 to 64 letters, digits, - or _"
+)
+
+// validate checks the values; each problem names its key path.
+func (p *Policy) validate() []problem {
+	var probs []problem
 	add := func(path, format string, args ...any) {
-		probs = append(probs, path+": "+fmt.Sprintf(format, args...))
+		probs = append(probs, problem{path: path, msg: fmt.Sprintf(format, args...)})
 	}
 	if p.SES.MaxAttempts < 0 || p.SES.MaxAttempts > 10 {
 		add("ses.max_attempts", "must be between 0 and 10")
@@ -342,7 +295,7 @@ func (p *Policy) validate() []string {
 	for i, a := range p.AdminTokens {
 		ap := fmt.Sprintf("admin_tokens[%d]", i)
 		if !tenantIDRE.MatchString(a.Name) {
-			add(ap+".name", "must match %s", tenantIDRE)
+			add(ap+".name", idRule)
 		} else if j, dup := names[a.Name]; dup {
 			add(ap+".name", "duplicate of admin_tokens[%d]", j)
 		} else {
@@ -362,7 +315,7 @@ func (p *Policy) validate() []string {
 	for i, t := range p.Tenants {
 		tp := fmt.Sprintf("tenants[%d]", i)
 		if !tenantIDRE.MatchString(t.ID) {
-			add(tp+".id", "must match %s", tenantIDRE)
+			add(tp+".id", idRule)
 		} else if j, dup := ids[t.ID]; dup {
 			add(tp+".id", "duplicate of tenants[%d]", j)
 		} else {
@@ -449,19 +402,19 @@ func (p *Policy) validate() []string {
 			}
 		}
 		if s := t.SES.ConfigurationSet; s != "" && !sesNameRE.MatchString(s) {
-			add(tp+".ses.configuration_set", "must match %s", sesNameRE)
+			add(tp+".ses.configuration_set", sesNameRule)
 		}
 		if s := t.SES.TenantName; s != "" && !sesNameRE.MatchString(s) {
-			add(tp+".ses.tenant_name", "must match %s", sesNameRE)
+			add(tp+".ses.tenant_name", sesNameRule)
 		}
 	}
 	return probs
 }
 
-func (s *Store) validate() []string {
-	var probs []string
+func (s *Store) validate() []problem {
+	var probs []problem
 	add := func(path, format string, args ...any) {
-		probs = append(probs, "store."+path+": "+fmt.Sprintf(format, args...))
+		probs = append(probs, problem{path: "store." + path, msg: fmt.Sprintf(format, args...)})
 	}
 	if r := s.Redis; r != nil {
 		if (r.URL == "") == (len(r.Addrs) == 0) {

@@ -6,9 +6,12 @@
 // the Redis password and the recipient HMAC key come from the environment
 // or a key file.
 //
-// Decoding is strict: unknown keys and values of the wrong type are errors,
-// every problem is reported at once, and each names the key it is about
-// (for example `tenants[1].limits.rate: must be >= 0`). Validation sits next
-// to each type. A valid Policy builds immutable gateway.Tenants and the auth
-// entries for the token registry.
+// Decoding is strict (decode.go): unknown keys, keys set twice and values of
+// the wrong kind are errors, an empty file too. Every problem is reported at
+// once, in file order, each naming its key and line in an operator's words
+// (for example `tenants[1].limits.rate (line 12): want a number, got "fast"`);
+// a value that does not read is reported once, without the checks of the
+// default it leaves. Validation sits next to each type. A valid Policy
+// builds immutable gateway.Tenants and the auth entries for the token
+// registry.
 package config

@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,23 +158,55 @@ var breakerKeys = strings.NewReplacer(
 	"ProbeHold", "probe_hold", "Window", "window",
 )
 
-// breakerProblems names the keys whose value the breaker refuses.
-func breakerProblems(path string, c breaker.Config) []string {
+// shortDurations writes 1h0m0s as 1h and 5m0s as 5m.
+var shortDurations = strings.NewReplacer("h0m0s", "h", "m0s", "m")
+
+// breakerProblems names the key of each value the breaker refuses in
+// override b: the first key its message names that b sets (the defaults
+// are valid). A message that names no key b sets follows from b's other
+// values: it is reported, on the section at path, only when nothing else
+// is. A negative count is found here, as the breaker's message does not
+// say which.
+func breakerProblems(path string, b *Breaker, c breaker.Config) []problem {
+	t := reflect.TypeFor[Breaker]()
+	fields := yamlFields(t)
+	set := func(key string) reflect.Value {
+		if idx, ok := fields[key]; ok {
+			if v := reflect.ValueOf(b).Elem().FieldByIndex(idx); !v.IsNil() {
+				return v.Elem()
+			}
+		}
+		return reflect.Value{}
+	}
+	var probs, others []problem
+	for _, key := range fieldNames(t) {
+		if v := set(key); v.IsValid() && v.CanInt() && v.Type() != reflect.TypeFor[time.Duration]() && v.Int() < 0 {
+			probs = append(probs, problem{path: path + "." + key, msg: "must not be negative"})
+		}
+	}
 	err := c.Validate()
 	if err == nil {
-		return nil
+		return probs
 	}
-	var out []string
 	for _, line := range strings.Split(err.Error(), "\n") {
-		out = append(out, path+": "+breakerKeys.Replace(strings.TrimPrefix(line, "breaker: ")))
+		msg := shortDurations.Replace(breakerKeys.Replace(strings.TrimPrefix(line, "breaker: ")))
+		words := strings.FieldsFunc(msg, func(r rune) bool { return r != '_' && (r < 'a' || r > 'z') })
+		if i := slices.IndexFunc(words, func(w string) bool { return set(w).IsValid() }); i >= 0 {
+			probs = append(probs, problem{path: path + "." + words[i], msg: strings.TrimPrefix(msg, words[i]+" ")})
+		} else {
+			others = append(others, problem{path: path, msg: msg})
+		}
 	}
-	return out
+	if len(probs) == 0 {
+		return others
+	}
+	return probs
 }
 
-func (p *Policy) validateFeedback() []string {
-	var probs []string
+func (p *Policy) validateFeedback() []problem {
+	var probs []problem
 	add := func(path, format string, args ...any) {
-		probs = append(probs, path+": "+fmt.Sprintf(format, args...))
+		probs = append(probs, problem{path: path, msg: fmt.Sprintf(format, args...)})
 	}
 	e := p.Events
 	if e.SNS.Path != "" && (!strings.HasPrefix(e.SNS.Path, "/") || e.SNS.Path == "/" || strings.HasPrefix(e.SNS.Path, "/v1/messages")) {
@@ -212,11 +246,11 @@ func (p *Policy) validateFeedback() []string {
 		}
 	}
 	if a := p.AccountGuard; a != nil {
-		probs = append(probs, breakerProblems("account_guard", a.Breaker.Apply(breaker.AccountDefaults()))...)
+		probs = append(probs, breakerProblems("account_guard", &a.Breaker, a.Breaker.Apply(breaker.AccountDefaults()))...)
 	}
 	for i := range p.Tenants {
 		if p.Tenants[i].Breaker != nil {
-			probs = append(probs, breakerProblems(fmt.Sprintf("tenants[%d].breaker", i), p.Tenants[i].BreakerConfig())...)
+			probs = append(probs, breakerProblems(fmt.Sprintf("tenants[%d].breaker", i), p.Tenants[i].Breaker, p.Tenants[i].BreakerConfig())...)
 		}
 	}
 	return probs

@@ -41,12 +41,18 @@ tenants:
     identities: ["@acme.example"]
     breaker: {bounce_rate: 2, open_for: 0s}
 `, want: []string{
-			"events.sns.path:", "events.sns.topic_arns[0]:", "events.sns.regions[0]:",
-			"events.suppression_scope:", "events.suppression_ttl:", "alerts.webhook_url:",
-			"account_guard: window 30s", "tenants[0].breaker: bounce_rate 2 outside", "tenants[0].breaker: open_for 0s",
+			"events.sns.path (line 3): must be an absolute path",
+			`events.sns.topic_arns[0] (line 3): "not-an-arn" is not an SNS topic ARN`,
+			`events.sns.regions[0] (line 3): "mars" is not an AWS region`,
+			"events.suppression_scope (line 4): must be global or tenant",
+			"events.suppression_ttl (line 5): must be >= 0",
+			"alerts.webhook_url (line 6): must be an http(s) URL",
+			"account_guard.window (line 7): 30s must be whole minutes within [1m, 24h]",
+			"tenants[0].breaker.bounce_rate (line 11): 2 outside [0, 1]",
+			"tenants[0].breaker.open_for (line 11): 0s must be > 0 and at most max_open_for 4h",
 		}},
-		{name: "unknown key", doc: tenant + "events: {sns: {topics: []}}\n", want: []string{"field topics not found"}},
-		{name: "sqs without topics", doc: tenant + "events: {sqs: {queue_url: \"https://sqs.us-east-1.amazonaws.com/123456789012/q\"}}\n", want: []string{"events.sqs.queue_url: needs"}},
+		{name: "unknown key", doc: tenant + "events: {sns: {topics: []}}\n", want: []string{"events.sns.topics (line 5): unknown key (want one of: path, topic_arns, regions)"}},
+		{name: "sqs without topics", doc: tenant + "events: {sqs: {queue_url: \"https://sqs.us-east-1.amazonaws.com/123456789012/q\"}}\n", want: []string{"events.sqs.queue_url (line 5): needs"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +77,9 @@ tenants:
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("missing %q in:\n%v", w, err)
 				}
+			}
+			if ce, ok := err.(*Error); !ok || len(ce.Problems) != len(tc.want) {
+				t.Errorf("want %d problems, each once:\n%v", len(tc.want), err)
 			}
 		})
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sesgate/sesgate/internal/bench"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/internal/bench"
 	"github.com/sesgate/sesgate/internal/redistest"
 	"github.com/sesgate/sesgate/limiter"
 	"github.com/sesgate/sesgate/limiter/store"

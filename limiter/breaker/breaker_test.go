@@ -2,138 +2,180 @@ package breaker
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-type rig struct {
+// sim drives one breaker through the pure functions as its keeper would:
+// a snapshot, a clock, and every change seen.
+type sim struct {
 	t       *testing.T
-	clk     *clock
-	b       *Breaker
+	cfg     Config
+	now     time.Time
+	s       Snapshot
 	changes []Change
 }
 
-func newRig(t *testing.T, cfg Config) *rig {
+func newSim(t *testing.T, cfg Config) *sim {
 	t.Helper()
-	r := &rig{t: t, clk: &clock{t: t0}}
-	b, err := New(Options{Config: cfg, Now: r.clk.Now, OnStateChange: func(c Change) { r.changes = append(r.changes, c) }})
+	return &sim{t: t, cfg: cfg, now: t0}
+}
+
+func (m *sim) add(d time.Duration) { m.now = m.now.Add(d) }
+
+// step runs Step at the sim's time.
+func (m *sim) step(obs ...Observation) {
+	m.t.Helper()
+	s, ch, err := Step(m.cfg, m.s, m.now, obs...)
 	if err != nil {
-		t.Fatal(err)
+		m.t.Fatal(err)
 	}
-	r.b = b
-	return r
+	m.s, m.changes = s, append(m.changes, ch...)
 }
 
-func (r *rig) bounce(mail time.Time, n int) {
-	r.b.Observe(Observation{MailTime: mail, EventTime: r.clk.Now(), HardBounces: n})
+func (m *sim) sent(at time.Time, n int) { m.t.Helper(); m.step(Observation{MailTime: at, Sent: n}) }
+func (m *sim) bounce(mail time.Time, n int) {
+	m.t.Helper()
+	m.step(Observation{MailTime: mail, EventTime: m.now, HardBounces: n})
+}
+func (m *sim) complain(mail time.Time, n int) {
+	m.t.Helper()
+	m.step(Observation{MailTime: mail, EventTime: m.now, Complaints: n})
 }
 
-func (r *rig) complain(mail time.Time, n int) {
-	r.b.Observe(Observation{MailTime: mail, EventTime: r.clk.Now(), Complaints: n})
-}
+// state brings the snapshot to now and returns its state.
+func (m *sim) state() store.BreakerState { m.t.Helper(); m.step(); return m.s.State }
 
-func (r *rig) want(st State) {
-	r.t.Helper()
-	if got := r.b.State(); got != st {
-		r.t.Fatalf("state = %s (%s); want %s", got, r.b.Snapshot().Reason, st)
+func (m *sim) want(st store.BreakerState) {
+	m.t.Helper()
+	if got := m.state(); got != st {
+		m.t.Fatalf("state = %s (%s); want %s", got, m.s.Reason, st)
 	}
+}
+
+// allow asks to admit n recipients now.
+func (m *sim) allow(n int) (bool, time.Duration) {
+	m.t.Helper()
+	m.step()
+	s, ok, retry := Allow(m.cfg, m.s, m.now, n)
+	m.s = s
+	return ok, retry
+}
+
+func (m *sim) reset(reason string) {
+	s, ch := Reset(m.s, m.now, reason)
+	m.s, m.changes = s, append(m.changes, ch...)
+}
+
+func (m *sim) forceOpen(reason string) {
+	s, ch := ForceOpen(m.s, m.now, reason)
+	m.s, m.changes = s, append(m.changes, ch...)
 }
 
 // openFor returns how long the breaker stays open from now.
-func (r *rig) openFor() time.Duration {
-	return time.UnixMilli(r.b.Snapshot().OpenUntil).Sub(r.clk.Now())
+func (m *sim) openFor() time.Duration { return time.UnixMilli(m.s.OpenUntil).Sub(m.now) }
+
+// trip sends 100 recipients now, 10 of which bounce.
+func (m *sim) trip() {
+	m.t.Helper()
+	m.sent(m.now, 100)
+	m.bounce(m.now, 10)
 }
 
-// tripThenProbe trips r's breaker, waits out the open time and fails the
-// half-open probe once per round, returning the open times seen.
+// failProbe waits for half-open, sends the probe of n recipients and
+// bounces `bounces` of it a minute later (the tenant defaults: 20, 2).
+func (m *sim) failProbe(n, bounces int) {
+	m.t.Helper()
+	m.add(m.openFor())
+	m.want(store.HalfOpen)
+	if ok, _ := m.allow(n); !ok {
+		m.t.Fatal("half-open refused the probe")
+	}
+	m.sent(m.now, n)
+	m.add(time.Minute)
+	m.bounce(m.now.Add(-time.Minute), bounces)
+}
+
 func TestTrips(t *testing.T) {
 	tests := []struct {
 		name    string
 		cfg     func(*Config)
-		run     func(r *rig)
-		want    State
+		run     func(m *sim)
+		want    store.BreakerState
 		warning bool
 		reason  string // substring of the reason
 	}{
-		{name: "slow bounce rate trips at 5%", want: Open, reason: "hard bounce rate 5.00%",
-			run: func(r *rig) { r.b.RecordSent(t0, 200); r.bounce(t0, 10) }},
-		{name: "4.5% warns but does not trip", want: Closed, warning: true,
-			run: func(r *rig) { r.b.RecordSent(t0, 200); r.bounce(t0, 9) }},
-		{name: "2% neither warns nor trips", want: Closed,
-			run: func(r *rig) { r.b.RecordSent(t0, 200); r.bounce(t0, 4) }},
-		{name: "under min volume no trip", want: Closed,
-			run: func(r *rig) { r.b.RecordSent(t0, 50); r.bounce(t0, 20) }},
-		{name: "fast burst trips under min volume", want: Open, reason: "25 hard bounces received",
-			run: func(r *rig) { r.b.RecordSent(t0, 99); r.clk.Add(time.Minute); r.bounce(t0, 25) }},
-		{name: "fast burst needs 10% of recent sends", want: Closed,
+		{name: "slow bounce rate trips at 5%", want: store.Open, reason: "hard bounce rate 5.00%",
+			run: func(m *sim) { m.sent(t0, 200); m.bounce(t0, 10) }},
+		{name: "4.5% warns but does not trip", want: store.Closed, warning: true,
+			run: func(m *sim) { m.sent(t0, 200); m.bounce(t0, 9) }},
+		{name: "2% neither warns nor trips", want: store.Closed,
+			run: func(m *sim) { m.sent(t0, 200); m.bounce(t0, 4) }},
+		{name: "under min volume no trip", want: store.Closed,
+			run: func(m *sim) { m.sent(t0, 50); m.bounce(t0, 20) }},
+		{name: "fast burst trips under min volume", want: store.Open, reason: "25 hard bounces received",
+			run: func(m *sim) { m.sent(t0, 99); m.add(time.Minute); m.bounce(t0, 25) }},
+		{name: "fast burst needs 10% of recent sends", want: store.Closed,
 			cfg: func(c *Config) { c.TripBounceRate, c.WarnBounceRate = 0, 0 },
-			run: func(r *rig) { r.b.RecordSent(t0, 300); r.bounce(t0, 25) }},
-		{name: "fast burst counts event time", want: Open, reason: "received",
-			run: func(r *rig) {
+			run: func(m *sim) { m.sent(t0, 300); m.bounce(t0, 25) }},
+		{name: "fast burst counts event time", want: store.Open, reason: "received",
+			run: func(m *sim) {
 				// Mail sent 30 min ago (outside the 5 min of sends) bounces now.
-				r.b.RecordSent(t0, 80)
-				r.clk.Add(30 * time.Minute)
-				r.b.RecordSent(r.clk.Now(), 10)
-				r.bounce(t0, 25)
+				m.sent(t0, 80)
+				m.add(30 * time.Minute)
+				m.sent(m.now, 10)
+				m.bounce(t0, 25)
 			}},
-		{name: "complaint rate trips at 0.1% over a day", want: Open, reason: "complaint rate",
+		{name: "complaint rate trips at 0.1% over a day", want: store.Open, reason: "complaint rate",
 			cfg: func(c *Config) { c.ComplaintBurst = 0 },
-			run: func(r *rig) {
-				r.b.RecordSent(t0, 1000)
-				r.clk.Add(5 * time.Hour)
-				r.complain(t0, 1)
+			run: func(m *sim) {
+				m.sent(t0, 1000)
+				m.add(5 * time.Hour)
+				m.complain(t0, 1)
 			}},
-		{name: "complaint rate under min volume", want: Closed,
-			run: func(r *rig) { r.b.RecordSent(t0, 999); r.complain(t0, 4) }},
-		{name: "complaint burst trips", want: Open, reason: "5 complaints received",
-			run: func(r *rig) { r.b.RecordSent(t0, 10); r.complain(t0, 5) }},
-		{name: "complaint warning", want: Closed, warning: true,
+		{name: "complaint rate under min volume", want: store.Closed,
+			run: func(m *sim) { m.sent(t0, 999); m.complain(t0, 4) }},
+		{name: "complaint burst trips", want: store.Open, reason: "5 complaints received",
+			run: func(m *sim) { m.sent(t0, 10); m.complain(t0, 5) }},
+		{name: "complaint warning", want: store.Closed, warning: true,
 			cfg: func(c *Config) { c.ComplaintBurst = 0 },
-			run: func(r *rig) { r.b.RecordSent(t0, 10000); r.complain(t0, 8) }},
-		{name: "late bounce of mail older than the window does not trip", want: Closed,
-			run: func(r *rig) {
-				r.b.RecordSent(t0, 200)
-				r.clk.Add(61 * time.Minute)
-				r.b.RecordSent(r.clk.Now(), 200)
-				r.clk.Add(10 * time.Minute) // past the fast window too
-				r.bounce(t0, 10)
-				r.clk.Add(10 * time.Minute)
-				r.b.Tick()
+			run: func(m *sim) { m.sent(t0, 10000); m.complain(t0, 8) }},
+		{name: "late bounce of mail older than the window does not trip", want: store.Closed,
+			run: func(m *sim) {
+				m.sent(t0, 200)
+				m.add(61 * time.Minute)
+				m.sent(m.now, 200)
+				m.add(10 * time.Minute) // past the fast window too
+				m.bounce(t0, 10)
+				m.add(10 * time.Minute)
+				m.step()
 			}},
-		{name: "late bounces sum onto their send minute", want: Open,
-			run: func(r *rig) {
-				r.b.RecordSent(t0, 100)
-				r.clk.Add(10 * time.Minute)
-				r.b.RecordSent(r.clk.Now(), 1000) // later mail is clean
-				r.clk.Add(10 * time.Minute)
+		{name: "late bounces sum onto their send minute", want: store.Open,
+			run: func(m *sim) {
+				m.sent(t0, 100)
+				m.add(10 * time.Minute)
+				m.sent(m.now, 1000) // later mail is clean
+				m.add(10 * time.Minute)
 				// 4 bounces each arriving late: 56 of 1,100 = 5.09%.
 				for range 14 {
-					r.clk.Add(2 * time.Minute)
-					r.bounce(t0, 4)
+					m.add(2 * time.Minute)
+					m.bounce(t0, 4)
 				}
 			}},
-		{name: "rules disabled", want: Closed,
+		{name: "sent and bounces in one observation", want: store.Open, reason: "hard bounce rate 5.00%",
+			run: func(m *sim) { m.step(Observation{MailTime: t0, EventTime: t0, Sent: 200, HardBounces: 10}) }},
+		{name: "rules disabled", want: store.Closed,
 			cfg: func(c *Config) {
 				c.TripBounceRate, c.WarnBounceRate, c.FastMinBounces = 0, 0, 0
 				c.TripComplaintRate, c.WarnComplaintRate, c.ComplaintBurst = 0, 0, 0
 			},
-			run: func(r *rig) { r.b.RecordSent(t0, 200); r.bounce(t0, 200); r.complain(t0, 50) }},
+			run: func(m *sim) { m.sent(t0, 200); m.bounce(t0, 200); m.complain(t0, 50) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -141,27 +183,26 @@ func TestTrips(t *testing.T) {
 			if tc.cfg != nil {
 				tc.cfg(&cfg)
 			}
-			r := newRig(t, cfg)
-			tc.run(r)
-			r.want(tc.want)
-			if got := r.b.Warning(); got != tc.warning {
-				t.Fatalf("warning = %v; want %v", got, tc.warning)
+			m := newSim(t, cfg)
+			tc.run(m)
+			m.want(tc.want)
+			if m.s.Warning != tc.warning {
+				t.Fatalf("warning = %v; want %v", m.s.Warning, tc.warning)
 			}
-			snap := r.b.Snapshot()
-			if !strings.Contains(snap.Reason, tc.reason) {
-				t.Fatalf("reason %q lacks %q", snap.Reason, tc.reason)
+			if !strings.Contains(m.s.Reason, tc.reason) {
+				t.Fatalf("reason %q lacks %q", m.s.Reason, tc.reason)
 			}
-			if tc.want == Open {
-				if d := r.openFor(); d != 15*time.Minute {
+			if tc.want == store.Open {
+				if d := m.openFor(); d != 15*time.Minute {
 					t.Fatalf("open for %v; want 15m", d)
 				}
-				if ok, retry := r.b.Allow(1); ok || retry != 15*time.Minute {
+				if ok, retry := m.allow(1); ok || retry != 15*time.Minute {
 					t.Fatalf("Allow while open = %v, %v", ok, retry)
 				}
-				if len(r.changes) == 0 || r.changes[len(r.changes)-1].To != Open {
-					t.Fatalf("hook saw %+v; want a change to open", r.changes)
+				if len(m.changes) == 0 || m.changes[len(m.changes)-1].To != store.Open {
+					t.Fatalf("changes %+v; want a change to open", m.changes)
 				}
-			} else if ok, _ := r.b.Allow(50); !ok {
+			} else if ok, _ := m.allow(50); !ok {
 				t.Fatal("closed breaker refused")
 			}
 		})
@@ -169,121 +210,186 @@ func TestTrips(t *testing.T) {
 }
 
 func TestLateBounceIsAttributedToSendMinute(t *testing.T) {
-	r := newRig(t, TenantDefaults())
-	r.b.RecordSent(t0, 7)
-	r.clk.Add(42 * time.Minute)
-	r.b.RecordSent(r.clk.Now(), 3)
-	r.bounce(t0.Add(30*time.Second), 2)
-	snap := r.b.Snapshot()
+	m := newSim(t, TenantDefaults())
+	m.sent(t0, 7)
+	m.add(42 * time.Minute)
+	m.sent(m.now, 3)
+	m.bounce(t0.Add(30*time.Second), 2)
 	var sendMin, nowMin Bucket
-	for _, k := range snap.Minutes {
+	for _, k := range m.s.Minutes {
 		switch k.At {
 		case t0.Unix() / 60:
 			sendMin = k
-		case r.clk.Now().Unix() / 60:
+		case m.now.Unix() / 60:
 			nowMin = k
 		}
 	}
-	if sendMin != (Bucket{At: t0.Unix() / 60, Sent: 7, Bounces: 2}) || nowMin != (Bucket{At: r.clk.Now().Unix() / 60, Sent: 3}) {
+	if sendMin != (Bucket{At: t0.Unix() / 60, Sent: 7, Bounces: 2}) || nowMin != (Bucket{At: m.now.Unix() / 60, Sent: 3}) {
 		t.Fatalf("send-time buckets %+v %+v", sendMin, nowMin)
 	}
 	var ev Bucket
-	for _, k := range snap.Events {
-		if k.At == r.clk.Now().Unix()/60 {
+	for _, k := range m.s.Events {
+		if k.At == m.now.Unix()/60 {
 			ev = k
 		}
 	}
 	if ev.Bounces != 2 {
 		t.Fatalf("event-time bucket %+v; want 2 bounces now", ev)
 	}
-	if st := r.b.Stats(); st.Sent != 10 || st.HardBounces != 2 || st.FastSent != 3 || st.FastBounces != 2 {
+	if st := m.s.Stats(m.cfg, m.now); st.Sent != 10 || st.HardBounces != 2 || st.FastSent != 3 || st.FastBounces != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 }
 
-// failProbe waits for half-open, sends the probe and bounces it.
-func failProbe(r *rig) {
-	r.clk.Add(r.openFor())
-	r.want(HalfOpen)
-	if ok, _ := r.b.Allow(20); !ok {
-		r.t.Fatal("half-open refused the probe")
+// TestScenarios follows one breaker through trips, probes, resets and
+// forcing.
+func TestScenarios(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  func(*Config)
+		run  func(t *testing.T, m *sim)
+	}{
+		{name: "open time doubles and caps",
+			cfg: func(c *Config) { c.ForceAfter, c.ForceWindow = 0, 48*time.Hour },
+			run: func(t *testing.T, m *sim) {
+				m.trip()
+				got := []time.Duration{m.openFor()}
+				for range 6 {
+					m.failProbe(20, 2)
+					m.want(store.Open)
+					got = append(got, m.openFor())
+				}
+				want := []time.Duration{15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour, 4 * time.Hour, 4 * time.Hour}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("open times %v; want %v", got, want)
+				}
+			}},
+		{name: "forced open after three trips until reset",
+			run: func(t *testing.T, m *sim) {
+				m.trip()
+				m.want(store.Open)
+				m.failProbe(20, 2)
+				m.want(store.Open)
+				m.failProbe(20, 2)
+				m.want(store.ForcedOpen)
+				if m.s.OpenUntil != 0 || len(m.s.Trips) != 3 {
+					t.Fatalf("forced snapshot %+v", m.s)
+				}
+				m.add(30 * 24 * time.Hour)
+				m.want(store.ForcedOpen)
+				if ok, _ := m.allow(1); ok {
+					t.Fatal("forced_open admitted")
+				}
+				m.reset("operator")
+				m.want(store.Closed)
+				if ok, _ := m.allow(1); !ok {
+					t.Fatal("reset breaker refused")
+				}
+				if len(m.s.Trips) != 0 {
+					t.Fatalf("trips after reset %v", m.s.Trips)
+				}
+				last := m.changes[len(m.changes)-1]
+				if last.From != store.ForcedOpen || last.To != store.Closed || last.Reason != "operator" {
+					t.Fatalf("last change %+v", last)
+				}
+			}},
+		{name: "trips outside the force window do not force",
+			run: func(t *testing.T, m *sim) {
+				for range 3 {
+					m.trip()
+					m.want(store.Open)
+					m.add(m.openFor())
+					m.want(store.HalfOpen)
+					m.allow(1)
+					m.sent(m.now, 1)
+					m.add(10 * time.Minute)
+					m.want(store.Closed)
+					m.add(24 * time.Hour)
+				}
+				if d := len(m.s.Trips); d != 1 {
+					t.Fatalf("trips kept %d; want 1", d)
+				}
+			}},
+		{name: "late bounce of tripped mail ignored",
+			run: func(t *testing.T, m *sim) {
+				m.trip()
+				tripped := m.now
+				m.add(15 * time.Minute)
+				m.want(store.HalfOpen)
+				// Bounces of mail sent before the trip keep arriving: not probes.
+				m.bounce(tripped.Add(-time.Second), 30)
+				m.want(store.HalfOpen)
+				m.allow(1)
+				m.sent(m.now, 1)
+				m.add(10 * time.Minute)
+				m.want(store.Closed)
+				// After closing, the pre-trip mail does not count either.
+				m.bounce(tripped.Add(-time.Minute), 50)
+				m.want(store.Closed)
+			}},
+		{name: "warning on then off",
+			run: func(t *testing.T, m *sim) {
+				m.sent(t0, 200)
+				m.bounce(t0, 6) // 3%
+				m.sent(t0, 200)
+				m.sent(t0, 200) // 1%: cleared
+				if len(m.changes) != 2 || !m.changes[0].Warning || m.changes[1].Warning || m.changes[0].To != store.Closed {
+					t.Fatalf("changes %+v; want warning on then off", m.changes)
+				}
+			}},
+		{name: "reset of a warning is a change",
+			run: func(t *testing.T, m *sim) {
+				m.sent(t0, 200)
+				m.bounce(t0, 6)
+				m.reset("operator")
+				last := m.changes[len(m.changes)-1]
+				if m.s.Warning || last.From != store.Closed || last.To != store.Closed || m.s.Since != m.now.UnixMilli() {
+					t.Fatalf("after reset %+v, last change %+v", m.s, last)
+				}
+				n := len(m.changes)
+				m.reset("again")
+				if len(m.changes) != n {
+					t.Fatalf("reset of a clean breaker changed: %+v", m.changes[n:])
+				}
+			}},
+		{name: "force open",
+			run: func(t *testing.T, m *sim) {
+				m.forceOpen("kill switch")
+				m.want(store.ForcedOpen)
+				if ok, _ := m.allow(1); ok {
+					t.Fatal("forced open admitted")
+				}
+				if c := m.changes[0]; c.From != store.Closed || c.To != store.ForcedOpen || c.Reason != "kill switch" {
+					t.Fatalf("change %+v", c)
+				}
+			}},
+		{name: "account guard",
+			cfg: func(c *Config) { *c = AccountDefaults() },
+			run: func(t *testing.T, m *sim) {
+				m.sent(t0, 2000)
+				m.bounce(t0, 50) // 2.5%: warning only
+				m.want(store.Closed)
+				if !m.s.Warning {
+					t.Fatal("account guard did not warn at 2.5%")
+				}
+				m.bounce(t0, 10) // 3%
+				m.want(store.Open)
+				m.add(m.openFor())
+				m.want(store.HalfOpen)
+				m.allow(200)
+				m.sent(m.now, 200)
+				m.bounce(m.now, 20)
+				m.want(store.ForcedOpen)
+			}},
 	}
-	r.b.RecordSent(r.clk.Now(), 20)
-	r.clk.Add(time.Minute)
-	r.bounce(r.clk.Now().Add(-time.Minute), 2)
-}
-
-func trip(r *rig) {
-	r.b.RecordSent(r.clk.Now(), 100)
-	r.bounce(r.clk.Now(), 10)
-}
-
-func TestOpenTimeDoublesAndCaps(t *testing.T) {
-	cfg := TenantDefaults()
-	cfg.ForceAfter = 0
-	cfg.ForceWindow = 48 * time.Hour
-	r := newRig(t, cfg)
-	trip(r)
-	var got []time.Duration
-	got = append(got, r.openFor())
-	for range 6 {
-		failProbe(r)
-		r.want(Open)
-		got = append(got, r.openFor())
-	}
-	want := []time.Duration{15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour, 4 * time.Hour, 4 * time.Hour}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("open times %v; want %v", got, want)
-		}
-	}
-}
-
-func TestForcedOpenAfterThreeTripsUntilReset(t *testing.T) {
-	r := newRig(t, TenantDefaults())
-	trip(r)
-	r.want(Open)
-	failProbe(r)
-	r.want(Open)
-	failProbe(r)
-	r.want(ForcedOpen)
-	if s := r.b.Snapshot(); s.OpenUntil != 0 || len(s.Trips) != 3 {
-		t.Fatalf("forced snapshot %+v", s)
-	}
-	r.clk.Add(30 * 24 * time.Hour)
-	r.want(ForcedOpen)
-	if ok, _ := r.b.Allow(1); ok {
-		t.Fatal("forced_open admitted")
-	}
-	r.b.Reset("operator")
-	r.want(Closed)
-	if ok, _ := r.b.Allow(1); !ok {
-		t.Fatal("reset breaker refused")
-	}
-	if s := r.b.Snapshot(); len(s.Trips) != 0 {
-		t.Fatalf("trips after reset %v", s.Trips)
-	}
-	last := r.changes[len(r.changes)-1]
-	if last.From != ForcedOpen || last.To != Closed || last.Reason != "operator" {
-		t.Fatalf("last change %+v", last)
-	}
-}
-
-func TestTripsOutsideForceWindowDoNotForce(t *testing.T) {
-	r := newRig(t, TenantDefaults())
-	for range 3 {
-		trip(r)
-		r.want(Open)
-		r.clk.Add(r.openFor())
-		r.want(HalfOpen)
-		r.b.Allow(1)
-		r.b.RecordSent(r.clk.Now(), 1)
-		r.clk.Add(10 * time.Minute)
-		r.want(Closed)
-		r.clk.Add(24 * time.Hour)
-	}
-	if d := len(r.b.Snapshot().Trips); d != 1 {
-		t.Fatalf("trips kept %d; want 1", d)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := TenantDefaults()
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			tc.run(t, newSim(t, cfg))
+		})
 	}
 }
 
@@ -293,120 +399,115 @@ func TestHalfOpen(t *testing.T) {
 		bounces int
 		compl   int
 		wait    time.Duration
-		want    State
+		want    store.BreakerState
 	}{
-		{"no bounces closes after the hold", 0, 0, 10 * time.Minute, Closed},
-		{"one bounce is tolerated", 1, 0, 10 * time.Minute, Closed},
-		{"before the hold it stays half-open", 0, 0, 9 * time.Minute, HalfOpen},
-		{"two bounces reopen", 2, 0, time.Minute, Open},
-		{"a complaint reopens", 0, 1, time.Minute, Open},
+		{"no bounces closes after the hold", 0, 0, 10 * time.Minute, store.Closed},
+		{"one bounce is tolerated", 1, 0, 10 * time.Minute, store.Closed},
+		{"before the hold it stays half-open", 0, 0, 9 * time.Minute, store.HalfOpen},
+		{"two bounces reopen", 2, 0, time.Minute, store.Open},
+		{"a complaint reopens", 0, 1, time.Minute, store.Open},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, TenantDefaults())
-			trip(r)
-			r.clk.Add(15*time.Minute - time.Millisecond)
-			r.want(Open)
-			r.clk.Add(time.Millisecond)
-			r.want(HalfOpen)
-			if s := r.b.Snapshot(); s.ProbeBudget != 20 {
-				t.Fatalf("probe budget %d", s.ProbeBudget)
+			m := newSim(t, TenantDefaults())
+			m.trip()
+			m.add(15*time.Minute - time.Millisecond)
+			m.want(store.Open)
+			m.add(time.Millisecond)
+			m.want(store.HalfOpen)
+			if m.s.ProbeBudget != 20 {
+				t.Fatalf("probe budget %d", m.s.ProbeBudget)
 			}
-			if ok, _ := r.b.Allow(15); !ok {
-				t.Fatal("probe 15 refused")
+			for _, a := range []struct {
+				n     int
+				ok    bool
+				retry time.Duration
+			}{{15, true, 0}, {6, false, 10 * time.Minute}, {5, true, 0}, {1, false, 10 * time.Minute}} {
+				if ok, retry := m.allow(a.n); ok != a.ok || retry != a.retry {
+					t.Fatalf("Allow(%d) = %v %v; want %v %v", a.n, ok, retry, a.ok, a.retry)
+				}
 			}
-			if ok, _ := r.b.Allow(6); ok {
-				t.Fatal("probe over budget admitted")
-			}
-			if ok, _ := r.b.Allow(5); !ok {
-				t.Fatal("last 5 probes refused")
-			}
-			if ok, retry := r.b.Allow(1); ok || retry != 10*time.Minute {
-				t.Fatalf("spent budget: Allow = %v %v", ok, retry)
-			}
-			sent := r.clk.Now()
-			r.b.RecordSent(sent, 20)
+			sent := m.now
+			m.sent(sent, 20)
 			if tc.bounces > 0 {
-				r.bounce(sent, tc.bounces)
+				m.bounce(sent, tc.bounces)
 			}
 			if tc.compl > 0 {
-				r.complain(sent, tc.compl)
+				m.complain(sent, tc.compl)
 			}
-			r.clk.Add(tc.wait)
-			r.want(tc.want)
-			if tc.want == Open && r.openFor() != 30*time.Minute-tc.wait {
-				t.Fatalf("reopened for %v", r.openFor())
+			m.add(tc.wait)
+			m.want(tc.want)
+			if tc.want == store.Open && m.openFor() != 30*time.Minute-tc.wait {
+				t.Fatalf("reopened for %v", m.openFor())
 			}
 		})
 	}
 }
 
-func TestLateBounceOfTrippedMailIgnored(t *testing.T) {
-	r := newRig(t, TenantDefaults())
-	trip(r)
-	tripped := r.clk.Now()
-	r.clk.Add(15 * time.Minute)
-	r.want(HalfOpen)
-	// Bounces of mail sent before the trip keep arriving: not probes.
-	r.bounce(tripped.Add(-time.Second), 30)
-	r.want(HalfOpen)
-	r.b.Allow(1)
-	r.b.RecordSent(r.clk.Now(), 1)
-	r.clk.Add(10 * time.Minute)
-	r.want(Closed)
-	// After closing, the pre-trip mail does not count either.
-	r.bounce(tripped.Add(-time.Minute), 50)
-	r.want(Closed)
-}
-
-func TestWarningHook(t *testing.T) {
-	r := newRig(t, TenantDefaults())
-	r.b.RecordSent(t0, 200)
-	r.bounce(t0, 6) // 3%
-	r.b.RecordSent(t0, 200)
-	r.b.RecordSent(t0, 200) // 1%: cleared
-	if len(r.changes) != 2 || !r.changes[0].Warning || r.changes[1].Warning || r.changes[0].To != Closed {
-		t.Fatalf("changes %+v; want warning on then off", r.changes)
-	}
-}
-
 func TestSnapshotRoundTrip(t *testing.T) {
-	r := newRig(t, TenantDefaults())
-	trip(r)
-	r.clk.Add(time.Minute)
-	data, err := json.Marshal(r.b.Snapshot())
+	m := newSim(t, TenantDefaults())
+	m.trip()
+	m.add(time.Minute)
+	m.step()
+	data, err := json.Marshal(m.s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(data), `"state":"open"`) || !strings.Contains(string(data), `"open_until":`) || !strings.Contains(string(data), `"probe_budget":20`) {
-		t.Fatalf("snapshot JSON lacks the contract fields: %s", data)
+	for _, want := range []string{`"state":"open"`, `"open_until":`, `"probe_budget":20`} {
+		if !strings.Contains(string(data), want) {
+			t.Fatalf("snapshot JSON lacks %s: %s", want, data)
+		}
 	}
 	var s Snapshot
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	b2, err := New(Options{Config: TenantDefaults(), Now: r.clk.Now, State: &s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b2.State() != Open {
-		t.Fatalf("restored state %s", b2.State())
-	}
-	r.clk.Add(14 * time.Minute)
-	if b2.State() != HalfOpen || b2.Snapshot().ProbeBudget != 20 {
-		t.Fatalf("restored breaker did not turn half-open: %+v", b2.Snapshot())
-	}
-	if _, err := New(Options{Config: TenantDefaults(), State: &Snapshot{State: "ajar"}}); err == nil {
-		t.Fatal("unknown state accepted")
+	m2 := &sim{t: t, cfg: TenantDefaults(), now: m.now, s: s}
+	m2.want(store.Open)
+	m2.add(14 * time.Minute)
+	m2.want(store.HalfOpen)
+	if m2.s.ProbeBudget != 20 {
+		t.Fatalf("restored breaker did not turn half-open: %+v", m2.s)
 	}
 }
 
-func TestForceOpen(t *testing.T) {
-	r := newRig(t, TenantDefaults())
-	r.b.ForceOpen("kill switch")
-	r.want(ForcedOpen)
-	if ok, _ := r.b.Allow(1); ok {
-		t.Fatal("forced open admitted")
+// TestStepIsPure: Step leaves its input alone, answers the same twice,
+// and refuses an unknown state or an invalid config.
+func TestStepIsPure(t *testing.T) {
+	m := newSim(t, TenantDefaults())
+	m.sent(t0, 200)
+	m.bounce(t0, 9)
+	in := clone(m.s)
+	obs := []Observation{{MailTime: t0, EventTime: t0, HardBounces: 1}}
+	a, ca, err := Step(m.cfg, m.s, t0, obs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, cb, _ := Step(m.cfg, m.s, t0, obs...)
+	if !reflect.DeepEqual(m.s, in) {
+		t.Fatal("Step modified its input")
+	}
+	if !reflect.DeepEqual(a, b) || !reflect.DeepEqual(ca, cb) || a.State != store.Open {
+		t.Fatalf("two Steps differ or did not trip: %+v %+v", ca, cb)
+	}
+	f, _ := ForceOpen(m.s, t0, "x")
+	r, _ := Reset(m.s, t0, "x")
+	if !reflect.DeepEqual(m.s, in) || f.State != store.ForcedOpen || r.State != store.Closed {
+		t.Fatal("ForceOpen or Reset modified its input")
+	}
+
+	bad := []struct {
+		name string
+		cfg  Config
+		s    Snapshot
+	}{
+		{"unknown state", TenantDefaults(), Snapshot{State: "ajar"}},
+		{"invalid config", Config{}, Snapshot{}},
+	}
+	for _, tc := range bad {
+		if _, _, err := Step(tc.cfg, tc.s, t0); err == nil {
+			t.Errorf("%s accepted", tc.name)
+		}
 	}
 }
 
@@ -444,71 +545,36 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestAccountGuard(t *testing.T) {
-	r := newRig(t, AccountDefaults())
-	r.b.RecordSent(t0, 2000)
-	r.bounce(t0, 50) // 2.5%: warning only
-	r.want(Closed)
-	if !r.b.Warning() {
-		t.Fatal("account guard did not warn at 2.5%")
-	}
-	r.bounce(t0, 10) // 3%
-	r.want(Open)
-	failProbeN(r, 200, 20)
-	r.want(ForcedOpen)
-}
-
-func failProbeN(r *rig, n, bounces int) {
-	r.clk.Add(r.openFor())
-	r.want(HalfOpen)
-	r.b.Allow(n)
-	r.b.RecordSent(r.clk.Now(), n)
-	r.bounce(r.clk.Now(), bounces)
-}
-
 func TestRankByBounces(t *testing.T) {
 	cfg := TenantDefaults()
 	cfg.TripBounceRate, cfg.FastMinBounces = 0, 0
-	snaps := map[string]*Snapshot{}
+	snaps := map[string]Snapshot{}
 	for _, tc := range []struct {
 		id            string
 		sent, bounces int
 	}{{"a", 1000, 10}, {"b", 100, 10}, {"c", 5000, 40}, {"d", 100, 0}} {
-		r := newRig(t, cfg)
-		r.b.RecordSent(t0, tc.sent)
-		r.bounce(t0, tc.bounces)
-		s := r.b.Snapshot()
-		snaps[tc.id] = &s
+		m := newSim(t, cfg)
+		m.sent(t0, tc.sent)
+		m.bounce(t0, tc.bounces)
+		snaps[tc.id] = m.s
 	}
-	got := RankByBounces(cfg, t0.Add(time.Minute), snaps)
-	var ids []string
-	for _, c := range got {
-		ids = append(ids, c.Tenant)
+	tests := []struct {
+		name string
+		at   time.Time
+		want []Contribution
+	}{
+		{"most bounces first, then rate", t0.Add(time.Minute), []Contribution{
+			{Tenant: "c", HardBounces: 40, Sent: 5000, BounceRate: 40.0 / 5000, Share: 40.0 / 60},
+			{Tenant: "b", HardBounces: 10, Sent: 100, BounceRate: 0.1, Share: 10.0 / 60},
+			{Tenant: "a", HardBounces: 10, Sent: 1000, BounceRate: 0.01, Share: 10.0 / 60},
+		}},
+		{"old bounces are not ranked", t0.Add(2 * time.Hour), nil},
 	}
-	if strings.Join(ids, ",") != "c,b,a" {
-		t.Fatalf("rank %v; want c,b,a", ids)
-	}
-	if got[0].Share != 40.0/60 || got[1].BounceRate != 0.1 {
-		t.Fatalf("contributions %+v", got)
-	}
-	if got := RankByBounces(cfg, t0.Add(2*time.Hour), snaps); len(got) != 0 {
-		t.Fatalf("old bounces ranked: %+v", got)
-	}
-}
-
-func TestHookMayCallBreaker(t *testing.T) {
-	clk := &clock{t: t0}
-	var b *Breaker
-	var seen []State
-	b, err := New(Options{Config: TenantDefaults(), Now: clk.Now, OnStateChange: func(c Change) {
-		seen = append(seen, b.State(), c.To)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.RecordSent(t0, 100)
-	b.Observe(Observation{MailTime: t0, EventTime: t0, HardBounces: 10})
-	if strings.Join([]string{string(seen[0]), string(seen[1])}, ",") != "open,open" {
-		t.Fatalf("hook saw %v", seen)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RankByBounces(cfg, tc.at, snaps); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("rank %+v; want %+v", got, tc.want)
+			}
+		})
 	}
 }

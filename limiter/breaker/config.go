@@ -51,10 +51,9 @@ type Config struct {
 	ProbeMaxBounces int64
 }
 
-// TenantDefaults returns the per-tenant defaults of anchors-perf.md
-// section 4: trip at 5% hard bounces over 60 min (min 100 sent) or 10% and
-// 25 bounces in 5 min; warn at 2.5%; complaints 0.1% over 24 h (min 1,000)
-// or 5 in 60 min; open 15 min doubling to 4 h; forced open after 3 trips in
+// TenantDefaults returns the per-tenant defaults: trip at 5% hard bounces
+// over 60 min (min 100 sent) or 10% and 25 bounces in 5 min; warn at 2.5%;
+// complaints 0.1% over 24 h (min 1,000) or 5 in 60 min; open 15 min doubling to 4 h; forced open after 3 trips in
 // 24 h; 20 probe recipients held 10 min, at most 1 bounce.
 func TenantDefaults() Config {
 	return Config{

@@ -1,7 +1,8 @@
 package breaker
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"time"
 )
 
@@ -17,18 +18,8 @@ type Stats struct {
 	BurstComplaints   int64 // event time, over ComplaintBurstWindow
 }
 
-// Stats returns the current window sums.
-func (b *Breaker) Stats() Stats {
-	b.mu.Lock()
-	defer b.unlock()
-	return b.stats(b.now())
-}
-
-func (b *Breaker) stats(now time.Time) Stats {
-	return snapshotStats(b.cfg, &b.s, now)
-}
-
-func snapshotStats(c Config, s *Snapshot, now time.Time) Stats {
+// Stats returns the window sums of s at now.
+func (s Snapshot) Stats(c Config, now time.Time) Stats {
 	minute, hour := now.Unix()/60, now.Unix()/3600
 	slow := sumRing(s.Minutes, minute, int(c.Window/time.Minute))
 	fast := sumRing(s.Minutes, minute, int(c.FastWindow/time.Minute))
@@ -62,14 +53,11 @@ type Contribution struct {
 // RankByBounces orders tenants for the account guard to shed, worst first:
 // most hard bounces over c's window, then highest bounce rate, then id.
 // Tenants without hard bounces are left out.
-func RankByBounces(c Config, now time.Time, tenants map[string]*Snapshot) []Contribution {
+func RankByBounces(c Config, now time.Time, tenants map[string]Snapshot) []Contribution {
 	var out []Contribution
 	var total int64
 	for id, s := range tenants {
-		if s == nil {
-			continue
-		}
-		st := snapshotStats(c, s, now)
+		st := s.Stats(c, now)
 		if st.HardBounces == 0 {
 			continue
 		}
@@ -79,15 +67,8 @@ func RankByBounces(c Config, now time.Time, tenants map[string]*Snapshot) []Cont
 	for i := range out {
 		out[i].Share = float64(out[i].HardBounces) / float64(total)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.HardBounces != b.HardBounces {
-			return a.HardBounces > b.HardBounces
-		}
-		if a.BounceRate != b.BounceRate {
-			return a.BounceRate > b.BounceRate
-		}
-		return a.Tenant < b.Tenant
+	slices.SortFunc(out, func(a, b Contribution) int {
+		return cmp.Or(cmp.Compare(b.HardBounces, a.HardBounces), cmp.Compare(b.BounceRate, a.BounceRate), cmp.Compare(a.Tenant, b.Tenant))
 	})
 	return out
 }

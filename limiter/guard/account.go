@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/sesgate/sesgate/limiter/breaker"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // accountUpdate feeds the account guard a tenant update's sent deltas and
@@ -13,17 +14,13 @@ func (g *Guard) accountUpdate(ctx context.Context, deltas map[int64]int64, obs *
 	if g.account == nil || (len(deltas) == 0 && obs == nil) {
 		return nil
 	}
-	res, err := g.update(ctx, AccountID, *g.account, false, deltas, func(b *breaker.Breaker) {
-		if obs != nil {
-			b.Observe(*obs)
-		}
-	})
+	res, err := g.update(ctx, AccountID, *g.account, input{sent: deltas, obs: obs})
 	if err != nil {
 		return err
 	}
 	g.after(ctx, AccountID, res)
 	for _, c := range res.changes {
-		if c.To == breaker.Open || c.To == breaker.ForcedOpen {
+		if c.To == store.Open || c.To == store.ForcedOpen {
 			return g.shed(ctx, c.Reason)
 		}
 	}
@@ -37,7 +34,7 @@ func (g *Guard) accountUpdate(ctx context.Context, deltas map[int64]int64, obs *
 // person to look at it.
 func (g *Guard) shed(ctx context.Context, why string) error {
 	now := g.now()
-	snaps := map[string]*breaker.Snapshot{}
+	snaps := map[string]breaker.Snapshot{}
 	var sent, bounces int64
 	for _, t := range *g.tenants.Load() {
 		r, err := g.st.GetBreakerRecord(ctx, t)
@@ -45,22 +42,17 @@ func (g *Guard) shed(ctx context.Context, why string) error {
 			return err
 		}
 		d := g.decode(t, r.Data)
-		b, err := breaker.New(breaker.Options{Config: *g.account, Now: g.now, State: &d.Snap})
-		if err != nil {
-			return err
-		}
-		st := b.Stats()
+		st := d.Snap.Stats(*g.account, now)
 		sent += st.Sent
 		bounces += st.HardBounces
-		s := d.Snap
-		snaps[t] = &s
+		snaps[t] = d.Snap
 	}
 	for _, c := range breaker.RankByBounces(*g.account, now, snaps) {
 		if sent <= 0 || float64(bounces)/float64(sent) < g.account.TripBounceRate {
 			break
 		}
 		reason := fmt.Sprintf("account guard: %d of the account's hard bounces (%.1f%%) at %.2f%% (%s)", c.HardBounces, 100*c.Share, 100*c.BounceRate, why)
-		if err := g.forceOpen(ctx, c.Tenant, reason); err != nil {
+		if err := g.ForceOpen(ctx, c.Tenant, reason); err != nil {
 			return err
 		}
 		g.log.Error("account guard shed a tenant", "tenant", c.Tenant, "hard_bounces", c.HardBounces, "sent", c.Sent)

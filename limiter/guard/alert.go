@@ -12,17 +12,19 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // Alert is one notification to the webhook. Text is what Slack shows.
 type Alert struct {
-	Text      string    `json:"text"`
-	Tenant    string    `json:"tenant"`
-	Event     string    `json:"event"` // trip, forced_open, half_open, closed, warning, warning_cleared, shed
-	State     string    `json:"state"`
-	Reason    string    `json:"reason,omitempty"`
-	OpenUntil time.Time `json:"open_until,omitzero"`
-	At        time.Time `json:"at"`
+	Text      string             `json:"text"`
+	Tenant    string             `json:"tenant"`
+	Event     string             `json:"event"` // trip, forced_open, half_open, closed, warning, warning_cleared, shed
+	State     store.BreakerState `json:"state"`
+	Reason    string             `json:"reason,omitempty"`
+	OpenUntil time.Time          `json:"open_until,omitzero"`
+	At        time.Time          `json:"at"`
 }
 
 // Defaults of AlerterOptions.

@@ -1,8 +1,10 @@
 // Package guard wires the SES feedback into the running gateway on the
 // shared store: it is the feedback.Processor that turns events into
-// suppressions and breaker decisions, the admin.Breakers backend, the
-// attribution memory (SES MessageId -> tenant), the shared duplicate
-// check, the trip propagation to every replica and the alert webhook.
+// suppressions and breaker decisions, the breakers' keeper for operators
+// (Status, Reset, ForceOpen and MinuteCounts; ErrUnknownTenant for a
+// tenant without a breaker config), the attribution memory (SES MessageId
+// -> tenant), the shared duplicate check, the trip propagation to every
+// replica and the alert webhook.
 //
 // Per event (ProcessEvent):
 //   - permanent bounces and complaints put the recipients on the
@@ -11,7 +13,8 @@
 //     counted;
 //   - hard bounces and complaints update the tenant's breaker in one atomic
 //     read-modify-write of its store record (WATCH/MULTI on Redis, one
-//     bbolt transaction embedded): the breaker.Snapshot lives in the
+//     bbolt transaction embedded) that runs breaker.Step: the
+//     breaker.Snapshot and the trip history (store.Trip) live in the
 //     record's data, the denominator is fed from the store's per-minute
 //     sent counters (the minutes already fed are remembered in the same
 //     data, so a recipient is never counted twice), the observation is

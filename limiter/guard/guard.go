@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sesgate/sesgate/limiter/breaker"
-	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
+	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/limiter/store"
 )
 
@@ -148,18 +149,11 @@ func New(opts Options) (*Guard, error) {
 	return g, nil
 }
 
-// Trip is one time a breaker opened.
-type Trip struct {
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason"`
-	Forced bool      `json:"forced,omitempty"`
-}
-
 // data is the guard's part of a breaker record.
 type data struct {
 	Snap    breaker.Snapshot `json:"snap"`
-	Sent    map[int64]int64  `json:"sent,omitempty"` // unix minute -> recipients fed to RecordSent
-	History []Trip           `json:"history,omitempty"`
+	Sent    map[int64]int64  `json:"sent,omitempty"` // unix minute -> recipients fed to the breaker
+	History []store.Trip     `json:"history,omitempty"`
 }
 
 func (g *Guard) decode(tenant string, raw []byte) data {
@@ -176,6 +170,20 @@ func (g *Guard) decode(tenant string, raw []byte) data {
 	return d
 }
 
+// input is what one update gives a breaker.
+type input struct {
+	// feed: the store's per-minute sent counters not yet fed.
+	feed bool
+	// sent: more recipients sent, by unix minute (a tenant update's
+	// counters, fed to the account guard).
+	sent map[int64]int64
+	// obs: an event's hard bounces and complaints.
+	obs *breaker.Observation
+	// op: an operator's command (breaker.Reset, breaker.ForceOpen). It
+	// runs before the observations; no caller gives both.
+	op func(breaker.Snapshot, time.Time) (breaker.Snapshot, []breaker.Change)
+}
+
 // result is what one update did.
 type result struct {
 	changes []breaker.Change
@@ -185,44 +193,48 @@ type result struct {
 	waited  bool
 }
 
-// update runs op on tenant's breaker inside one atomic record update: the
-// sent counters are fed first (sync), then op, then the admission fields
-// are derived from the snapshot.
-func (g *Guard) update(ctx context.Context, tenant string, cfg breaker.Config, sync bool, extra map[int64]int64, op func(b *breaker.Breaker)) (result, error) {
+// update steps tenant's breaker inside one atomic record update: the
+// operator's command, then the sent counters and the observation, then the
+// admission fields are derived from the new snapshot.
+func (g *Guard) update(ctx context.Context, tenant string, cfg breaker.Config, in input) (result, error) {
 	now := g.now()
 	var res result
 	waited, err := g.st.UpdateBreakerRecord(ctx, tenant, func(rec *store.BreakerRecord) (bool, error) {
 		res = result{deltas: map[int64]int64{}}
 		d := g.decode(tenant, rec.Data)
-		b, err := breaker.New(breaker.Options{Config: cfg, Now: g.now, State: &d.Snap,
-			OnStateChange: func(c breaker.Change) { res.changes = append(res.changes, c) }})
+		var obs []breaker.Observation
+		if in.feed {
+			fed, err := g.feedSent(ctx, tenant, &d, now, res.deltas)
+			if err != nil {
+				return false, err
+			}
+			obs = fed
+		}
+		obs = append(obs, sentObservations(in.sent, now)...)
+		if in.obs != nil {
+			obs = append(obs, *in.obs)
+		}
+		snap := d.Snap
+		if in.op != nil {
+			snap, res.changes = in.op(snap, now)
+		}
+		snap, changes, err := breaker.Step(cfg, snap, now, obs...)
 		if err != nil {
 			return false, err
 		}
-		if sync {
-			if err := g.feedSent(ctx, tenant, b, &d, now, res.deltas); err != nil {
-				return false, err
-			}
-		}
-		for m, n := range extra {
-			b.RecordSent(minuteTime(m, now), int(n))
-		}
-		if op != nil {
-			op(b)
-		}
-		b.Tick()
-		d.Snap = b.Snapshot()
-		res.stats = b.Stats()
+		d.Snap = snap
+		res.changes = append(res.changes, changes...)
+		res.stats = snap.Stats(cfg, now)
 		for _, c := range res.changes {
-			if c.To == breaker.Open || c.To == breaker.ForcedOpen {
-				d.History = append(d.History, Trip{At: c.At, Reason: c.Reason, Forced: c.To == breaker.ForcedOpen})
+			if c.To == store.Open || c.To == store.ForcedOpen {
+				d.History = append(d.History, store.Trip{At: c.At, Reason: c.Reason})
 			}
 		}
 		if len(d.History) > maxHistory {
 			d.History = d.History[len(d.History)-maxHistory:]
 		}
 		next := derive(rec.Breaker, d.Snap, len(res.changes) > 0)
-		changed := len(res.changes) > 0 || len(res.deltas) > 0 || len(extra) > 0 || op != nil ||
+		changed := len(res.changes) > 0 || len(res.deltas) > 0 || len(in.sent) > 0 || in.obs != nil || in.op != nil ||
 			next != rec.Breaker || rec.Warning != d.Snap.Warning
 		if !changed {
 			res.rec = *rec
@@ -240,17 +252,29 @@ func (g *Guard) update(ctx context.Context, tenant string, cfg breaker.Config, s
 	return res, err
 }
 
-// feedSent feeds the store's per-minute sent counters not yet fed.
-func (g *Guard) feedSent(ctx context.Context, tenant string, b *breaker.Breaker, d *data, now time.Time, deltas map[int64]int64) error {
+// sentObservations turns recipients sent per unix minute into
+// observations, oldest minute first.
+func sentObservations(sent map[int64]int64, now time.Time) []breaker.Observation {
+	var out []breaker.Observation
+	for _, m := range slices.Sorted(maps.Keys(sent)) {
+		out = append(out, breaker.Observation{MailTime: minuteTime(m, now), Sent: int(sent[m])})
+	}
+	return out
+}
+
+// feedSent returns the store's per-minute sent counters not yet fed, as
+// observations, and remembers them as fed in d.
+func (g *Guard) feedSent(ctx context.Context, tenant string, d *data, now time.Time, deltas map[int64]int64) ([]breaker.Observation, error) {
 	from := now.Add(-sentLookback)
 	first, counts, err := g.st.SentMinutes(ctx, tenant, from, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var obs []breaker.Observation
 	for i, c := range counts {
 		m := first + int64(i)
 		if seen := d.Sent[m]; c > seen {
-			b.RecordSent(minuteTime(m, now), int(c-seen))
+			obs = append(obs, breaker.Observation{MailTime: minuteTime(m, now), Sent: int(c - seen)})
 			deltas[m] = c - seen
 			d.Sent[m] = c
 		}
@@ -260,7 +284,7 @@ func (g *Guard) feedSent(ctx context.Context, tenant string, b *breaker.Breaker,
 			delete(d.Sent, m)
 		}
 	}
-	return nil
+	return obs, nil
 }
 
 // minuteTime is a time inside unix minute m, not after now (so a send in
@@ -278,22 +302,22 @@ func minuteTime(m int64, now time.Time) time.Time {
 // probes) wins.
 func derive(cur store.Breaker, s breaker.Snapshot, changed bool) store.Breaker {
 	if !changed {
-		if s.State == breaker.HalfOpen && cur.State == store.Open {
+		if s.State == store.HalfOpen && cur.State == store.Open {
 			return store.Breaker{State: store.HalfOpen, Probes: cur.Probes}
 		}
-		if string(s.State) == string(cur.State) || (s.State == breaker.Closed && cur.State == "") {
+		if s.State == cur.State || (s.State == store.Closed && cur.State == "") {
 			return cur
 		}
 	}
 	switch s.State {
-	case breaker.Open:
+	case store.Open:
 		return store.Breaker{State: store.Open, OpenUntil: time.UnixMilli(s.OpenUntil).UTC(), Probes: int64(s.ProbeBudget)}
-	case breaker.HalfOpen:
+	case store.HalfOpen:
 		if cur.State == store.HalfOpen || cur.State == store.Open {
 			return store.Breaker{State: store.HalfOpen, Probes: cur.Probes}
 		}
 		return store.Breaker{State: store.HalfOpen, Probes: int64(s.ProbeBudget)}
-	case breaker.ForcedOpen:
+	case store.ForcedOpen:
 		return store.Breaker{State: store.ForcedOpen}
 	}
 	return store.Breaker{State: store.Closed}
@@ -317,7 +341,7 @@ func (g *Guard) ProcessEvent(ctx context.Context, ev *feedback.Event) error {
 	hb, cp := ev.HardBounces(), ev.Complaints()
 	if hb > 0 || cp > 0 {
 		obs := breaker.Observation{MailTime: ev.MailTime, EventTime: ev.EventTime, HardBounces: hb, Complaints: cp}
-		res, err := g.update(ctx, ev.Tenant, cfg, true, nil, func(b *breaker.Breaker) { b.Observe(obs) })
+		res, err := g.update(ctx, ev.Tenant, cfg, input{feed: true, obs: &obs})
 		if err != nil {
 			g.m.events.WithLabelValues(string(ev.Type), "error").Inc()
 			return fmt.Errorf("breaker of %s: %w", ev.Tenant, err)
@@ -360,21 +384,21 @@ func (g *Guard) after(ctx context.Context, tenant string, res result) {
 	for _, c := range res.changes {
 		ev, level := "", slog.LevelInfo
 		switch {
-		case c.To == breaker.ForcedOpen:
+		case c.To == store.ForcedOpen:
 			ev, level = "forced_open", slog.LevelError
-		case c.To == breaker.Open:
+		case c.To == store.Open:
 			ev, level = "trip", slog.LevelError
-		case c.To == breaker.HalfOpen:
+		case c.To == store.HalfOpen:
 			ev = "half_open"
-		case c.From == breaker.Closed && c.To == breaker.Closed && c.Warning:
+		case c.From == store.Closed && c.To == store.Closed && c.Warning:
 			ev, level = "warning", slog.LevelWarn
-		case c.From == breaker.Closed && c.To == breaker.Closed:
+		case c.From == store.Closed && c.To == store.Closed:
 			ev = "warning_cleared"
 		default:
 			ev = "closed"
 		}
 		if ev == "trip" || ev == "forced_open" {
-			g.m.trips.WithLabelValues(label(tenant)).Inc()
+			g.m.trips.WithLabelValues(tenant).Inc()
 		}
 		g.log.Log(ctx, level, "breaker "+ev, "tenant", tenant, "from", string(c.From), "to", string(c.To),
 			"reason", c.Reason, "open_until", c.OpenUntil, "durable_ack", res.waited)
@@ -383,7 +407,7 @@ func (g *Guard) after(ctx context.Context, tenant string, res result) {
 			if tenant == AccountID {
 				text = fmt.Sprintf("sesgate: ACCOUNT guard %s (%s)", ev, c.Reason)
 			}
-			g.alerts.Send(Alert{Text: text, Tenant: tenant, Event: ev, State: string(c.To), Reason: c.Reason, OpenUntil: c.OpenUntil, At: c.At})
+			g.alerts.Send(Alert{Text: text, Tenant: tenant, Event: ev, State: c.To, Reason: c.Reason, OpenUntil: c.OpenUntil, At: c.At})
 		}
 	}
 	if len(res.changes) > 0 && tenant != AccountID {
@@ -426,8 +450,6 @@ func (g *Guard) apply(tenant string, r store.BreakerRecord) {
 	}
 	g.seen[tenant] = state
 }
-
-func label(tenant string) string { return tenant }
 
 // Scope returns the suppression scope in use.
 func (g *Guard) Scope() string { return g.scope }

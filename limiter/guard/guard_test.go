@@ -12,10 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/sesgate/sesgate/internal/admin"
-	"github.com/sesgate/sesgate/limiter/breaker"
-	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
+	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/limiter/store"
 	"github.com/sesgate/sesgate/limiter/store/boltstore"
 	"github.com/sesgate/sesgate/limiter/store/storetest"
@@ -109,7 +108,7 @@ func TestSentCountedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 50 sent, 1 hard bounce: 2% over the hour window.
-	if st.Rates.BounceRate != 0.02 || st.State != "closed" {
+	if st.Stats.BounceRate != 0.02 || st.State != store.Closed {
 		t.Fatalf("status %+v", st)
 	}
 }
@@ -194,13 +193,13 @@ func TestWarningThenTripThenReset(t *testing.T) {
 		t.Fatal("reset left the local refusal")
 	}
 	st, err := e.g.Status(ctx, "acme")
-	if err != nil || st.State != "closed" || len(st.Trips) != 1 || st.Trips[0].At.IsZero() {
+	if err != nil || st.State != store.Closed || len(st.Trips) != 1 || st.Trips[0].At.IsZero() {
 		t.Fatalf("after reset: %+v %v", st, err)
 	}
 	if err := e.g.ForceOpen(ctx, "acme", "looks odd"); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := e.g.Status(ctx, "acme"); st.State != "forced_open" || st.Reason != "looks odd" {
+	if st, _ := e.g.Status(ctx, "acme"); st.State != store.ForcedOpen || st.Reason != "looks odd" || len(st.Trips) != 2 || st.Trips[0].Reason != "looks odd" {
 		t.Fatalf("forced: %+v", st)
 	}
 	for _, f := range []func() error{
@@ -208,7 +207,7 @@ func TestWarningThenTripThenReset(t *testing.T) {
 		func() error { return e.g.Reset(ctx, "nobody") },
 		func() error { return e.g.ForceOpen(ctx, "nobody", "x") },
 	} {
-		if err := f(); !errors.Is(err, admin.ErrNotFound) {
+		if err := f(); !errors.Is(err, ErrUnknownTenant) {
 			t.Fatalf("unknown tenant: %v", err)
 		}
 	}
@@ -344,7 +343,7 @@ func TestMinuteCounts(t *testing.T) {
 	if b := got[sendMinute]; b.Bounces != 2 || b.Complaints != 0 {
 		t.Fatalf("minute %d: %+v (all: %+v)", sendMinute, b, got)
 	}
-	if _, err := e.g.MinuteCounts(ctx, "nobody"); !errors.Is(err, admin.ErrNotFound) {
+	if _, err := e.g.MinuteCounts(ctx, "nobody"); !errors.Is(err, ErrUnknownTenant) {
 		t.Fatalf("unknown tenant: %v", err)
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/gateway/ses/feedback"
 	"github.com/sesgate/sesgate/limiter/store"
 )
 

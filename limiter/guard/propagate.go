@@ -114,7 +114,7 @@ func (g *Guard) Evaluate(ctx context.Context, tenant string) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	res, err := g.update(cctx, tenant, cfg, true, nil, nil)
+	res, err := g.update(cctx, tenant, cfg, input{feed: true})
 	if err != nil {
 		return err
 	}

@@ -230,7 +230,11 @@ func (s *Suppression) Normalize() error {
 	return nil
 }
 
-// BreakerState is the state of a tenant's breaker.
+// BreakerState is the state of a breaker (a tenant's, or the account
+// guard's). It is the one vocabulary of the breaker everywhere: package
+// breaker's state machine, the guard, the admin API and its JSON. The text
+// is the stored form (the Redis hash field "state", the embedded store's
+// value, the Redis admission script) and the API's, so it never changes.
 type BreakerState string
 
 // Breaker states.
@@ -241,9 +245,17 @@ const (
 	ForcedOpen BreakerState = "forced_open"
 )
 
+// Trip is one time a breaker opened (or was forced open): the history a
+// breaker record keeps in its data (package guard writes it) and the admin
+// API lists.
+type Trip struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
 // Breaker is the part of a tenant's breaker record that admission reads.
-// The feedback package owns the transitions; admission only moves open to
-// half_open once OpenUntil passed and spends Probes.
+// Package guard owns the transitions (package breaker's Step); admission
+// only moves open to half_open once OpenUntil passed and spends Probes.
 type Breaker struct {
 	State     BreakerState // "" reads as Closed
 	OpenUntil time.Time    // Open: refused until then

@@ -11,28 +11,61 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/ses"
 	"github.com/sesgate/sesgate/internal/sestest"
+	"github.com/sesgate/sesgate/limiter/breaker"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // breakerSink feeds per-tenant breakers from events and remembers the SES
 // MessageId of every send, as the gateway will.
 type breakerSink struct {
+	t        *testing.T
 	mu       sync.Mutex
-	breakers map[string]*breaker.Breaker
+	breakers map[string]breaker.Snapshot
 	sent     map[string]string // SES MessageId -> tenant
 	events   map[string]int    // tenant -> events
 	trips    chan string
 }
 
+// step steps tenant's breaker at now and announces its trips. Called with
+// s.mu held.
+func (s *breakerSink) step(tenant string, now time.Time, obs ...breaker.Observation) breaker.Snapshot {
+	b, changes, err := breaker.Step(breaker.TenantDefaults(), s.breakers[tenant], now, obs...)
+	if err != nil {
+		s.t.Error(err)
+	}
+	s.breakers[tenant] = b
+	for _, c := range changes {
+		if c.To == store.Open {
+			s.trips <- tenant
+		}
+	}
+	return b
+}
+
+// allow asks tenant's breaker to admit one recipient now.
+func (s *breakerSink) allow(tenant string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	b, ok, _ := breaker.Allow(breaker.TenantDefaults(), s.step(tenant, now), now, 1)
+	s.breakers[tenant] = b
+	return ok
+}
+
+func (s *breakerSink) state(tenant string) store.BreakerState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.step(tenant, time.Now()).State
+}
+
 func (s *breakerSink) ProcessEvent(_ context.Context, ev *Event) error {
 	s.mu.Lock()
-	b := s.breakers[ev.Tenant]
+	defer s.mu.Unlock()
 	s.events[ev.Tenant]++
-	s.mu.Unlock()
-	b.Observe(breaker.Observation{MailTime: ev.MailTime, EventTime: ev.EventTime, HardBounces: ev.HardBounces(), Complaints: ev.Complaints()})
+	s.step(ev.Tenant, time.Now(), breaker.Observation{MailTime: ev.MailTime, EventTime: ev.EventTime, HardBounces: ev.HardBounces(), Complaints: ev.Complaints()})
 	return nil
 }
 
@@ -46,7 +79,8 @@ func (s *breakerSink) LookupMessage(_ context.Context, id string) (string, strin
 func (s *breakerSink) KnownTenant(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.breakers[id] != nil
+	_, ok := s.breakers[id]
+	return ok
 }
 
 // TestEndToEndBouncesTripBreaker sends through the real SES sink to
@@ -77,18 +111,8 @@ func TestEndToEndBouncesTripBreaker(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			bs := &breakerSink{breakers: map[string]*breaker.Breaker{}, sent: map[string]string{}, events: map[string]int{}, trips: make(chan string, 10)}
-			for _, id := range []string{"leaky", "clean"} {
-				b, err := breaker.New(breaker.Options{Config: breaker.TenantDefaults(), OnStateChange: func(c breaker.Change) {
-					if c.To == breaker.Open {
-						bs.trips <- id
-					}
-				}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				bs.breakers[id] = b
-			}
+			bs := &breakerSink{t: t, breakers: map[string]breaker.Snapshot{"leaky": {}, "clean": {}},
+				sent: map[string]string{}, events: map[string]int{}, trips: make(chan string, 10)}
 			in, err := NewIngester(IngesterOptions{Processor: bs, Tenants: bs, Lookup: bs})
 			if err != nil {
 				t.Fatal(err)
@@ -119,8 +143,7 @@ func TestEndToEndBouncesTripBreaker(t *testing.T) {
 				t.Fatal(err)
 			}
 			send := func(tenant, rcpt string) bool {
-				b := bs.breakers[tenant]
-				if ok, _ := b.Allow(1); !ok {
+				if !bs.allow(tenant) {
 					return false
 				}
 				now := time.Now()
@@ -132,8 +155,8 @@ func TestEndToEndBouncesTripBreaker(t *testing.T) {
 				}
 				bs.mu.Lock()
 				bs.sent[id] = tenant
+				bs.step(tenant, time.Now(), breaker.Observation{MailTime: now, Sent: 1})
 				bs.mu.Unlock()
-				b.RecordSent(now, 1)
 				return true
 			}
 
@@ -165,16 +188,15 @@ func TestEndToEndBouncesTripBreaker(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("no trip")
 			}
-			leaky, clean := bs.breakers["leaky"], bs.breakers["clean"]
-			if leaky.State() != breaker.Open || clean.State() != breaker.Closed {
-				t.Fatalf("states leaky=%s clean=%s", leaky.State(), clean.State())
+			if leaky, clean := bs.state("leaky"), bs.state("clean"); leaky != store.Open || clean != store.Closed {
+				t.Fatalf("states leaky=%s clean=%s", leaky, clean)
 			}
 			// The fast rule (25 bounces) or the slow one (5% of >= 100)
 			// trips well before 400 sends with 30% bouncing.
 			if sentLeaky < 25 || sentLeaky > 400 {
 				t.Fatalf("leaky sent %d before the trip", sentLeaky)
 			}
-			if ok, _ := leaky.Allow(1); ok {
+			if bs.allow("leaky") {
 				t.Fatal("tripped tenant admitted")
 			}
 			if !send("clean", "after@example.org") {

@@ -30,10 +30,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sesgate/sesgate/internal/admin"
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/limiter/breaker"
+	"github.com/sesgate/sesgate/limiter/guard"
 	"github.com/sesgate/sesgate/limiter/store"
 )
 
@@ -338,13 +339,13 @@ func (v tenantsView) status(ctx context.Context, t *gateway.Tenant, infos map[st
 			FirstContactLeftDay:  left(l.FirstContactPerDay, u.FirstContactDay),
 		},
 		Rates:   admin.Rates{Window: "1h", SentPerMinute: float64(sent) / 60},
-		Breaker: string(cmp.Or(brk.State, store.Closed)),
+		Breaker: cmp.Or(brk.State, store.Closed),
 	}
 	if v.brk != nil {
 		// The breaker's window and rates when it answers; else the last
 		// hour's send rate without bounce and complaint rates.
 		if bs, err := v.brk.Status(ctx, t.ID); err == nil {
-			st.Rates = bs.Rates
+			st.Rates = admin.BreakerView(bs).Rates
 		}
 	}
 	if frozen {
@@ -377,7 +378,7 @@ func (v tenantsView) Series(ctx context.Context, id string) ([]admin.Point, erro
 	// breaker when it keeps them (guard.Guard does).
 	if mc, ok := v.brk.(minuteCounter); ok {
 		counts, err := mc.MinuteCounts(ctx, id)
-		if err != nil && !errors.Is(err, admin.ErrNotFound) {
+		if err != nil && !errors.Is(err, guard.ErrUnknownTenant) {
 			return nil, err
 		}
 		for at, b := range counts {
@@ -547,8 +548,8 @@ func (v auditView) List(ctx context.Context, limit int) ([]admin.AuditEntry, err
 // NoBreakers answers every breaker call with ErrInvalid.
 type NoBreakers struct{}
 
-func (NoBreakers) Status(context.Context, string) (admin.BreakerStatus, error) {
-	return admin.BreakerStatus{}, fmt.Errorf("%w: breakers not available", admin.ErrInvalid)
+func (NoBreakers) Status(context.Context, string) (guard.Status, error) {
+	return guard.Status{}, fmt.Errorf("%w: breakers not available", admin.ErrInvalid)
 }
 func (NoBreakers) Reset(context.Context, string) error {
 	return fmt.Errorf("%w: breakers not available", admin.ErrInvalid)

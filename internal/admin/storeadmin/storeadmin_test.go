@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sesgate/sesgate/internal/admin"
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/limiter/store"
 	"github.com/sesgate/sesgate/limiter/store/boltstore"
 )

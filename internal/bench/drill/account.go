@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/limiter/breaker"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // Codes that must never reach a tenant other than the victim.
@@ -234,21 +235,20 @@ func trip(rec Record, rows map[string]*Row, since func(time.Time) float64) Trip 
 		}
 	}
 	type step struct {
-		at   time.Time
-		sent int
-		obs  *breaker.Observation
+		at  time.Time
+		obs breaker.Observation
 	}
 	var steps []step
 	for _, m := range rec.Messages {
 		if m.Tenant == victim {
-			steps = append(steps, step{at: m.At, sent: len(m.Recipients)})
+			steps = append(steps, step{at: m.At, obs: breaker.Observation{MailTime: m.At, Sent: len(m.Recipients)}})
 		}
 	}
 	for _, e := range rec.Events {
 		if e.Tenant != victim || e.Status < 200 || e.Status > 299 {
 			continue
 		}
-		o := &breaker.Observation{MailTime: e.MailTime, EventTime: e.At}
+		o := breaker.Observation{MailTime: e.MailTime, EventTime: e.At}
 		switch e.Type {
 		case eventTypeBounce:
 			o.HardBounces = len(e.Recipients)
@@ -264,29 +264,23 @@ func trip(rec Record, rows map[string]*Row, since func(time.Time) float64) Trip 
 		steps = append(steps, step{at: e.At, obs: o})
 	}
 	slices.SortStableFunc(steps, func(a, b step) int { return a.at.Compare(b.at) })
-	now := rec.Start
-	var crossed *time.Time
-	var reason string
-	b, err := breaker.New(breaker.Options{Config: rec.Breaker, Now: func() time.Time { return now },
-		OnStateChange: func(c breaker.Change) {
-			if crossed == nil && (c.To == breaker.Open || c.To == breaker.ForcedOpen) {
-				at := c.At
-				crossed, reason = &at, c.Reason
-			}
-		}})
-	if err != nil {
+	if err := rec.Breaker.Validate(); err != nil {
 		tr.ThresholdReason = "no model: " + err.Error()
 		return tr
 	}
+	var snap breaker.Snapshot
+	var crossed *time.Time
+	var reason string
 	for _, st := range steps {
-		if crossed != nil {
-			break
+		next, changes, err := breaker.Step(rec.Breaker, snap, st.at, st.obs)
+		if err != nil {
+			tr.ThresholdReason = "no model: " + err.Error()
+			return tr
 		}
-		now = st.at
-		if st.obs != nil {
-			b.Observe(*st.obs)
-		} else {
-			b.RecordSent(st.at, st.sent)
+		snap = next
+		if i := slices.IndexFunc(changes, func(c breaker.Change) bool { return c.To == store.Open || c.To == store.ForcedOpen }); i >= 0 {
+			crossed, reason = &changes[i].At, changes[i].Reason
+			break
 		}
 	}
 	if crossed != nil {

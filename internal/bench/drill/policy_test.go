@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/sesgate/sesgate/auth"
-	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/internal/config"
+	"github.com/sesgate/sesgate/limiter/breaker"
 )
 
 // TestPolicy checks that the generated policy is one the gateway accepts,

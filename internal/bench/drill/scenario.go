@@ -12,8 +12,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/internal/config"
+	"github.com/sesgate/sesgate/limiter/breaker"
 )
 
 // Bounds on a scenario.

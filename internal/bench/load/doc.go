@@ -1,6 +1,13 @@
 // Package load drives message senders (HTTP to the gateway, SMTP to the
 // gateway, the SES v2 SDK straight to an SES endpoint) with a fixed number
-// of workers, and gathers latencies and answers by code.
+// of workers, and gathers latencies and answers by code (Run).
+//
+// Bench and Refuse are the load and refuse measurements of sesgate-bench:
+// on a stack they start (package stack) or on a target gateway, each phase
+// runs after a warm-up with the gateway's CPU, the Redis server's work and
+// the SES server's count read around it; a Report gives the figures per
+// phase, the ratios against the SDK baseline, and the medians over repeated
+// runs.
 //
 // Invariants:
 //   - Every Run ends by itself: Options must bound it by a message count, a

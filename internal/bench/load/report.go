@@ -1,0 +1,319 @@
+package load
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sesgate/sesgate/internal/bench"
+)
+
+// Report is everything a run measured; --json writes it as is.
+type Report struct {
+	Command string    `json:"command"`
+	Date    time.Time `json:"date"`
+	Host    Host      `json:"host"`
+	Setup   Setup     `json:"setup"`
+	// Phases and Ratios are the medians over Runs (a run's own figures
+	// when there is one run).
+	Phases []Phase       `json:"phases"`
+	Ratios []Ratio       `json:"ratios,omitempty"`
+	Runs   []Measurement `json:"runs"`
+	Notes  []string      `json:"notes"`
+}
+
+// Measurement is one run of every phase.
+type Measurement struct {
+	Phases []Phase `json:"phases"`
+	Ratios []Ratio `json:"ratios,omitempty"`
+}
+
+// Host is the machine the tool ran on.
+type Host struct {
+	Hostname  string `json:"hostname"`
+	CPUs      int    `json:"cpus"`
+	GOOS      string `json:"goos"`
+	GOARCH    string `json:"goarch"`
+	GoVersion string `json:"go_version"`
+}
+
+// Setup is how the run was made.
+type Setup struct {
+	Target       string  `json:"target"` // "self-started" or the addresses driven
+	Concurrency  int     `json:"concurrency"`
+	Count        int64   `json:"count_per_phase"`
+	DurationCap  float64 `json:"duration_cap_s"`
+	Rate         float64 `json:"rate_per_s"` // 0: closed loop
+	Size         int     `json:"message_size"`
+	PerConn      int     `json:"smtp_per_conn"`
+	Pipelining   bool    `json:"smtp_pipelining"`
+	StartTLS     bool    `json:"starttls"`
+	Warmup       int64   `json:"warmup"`
+	SESLatencyMs float64 `json:"ses_latency_ms"`
+	Redis        string  `json:"redis"` // "none", "started", "given"
+	GatewayLog   string  `json:"gateway_log_level,omitempty"`
+}
+
+// Phase is one measured run against one path.
+type Phase struct {
+	Name       string            `json:"name"`
+	OKCode     string            `json:"ok_code"`
+	Messages   int64             `json:"messages"`
+	Seconds    float64           `json:"seconds"`
+	Throughput float64           `json:"msgs_per_s"`
+	OKPerSec   float64           `json:"ok_per_s"` // answers with OKCode per second
+	Codes      map[string]int64  `json:"codes"`
+	Errors     map[string]string `json:"errors,omitempty"`
+	Latency    bench.Summary     `json:"latency"`
+	// SESTime is the SES server's own handling time of the matched sends,
+	// Added their end-to-end latency minus it (per send).
+	SESTime            *bench.Summary `json:"ses_time,omitempty"`
+	Added              *bench.Summary `json:"added,omitempty"`
+	Matched            int64          `json:"matched"`
+	SESAccepted        *int64         `json:"ses_accepted,omitempty"`
+	GatewayCPUPerMsgUs *float64       `json:"gateway_cpu_per_msg_us,omitempty"`
+	BenchCPUPerMsgUs   *float64       `json:"bench_cpu_per_msg_us,omitempty"`
+	Redis              *Redis         `json:"redis,omitempty"`
+	Late               int64          `json:"late_sends"`
+	MaxLagMs           float64        `json:"max_lag_ms"`
+}
+
+// Redis is the Redis work per message of a phase.
+type Redis struct {
+	CallsPerMsg   float64 `json:"calls_per_msg"`
+	CmdUsecPerMsg float64 `json:"command_usec_per_msg"`
+	// ScriptUsecPerMsg is the time in EVALSHA/EVAL per message: the
+	// admission script, its own commands included.
+	ScriptUsecPerMsg float64            `json:"script_usec_per_msg"`
+	CPUUsecPerMsg    float64            `json:"cpu_usec_per_msg"`
+	CallsByCommand   map[string]float64 `json:"calls_per_msg_by_command"`
+	TotalCalls       int64              `json:"total_calls"`
+	TotalCPUSeconds  float64            `json:"total_cpu_s"`
+}
+
+// Ratio compares a gateway phase with the baseline.
+type Ratio struct {
+	Phase           string  `json:"phase"`
+	ThroughputRatio float64 `json:"throughput_ratio"`
+	LatencyP50Ratio float64 `json:"latency_p50_ratio"`
+	AddedP50Ms      float64 `json:"added_over_baseline_p50_ms"`
+	AddedP99Ms      float64 `json:"added_over_baseline_p99_ms"`
+	AddedP999Ms     float64 `json:"added_over_baseline_p99_9_ms"`
+}
+
+func newReport(cmd string, s *Settings, b *bed) *Report {
+	r := &Report{
+		Command: cmd, Date: time.Now().UTC().Truncate(time.Second), Host: hostInfo(),
+		Setup: Setup{
+			Target: "self-started", Concurrency: s.Concurrency, Count: s.Count, DurationCap: s.Duration.Seconds(),
+			Rate: s.Rate, Size: s.Size, PerConn: s.PerConn, Pipelining: s.Pipelining, StartTLS: s.StartTLS, Warmup: s.Warmup,
+			SESLatencyMs: float64(s.SESLatency) / 1e6, Redis: "none",
+		},
+	}
+	switch {
+	case s.StartRedis:
+		r.Setup.Redis = "started"
+	case s.RedisURL != "":
+		r.Setup.Redis = "given"
+	}
+	if s.Target() {
+		r.Setup.Target = strings.TrimSpace(s.HTTPURL + " " + s.SMTPAddr)
+	} else {
+		r.Setup.GatewayLog = s.LogLevel
+		r.Notes = append(r.Notes,
+			"SES is the sestest server in the bench process; its time is measured from handler entry to the answer, per MessageId")
+	}
+	r.Notes = append(r.Notes,
+		"added = end-to-end latency minus the SES server's time for the same message; added over baseline = gateway added minus SDK added, by percentile",
+		"gateway CPU comes from /proc/<pid>/stat (10 ms ticks); bench CPU is this process: load generator and, when self-started, the SES server",
+		"Redis calls include commands run inside scripts; Redis CPU is INFO cpu used_cpu_user+used_cpu_sys")
+	return r
+}
+
+func newPhase(name, okCode string, res *Result) Phase {
+	p := Phase{
+		Name: name, OKCode: okCode, Messages: res.Sent, Seconds: res.Elapsed.Seconds(),
+		Throughput: res.Throughput(), Codes: res.Codes, Latency: res.Latency.Summary(),
+		Matched: res.Matched, Late: res.Late, MaxLagMs: float64(res.MaxLag) / 1e6,
+	}
+	if len(res.Errors) > 0 {
+		p.Errors = res.Errors
+	}
+	if p.Seconds > 0 {
+		p.OKPerSec = float64(res.Codes[okCode]) / p.Seconds
+	}
+	if res.Matched > 0 {
+		ses, added := res.SES.Summary(), res.Added.Summary()
+		p.SESTime, p.Added = &ses, &added
+	}
+	return p
+}
+
+func redisFigures(d bench.RedisDelta, n int64) *Redis {
+	if n == 0 {
+		return nil
+	}
+	f := float64(n)
+	r := &Redis{
+		CallsPerMsg: float64(d.Calls) / f, CmdUsecPerMsg: float64(d.Usec) / f,
+		CPUUsecPerMsg: float64(d.CPU) / 1e3 / f, CallsByCommand: map[string]float64{},
+		TotalCalls: d.Calls, TotalCPUSeconds: d.CPU.Seconds(),
+		ScriptUsecPerMsg: float64(d.UsecByCommand["evalsha"]+d.UsecByCommand["eval"]) / f,
+	}
+	for k, v := range d.ByCommand {
+		r.CallsByCommand[k] = float64(v) / f
+	}
+	return r
+}
+
+// ratios compares each gateway phase with the baseline, if there is one.
+func (r *Report) ratios() {
+	i := slices.IndexFunc(r.Phases, func(p Phase) bool { return p.Name == "baseline-sdk" })
+	if i < 0 {
+		return
+	}
+	base := r.Phases[i]
+	for _, p := range r.Phases {
+		if p.Name == base.Name || base.Throughput == 0 {
+			continue
+		}
+		ra := Ratio{Phase: p.Name, ThroughputRatio: p.Throughput / base.Throughput}
+		if base.Latency.P50 > 0 {
+			ra.LatencyP50Ratio = p.Latency.P50 / base.Latency.P50
+		}
+		if p.Added != nil && base.Added != nil {
+			ra.AddedP50Ms = p.Added.P50 - base.Added.P50
+			ra.AddedP99Ms = p.Added.P99 - base.Added.P99
+			ra.AddedP999Ms = p.Added.P999 - base.Added.P999
+		}
+		r.Ratios = append(r.Ratios, ra)
+	}
+}
+
+func (r *Report) write(stdout io.Writer, jsonPath string) error {
+	r.text(stdout)
+	if jsonPath == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(jsonPath, append(b, '\n'), 0o644)
+}
+
+func (r *Report) text(w io.Writer) {
+	s := r.Setup
+	fmt.Fprintf(w, "sesgate-bench %s  %s  %s (%d CPUs, %s)\n", r.Command, r.Date.Format(time.RFC3339), r.Host.Hostname, r.Host.CPUs, r.Host.GoVersion)
+	rate := "closed loop"
+	if s.Rate > 0 {
+		rate = fmt.Sprintf("%.0f/s open loop", s.Rate)
+	}
+	fmt.Fprintf(w, "target %s; SES latency %.1f ms; redis %s; c=%d n=%d cap=%.0fs %s; size %dB; warm-up %d",
+		s.Target, s.SESLatencyMs, s.Redis, s.Concurrency, s.Count, s.DurationCap, rate, s.Size, s.Warmup)
+	if s.StartTLS {
+		fmt.Fprint(w, "; STARTTLS")
+	}
+	if s.Pipelining {
+		fmt.Fprint(w, "; SMTP PIPELINING")
+	}
+	fmt.Fprint(w, "\n\n")
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tmsgs\tmsgs/s\tp50 ms\tp99 ms\tp99.9 ms\tSES p50\tadded p50\tadded p99\tadded p99.9\tgw CPU µs/msg\tredis calls/msg\tredis CPU µs/msg\t")
+	for _, p := range r.Phases {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			p.Name, p.Messages, p.Throughput, p.Latency.P50, p.Latency.P99, p.Latency.P999,
+			optMs(p.SESTime, func(s *bench.Summary) float64 { return s.P50 }),
+			optMs(p.Added, func(s *bench.Summary) float64 { return s.P50 }),
+			optMs(p.Added, func(s *bench.Summary) float64 { return s.P99 }),
+			optMs(p.Added, func(s *bench.Summary) float64 { return s.P999 }),
+			optF(p.GatewayCPUPerMsgUs, "%.1f"),
+			optRedis(p.Redis, func(r *Redis) float64 { return r.CallsPerMsg }, "%.2f"),
+			optRedis(p.Redis, func(r *Redis) float64 { return r.CPUUsecPerMsg }, "%.1f"))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, p := range r.Phases {
+		var codes []string
+		for _, k := range slices.Sorted(maps.Keys(p.Codes)) {
+			codes = append(codes, fmt.Sprintf("%s=%d", k, p.Codes[k]))
+		}
+		fmt.Fprintf(w, "%-13s answers %s", p.Name, strings.Join(codes, " "))
+		if p.SESAccepted != nil {
+			fmt.Fprintf(w, "; SES accepted %d", *p.SESAccepted)
+		}
+		fmt.Fprintf(w, "; %s/s %.0f", p.OKCode, p.OKPerSec)
+		if p.BenchCPUPerMsgUs != nil {
+			fmt.Fprintf(w, "; bench CPU %.1f µs/msg", *p.BenchCPUPerMsgUs)
+		}
+		if p.Late > 0 {
+			fmt.Fprintf(w, "; %d sends started over 1 ms behind schedule (max %.1f ms)", p.Late, p.MaxLagMs)
+		}
+		if s.Rate > 0 && p.Throughput < 0.95*s.Rate {
+			fmt.Fprintf(w, "; RATE NOT HELD (%.0f of %.0f/s)", p.Throughput, s.Rate)
+		}
+		fmt.Fprintln(w)
+		for _, k := range slices.Sorted(maps.Keys(p.Errors)) {
+			fmt.Fprintf(w, "%-13s   e.g. %s: %s\n", "", k, p.Errors[k])
+		}
+		if p.Redis != nil && len(p.Redis.CallsByCommand) > 0 {
+			var cmds []string
+			for _, k := range slices.Sorted(maps.Keys(p.Redis.CallsByCommand)) {
+				cmds = append(cmds, fmt.Sprintf("%s=%.3g", k, p.Redis.CallsByCommand[k]))
+			}
+			fmt.Fprintf(w, "%-13s   redis calls/msg %s; script µs/msg %.1f (command µs/msg %.1f, a script's commands counted twice)\n", "", strings.Join(cmds, " "), p.Redis.ScriptUsecPerMsg, p.Redis.CmdUsecPerMsg)
+		}
+	}
+	if len(r.Runs) > 1 {
+		fmt.Fprintf(w, "\nmedians of %d runs; each run:\n", len(r.Runs))
+		for i, p := range r.Phases {
+			var tp, p99 []string
+			for _, run := range r.Runs {
+				if i < len(run.Phases) {
+					tp = append(tp, fmt.Sprintf("%.0f", run.Phases[i].Throughput))
+					p99 = append(p99, fmt.Sprintf("%.3f", run.Phases[i].Latency.P99))
+				}
+			}
+			fmt.Fprintf(w, "  %-13s msgs/s %s; p99 ms %s\n", p.Name, strings.Join(tp, " "), strings.Join(p99, " "))
+		}
+	}
+	if len(r.Ratios) > 0 {
+		fmt.Fprintln(w, "\nagainst baseline-sdk (same SES server, same concurrency):")
+		for _, ra := range r.Ratios {
+			fmt.Fprintf(w, "  %-6s throughput %.2fx, p50 latency %.2fx; added over baseline p50 %+.3f ms, p99 %+.3f ms, p99.9 %+.3f ms\n",
+				ra.Phase, ra.ThroughputRatio, ra.LatencyP50Ratio, ra.AddedP50Ms, ra.AddedP99Ms, ra.AddedP999Ms)
+		}
+	}
+	fmt.Fprintln(w)
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
+
+func optMs(s *bench.Summary, f func(*bench.Summary) float64) string {
+	if s == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3f", f(s))
+}
+
+func optF(v *float64, format string) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+func optRedis(r *Redis, f func(*Redis) float64, format string) string {
+	if r == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, f(r))
+}

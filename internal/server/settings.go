@@ -1,0 +1,132 @@
+package server
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway/smtpd"
+	"github.com/sesgate/sesgate/internal/cli"
+)
+
+// Settings are the process settings of `sesgate serve`: flags, each with
+// an environment variable (the flag wins).
+type Settings struct {
+	DataDir         string
+	SMTPAddr        string
+	SMTPSAddr       string
+	HTTPAddr        string
+	ConfigPath      string
+	Sink            string // "outbox" or "ses"
+	TLSCert         string
+	TLSKey          string
+	InsecureAuth    bool
+	LogLevel        string
+	ShutdownTimeout time.Duration
+	ShutdownDelay   time.Duration
+	Domain          string
+	AdminAddr       string        // empty: no admin listener
+	ReloadPoll      time.Duration // 0: no polling of the policy file
+
+	// SMTP bounds against a flood from one source (smtpd.Options).
+	SMTPMaxConnsPerSource int
+	SMTPAuthTimeout       time.Duration
+	SMTPPreAuthTimeout    time.Duration
+}
+
+// Defaults of the admin side.
+const (
+	DefaultAdminAddr  = "127.0.0.1:8026"
+	DefaultReloadPoll = 2 * time.Second
+)
+
+// ParseSettings parses the flags of `sesgate serve` (args after "serve"),
+// with the environment's defaults; mistakes are cli.UsageErrors.
+func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	s := &Settings{}
+	env := cli.Env
+	fs.StringVar(&s.DataDir, "data-dir", env("SESGATE_DATA_DIR", "./sesgate-data"), "data directory: dev token, outbox, embedded store (env SESGATE_DATA_DIR)")
+	fs.StringVar(&s.SMTPAddr, "smtp-addr", env("SESGATE_SMTP_ADDR", "127.0.0.1:2525"), "SMTP listener, STARTTLS when a certificate is set; empty disables (env SESGATE_SMTP_ADDR)")
+	fs.StringVar(&s.SMTPSAddr, "smtps-addr", env("SESGATE_SMTPS_ADDR", ""), "implicit-TLS SMTP listener, needs a certificate (env SESGATE_SMTPS_ADDR)")
+	fs.StringVar(&s.HTTPAddr, "http-addr", env("SESGATE_HTTP_ADDR", "127.0.0.1:8025"), "HTTP listener; empty disables (env SESGATE_HTTP_ADDR)")
+	fs.StringVar(&s.ConfigPath, "config", env("SESGATE_CONFIG", ""), "policy file; none: a dev tenant (env SESGATE_CONFIG)")
+	fs.StringVar(&s.Sink, "sink", env("SESGATE_SINK", ""), "outbox or ses; default ses with a policy file, outbox without (env SESGATE_SINK)")
+	fs.StringVar(&s.TLSCert, "tls-cert", env("SESGATE_TLS_CERT", ""), "TLS certificate file, PEM (env SESGATE_TLS_CERT)")
+	fs.StringVar(&s.TLSKey, "tls-key", env("SESGATE_TLS_KEY", ""), "TLS key file, PEM (env SESGATE_TLS_KEY)")
+	insecure, _ := strconv.ParseBool(env("SESGATE_INSECURE_AUTH", "false"))
+	fs.BoolVar(&s.InsecureAuth, "insecure-auth", insecure, "allow SMTP AUTH without TLS on non-loopback listeners (env SESGATE_INSECURE_AUTH)")
+	fs.StringVar(&s.LogLevel, "log-level", env("SESGATE_LOG_LEVEL", "info"), "debug, info, warn or error (env SESGATE_LOG_LEVEL)")
+	st, err := time.ParseDuration(env("SESGATE_SHUTDOWN_TIMEOUT", "20s"))
+	if err != nil {
+		return nil, cli.UsageError{Msg: "SESGATE_SHUTDOWN_TIMEOUT: " + err.Error()}
+	}
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", st, "bound on draining sessions at SIGTERM; keep below the pod's grace period (env SESGATE_SHUTDOWN_TIMEOUT)")
+	sd, err := time.ParseDuration(env("SESGATE_SHUTDOWN_DELAY", "0s"))
+	if err != nil {
+		return nil, cli.UsageError{Msg: "SESGATE_SHUTDOWN_DELAY: " + err.Error()}
+	}
+	fs.DurationVar(&s.ShutdownDelay, "shutdown-delay", sd, "time between readiness going false and listeners closing (env SESGATE_SHUTDOWN_DELAY)")
+	host, _ := os.Hostname()
+	fs.StringVar(&s.Domain, "domain", env("SESGATE_DOMAIN", host), "host name in the SMTP greeting (env SESGATE_DOMAIN)")
+	adminAddr := DefaultAdminAddr
+	if v, ok := os.LookupEnv("SESGATE_ADMIN_ADDR"); ok { // empty disables
+		adminAddr = v
+	}
+	fs.StringVar(&s.AdminAddr, "admin-addr", adminAddr, "admin API, dashboard and /metrics listener; empty disables (env SESGATE_ADMIN_ADDR)")
+	poll, err := time.ParseDuration(env("SESGATE_RELOAD_POLL", DefaultReloadPoll.String()))
+	if err != nil {
+		poll = DefaultReloadPoll
+	}
+	fs.DurationVar(&s.ReloadPoll, "reload-poll", poll, "how often the policy file is checked for a change; 0 disables (env SESGATE_RELOAD_POLL)")
+	perSource, err := strconv.Atoi(env("SESGATE_SMTP_MAX_CONNS_PER_SOURCE", strconv.Itoa(smtpd.DefaultMaxConnectionsPerSource)))
+	if err != nil {
+		return nil, cli.UsageError{Msg: "SESGATE_SMTP_MAX_CONNS_PER_SOURCE: " + err.Error()}
+	}
+	fs.IntVar(&s.SMTPMaxConnsPerSource, "smtp-max-conns-per-source", perSource, fmt.Sprintf("concurrent SMTP connections from one IPv4 address or IPv6 /64, at most %d (env SESGATE_SMTP_MAX_CONNS_PER_SOURCE)", smtpd.DefaultMaxConnections))
+	authTO, err := time.ParseDuration(env("SESGATE_SMTP_AUTH_TIMEOUT", smtpd.DefaultAuthTimeout.String()))
+	if err != nil {
+		return nil, cli.UsageError{Msg: "SESGATE_SMTP_AUTH_TIMEOUT: " + err.Error()}
+	}
+	fs.DurationVar(&s.SMTPAuthTimeout, "smtp-auth-timeout", authTO, "time from connect within which an SMTP client must complete AUTH (env SESGATE_SMTP_AUTH_TIMEOUT)")
+	preAuthTO, err := time.ParseDuration(env("SESGATE_SMTP_PREAUTH_TIMEOUT", smtpd.DefaultPreAuthReadTimeout.String()))
+	if err != nil {
+		return nil, cli.UsageError{Msg: "SESGATE_SMTP_PREAUTH_TIMEOUT: " + err.Error()}
+	}
+	fs.DurationVar(&s.SMTPPreAuthTimeout, "smtp-preauth-timeout", preAuthTO, "before AUTH, time to send one whole SMTP command line (env SESGATE_SMTP_PREAUTH_TIMEOUT)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, cli.UsageError{Msg: "serve takes no arguments"}
+	}
+	if s.Sink == "" {
+		s.Sink = "outbox"
+		if s.ConfigPath != "" {
+			s.Sink = "ses"
+		}
+	}
+	if s.Sink != "outbox" && s.Sink != "ses" {
+		return nil, cli.UsageError{Msg: fmt.Sprintf("--sink %q: want outbox or ses", s.Sink)}
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		return nil, cli.UsageError{Msg: "--tls-cert and --tls-key go together"}
+	}
+	if s.SMTPSAddr != "" && s.TLSCert == "" {
+		return nil, cli.UsageError{Msg: "--smtps-addr needs --tls-cert and --tls-key"}
+	}
+	if s.ShutdownTimeout <= 0 {
+		return nil, cli.UsageError{Msg: "--shutdown-timeout must be positive"}
+	}
+	if s.SMTPMaxConnsPerSource < 1 || s.SMTPMaxConnsPerSource > smtpd.DefaultMaxConnections {
+		return nil, cli.UsageError{Msg: fmt.Sprintf("--smtp-max-conns-per-source must be 1 to %d", smtpd.DefaultMaxConnections)}
+	}
+	if s.SMTPAuthTimeout <= 0 || s.SMTPPreAuthTimeout <= 0 {
+		return nil, cli.UsageError{Msg: "--smtp-auth-timeout and --smtp-preauth-timeout must be positive"}
+	}
+	return s, nil
+}
