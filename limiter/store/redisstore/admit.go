@@ -121,19 +121,34 @@ func admitConsts() []admitConst {
 		{"F_FROZEN", fieldFrozen}, {"F_STATE", fieldState}, {"F_OPEN_UNTIL", fieldOpenUntil},
 		{"F_PROBES", fieldProbes}, {"F_WARNING", fieldWarning},
 		{"F_TAT", fieldTAT}, {"F_QH", fieldQuotaHour}, {"F_QD", fieldQuotaDay}, {"F_FH", fieldFirstHour}, {"F_FD", fieldFirstDay},
-		{"YES", flagSet},
+		{"YES", flagSet}, {"UNLIMITED", int64(store.Unlimited)},
+	}
+}
+
+// usageConsts are the constants usage.lua uses, bound as admitConsts'.
+func usageConsts() []admitConst {
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	return []admitConst{
+		{"HOUR", ms(windowHour)}, {"DAY", ms(windowDay)},
+		{"SECOND", ms(time.Second)}, {"MS_US", int64(time.Millisecond / time.Microsecond)},
+		{"F_QH", fieldQuotaHour}, {"F_QD", fieldQuotaDay}, {"F_FH", fieldFirstHour}, {"F_FD", fieldFirstDay},
 	}
 }
 
 // admitScript is admit.lua preceded by its constants as Lua locals: bound
 // once, when the script is loaded, instead of passed with every call.
-func admitScript() string {
+func admitScript() string { return withConsts("admitConsts", admitConsts(), admitSrc) }
+
+// usageScript is usage.lua preceded by its constants.
+func usageScript() string { return withConsts("usageConsts", usageConsts(), usageSrc) }
+
+func withConsts(from string, consts []admitConst, src string) string {
 	var b strings.Builder
-	b.WriteString("-- constants from redisstore.admitConsts\n")
-	for _, c := range admitConsts() {
+	b.WriteString("-- constants from redisstore." + from + "\n")
+	for _, c := range consts {
 		fmt.Fprintf(&b, "local %s = %s\n", c.name, luaLiteral(c.value))
 	}
-	b.WriteString(admitSrc)
+	b.WriteString(src)
 	return b.String()
 }
 
@@ -160,7 +175,7 @@ func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error
 	bad := func(what string) (store.Decision, error) {
 		return store.Decision{}, fmt.Errorf("redisstore: admit script returned a bad %s", what)
 	}
-	if len(res) != 7 {
+	if len(res) != 8 {
 		return bad("answer")
 	}
 	admitted, ok1 := res[0].(int64)
@@ -170,7 +185,8 @@ func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error
 	shadow, ok5 := res[4].([]any)
 	newc, ok6 := res[5].(int64)
 	supp, ok7 := res[6].([]any)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+	rem, ok8 := res[7].([]any)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8) {
 		return bad("answer type")
 	}
 	d := store.Decision{
@@ -179,6 +195,21 @@ func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error
 		RetryAfter:    time.Duration(retry) * time.Millisecond,
 		CacheFor:      time.Duration(cache) * time.Millisecond,
 		NewRecipients: int(newc),
+	}
+	switch len(rem) {
+	case 0: // a refusal before the counters were read
+	case 4:
+		var v [4]int64
+		for i, x := range rem {
+			n, ok := x.(int64)
+			if !ok || n < store.Unlimited {
+				return bad("remaining")
+			}
+			v[i] = n
+		}
+		d.Remaining = store.Remaining{Known: true, Hour: v[0], Day: v[1], FirstHour: v[2], FirstDay: v[3]}
+	default:
+		return bad("remaining")
 	}
 	for _, v := range shadow {
 		n, ok := v.(string)

@@ -42,6 +42,11 @@
 // restarted or promoted primary has them before the first EVALSHA;
 // Script.Run still falls back to EVAL on NOSCRIPT (after SCRIPT FLUSH).
 //
+// AddUsage (the limiter's reconcile after an outage, never on the hot path)
+// runs usage.lua on the tenant's state hash: one HMGET and one HSET of the
+// window counters. It is loaded at New, not on every new connection
+// (Script.Run loads it on NOSCRIPT).
+//
 // The account SES rate: Lease runs lease.lua, a GCRA on gw:{g}:ses that
 // grants up to a batch of tokens in one call; limiter.Account spends them
 // locally (see there for the over-admission bound).

@@ -316,6 +316,90 @@ var scenarios = []scenario{
 		c.Add(time.Second)
 		admit(t, s, ten, l, []string{"c@x.example"}, ok)
 	}},
+	{"remaining after every decision", func(t *testing.T, s store.Store, c *Clock, ten string) {
+		ctx := context.Background()
+		rem := func(d store.Decision, want store.Remaining) {
+			t.Helper()
+			if d.Remaining != want {
+				t.Fatalf("Remaining = %+v; want %+v", d.Remaining, want)
+			}
+		}
+		const U = store.Unlimited
+		l := gateway.Limits{PerHour: 8, PerDay: 15, FirstContactPerHour: 4, Rate: 1, Burst: 2}
+		// Admitted: this message counted.
+		rem(admit(t, s, ten, l, rcpts(3, "a.example", 0), ok), store.Remaining{Known: true, Hour: 5, Day: 12, FirstHour: 1, FirstDay: U})
+		// Refused by the first-contact budget: nothing counted.
+		rem(admit(t, s, ten, l, rcpts(2, "a.example", 3), want{reason: store.ReasonFirstHour, retry: -1, cache: -1}),
+			store.Remaining{Known: true, Hour: 5, Day: 12, FirstHour: 1, FirstDay: U})
+		// Known recipients: quotas only.
+		rem(admit(t, s, ten, l, rcpts(3, "a.example", 0), ok), store.Remaining{Known: true, Hour: 2, Day: 9, FirstHour: 1, FirstDay: U})
+		// Refused by the quota, and by the rate.
+		rem(admit(t, s, ten, l, rcpts(1, "a.example", 0), want{reason: store.ReasonRate, retry: -1, cache: -1}),
+			store.Remaining{Known: true, Hour: 2, Day: 9, FirstHour: 1, FirstDay: U})
+		c.Add(3 * time.Second)
+		rem(admit(t, s, ten, l, rcpts(3, "a.example", 0), want{reason: store.ReasonPerHour, retry: -1, cache: -1}),
+			store.Remaining{Known: true, Hour: 2, Day: 9, FirstHour: 1, FirstDay: U})
+		// Refused before the counters are read: not known.
+		if err := s.SetFrozen(ctx, ten, true); err != nil {
+			t.Fatal(err)
+		}
+		rem(admit(t, s, ten, l, rcpts(1, "a.example", 0), want{reason: store.ReasonFrozen, retry: -1, cache: -1}), store.Remaining{})
+		if err := s.SetFrozen(ctx, ten, false); err != nil {
+			t.Fatal(err)
+		}
+		// No windowed limit: every field unlimited.
+		rem(admit(t, s, "free"+ten, gateway.Limits{}, rcpts(2, "a.example", 0), ok), store.Remaining{Known: true, Hour: U, Day: U, FirstHour: U, FirstDay: U})
+		// A shadowed limit run over reads 0.
+		sl := gateway.Limits{PerHour: 2, FirstContactPerDay: 1, Shadow: []string{gateway.LimitPerHour, gateway.LimitFirstContactPerDay}}
+		rem(admit(t, s, "shadow"+ten, sl, rcpts(3, "a.example", 0), ok), store.Remaining{Known: true, Hour: 0, Day: U, FirstHour: U, FirstDay: 0})
+	}},
+	{"added usage counts in the windows of the spend", func(t *testing.T, s store.Store, c *Clock, ten string) {
+		ctx := context.Background()
+		add := func(at time.Time, rcpts, firsts int64) {
+			t.Helper()
+			if err := s.AddUsage(ctx, ten, at, rcpts, firsts); err != nil {
+				t.Fatalf("AddUsage(%v, %d, %d): %v", at, rcpts, firsts, err)
+			}
+		}
+		usage := func(want store.Usage) {
+			t.Helper()
+			if u, err := s.Usage(ctx, ten); err != nil || u != want {
+				t.Fatalf("Usage = %+v, %v; want %+v", u, err, want)
+			}
+		}
+		l := gateway.Limits{PerHour: 10, PerDay: 20, FirstContactPerHour: 5, FirstContactPerDay: 8}
+		add(c.Now(), 6, 3)
+		usage(store.Usage{Hour: 6, Day: 6, FirstContactHour: 3, FirstContactDay: 3})
+		// Admission sees the added usage.
+		admit(t, s, ten, l, rcpts(3, "a.example", 0), want{reason: store.ReasonFirstHour, retry: -1, cache: -1})
+		d := admit(t, s, ten, l, rcpts(2, "a.example", 0), ok)
+		if want := (store.Remaining{Known: true, Hour: 2, Day: 12, FirstHour: 0, FirstDay: 3}); d.Remaining != want {
+			t.Fatalf("Remaining = %+v; want %+v", d.Remaining, want)
+		}
+		// A spend in the previous hour of the same day: the day only.
+		add(c.Now().Add(-time.Hour), 1, 1)
+		usage(store.Usage{Hour: 8, Day: 9, FirstContactHour: 5, FirstContactDay: 6})
+		// A spend ahead of the store's clock counts now.
+		add(c.Now().Add(2*time.Hour), 1, 0)
+		usage(store.Usage{Hour: 9, Day: 10, FirstContactHour: 5, FirstContactDay: 6})
+		// A spend of the previous day: nothing.
+		add(c.Now().Add(-24*time.Hour), 5, 5)
+		add(c.Now(), 0, 0)
+		usage(store.Usage{Hour: 9, Day: 10, FirstContactHour: 5, FirstContactDay: 6})
+		for _, bad := range []struct {
+			tenant        string
+			rcpts, firsts int64
+		}{{ten, -1, 0}, {ten, 0, -1}, {ten, store.MaxUsageAdd + 1, 0}, {"", 1, 1}, {"a{b", 1, 1}} {
+			if err := s.AddUsage(ctx, bad.tenant, c.Now(), bad.rcpts, bad.firsts); err == nil {
+				t.Fatalf("AddUsage(%q, %d, %d) accepted", bad.tenant, bad.rcpts, bad.firsts)
+			}
+		}
+		// The next hour starts from the day's count.
+		c.Add(time.Hour)
+		usage(store.Usage{Day: 10, FirstContactDay: 6})
+		add(c.Now(), 2, 2)
+		usage(store.Usage{Hour: 2, Day: 12, FirstContactHour: 2, FirstContactDay: 8})
+	}},
 	{"sent counter per minute", func(t *testing.T, s store.Store, c *Clock, ten string) {
 		l := gateway.Limits{}
 		admit(t, s, ten, l, rcpts(3, "a.example", 0), ok)
