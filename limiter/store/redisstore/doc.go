@@ -47,6 +47,12 @@
 // window counters. It is loaded at New, not on every new connection
 // (Script.Run loads it on NOSCRIPT).
 //
+// Every client NewClient builds has go-redis's ContextTimeoutEnabled set, so
+// a call's context deadline (the limiter's call timeout) bounds the socket
+// read and write themselves. Without it go-redis reads with ReadTimeout
+// (500 ms by default) whatever the deadline, so a stalled server (SIGSTOP,
+// a full network buffer) held every admission and RCPT check that long.
+//
 // The account SES rate: Lease runs lease.lua, a GCRA on gw:{g}:ses that
 // grants up to a batch of tokens in one call; limiter.Account spends them
 // locally (see there for the over-admission bound).
