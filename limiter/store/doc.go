@@ -49,10 +49,9 @@
 // filled from step 4 on, admitted or refused; a refusal at steps 1-3 reads
 // no counter and leaves it unknown.
 //
-// AddUsage(tenant, at, recipients, firstContacts) is the limiter's
-// reconcile after an outage: it adds what a replica admitted without the
-// store to the quota and first-contact counters of the hour and day that
-// contain at, if that window is still the store's current one (a past
+// AddUsage(tenant, at, Usage) is the limiter's reconcile after an outage:
+// it adds what a replica admitted without the store to the quota and
+// first-contact counters of the hour and day that contain at, if that window is still the store's current one (a past
 // window is never read again, so its share is dropped; an at ahead of the
 // store's clock counts now). It is one script call on the tenant's slot
 // (Redis) or one transaction (embedded), outside the hot path.

@@ -43,15 +43,15 @@ type Store interface {
 	// Usage returns what tenant used in the current UTC hour and day.
 	Usage(ctx context.Context, tenant string) (Usage, error)
 
-	// AddUsage adds recipients to the tenant's hourly and daily quota
-	// counters and firstContacts to its hourly and daily first-contact
-	// counters, in the windows that contain at: the limiter's reconcile of
-	// what it admitted in degraded mode while the store was unreachable
-	// (see the package doc). A window that has ended at the store's clock
-	// is skipped (it is never read again); an at ahead of the store's clock
-	// counts in the store's current windows. Neither the known-recipient
-	// memory nor the sent counters change.
-	AddUsage(ctx context.Context, tenant string, at time.Time, recipients, firstContacts int64) error
+	// AddUsage adds add's four figures to the tenant's quota and
+	// first-contact counters (Hour to the hourly quota counter, and so on),
+	// in the windows that contain at: the limiter's reconcile of what it
+	// admitted in degraded mode while the store was unreachable (see the
+	// package doc). A window that has ended at the store's clock is skipped
+	// (it is never read again); an at ahead of the store's clock counts in
+	// the store's current windows. Neither the known-recipient memory nor
+	// the sent counters change.
+	AddUsage(ctx context.Context, tenant string, at time.Time, add Usage) error
 
 	// Sent returns the recipients admitted for tenant in the whole minutes
 	// from..to (the breaker's denominator), within the store's SentTTL.
@@ -158,16 +158,18 @@ type Remaining struct {
 	Hour, Day, FirstHour, FirstDay int64
 }
 
-// MaxUsageAdd bounds AddUsage's recipients and firstContacts.
+// MaxUsageAdd bounds each figure of AddUsage's add.
 const MaxUsageAdd = 1 << 40
 
 // ValidateUsageAdd checks AddUsage's arguments.
-func ValidateUsageAdd(tenant string, recipients, firstContacts int64) error {
-	switch {
-	case tenant == "" || len(tenant) > 64 || strings.ContainsAny(tenant, "{}\x00"):
+func ValidateUsageAdd(tenant string, add Usage) error {
+	if tenant == "" || len(tenant) > 64 || strings.ContainsAny(tenant, "{}\x00") {
 		return errors.New("store: invalid tenant id")
-	case recipients < 0 || recipients > MaxUsageAdd || firstContacts < 0 || firstContacts > MaxUsageAdd:
-		return fmt.Errorf("store: usage to add %d recipients, %d first contacts (want 0..%d)", recipients, firstContacts, int64(MaxUsageAdd))
+	}
+	for _, n := range []int64{add.Hour, add.Day, add.FirstContactHour, add.FirstContactDay} {
+		if n < 0 || n > MaxUsageAdd {
+			return fmt.Errorf("store: usage to add %+v (want each 0..%d)", add, int64(MaxUsageAdd))
+		}
 	}
 	return nil
 }

@@ -398,8 +398,8 @@ func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
 
 // AddUsage adds to the window counters of at, in one transaction (see
 // store.Store).
-func (s *Store) AddUsage(ctx context.Context, tenant string, at time.Time, recipients, firstContacts int64) error {
-	if err := store.ValidateUsageAdd(tenant, recipients, firstContacts); err != nil {
+func (s *Store) AddUsage(ctx context.Context, tenant string, at time.Time, add store.Usage) error {
+	if err := store.ValidateUsageAdd(tenant, add); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -414,10 +414,10 @@ func (s *Store) AddUsage(ctx context.Context, tenant string, at time.Time, recip
 			w   time.Duration
 			by  int64
 		}{
-			{keyQuotaHour, windowHour, recipients},
-			{keyQuotaDay, windowDay, recipients},
-			{keyFirstHour, windowHour, firstContacts},
-			{keyFirstDay, windowDay, firstContacts},
+			{keyQuotaHour, windowHour, add.Hour},
+			{keyQuotaDay, windowDay, add.Day},
+			{keyFirstHour, windowHour, add.FirstContactHour},
+			{keyFirstDay, windowDay, add.FirstContactDay},
 		} {
 			cur, left := window(now, c.w)
 			if c.by <= 0 || spent/c.w.Milliseconds() < now/c.w.Milliseconds() {

@@ -30,7 +30,7 @@ func TestAdmitScript(t *testing.T) {
 
 // TestUsageScript holds usage.lua to TestAdmitScript's rules.
 func TestUsageScript(t *testing.T) {
-	checkScript(t, "usage.lua", usageSrc, usageConsts(), 4, []string{"TIME", "HMGET", "HSET", "^(%d+):(%d+)$", ":"})
+	checkScript(t, "usage.lua", usageSrc, usageConsts(), 6, []string{"TIME", "HMGET", "HSET", "^(%d+):(%d+)$", ":"})
 }
 
 // checkScript checks that src names ARGV slots 1..argc, each once; that

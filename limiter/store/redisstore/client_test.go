@@ -95,7 +95,7 @@ func TestStoppedServerCallsEndAtDeadline(t *testing.T) {
 					_, err := s.CheckSuppressed(ctx, "stop", []string{"a@x.example"})
 					return err
 				},
-				"AddUsage": func(ctx context.Context) error { return s.AddUsage(ctx, "stop", time.Now(), 1, 1) },
+				"AddUsage": func(ctx context.Context) error { return s.AddUsage(ctx, "stop", time.Now(), store.Usage{Hour: 1}) },
 			}
 			for name, call := range calls {
 				for range 2 {

@@ -415,14 +415,15 @@ func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
 }
 
 // AddUsage runs usage.lua on the tenant's state hash (see store.Store).
-func (s *Store) AddUsage(ctx context.Context, tenant string, at time.Time, recipients, firstContacts int64) error {
-	if err := store.ValidateUsageAdd(tenant, recipients, firstContacts); err != nil {
+func (s *Store) AddUsage(ctx context.Context, tenant string, at time.Time, add store.Usage) error {
+	if err := store.ValidateUsageAdd(tenant, add); err != nil {
 		return err
 	}
-	if recipients == 0 && firstContacts == 0 {
+	if add == (store.Usage{}) {
 		return nil
 	}
-	err := s.usage.Run(ctx, s.c, []string{tenantPrefix(tenant) + keyState}, s.nowArg(), at.UnixMilli(), recipients, firstContacts).Err()
+	err := s.usage.Run(ctx, s.c, []string{tenantPrefix(tenant) + keyState}, s.nowArg(), at.UnixMilli(),
+		add.Hour, add.Day, add.FirstContactHour, add.FirstContactDay).Err()
 	if err != nil {
 		return fmt.Errorf("redisstore: add usage: %w", err)
 	}

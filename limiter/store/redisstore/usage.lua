@@ -4,11 +4,12 @@
 -- counts in the current window. Constants (UPPER_CASE) come from Go:
 -- usageScript (admit.go) binds them ahead of this text.
 -- KEYS: 1 the tenant's state hash.
--- ARGV: time (0: Redis TIME), the spend's time (ms), recipients, first
--- contacts. Returns the number of counters written.
+-- ARGV: time (0: Redis TIME), the spend's time (ms), then what to add to
+-- the hourly and daily quota counters and the hourly and daily first-contact
+-- counters (store.Usage). Returns the number of counters written.
 
 local now, at = tonumber(ARGV[1]), tonumber(ARGV[2])
-local rcpts, firsts = tonumber(ARGV[3]), tonumber(ARGV[4])
+local qh, qd, fh, fd = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 
 if now == 0 then
   local t = redis.call('TIME')
@@ -30,9 +31,9 @@ local function add(field, v, size, by)
   table.insert(upd, field)
   table.insert(upd, cur .. ':' .. count)
 end
-add(F_QH, st[1], HOUR, rcpts)
-add(F_QD, st[2], DAY, rcpts)
-add(F_FH, st[3], HOUR, firsts)
-add(F_FD, st[4], DAY, firsts)
+add(F_QH, st[1], HOUR, qh)
+add(F_QD, st[2], DAY, qd)
+add(F_FH, st[3], HOUR, fh)
+add(F_FD, st[4], DAY, fd)
 if #upd > 0 then redis.call('HSET', KEYS[1], unpack(upd)) end
 return #upd / 2

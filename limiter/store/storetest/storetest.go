@@ -355,10 +355,10 @@ var scenarios = []scenario{
 	}},
 	{"added usage counts in the windows of the spend", func(t *testing.T, s store.Store, c *Clock, ten string) {
 		ctx := context.Background()
-		add := func(at time.Time, rcpts, firsts int64) {
+		add := func(at time.Time, u store.Usage) {
 			t.Helper()
-			if err := s.AddUsage(ctx, ten, at, rcpts, firsts); err != nil {
-				t.Fatalf("AddUsage(%v, %d, %d): %v", at, rcpts, firsts, err)
+			if err := s.AddUsage(ctx, ten, at, u); err != nil {
+				t.Fatalf("AddUsage(%v, %+v): %v", at, u, err)
 			}
 		}
 		usage := func(want store.Usage) {
@@ -367,9 +367,12 @@ var scenarios = []scenario{
 				t.Fatalf("Usage = %+v, %v; want %+v", u, err, want)
 			}
 		}
+		all := func(rcpts, firsts int64) store.Usage {
+			return store.Usage{Hour: rcpts, Day: rcpts, FirstContactHour: firsts, FirstContactDay: firsts}
+		}
 		l := gateway.Limits{PerHour: 10, PerDay: 20, FirstContactPerHour: 5, FirstContactPerDay: 8}
-		add(c.Now(), 6, 3)
-		usage(store.Usage{Hour: 6, Day: 6, FirstContactHour: 3, FirstContactDay: 3})
+		add(c.Now(), all(6, 3))
+		usage(all(6, 3))
 		// Admission sees the added usage.
 		admit(t, s, ten, l, rcpts(3, "a.example", 0), want{reason: store.ReasonFirstHour, retry: -1, cache: -1})
 		d := admit(t, s, ten, l, rcpts(2, "a.example", 0), ok)
@@ -377,28 +380,30 @@ var scenarios = []scenario{
 			t.Fatalf("Remaining = %+v; want %+v", d.Remaining, want)
 		}
 		// A spend in the previous hour of the same day: the day only.
-		add(c.Now().Add(-time.Hour), 1, 1)
+		add(c.Now().Add(-time.Hour), all(1, 1))
 		usage(store.Usage{Hour: 8, Day: 9, FirstContactHour: 5, FirstContactDay: 6})
-		// A spend ahead of the store's clock counts now.
-		add(c.Now().Add(2*time.Hour), 1, 0)
-		usage(store.Usage{Hour: 9, Day: 10, FirstContactHour: 5, FirstContactDay: 6})
+		// A spend ahead of the store's clock counts now; each counter gets
+		// its own figure.
+		add(c.Now().Add(2*time.Hour), store.Usage{Hour: 1, FirstContactDay: 2})
+		usage(store.Usage{Hour: 9, Day: 9, FirstContactHour: 5, FirstContactDay: 8})
 		// A spend of the previous day: nothing.
-		add(c.Now().Add(-24*time.Hour), 5, 5)
-		add(c.Now(), 0, 0)
-		usage(store.Usage{Hour: 9, Day: 10, FirstContactHour: 5, FirstContactDay: 6})
+		add(c.Now().Add(-24*time.Hour), all(5, 5))
+		add(c.Now(), store.Usage{})
+		usage(store.Usage{Hour: 9, Day: 9, FirstContactHour: 5, FirstContactDay: 8})
 		for _, bad := range []struct {
-			tenant        string
-			rcpts, firsts int64
-		}{{ten, -1, 0}, {ten, 0, -1}, {ten, store.MaxUsageAdd + 1, 0}, {"", 1, 1}, {"a{b", 1, 1}} {
-			if err := s.AddUsage(ctx, bad.tenant, c.Now(), bad.rcpts, bad.firsts); err == nil {
-				t.Fatalf("AddUsage(%q, %d, %d) accepted", bad.tenant, bad.rcpts, bad.firsts)
+			tenant string
+			u      store.Usage
+		}{{ten, store.Usage{Hour: -1}}, {ten, store.Usage{FirstContactDay: -1}}, {ten, store.Usage{Day: store.MaxUsageAdd + 1}},
+			{"", all(1, 1)}, {"a{b", all(1, 1)}} {
+			if err := s.AddUsage(ctx, bad.tenant, c.Now(), bad.u); err == nil {
+				t.Fatalf("AddUsage(%q, %+v) accepted", bad.tenant, bad.u)
 			}
 		}
 		// The next hour starts from the day's count.
 		c.Add(time.Hour)
-		usage(store.Usage{Day: 10, FirstContactDay: 6})
-		add(c.Now(), 2, 2)
-		usage(store.Usage{Hour: 2, Day: 12, FirstContactHour: 2, FirstContactDay: 8})
+		usage(store.Usage{Day: 9, FirstContactDay: 8})
+		add(c.Now(), all(2, 2))
+		usage(store.Usage{Hour: 2, Day: 11, FirstContactHour: 2, FirstContactDay: 10})
 	}},
 	{"sent counter per minute", func(t *testing.T, s store.Store, c *Clock, ten string) {
 		l := gateway.Limits{}
