@@ -185,7 +185,7 @@ func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error
 	shadow, ok5 := res[4].([]any)
 	newc, ok6 := res[5].(int64)
 	supp, ok7 := res[6].([]any)
-	rem, ok8 := res[7].([]any)
+	rem, ok8 := res[7].(string)
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8) {
 		return bad("answer type")
 	}
@@ -196,20 +196,17 @@ func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error
 		CacheFor:      time.Duration(cache) * time.Millisecond,
 		NewRecipients: int(newc),
 	}
-	switch len(rem) {
-	case 0: // a refusal before the counters were read
-	case 4:
+	if rem != "" { // else a refusal before the counters were read
 		var v [4]int64
-		for i, x := range rem {
-			n, ok := x.(int64)
-			if !ok || n < store.Unlimited {
+		for i := range v {
+			field, rest, _ := strings.Cut(rem, ":")
+			n, err := strconv.ParseInt(field, 10, 64)
+			if err != nil || n < store.Unlimited || (i < 3) == (rest == "") {
 				return bad("remaining")
 			}
-			v[i] = n
+			v[i], rem = n, rest
 		}
 		d.Remaining = store.Remaining{Known: true, Hour: v[0], Day: v[1], FirstHour: v[2], FirstDay: v[3]}
-	default:
-		return bad("remaining")
 	}
 	for _, v := range shadow {
 		n, ok := v.(string)

@@ -9,8 +9,8 @@
 -- budget only) and its domain (per-domain rate only).
 -- Returns {admitted, reason, retry_ms, cache_ms, {shadowed limit...}, new,
 -- {{recipient index, reason, added_ms, expires_ms}...}, remaining}, where
--- remaining is {hour, day, first hour, first day} (store.Remaining: -1 for a
--- limit the tenant does not have) once the counters were read, else {}.
+-- remaining is "hour:day:first hour:first day" (store.Remaining: -1 for a
+-- limit the tenant does not have) once the counters were read, else ''.
 
 -- the call: time (0: Redis TIME), recipients, the tenant's key prefix
 local now, n, P = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -29,7 +29,7 @@ if now == 0 then
 end
 
 -- what the windowed limits have left: set once the counters are read
-local remaining = {}
+local remaining = ''
 
 local function refuse(reason, retry, cache, supp)
   return {0, reason, math.ceil(retry), math.ceil(cache), {}, 0, supp or {}, remaining}
@@ -122,7 +122,11 @@ local function left(limit, count)
   if limit <= 0 then return UNLIMITED end
   return math.max(0, limit - count)
 end
-remaining = {left(perhour, qh), left(perday, qd), left(fchour, fh), left(fcday, fd)}
+-- what the four limits leave after hour and day recipients, first contacts
+local function leaves(h, d, nh, nd)
+  return string.format('%d:%d:%d:%d', left(perhour, h), left(perday, d), left(fchour, nh), left(fcday, nd))
+end
+remaining = leaves(qh, qd, fh, fd)
 
 -- 4. first-contact budget
 local newc = 0
@@ -241,5 +245,5 @@ local sk = P .. K_SENT .. math.floor(now / SENT_BUCKET)
 if redis.call('INCRBY', sk, m) == m then
   redis.call('PEXPIRE', sk, sentttl)
 end
-remaining = {left(perhour, qh + m), left(perday, qd + m), left(fchour, fh + newc), left(fcday, fd + newc)}
+remaining = leaves(qh + m, qd + m, fh + newc, fd + newc)
 return {1, '', 0, 0, shadowed, newc, supp, remaining}

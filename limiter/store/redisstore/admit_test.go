@@ -24,7 +24,7 @@ func TestAdmitScript(t *testing.T) {
 
 	checkScript(t, "admit.lua", admitSrc, admitConsts(), admitArgc, []string{
 		"TIME", "HMGET", "MGET", "HSET", "SET", "PX", "PEXPIRE", "INCRBY", // commands
-		"^([^|]*)|(%d+)|(%d+)$", "^(%d+):(%d+)$", ":", "%.3f", "%.0f", "", // formats
+		"^([^|]*)|(%d+)|(%d+)$", "^(%d+):(%d+)$", ":", "%.3f", "%.0f", "%d:%d:%d:%d", "", // formats
 	})
 }
 
@@ -96,4 +96,22 @@ func mustKeyer(t *testing.T) *store.Keyer {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestParseAdmitRemaining: the script's remaining figures, "h:d:fh:fd" or
+// empty, are read strictly.
+func TestParseAdmitRemaining(t *testing.T) {
+	answer := func(rem any) []any { return []any{int64(1), "", int64(0), int64(0), []any{}, int64(0), []any{}, rem} }
+	d, err := parseAdmit("t", []string{"a@b.example"}, answer("7:-1:0:12"))
+	if want := (store.Remaining{Known: true, Hour: 7, Day: store.Unlimited, FirstHour: 0, FirstDay: 12}); err != nil || d.Remaining != want {
+		t.Fatalf("Remaining = %+v, %v; want %+v", d.Remaining, err, want)
+	}
+	if d, err := parseAdmit("t", []string{"a@b.example"}, answer("")); err != nil || d.Remaining != (store.Remaining{}) {
+		t.Fatalf("empty: %+v, %v", d.Remaining, err)
+	}
+	for _, bad := range []any{"1:2:3", "1:2:3:4:5", "1:2:3:", "a:1:1:1", "-2:1:1:1", "1::1:1", int64(1), []any{}} {
+		if _, err := parseAdmit("t", []string{"a@b.example"}, answer(bad)); err == nil {
+			t.Errorf("remaining %#v accepted", bad)
+		}
+	}
 }

@@ -6,7 +6,9 @@
 // parallel, ONE pipelined read of the global state (EXISTS gw:{g}:frozen and
 // HMGET gw:{g}:sup <recipients>). The latency is the slower of the two, not
 // their sum. The script reads Redis's TIME (never a gateway clock; tests
-// pass an explicit time instead, Options.Now).
+// pass an explicit time instead, Options.Now). Its reply carries
+// Decision.Remaining as one string "hour:day:first hour:first day", which
+// costs the client one allocation, not one per figure.
 //
 // Keys. Every key of a tenant carries the hash tag {t:<tenant>}, so the
 // script touches one slot of a Cluster. Their names and fields are the key*
