@@ -20,6 +20,8 @@ import (
 type Admitter interface {
 	Admit(ctx context.Context, req store.AdmitRequest) (store.Decision, error)
 	CheckSuppressed(ctx context.Context, tenant string, addrs []string) ([]store.Suppression, error)
+	// AddUsage is the reconcile of degraded admissions (store.Store).
+	AddUsage(ctx context.Context, tenant string, at time.Time, add store.Usage) error
 }
 
 // Defaults of SharedOptions.
@@ -67,6 +69,10 @@ type Stats struct {
 	DegradedAdmitted int64 // admitted from the degraded budget
 	DegradedRefused  int64 // refused in degraded mode (budget, last known block, window over)
 	ShadowHits       int64 // shadow limits that would have refused
+	// DegradedRecipients are the recipients of the degraded admissions,
+	// Reconciled those of them added to the store since (AddUsage).
+	DegradedRecipients int64
+	Reconciled         int64
 }
 
 // Shared is the pipeline's limiter on a shared store: an over-limit cache,
@@ -87,6 +93,10 @@ type Shared struct {
 	outageStart atomic.Int64 // unix ns of the first failure of the current outage; 0: none
 
 	storeCalls, cacheRefusals, preLimited, degAdmitted, degRefused, shadowHits atomic.Int64
+	degRecipients, reconciled                                                  atomic.Int64
+
+	pendingTenants atomic.Int64 // tenants with degraded admissions not yet added to the store
+	sweeping       atomic.Bool  // a background reconcile runs
 
 	mDegraded *prometheus.CounterVec
 	mRefused  *prometheus.CounterVec
@@ -111,11 +121,18 @@ type cached struct {
 type tenantState struct {
 	cache   atomic.Pointer[cached]
 	blocked atomic.Pointer[gateway.Error] // last known frozen/open; nil when last admitted
+	pending atomic.Bool                   // spends is not empty
 
 	mu       sync.Mutex
 	limits   gateway.Limits // the limits the limiters were built for
 	pre      *rate.Limiter  // nil: no rate
 	degraded *rate.Limiter
+	// the degraded budget (degraded.go) and the degraded admissions not yet
+	// added to the store (oldest first)
+	budget budget
+	spends []spend
+
+	recMu sync.Mutex // held by a reconcile of the tenant (degraded.go)
 }
 
 // NewShared builds a Shared limiter.
@@ -175,6 +192,7 @@ func (s *Shared) Stats() Stats {
 	return Stats{
 		StoreCalls: s.storeCalls.Load(), CacheRefusals: s.cacheRefusals.Load(), PreLimited: s.preLimited.Load(),
 		DegradedAdmitted: s.degAdmitted.Load(), DegradedRefused: s.degRefused.Load(), ShadowHits: s.shadowHits.Load(),
+		DegradedRecipients: s.degRecipients.Load(), Reconciled: s.reconciled.Load(),
 	}
 }
 
@@ -288,10 +306,19 @@ func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) (
 	if err := req.Validate(); err != nil { // a bad request is not an outage
 		return nil, gateway.Wrap(gateway.CodeInternal, err, "internal error")
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.timeout)
-	d, err := s.st.Admit(cctx, req)
-	cancel()
-	s.storeCalls.Add(1)
+	var d store.Decision
+	var err error
+	if ts.pending.Load() {
+		// Degraded admissions of this tenant first, so that the store
+		// counts them before it decides; its failure is the store's.
+		err = s.reconcile(ctx, t.ID, ts)
+	}
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, s.timeout)
+		d, err = s.st.Admit(cctx, req)
+		cancel()
+		s.storeCalls.Add(1)
+	}
 	if (err != nil || !d.Admitted) && held != nil {
 		// Nothing was sent: the pre-limiter only sheds floods, so it must
 		// not hold back the next message for one the store refused.
@@ -305,6 +332,10 @@ func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) (
 	}
 	if start := s.outageStart.Swap(0); start != 0 {
 		s.log.Warn("store reachable again; degraded mode over", "outage", now.Sub(time.Unix(0, start)).String())
+	}
+	s.startSweep()
+	if d.Remaining.Known {
+		s.learn(ts, t.Limits, d.Remaining)
 	}
 	if len(d.Shadowed) > 0 {
 		s.shadowHits.Add(int64(len(d.Shadowed)))
@@ -390,7 +421,8 @@ func sameRates(a, b gateway.Limits) bool {
 		a.PerHour == b.PerHour && a.PerDay == b.PerDay && a.MaxRecipients == b.MaxRecipients
 }
 
-// degradedAdmit decides without the store. Every decision is logged.
+// degradedAdmit decides without the store: window, last known block, rate,
+// then the recipient budget (degraded.go). Every decision is logged.
 func (s *Shared) degradedAdmit(t *gateway.Tenant, ts *tenantState, lim *rate.Limiter, n int, cause error, now time.Time) error {
 	s.outageStart.CompareAndSwap(0, now.UnixNano())
 	elapsed := now.Sub(time.Unix(0, s.outageStart.Load()))
@@ -409,6 +441,9 @@ func (s *Shared) degradedAdmit(t *gateway.Tenant, ts *tenantState, lim *rate.Lim
 		outcome = "blocked"
 		b := ts.blocked.Load()
 		err = &gateway.Error{Code: b.Code, Msg: b.Msg, Cause: cause, RetryAfter: store.FrozenRetry}
+	case !s.fitsBudget(ts, t.Limits, n):
+		outcome = "over_quota"
+		err = &gateway.Error{Code: gateway.CodeStoreUnavailable, Msg: "policy store unavailable, try again later", Cause: cause, RetryAfter: s.unavail}
 	default:
 		r := lim.ReserveN(now, units)
 		if !r.OK() {
@@ -418,6 +453,10 @@ func (s *Shared) degradedAdmit(t *gateway.Tenant, ts *tenantState, lim *rate.Lim
 			r.CancelAt(now)
 			outcome = "over_budget"
 			err = &gateway.Error{Code: gateway.CodeRateLimited, Msg: "rate limit exceeded", Cause: cause, RetryAfter: d}
+		} else if !s.spendBudget(ts, t.Limits, n, now) {
+			r.CancelAt(now)
+			outcome = "over_quota"
+			err = &gateway.Error{Code: gateway.CodeStoreUnavailable, Msg: "policy store unavailable, try again later", Cause: cause, RetryAfter: s.unavail}
 		}
 	}
 	if err == nil {
@@ -504,8 +543,13 @@ func refusal(d store.Decision, rejected []*gateway.Error) *gateway.Error {
 
 // CheckRecipient refuses a suppressed recipient (SMTP RCPT). When the store
 // cannot answer, the recipient passes here and admission (at DATA) decides
-// in degraded mode.
+// in degraded mode; during an outage (from the first failed admission to
+// the next successful one) it does not ask the store at all, so a RCPT
+// costs no call timeout then. Admission checks suppression again.
 func (s *Shared) CheckRecipient(ctx context.Context, t *gateway.Tenant, addr string) error {
+	if s.outageStart.Load() != 0 {
+		return nil
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	sup, err := s.st.CheckSuppressed(cctx, t.ID, []string{addr})

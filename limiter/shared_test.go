@@ -18,6 +18,9 @@ type faultStore struct {
 	err      error
 	decision store.Decision
 	calls    int
+	addCalls int
+	supCalls int
+	usage    []usageCall
 }
 
 func (f *faultStore) set(d store.Decision, err error) {
@@ -36,7 +39,32 @@ func (f *faultStore) Admit(context.Context, store.AdmitRequest) (store.Decision,
 func (f *faultStore) CheckSuppressed(context.Context, string, []string) ([]store.Suppression, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.supCalls++
 	return nil, f.err
+}
+
+// usageCall is one successful AddUsage.
+type usageCall struct {
+	tenant string
+	at     time.Time
+	add    store.Usage
+}
+
+func (f *faultStore) AddUsage(_ context.Context, tenant string, at time.Time, add store.Usage) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.addCalls++
+	if f.err != nil {
+		return f.err
+	}
+	f.usage = append(f.usage, usageCall{tenant, at, add})
+	return nil
+}
+
+func (f *faultStore) added() []usageCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]usageCall(nil), f.usage...)
 }
 
 type clock struct{ t time.Time }

@@ -60,13 +60,19 @@ type Metrics struct {
 // store.redis the embedded store under the data directory is used.
 type Store struct {
 	Redis *Redis `yaml:"redis"`
-	// CallTimeout bounds one admission call (default 50ms).
+	// CallTimeout bounds one store call: admission, the RCPT suppression
+	// check (default 50ms).
 	CallTimeout time.Duration `yaml:"call_timeout"`
 	// DegradedWindow: how long after the store fails each replica still
-	// admits a fraction of a tenant's rate (default 60s; negative: none).
+	// admits within a tenant's degraded budget (default 60s; negative:
+	// none). The budget is the replica's share (1/Replicas) of what the
+	// store last said the tenant's quotas and first-contact budgets have
+	// left, and DegradedFraction of its rate (package limiter).
 	DegradedWindow time.Duration `yaml:"degraded_window"`
 	// DegradedFraction of a tenant's rate the whole fleet may admit in the
-	// window (default 0.5), split over Replicas (default 1).
+	// window (default 0.5), split over Replicas (default 1); also the share
+	// of its quotas for a tenant the store has not answered for since the
+	// replica started.
 	DegradedFraction float64 `yaml:"degraded_fraction"`
 	Replicas         int     `yaml:"replicas"`
 	// KnownRecipientTTL: how long a mailed recipient stays known (not a

@@ -1,6 +1,7 @@
 // Package redistest starts real redis-server processes for tests: a
-// standalone server or a 3-master Cluster, on free loopback ports, with
-// their files in t.TempDir(), killed at Cleanup.
+// standalone server (optionally persistent, StartPersistent) or a 3-master
+// Cluster, on free loopback ports, with their files in t.TempDir(), killed
+// at Cleanup.
 //
 // Without redis-server on PATH the test is skipped, unless CI=true, where
 // it fails: CI must run the Redis tests (scripts/test.sh installs the
@@ -67,6 +68,16 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, _ := Require(t)
 	return start(t, bin, t.TempDir(), nil)
+}
+
+// StartPersistent starts a standalone server that appends every write to
+// an append-only file in its directory, fsynced before the reply
+// (appendfsync always): after Kill (SIGKILL) and Restart it has all its
+// data, as a production Redis with AOF would.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	bin, _ := Require(t)
+	return start(t, bin, t.TempDir(), []string{"--appendonly", "yes", "--appendfsync", "always"})
 }
 
 func start(t testing.TB, bin, dir string, extra []string) *Server {
@@ -147,7 +158,8 @@ func (s *Server) Kill() {
 	}
 }
 
-// Restart starts the server again on the same port (empty: no persistence).
+// Restart starts the server again on the same port and directory: empty,
+// or with its data when started by StartPersistent.
 func (s *Server) Restart() {
 	s.t.Helper()
 	var err error

@@ -42,6 +42,20 @@
 // global freeze flag, or whose every recipient is on the global list, has
 // been counted by the tenant's script. It never counts less than it admits.)
 //
+// Decision.Remaining is what per_hour, per_day, first_contact_per_hour and
+// first_contact_per_day have left after the decision (Unlimited for a limit
+// the tenant does not have), computed in the same script call or
+// transaction: the limiter's last known budget for its degraded mode. It is
+// filled from step 4 on, admitted or refused; a refusal at steps 1-3 reads
+// no counter and leaves it unknown.
+//
+// AddUsage(tenant, at, Usage) is the limiter's reconcile after an outage:
+// it adds what a replica admitted without the store to the quota and
+// first-contact counters of the hour and day that contain at, if that window is still the store's current one (a past
+// window is never read again, so its share is dropped; an at ahead of the
+// store's clock counts now). It is one script call on the tenant's slot
+// (Redis) or one transaction (embedded), outside the hot path.
+//
 // A limit named in Limits.Shadow is evaluated and, when it would refuse,
 // reported in Decision.Shadowed instead; the message goes on and is counted.
 //

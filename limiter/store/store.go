@@ -43,6 +43,16 @@ type Store interface {
 	// Usage returns what tenant used in the current UTC hour and day.
 	Usage(ctx context.Context, tenant string) (Usage, error)
 
+	// AddUsage adds add's four figures to the tenant's quota and
+	// first-contact counters (Hour to the hourly quota counter, and so on),
+	// in the windows that contain at: the limiter's reconcile of what it
+	// admitted in degraded mode while the store was unreachable (see the
+	// package doc). A window that has ended at the store's clock is skipped
+	// (it is never read again); an at ahead of the store's clock counts in
+	// the store's current windows. Neither the known-recipient memory nor
+	// the sent counters change.
+	AddUsage(ctx context.Context, tenant string, at time.Time, add Usage) error
+
 	// Sent returns the recipients admitted for tenant in the whole minutes
 	// from..to (the breaker's denominator), within the store's SentTTL.
 	Sent(ctx context.Context, tenant string, from, to time.Time) (int64, error)
@@ -126,6 +136,42 @@ type Decision struct {
 	Shadowed []string
 	// NewRecipients is how many counted recipients were first contacts.
 	NewRecipients int
+	// Remaining is what the tenant's windowed limits have left after this
+	// decision, computed in the same script call or transaction.
+	Remaining Remaining
+}
+
+// Unlimited is a Remaining field for a limit the tenant does not have.
+const Unlimited = -1
+
+// Remaining is what a tenant's windowed limits have left, in recipients,
+// in the store's current hour and day windows, right after a decision (the
+// message counted when admitted): per_hour, per_day, first_contact_per_hour
+// and first_contact_per_day. A limit the tenant does not have (0) reads
+// Unlimited; one used up, or over (a shadowed limit), reads 0. Shadow mode
+// does not change the figures: the caller knows which limits are shadowed.
+// Known is false when the decision stopped before the counters were read
+// (frozen, breaker open, every recipient suppressed, half-open probes
+// short); every other decision, admitted or refused, fills it.
+type Remaining struct {
+	Known                          bool
+	Hour, Day, FirstHour, FirstDay int64
+}
+
+// MaxUsageAdd bounds each figure of AddUsage's add.
+const MaxUsageAdd = 1 << 40
+
+// ValidateUsageAdd checks AddUsage's arguments.
+func ValidateUsageAdd(tenant string, add Usage) error {
+	if tenant == "" || len(tenant) > 64 || strings.ContainsAny(tenant, "{}\x00") {
+		return errors.New("store: invalid tenant id")
+	}
+	for _, n := range []int64{add.Hour, add.Day, add.FirstContactHour, add.FirstContactDay} {
+		if n < 0 || n > MaxUsageAdd {
+			return fmt.Errorf("store: usage to add %+v (want each 0..%d)", add, int64(MaxUsageAdd))
+		}
+	}
+	return nil
 }
 
 // Usage is a tenant's use of its windowed limits, in recipients, in the

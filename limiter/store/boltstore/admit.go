@@ -50,6 +50,7 @@ func (s *Store) admit(tx *bolt.Tx, req store.AdmitRequest, now time.Time) (store
 		(*admission).checkBreaker,      // 2. forced open or open; open past its time probes
 		(*admission).dropSuppressed,    // 3. tenant and global suppression lists
 		(*admission).checkProbes,       //    half-open: the probe budget covers the rest
+		(*admission).readCounters,      //    the window counters, and what they leave
 		(*admission).checkFirstContact, // 4. first-contact budget, hour and day
 		(*admission).checkQuotas,       // 5. recipients per hour and per day
 		(*admission).checkRate,         // 6. the tenant's GCRA rate
@@ -88,9 +89,11 @@ type admission struct {
 	live    []string // the recipients not suppressed, lowercased
 	hashes  []string // their HMACs (with a first-contact budget)
 	newc    int64    // how many of them are first contacts
-	newTAT  float64  // the rate's TAT after this message; < 0: no rate
-	domTAT  map[string]float64
-	d       store.Decision // Suppressed, Shadowed and NewRecipients so far
+	// the window counters: quota hour and day, first contacts hour and day
+	qh, qd, fh, fd int64
+	newTAT         float64 // the rate's TAT after this message; < 0: no rate
+	domTAT         map[string]float64
+	d              store.Decision // Suppressed, Shadowed and NewRecipients so far
 }
 
 func (s *Store) newAdmission(tx *bolt.Tx, req store.AdmitRequest, now time.Time) *admission {
@@ -104,7 +107,7 @@ func (s *Store) newAdmission(tx *bolt.Tx, req store.AdmitRequest, now time.Time)
 
 // refuse is a refusal for reason, with the recipients dropped so far.
 func (a *admission) refuse(reason store.Reason, retry, cache time.Duration) (*store.Decision, error) {
-	return &store.Decision{Reason: reason, RetryAfter: retry, CacheFor: cache, Suppressed: a.d.Suppressed}, nil
+	return &store.Decision{Reason: reason, RetryAfter: retry, CacheFor: cache, Suppressed: a.d.Suppressed, Remaining: a.d.Remaining}, nil
 }
 
 // enforced reports whether a limit that would refuse does; a limit in
@@ -210,6 +213,36 @@ func (a *admission) checkProbes() (*store.Decision, error) {
 	return a.refuse(store.ReasonBreakerOpen, store.ProbeRetry, cache)
 }
 
+// readCounters reads the window counters of the tenant's limits and what
+// they leave (Decision.Remaining, kept by every later refusal).
+func (a *admission) readCounters() (*store.Decision, error) {
+	l := a.l
+	read := func(limit int64, key string) int64 {
+		if limit <= 0 {
+			return 0
+		}
+		return a.counter(key)
+	}
+	a.qh, a.qd = read(l.PerHour, keyQuotaHour+a.hour), read(l.PerDay, keyQuotaDay+a.day)
+	a.fh, a.fd = read(l.FirstContactPerHour, keyFirstHour+a.hour), read(l.FirstContactPerDay, keyFirstDay+a.day)
+	a.d.Remaining = a.remaining(0, 0)
+	return nil, nil
+}
+
+// remaining is what the limits leave once m more recipients, newc of them
+// first contacts, are counted.
+func (a *admission) remaining(m, newc int64) store.Remaining {
+	l := a.l
+	left := func(limit, used int64) int64 {
+		if limit <= 0 {
+			return store.Unlimited
+		}
+		return max(0, limit-used)
+	}
+	return store.Remaining{Known: true, Hour: left(l.PerHour, a.qh+m), Day: left(l.PerDay, a.qd+m),
+		FirstHour: left(l.FirstContactPerHour, a.fh+newc), FirstDay: left(l.FirstContactPerDay, a.fd+newc)}
+}
+
 func (a *admission) checkFirstContact() (*store.Decision, error) {
 	l := a.l
 	if l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0 {
@@ -225,30 +258,29 @@ func (a *admission) checkFirstContact() (*store.Decision, error) {
 	if a.newc == 0 {
 		return nil, nil
 	}
-	if l.FirstContactPerHour > 0 && a.counter(keyFirstHour+a.hour)+a.newc > l.FirstContactPerHour && a.enforced(store.ReasonFirstHour) {
+	if l.FirstContactPerHour > 0 && a.fh+a.newc > l.FirstContactPerHour && a.enforced(store.ReasonFirstHour) {
 		return a.refuse(store.ReasonFirstHour, ms(float64(a.hourLeft)), 0)
 	}
-	if l.FirstContactPerDay > 0 && a.counter(keyFirstDay+a.day)+a.newc > l.FirstContactPerDay && a.enforced(store.ReasonFirstDay) {
+	if l.FirstContactPerDay > 0 && a.fd+a.newc > l.FirstContactPerDay && a.enforced(store.ReasonFirstDay) {
 		return a.refuse(store.ReasonFirstDay, ms(float64(a.dayLeft)), 0)
 	}
 	return nil, nil
 }
 
 func (a *admission) checkQuotas() (*store.Decision, error) {
-	if refusal, err := a.checkQuota(a.l.PerHour, keyQuotaHour+a.hour, a.hourLeft, store.ReasonPerHour); refusal != nil || err != nil {
+	if refusal, err := a.checkQuota(a.l.PerHour, a.qh, a.hourLeft, store.ReasonPerHour); refusal != nil || err != nil {
 		return refusal, err
 	}
-	return a.checkQuota(a.l.PerDay, keyQuotaDay+a.day, a.dayLeft, store.ReasonPerDay)
+	return a.checkQuota(a.l.PerDay, a.qd, a.dayLeft, store.ReasonPerDay)
 }
 
 // checkQuota refuses a message whose recipients do not fit in what is left
-// of quota in the current window (counted under key, left ms to go); until
-// the window ends when nothing is left.
-func (a *admission) checkQuota(quota int64, key string, left int64, reason store.Reason) (*store.Decision, error) {
+// of quota in the current window (used so far, left ms to go); until the
+// window ends when nothing is left.
+func (a *admission) checkQuota(quota, used int64, left int64, reason store.Reason) (*store.Decision, error) {
 	if quota <= 0 {
 		return nil, nil
 	}
-	used := a.counter(key)
 	if used+int64(len(a.live)) <= quota || !a.enforced(reason) {
 		return nil, nil
 	}
@@ -331,6 +363,7 @@ func (a *admission) commit() (store.Decision, error) {
 		}
 	}
 	a.d.Admitted = true
+	a.d.Remaining = a.remaining(int64(len(a.live)), a.newc)
 	return a.d, nil
 }
 

@@ -396,6 +396,45 @@ func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
 	return u, err
 }
 
+// AddUsage adds to the window counters of at, in one transaction (see
+// store.Store).
+func (s *Store) AddUsage(ctx context.Context, tenant string, at time.Time, add store.Usage) error {
+	if err := store.ValidateUsageAdd(tenant, add); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now, spent := s.now().UnixMilli(), at.UnixMilli()
+	grace := counterGrace.Milliseconds()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		k := kv{b: tx.Bucket(bucketKV), now: now}
+		for _, c := range []struct {
+			key string
+			w   time.Duration
+			by  int64
+		}{
+			{keyQuotaHour, windowHour, add.Hour},
+			{keyQuotaDay, windowDay, add.Day},
+			{keyFirstHour, windowHour, add.FirstContactHour},
+			{keyFirstDay, windowDay, add.FirstContactDay},
+		} {
+			cur, left := window(now, c.w)
+			if c.by <= 0 || spent/c.w.Milliseconds() < now/c.w.Milliseconds() {
+				continue // nothing to add, or that window is over
+			}
+			if err := k.incr(prefix(tenant)+c.key+cur, c.by, left+grace); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore: add usage: %w", err)
+	}
+	return nil
+}
+
 // Sent sums the per-minute sent counters.
 func (s *Store) Sent(ctx context.Context, tenant string, from, to time.Time) (int64, error) {
 	first, last := from.UnixMilli()/sentBucket.Milliseconds(), to.UnixMilli()/sentBucket.Milliseconds()

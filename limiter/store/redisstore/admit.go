@@ -121,19 +121,34 @@ func admitConsts() []admitConst {
 		{"F_FROZEN", fieldFrozen}, {"F_STATE", fieldState}, {"F_OPEN_UNTIL", fieldOpenUntil},
 		{"F_PROBES", fieldProbes}, {"F_WARNING", fieldWarning},
 		{"F_TAT", fieldTAT}, {"F_QH", fieldQuotaHour}, {"F_QD", fieldQuotaDay}, {"F_FH", fieldFirstHour}, {"F_FD", fieldFirstDay},
-		{"YES", flagSet},
+		{"YES", flagSet}, {"UNLIMITED", int64(store.Unlimited)},
+	}
+}
+
+// usageConsts are the constants usage.lua uses, bound as admitConsts'.
+func usageConsts() []admitConst {
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	return []admitConst{
+		{"HOUR", ms(windowHour)}, {"DAY", ms(windowDay)},
+		{"SECOND", ms(time.Second)}, {"MS_US", int64(time.Millisecond / time.Microsecond)},
+		{"F_QH", fieldQuotaHour}, {"F_QD", fieldQuotaDay}, {"F_FH", fieldFirstHour}, {"F_FD", fieldFirstDay},
 	}
 }
 
 // admitScript is admit.lua preceded by its constants as Lua locals: bound
 // once, when the script is loaded, instead of passed with every call.
-func admitScript() string {
+func admitScript() string { return withConsts("admitConsts", admitConsts(), admitSrc) }
+
+// usageScript is usage.lua preceded by its constants.
+func usageScript() string { return withConsts("usageConsts", usageConsts(), usageSrc) }
+
+func withConsts(from string, consts []admitConst, src string) string {
 	var b strings.Builder
-	b.WriteString("-- constants from redisstore.admitConsts\n")
-	for _, c := range admitConsts() {
+	b.WriteString("-- constants from redisstore." + from + "\n")
+	for _, c := range consts {
 		fmt.Fprintf(&b, "local %s = %s\n", c.name, luaLiteral(c.value))
 	}
-	b.WriteString(admitSrc)
+	b.WriteString(src)
 	return b.String()
 }
 
@@ -160,7 +175,7 @@ func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error
 	bad := func(what string) (store.Decision, error) {
 		return store.Decision{}, fmt.Errorf("redisstore: admit script returned a bad %s", what)
 	}
-	if len(res) != 7 {
+	if len(res) != 8 {
 		return bad("answer")
 	}
 	admitted, ok1 := res[0].(int64)
@@ -170,7 +185,8 @@ func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error
 	shadow, ok5 := res[4].([]any)
 	newc, ok6 := res[5].(int64)
 	supp, ok7 := res[6].([]any)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+	rem, ok8 := res[7].(string)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8) {
 		return bad("answer type")
 	}
 	d := store.Decision{
@@ -179,6 +195,18 @@ func parseAdmit(tenant string, lower []string, res []any) (store.Decision, error
 		RetryAfter:    time.Duration(retry) * time.Millisecond,
 		CacheFor:      time.Duration(cache) * time.Millisecond,
 		NewRecipients: int(newc),
+	}
+	if rem != "" { // else a refusal before the counters were read
+		var v [4]int64
+		for i := range v {
+			field, rest, _ := strings.Cut(rem, ":")
+			n, err := strconv.ParseInt(field, 10, 64)
+			if err != nil || n < store.Unlimited || (i < 3) == (rest == "") {
+				return bad("remaining")
+			}
+			v[i], rem = n, rest
+		}
+		d.Remaining = store.Remaining{Known: true, Hour: v[0], Day: v[1], FirstHour: v[2], FirstDay: v[3]}
 	}
 	for _, v := range shadow {
 		n, ok := v.(string)

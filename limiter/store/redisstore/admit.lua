@@ -8,7 +8,9 @@
 -- limits, then per recipient the address lowercased, its HMAC (first-contact
 -- budget only) and its domain (per-domain rate only).
 -- Returns {admitted, reason, retry_ms, cache_ms, {shadowed limit...}, new,
--- {{recipient index, reason, added_ms, expires_ms}...}}.
+-- {{recipient index, reason, added_ms, expires_ms}...}, remaining}, where
+-- remaining is "hour:day:first hour:first day" (store.Remaining: -1 for a
+-- limit the tenant does not have) once the counters were read, else ''.
 
 -- the call: time (0: Redis TIME), recipients, the tenant's key prefix
 local now, n, P = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -26,8 +28,11 @@ if now == 0 then
   now = tonumber(t[1]) * SECOND + math.floor(tonumber(t[2]) / MS_US)
 end
 
+-- what the windowed limits have left: set once the counters are read
+local remaining = ''
+
 local function refuse(reason, retry, cache, supp)
-  return {0, reason, math.ceil(retry), math.ceil(cache), {}, 0, supp or {}}
+  return {0, reason, math.ceil(retry), math.ceil(cache), {}, 0, supp or {}, remaining}
 end
 
 -- 1. frozen, 2. breaker
@@ -112,6 +117,16 @@ local function used(v, window)
   return tonumber(c)
 end
 local qh, qd, fh, fd = used(st[2], hour), used(st[3], day), used(st[4], hour), used(st[5], day)
+-- left: what a limit (0: none) leaves after count recipients
+local function left(limit, count)
+  if limit <= 0 then return UNLIMITED end
+  return math.max(0, limit - count)
+end
+-- what the four limits leave after hour and day recipients, first contacts
+local function leaves(h, d, nh, nd)
+  return string.format('%d:%d:%d:%d', left(perhour, h), left(perday, d), left(fchour, nh), left(fcday, nd))
+end
+remaining = leaves(qh, qd, fh, fd)
 
 -- 4. first-contact budget
 local newc = 0
@@ -129,10 +144,10 @@ if fc then
   end
 end
 if fchour > 0 and newc > 0 and fh + newc > fchour and over(L_FC_HOUR, B_FC_HOUR) then
-  return {0, L_FC_HOUR, math.ceil(hour_end), 0, {}, newc, supp}
+  return {0, L_FC_HOUR, math.ceil(hour_end), 0, {}, newc, supp, remaining}
 end
 if fcday > 0 and newc > 0 and fd + newc > fcday and over(L_FC_DAY, B_FC_DAY) then
-  return {0, L_FC_DAY, math.ceil(day_end), 0, {}, newc, supp}
+  return {0, L_FC_DAY, math.ceil(day_end), 0, {}, newc, supp, remaining}
 end
 
 -- 5. quotas in recipients
@@ -230,4 +245,5 @@ local sk = P .. K_SENT .. math.floor(now / SENT_BUCKET)
 if redis.call('INCRBY', sk, m) == m then
   redis.call('PEXPIRE', sk, sentttl)
 end
-return {1, '', 0, 0, shadowed, newc, supp}
+remaining = leaves(qh + m, qd + m, fh + newc, fd + newc)
+return {1, '', 0, 0, shadowed, newc, supp, remaining}

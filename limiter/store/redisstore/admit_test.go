@@ -12,10 +12,7 @@ import (
 )
 
 // TestAdmitScript checks that admitArgs and admit.lua agree on the ARGV
-// layout, and that the script takes its constants from Go: every UPPER_CASE
-// name it uses is bound by admitConsts (and each of those is used), and its
-// only literals are indexes, small integers, Redis command names and the
-// stored values' formats.
+// layout, and that the script takes its constants from Go (checkScript).
 func TestAdmitScript(t *testing.T) {
 	s := &Store{keyer: mustKeyer(t), knownTTL: time.Hour, sentTTL: time.Hour}
 	req := store.AdmitRequest{Tenant: "t", Recipients: []string{"a@b.example", "c@d.example"},
@@ -25,21 +22,38 @@ func TestAdmitScript(t *testing.T) {
 		t.Fatalf("%d keys, %d args; want 3 and %d", len(keys), len(argv), admitArgc+3*len(req.Recipients))
 	}
 
+	checkScript(t, "admit.lua", admitSrc, admitConsts(), admitArgc, []string{
+		"TIME", "HMGET", "MGET", "HSET", "SET", "PX", "PEXPIRE", "INCRBY", // commands
+		"^([^|]*)|(%d+)|(%d+)$", "^(%d+):(%d+)$", ":", "%.3f", "%.0f", "%d:%d:%d:%d", "", // formats
+	})
+}
+
+// TestUsageScript holds usage.lua to TestAdmitScript's rules.
+func TestUsageScript(t *testing.T) {
+	checkScript(t, "usage.lua", usageSrc, usageConsts(), 6, []string{"TIME", "HMGET", "HSET", "^(%d+):(%d+)$", ":"})
+}
+
+// checkScript checks that src names ARGV slots 1..argc, each once; that
+// every UPPER_CASE name it uses is bound by consts (and each of those is
+// used); and that its only literals are indexes, small integers and the
+// allowed strings.
+func checkScript(t *testing.T, name, src string, consts []admitConst, argc int, allowed []string) {
+	t.Helper()
 	var named []int
-	for _, m := range regexp.MustCompile(`ARGV\[(\d+)\]`).FindAllStringSubmatch(admitSrc, -1) {
+	for _, m := range regexp.MustCompile(`ARGV\[(\d+)\]`).FindAllStringSubmatch(src, -1) {
 		i, _ := strconv.Atoi(m[1])
 		named = append(named, i)
 	}
 	slices.Sort(named)
 	for i, n := range named {
-		if n != i+1 || len(named) != admitArgc {
-			t.Fatalf("the script names ARGV slots %v; want 1..%d, each once", named, admitArgc)
+		if n != i+1 || len(named) != argc {
+			t.Fatalf("%s names ARGV slots %v; want 1..%d, each once", name, named, argc)
 		}
 	}
 
-	code := regexp.MustCompile(`--[^\n]*`).ReplaceAllString(admitSrc, "")
+	code := regexp.MustCompile(`--[^\n]*`).ReplaceAllString(src, "")
 	bound := map[string]bool{}
-	for _, c := range admitConsts() {
+	for _, c := range consts {
 		if bound[c.name] {
 			t.Errorf("constant %s bound twice", c.name)
 		}
@@ -54,28 +68,24 @@ func TestAdmitScript(t *testing.T) {
 	delete(used, "KEYS")
 	for id := range used {
 		if !bound[id] {
-			t.Errorf("admit.lua uses %s, which admitConsts does not bind", id)
+			t.Errorf("%s uses %s, which its constants do not bind", name, id)
 		}
 	}
 	for id := range bound {
 		if !used[id] {
-			t.Errorf("admitConsts binds %s, which admit.lua does not use", id)
+			t.Errorf("its constants bind %s, which %s does not use", id, name)
 		}
 	}
 
 	code = regexp.MustCompile(`\[\d+\]`).ReplaceAllString(code, "[]") // ARGV slots, reply fields
 	for _, n := range regexp.MustCompile(`[^\w.](\d+(\.\d+)?)`).FindAllStringSubmatch(code, -1) {
 		if v, _ := strconv.ParseFloat(n[1], 64); v > 3 {
-			t.Errorf("number %s in admit.lua: bind it in admitConsts", n[1])
+			t.Errorf("number %s in %s: bind it as a constant", n[1], name)
 		}
-	}
-	allowed := []string{
-		"TIME", "HMGET", "MGET", "HSET", "SET", "PX", "PEXPIRE", "INCRBY", // commands
-		"^([^|]*)|(%d+)|(%d+)$", "^(%d+):(%d+)$", ":", "%.3f", "%.0f", "", // formats
 	}
 	for _, m := range regexp.MustCompile(`'([^']*)'`).FindAllStringSubmatch(code, -1) {
 		if !slices.Contains(allowed, m[1]) {
-			t.Errorf("string '%s' in admit.lua: bind it in admitConsts", m[1])
+			t.Errorf("string '%s' in %s: bind it as a constant", m[1], name)
 		}
 	}
 }
@@ -86,4 +96,22 @@ func mustKeyer(t *testing.T) *store.Keyer {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestParseAdmitRemaining: the script's remaining figures, "h:d:fh:fd" or
+// empty, are read strictly.
+func TestParseAdmitRemaining(t *testing.T) {
+	answer := func(rem any) []any { return []any{int64(1), "", int64(0), int64(0), []any{}, int64(0), []any{}, rem} }
+	d, err := parseAdmit("t", []string{"a@b.example"}, answer("7:-1:0:12"))
+	if want := (store.Remaining{Known: true, Hour: 7, Day: store.Unlimited, FirstHour: 0, FirstDay: 12}); err != nil || d.Remaining != want {
+		t.Fatalf("Remaining = %+v, %v; want %+v", d.Remaining, err, want)
+	}
+	if d, err := parseAdmit("t", []string{"a@b.example"}, answer("")); err != nil || d.Remaining != (store.Remaining{}) {
+		t.Fatalf("empty: %+v, %v", d.Remaining, err)
+	}
+	for _, bad := range []any{"1:2:3", "1:2:3:4:5", "1:2:3:", "a:1:1:1", "-2:1:1:1", "1::1:1", int64(1), []any{}} {
+		if _, err := parseAdmit("t", []string{"a@b.example"}, answer(bad)); err == nil {
+			t.Errorf("remaining %#v accepted", bad)
+		}
+	}
 }

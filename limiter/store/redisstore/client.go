@@ -26,7 +26,10 @@ type ConnOptions struct {
 	Username   string
 	Password   string
 	// Timeouts of one network operation; default 1 s dial, 500 ms read
-	// and write. The admission call has its own, shorter deadline.
+	// and write. A call's context deadline, when earlier, wins: every
+	// client is built with go-redis's ContextTimeoutEnabled, so the
+	// admission's call timeout (50 ms by default) bounds the socket read
+	// itself, not only the wait for a pooled connection.
 	DialTimeout  time.Duration
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
@@ -68,6 +71,7 @@ func NewClient(o ConnOptions, onConnect func(ctx context.Context, cn *redis.Conn
 			}
 			co.DialTimeout, co.ReadTimeout, co.WriteTimeout = dial, read, write
 			co.OnConnect = onConnect
+			co.ContextTimeoutEnabled = true
 			if o.PoolSize > 0 {
 				co.PoolSize = o.PoolSize
 			}
@@ -79,6 +83,7 @@ func NewClient(o ConnOptions, onConnect func(ctx context.Context, cn *redis.Conn
 			}
 			fo.DialTimeout, fo.ReadTimeout, fo.WriteTimeout = dial, read, write
 			fo.OnConnect = onConnect
+			fo.ContextTimeoutEnabled = true
 			if o.PoolSize > 0 {
 				fo.PoolSize = o.PoolSize
 			}
@@ -90,6 +95,7 @@ func NewClient(o ConnOptions, onConnect func(ctx context.Context, cn *redis.Conn
 			}
 			so.DialTimeout, so.ReadTimeout, so.WriteTimeout = dial, read, write
 			so.OnConnect = onConnect
+			so.ContextTimeoutEnabled = true
 			if o.PoolSize > 0 {
 				so.PoolSize = o.PoolSize
 			}
@@ -99,7 +105,7 @@ func NewClient(o ConnOptions, onConnect func(ctx context.Context, cn *redis.Conn
 		return redis.NewUniversalClient(&redis.UniversalOptions{
 			Addrs: o.Addrs, MasterName: o.MasterName, Username: o.Username, Password: o.Password,
 			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write, PoolSize: o.PoolSize,
-			OnConnect: onConnect,
+			OnConnect: onConnect, ContextTimeoutEnabled: true,
 		}), nil
 	}
 	return nil, errors.New("redisstore: no URL or addresses")
@@ -111,7 +117,8 @@ func NewClient(o ConnOptions, onConnect func(ctx context.Context, cn *redis.Conn
 func Dial(ctx context.Context, o ConnOptions, opts Options) (*Store, error) {
 	admit := admitScript()
 	onConnect := func(ctx context.Context, cn *redis.Conn) error {
-		// Best effort: Script.Run falls back to EVAL anyway.
+		// Best effort: Script.Run falls back to EVAL anyway (usage.lua,
+		// run once per tenant after an outage, is left to that).
 		_ = cn.ScriptLoad(ctx, admit).Err()
 		_ = cn.ScriptLoad(ctx, leaseSrc).Err()
 		return nil

@@ -6,7 +6,9 @@
 // parallel, ONE pipelined read of the global state (EXISTS gw:{g}:frozen and
 // HMGET gw:{g}:sup <recipients>). The latency is the slower of the two, not
 // their sum. The script reads Redis's TIME (never a gateway clock; tests
-// pass an explicit time instead, Options.Now).
+// pass an explicit time instead, Options.Now). Its reply carries
+// Decision.Remaining as one string "hour:day:first hour:first day", which
+// costs the client one allocation, not one per figure.
 //
 // Keys. Every key of a tenant carries the hash tag {t:<tenant>}, so the
 // script touches one slot of a Cluster. Their names and fields are the key*
@@ -41,6 +43,17 @@
 // and again on every new connection (Dial sets an OnConnect hook), so a
 // restarted or promoted primary has them before the first EVALSHA;
 // Script.Run still falls back to EVAL on NOSCRIPT (after SCRIPT FLUSH).
+//
+// AddUsage (the limiter's reconcile after an outage, never on the hot path)
+// runs usage.lua on the tenant's state hash: one HMGET and one HSET of the
+// window counters. It is loaded at New, not on every new connection
+// (Script.Run loads it on NOSCRIPT).
+//
+// Every client NewClient builds has go-redis's ContextTimeoutEnabled set, so
+// a call's context deadline (the limiter's call timeout) bounds the socket
+// read and write themselves. Without it go-redis reads with ReadTimeout
+// (500 ms by default) whatever the deadline, so a stalled server (SIGSTOP,
+// a full network buffer) held every admission and RCPT check that long.
 //
 // The account SES rate: Lease runs lease.lua, a GCRA on gw:{g}:ses that
 // grants up to a batch of tokens in one call; limiter.Account spends them

@@ -20,6 +20,8 @@ var (
 	admitSrc string
 	//go:embed lease.lua
 	leaseSrc string
+	//go:embed usage.lua
+	usageSrc string
 )
 
 // Key names (the package doc lists them). Every key of a tenant carries the
@@ -98,6 +100,7 @@ type Store struct {
 	now      func() time.Time
 	admit    *redis.Script
 	lease    *redis.Script
+	usage    *redis.Script
 }
 
 var _ store.Store = (*Store)(nil)
@@ -115,7 +118,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		c: opts.Client, keyer: k, knownTTL: opts.KnownTTL, sentTTL: opts.SentTTL, log: opts.Logger, now: opts.Now,
-		admit: redis.NewScript(admitScript()), lease: redis.NewScript(leaseSrc),
+		admit: redis.NewScript(admitScript()), lease: redis.NewScript(leaseSrc), usage: redis.NewScript(usageScript()),
 	}
 	if s.knownTTL <= 0 {
 		s.knownTTL = store.DefaultKnownTTL
@@ -134,7 +137,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 
 // preload loads the scripts (SCRIPT LOAD; on a Cluster on every shard).
 func (s *Store) preload(ctx context.Context) error {
-	return errors.Join(s.admit.Load(ctx, s.c).Err(), s.lease.Load(ctx, s.c).Err())
+	return errors.Join(s.admit.Load(ctx, s.c).Err(), s.lease.Load(ctx, s.c).Err(), s.usage.Load(ctx, s.c).Err())
 }
 
 // Client returns the Redis client.
@@ -409,6 +412,22 @@ func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
 		return n
 	}
 	return store.Usage{Hour: used(v[0], hour), Day: used(v[1], day), FirstContactHour: used(v[2], hour), FirstContactDay: used(v[3], day)}, nil
+}
+
+// AddUsage runs usage.lua on the tenant's state hash (see store.Store).
+func (s *Store) AddUsage(ctx context.Context, tenant string, at time.Time, add store.Usage) error {
+	if err := store.ValidateUsageAdd(tenant, add); err != nil {
+		return err
+	}
+	if add == (store.Usage{}) {
+		return nil
+	}
+	err := s.usage.Run(ctx, s.c, []string{tenantPrefix(tenant) + keyState}, s.nowArg(), at.UnixMilli(),
+		add.Hour, add.Day, add.FirstContactHour, add.FirstContactDay).Err()
+	if err != nil {
+		return fmt.Errorf("redisstore: add usage: %w", err)
+	}
+	return nil
 }
 
 // Sent sums the per-minute sent counters (one MGET on the tenant's slot).

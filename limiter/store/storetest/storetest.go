@@ -316,6 +316,95 @@ var scenarios = []scenario{
 		c.Add(time.Second)
 		admit(t, s, ten, l, []string{"c@x.example"}, ok)
 	}},
+	{"remaining after every decision", func(t *testing.T, s store.Store, c *Clock, ten string) {
+		ctx := context.Background()
+		rem := func(d store.Decision, want store.Remaining) {
+			t.Helper()
+			if d.Remaining != want {
+				t.Fatalf("Remaining = %+v; want %+v", d.Remaining, want)
+			}
+		}
+		const U = store.Unlimited
+		l := gateway.Limits{PerHour: 8, PerDay: 15, FirstContactPerHour: 4, Rate: 1, Burst: 2}
+		// Admitted: this message counted.
+		rem(admit(t, s, ten, l, rcpts(3, "a.example", 0), ok), store.Remaining{Known: true, Hour: 5, Day: 12, FirstHour: 1, FirstDay: U})
+		// Refused by the first-contact budget: nothing counted.
+		rem(admit(t, s, ten, l, rcpts(2, "a.example", 3), want{reason: store.ReasonFirstHour, retry: -1, cache: -1}),
+			store.Remaining{Known: true, Hour: 5, Day: 12, FirstHour: 1, FirstDay: U})
+		// Known recipients: quotas only.
+		rem(admit(t, s, ten, l, rcpts(3, "a.example", 0), ok), store.Remaining{Known: true, Hour: 2, Day: 9, FirstHour: 1, FirstDay: U})
+		// Refused by the quota, and by the rate.
+		rem(admit(t, s, ten, l, rcpts(1, "a.example", 0), want{reason: store.ReasonRate, retry: -1, cache: -1}),
+			store.Remaining{Known: true, Hour: 2, Day: 9, FirstHour: 1, FirstDay: U})
+		c.Add(3 * time.Second)
+		rem(admit(t, s, ten, l, rcpts(3, "a.example", 0), want{reason: store.ReasonPerHour, retry: -1, cache: -1}),
+			store.Remaining{Known: true, Hour: 2, Day: 9, FirstHour: 1, FirstDay: U})
+		// Refused before the counters are read: not known.
+		if err := s.SetFrozen(ctx, ten, true); err != nil {
+			t.Fatal(err)
+		}
+		rem(admit(t, s, ten, l, rcpts(1, "a.example", 0), want{reason: store.ReasonFrozen, retry: -1, cache: -1}), store.Remaining{})
+		if err := s.SetFrozen(ctx, ten, false); err != nil {
+			t.Fatal(err)
+		}
+		// No windowed limit: every field unlimited.
+		rem(admit(t, s, "free"+ten, gateway.Limits{}, rcpts(2, "a.example", 0), ok), store.Remaining{Known: true, Hour: U, Day: U, FirstHour: U, FirstDay: U})
+		// A shadowed limit run over reads 0.
+		sl := gateway.Limits{PerHour: 2, FirstContactPerDay: 1, Shadow: []string{gateway.LimitPerHour, gateway.LimitFirstContactPerDay}}
+		rem(admit(t, s, "shadow"+ten, sl, rcpts(3, "a.example", 0), ok), store.Remaining{Known: true, Hour: 0, Day: U, FirstHour: U, FirstDay: 0})
+	}},
+	{"added usage counts in the windows of the spend", func(t *testing.T, s store.Store, c *Clock, ten string) {
+		ctx := context.Background()
+		add := func(at time.Time, u store.Usage) {
+			t.Helper()
+			if err := s.AddUsage(ctx, ten, at, u); err != nil {
+				t.Fatalf("AddUsage(%v, %+v): %v", at, u, err)
+			}
+		}
+		usage := func(want store.Usage) {
+			t.Helper()
+			if u, err := s.Usage(ctx, ten); err != nil || u != want {
+				t.Fatalf("Usage = %+v, %v; want %+v", u, err, want)
+			}
+		}
+		all := func(rcpts, firsts int64) store.Usage {
+			return store.Usage{Hour: rcpts, Day: rcpts, FirstContactHour: firsts, FirstContactDay: firsts}
+		}
+		l := gateway.Limits{PerHour: 10, PerDay: 20, FirstContactPerHour: 5, FirstContactPerDay: 8}
+		add(c.Now(), all(6, 3))
+		usage(all(6, 3))
+		// Admission sees the added usage.
+		admit(t, s, ten, l, rcpts(3, "a.example", 0), want{reason: store.ReasonFirstHour, retry: -1, cache: -1})
+		d := admit(t, s, ten, l, rcpts(2, "a.example", 0), ok)
+		if want := (store.Remaining{Known: true, Hour: 2, Day: 12, FirstHour: 0, FirstDay: 3}); d.Remaining != want {
+			t.Fatalf("Remaining = %+v; want %+v", d.Remaining, want)
+		}
+		// A spend in the previous hour of the same day: the day only.
+		add(c.Now().Add(-time.Hour), all(1, 1))
+		usage(store.Usage{Hour: 8, Day: 9, FirstContactHour: 5, FirstContactDay: 6})
+		// A spend ahead of the store's clock counts now; each counter gets
+		// its own figure.
+		add(c.Now().Add(2*time.Hour), store.Usage{Hour: 1, FirstContactDay: 2})
+		usage(store.Usage{Hour: 9, Day: 9, FirstContactHour: 5, FirstContactDay: 8})
+		// A spend of the previous day: nothing.
+		add(c.Now().Add(-24*time.Hour), all(5, 5))
+		add(c.Now(), store.Usage{})
+		usage(store.Usage{Hour: 9, Day: 9, FirstContactHour: 5, FirstContactDay: 8})
+		for _, bad := range []struct {
+			tenant string
+			u      store.Usage
+		}{{ten, store.Usage{Hour: -1}}, {ten, store.Usage{FirstContactDay: -1}}, {ten, store.Usage{Day: store.MaxUsageAdd + 1}},
+			{"", all(1, 1)}, {"a{b", all(1, 1)}} {
+			if err := s.AddUsage(ctx, bad.tenant, c.Now(), bad.u); err == nil {
+				t.Fatalf("AddUsage(%q, %+v) accepted", bad.tenant, bad.u)
+			}
+		}
+		// The next hour starts from the day's count.
+		c.Add(time.Hour)
+		usage(store.Usage{Day: 9, FirstContactDay: 8})
+		add(c.Now(), all(2, 2))
+		usage(store.Usage{Hour: 2, Day: 11, FirstContactHour: 2, FirstContactDay: 10})
+	}},
 	{"sent counter per minute", func(t *testing.T, s store.Store, c *Clock, ten string) {
 		l := gateway.Limits{}
 		admit(t, s, ten, l, rcpts(3, "a.example", 0), ok)
