@@ -9,38 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/gateway/ses"
 	"github.com/sesgate/sesgate/internal/redistest"
 	"github.com/sesgate/sesgate/internal/sestest"
 	"github.com/sesgate/sesgate/limiter/store"
 	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )
-
-// startSES starts a local SES server and returns it with the SES sink that
-// sends to it through the real SDK.
-func startSES(t *testing.T) (*sestest.Server, gateway.Sink) {
-	t.Helper()
-	srv, url, stop, err := sestest.Start(sestest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	client, err := ses.NewClient(context.Background(), ses.ClientOptions{
-		Region: sestest.DefaultRegion, Endpoint: url,
-		Credentials: credentials.NewStaticCredentialsProvider(sestest.DefaultAccessKeyID, sestest.DefaultSecretAccessKey, ""),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := ses.New(ses.Options{Client: client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, sink
-}
 
 // sesRecipients counts the recipients at domain of every message SES
 // accepted so far.
@@ -97,7 +71,7 @@ func (s *smtpClient) smtpSend(to []string) (int, string) {
 // includes the degraded admissions, so it equals what reached SES.
 func TestDegradedFloodBound(t *testing.T) {
 	srv := redistest.StartPersistent(t)
-	sesSrv, sink := startSES(t)
+	sesSrv, sink, _ := startSES(t)
 	const (
 		replicas = 2
 		window   = 3 * time.Second
