@@ -70,12 +70,12 @@ if [ $# -eq 0 ] && [ "$FUZZ_TIME" != "0" ]; then
   echo "fuzz: ${#fuzz_targets[@]} targets in $((SECONDS - start))s"
 fi
 
-# go test -json, summed up by scripts/testsummary: failed tests with their
+# go test -json, summed up by internal/testsummary: failed tests with their
 # output, skipped tests by name, and a closing line "N passed, N failed,
 # N skipped". Any failure or skip fails the run (set CI=true, as .ci/run
 # does, and a test missing redis-server or chromium fails at once).
 echo "== go test -race"
-go build -o "$tmp/testsummary" ./scripts/testsummary
+go build -o "$tmp/testsummary" ./internal/testsummary
 json=${SESGATE_TEST_JSON:-$tmp/test.json}
 # -p 1: one package at a time. Several packages run whole gateways, Redis
 # servers and Chromium and check propagation within a second; two of them at

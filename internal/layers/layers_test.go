@@ -29,8 +29,8 @@ const root = "../.."
 // TestImportsPointDown parses every Go file of the module, tests
 // included, and fails for each import of a higher layer (but a test file's
 // of testServers), and for a package outside the layers (a new top-level
-// directory must be given its place here). The helper programs under
-// scripts/ are tooling: they may import no package of the module.
+// directory must be given its place here; Go code lives only under the
+// five layers, the scripts' helper program included: internal/testsummary).
 func TestImportsPointDown(t *testing.T) {
 	module := modulePath(t)
 	layer := func(pkg string) int { // pkg relative to the module root
@@ -58,9 +58,8 @@ func TestImportsPointDown(t *testing.T) {
 			return err
 		}
 		pkg := filepath.ToSlash(rel)
-		tool := strings.HasPrefix(pkg, "scripts/")
 		from := layer(pkg)
-		if from < 0 && !tool {
+		if from < 0 {
 			t.Errorf("%s: package %s is in no layer of %v", p, pkg, order)
 			return nil
 		}
@@ -76,10 +75,6 @@ func TestImportsPointDown(t *testing.T) {
 			}
 			dep, ok := strings.CutPrefix(ip, module+"/")
 			if !ok {
-				continue
-			}
-			if tool {
-				t.Errorf("%s imports %s: the scripts' helper programs stand outside the product and import none of it", p, ip)
 				continue
 			}
 			if test && slices.Contains(testServers, dep) {

@@ -12,7 +12,7 @@
 //
 // Usage (scripts/test.sh):
 //
-//	go test -json ./... | go run ./scripts/testsummary
+//	go test -json ./... | go run ./internal/testsummary
 package main
 
 import (
