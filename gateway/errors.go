@@ -44,6 +44,7 @@ const (
 	CodeSuppressed                           // recipient suppressed (complaint or manual)
 	CodeSuppressedBounce                     // recipient suppressed after a hard bounce
 	CodeStoreUnavailable                     // shared state unreachable past the degraded window
+	CodeBadParameter                         // an SES parameter (configuration set, tag, list management) outside the policy or SES's rules
 	codeCount
 )
 
@@ -80,6 +81,7 @@ var codeNames = [...]string{
 	CodeSuppressed:               "recipient_suppressed",
 	CodeSuppressedBounce:         "recipient_suppressed_bounce",
 	CodeStoreUnavailable:         "store_unavailable",
+	CodeBadParameter:             "bad_parameter",
 }
 
 // String returns the stable, snake_case name used in JSON errors and metrics.

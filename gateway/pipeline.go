@@ -20,6 +20,9 @@ type Envelope struct {
 	EightBit   bool     // client declared 8-bit content (8BITMIME)
 	Source     netip.Addr
 	Via        string // "smtp" or "http", for the log
+	// SES are the SES parameters the app chose; Submit refuses those the
+	// tenant may not use (Tenant.CheckSESParams) before any shared state.
+	SES SESParams
 }
 
 // Result is what a successful Submit returns.
@@ -336,6 +339,9 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 		return nil, err
 	}
 	if env.From, err = p.CheckSender(t, env.From); err != nil {
+		return nil, err
+	}
+	if err := t.CheckSESParams(&env.SES); err != nil {
 		return nil, err
 	}
 	if len(env.Recipients) == 0 {

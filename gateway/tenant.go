@@ -84,8 +84,11 @@ func LimitNames() []string {
 
 // SESOptions are the per-tenant fields of the SES send.
 type SESOptions struct {
-	ConfigurationSet string
-	TenantName       string // optional SES tenant
+	ConfigurationSet string // the default when the app names none
+	// ConfigurationSets the app may name (SESParams.ConfigurationSet); empty:
+	// ConfigurationSet only.
+	ConfigurationSets []string
+	TenantName        string // optional SES tenant
 }
 
 // Defaults applied when a limit is zero: SES's own hard limits.

@@ -46,7 +46,7 @@ type errorDetail struct {
 // statusFor is the one table from gateway.Code to HTTP status.
 func statusFor(c gateway.Code) int {
 	switch c {
-	case gateway.CodeMalformed, gateway.CodeNoRecipients:
+	case gateway.CodeMalformed, gateway.CodeNoRecipients, gateway.CodeBadParameter:
 		return http.StatusBadRequest
 	case gateway.CodeAuthRequired, gateway.CodeBadCredentials:
 		return http.StatusUnauthorized

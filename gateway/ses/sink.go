@@ -19,12 +19,13 @@ import (
 const (
 	MaxRecipients   = 50       // To + Cc + Bcc per message
 	MaxMessageBytes = 40 << 20 // raw message
-	MaxTagLength    = 256      // tag name or value
+	MaxTagLength    = gateway.MaxTagLength
 	DefaultTimeout  = 30 * time.Second
 	MaxTimeout      = 10 * time.Minute
 )
 
-// Tag names the sink puts on every message, for event attribution.
+// Tag names the sink puts on every message, for event attribution; they
+// start with gateway.ReservedTagPrefix, so an app cannot set them.
 const (
 	TagTenant = "sesgate-tenant"
 	TagID     = "sesgate-id"
@@ -158,7 +159,9 @@ func (s *Sink) input(env *gateway.Envelope) (*sesv2.SendEmailInput, error) {
 		in.FromEmailAddress = aws.String(env.From)
 	}
 	t := env.Tenant
-	if cs := t.SES.ConfigurationSet; cs != "" {
+	if cs := env.SES.ConfigurationSet; cs != "" {
+		in.ConfigurationSetName = aws.String(cs)
+	} else if cs := t.SES.ConfigurationSet; cs != "" {
 		in.ConfigurationSetName = aws.String(cs)
 	} else if s.defaultSet != "" {
 		in.ConfigurationSetName = aws.String(s.defaultSet)
@@ -169,6 +172,15 @@ func (s *Sink) input(env *gateway.Envelope) (*sesv2.SendEmailInput, error) {
 	for _, tag := range [...][2]string{{TagTenant, t.ID}, {TagID, env.ID}} {
 		if v := SanitizeTag(tag[1]); v != "" {
 			in.EmailTags = append(in.EmailTags, types.MessageTag{Name: aws.String(tag[0]), Value: aws.String(v)})
+		}
+	}
+	for _, tag := range env.SES.Tags { // checked by the pipeline (Tenant.CheckSESParams)
+		in.EmailTags = append(in.EmailTags, types.MessageTag{Name: aws.String(tag.Name), Value: aws.String(tag.Value)})
+	}
+	if lm := env.SES.ListManagement; lm != nil {
+		in.ListManagementOptions = &types.ListManagementOptions{ContactListName: aws.String(lm.ContactListName)}
+		if lm.TopicName != "" {
+			in.ListManagementOptions.TopicName = aws.String(lm.TopicName)
 		}
 	}
 	return in, nil
