@@ -16,7 +16,8 @@ import (
 // whole gateway; addresses taken from those messages plus the forms SMTP
 // clients send.
 
-// FuzzPrepareMessage: never a panic; a refusal is always bad_content; an
+// FuzzPrepareMessage: never a panic; a refusal is always bad_content (or
+// bad_parameter, for an X-SES-* field); an
 // accepted message keeps no Bcc, Resent-Bcc, Return-Path or X-SES-* field,
 // has only CRLF line endings, no line over 998 characters, no 8-bit byte
 // unless allowed, validated From and originator addresses, and preparing it
@@ -27,7 +28,7 @@ func FuzzPrepareMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte, eightBit bool) {
 		m, err := PrepareMessage(raw, eightBit)
 		if err != nil {
-			if AsError(err).Code != CodeBadContent {
+			if c := AsError(err).Code; c != CodeBadContent && c != CodeBadParameter {
 				t.Fatalf("unexpected code %v", err)
 			}
 			return

@@ -18,6 +18,11 @@ const (
 type PreparedMessage struct {
 	Data []byte   // CRLF line endings; Bcc, Resent-Bcc, Return-Path and X-SES-* fields removed
 	From []string // addresses of the From header, validated
+	// SES are the parameters of the message's X-SES-CONFIGURATION-SET,
+	// X-SES-MESSAGE-TAGS and X-SES-LIST-MANAGEMENT-OPTIONS fields, parsed
+	// but not yet checked against the tenant (MergeSESParams, then
+	// Tenant.CheckSESParams).
+	SES SESParams
 	// Originators are the addresses of the other fields that name who sent
 	// the message (Sender, Resent-From, Resent-Sender), validated, in order.
 	Originators []Originator
@@ -71,9 +76,11 @@ func (m *PreparedMessage) CheckIdentities(t *Tenant) error {
 // tenant is CheckIdentities'). Bare LF line endings are turned into CRLF.
 // Bcc and Resent-Bcc are removed (recipients come from the envelope), and
 // Return-Path (SES sets its own from the envelope). X-SES-* header fields are
-// removed: SES reads some of them (X-SES-CONFIGURATION-SET, X-SES-MESSAGE-TAGS,
-// X-SES-SOURCE-ARN) and a tenant must not pick its own configuration set (and
-// so escape event publishing and its breaker) or tags.
+// consumed, never forwarded (SES would read them and bypass the policy):
+// X-SES-CONFIGURATION-SET, X-SES-MESSAGE-TAGS and
+// X-SES-LIST-MANAGEMENT-OPTIONS become PreparedMessage.SES; any other
+// X-SES-* field (the identity ARNs among them), a repeated one or a
+// malformed one is refused with CodeBadParameter naming the field.
 func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, Errorf(CodeBadContent, "empty message")
@@ -86,6 +93,7 @@ func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 	fields := 0
 	headerBytes := 0
 	var field []byte // current header field, unfolded lines included
+	var ses sesHeaders
 
 	flushField := func() error {
 		if field == nil {
@@ -94,6 +102,9 @@ func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 		defer func() { field = nil }()
 		name, value, _ := bytes.Cut(field, []byte(":"))
 		n := strings.ToLower(strings.TrimSpace(string(name)))
+		if strings.HasPrefix(n, "x-ses-") {
+			return ses.add(n, string(value)) // consumed, not forwarded
+		}
 		if n == "from" {
 			if from != nil {
 				return Errorf(CodeBadContent, "more than one From header")
@@ -178,7 +189,7 @@ func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 				return nil, Errorf(CodeBadContent, "too many header fields")
 			}
 			n := strings.ToLower(string(name))
-			dropping = n == "bcc" || n == "resent-bcc" || n == "return-path" || strings.HasPrefix(n, "x-ses-")
+			dropping = n == "bcc" || n == "resent-bcc" || n == "return-path"
 			if !dropping {
 				field = append(append([]byte{}, line...), '\r', '\n')
 			}
@@ -194,7 +205,7 @@ func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
 	if len(from) == 0 {
 		return nil, Errorf(CodeBadContent, "message has no From header")
 	}
-	return &PreparedMessage{Data: out, From: from, Originators: originators}, nil
+	return &PreparedMessage{Data: out, From: from, Originators: originators, SES: ses.p}, nil
 }
 
 // validFieldName accepts printable ASCII without colon or space (RFC 5322 ftext).

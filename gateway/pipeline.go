@@ -14,14 +14,16 @@ import (
 type Envelope struct {
 	ID         string // gateway message id, set by Submit when empty
 	Tenant     *Tenant
-	From       string   // envelope sender (MAIL FROM), validated
+	From       string   // envelope sender (MAIL FROM), validated; "" is the null sender
 	Recipients []string // envelope recipients: the SES Destination
 	Data       []byte   // raw RFC 5322 message as received
 	EightBit   bool     // client declared 8-bit content (8BITMIME)
 	Source     netip.Addr
 	Via        string // "smtp" or "http", for the log
-	// SES are the SES parameters the app chose; Submit refuses those the
-	// tenant may not use (Tenant.CheckSESParams) before any shared state.
+	// SES are the SES parameters the app chose through the front end
+	// (JSON fields); Submit merges those of the message's X-SES-* header
+	// fields (MergeSESParams) and refuses what the tenant may not use
+	// (Tenant.CheckSESParams) before any shared state.
 	SES SESParams
 }
 
@@ -338,11 +340,13 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 	if err := p.CheckTenant(t); err != nil {
 		return nil, err
 	}
-	if env.From, err = p.CheckSender(t, env.From); err != nil {
-		return nil, err
-	}
-	if err := t.CheckSESParams(&env.SES); err != nil {
-		return nil, err
+	// An empty envelope sender is the null sender (MAIL FROM:<>, for
+	// auto-replies and notifications): SES then takes the sender from the
+	// From header, which CheckIdentities below holds to the identities.
+	if env.From != "" {
+		if env.From, err = p.CheckSender(t, env.From); err != nil {
+			return nil, err
+		}
 	}
 	if len(env.Recipients) == 0 {
 		return nil, Errorf(CodeNoRecipients, "no recipients")
@@ -369,6 +373,14 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 		return nil, err
 	}
 	if err := msg.CheckIdentities(t); err != nil {
+		return nil, err
+	}
+	// The SES parameters of the front end and of the X-SES-* header
+	// fields, merged and checked in process, before any shared state.
+	if env.SES, err = MergeSESParams(env.SES, msg.SES); err != nil {
+		return nil, err
+	}
+	if err := t.CheckSESParams(&env.SES); err != nil {
 		return nil, err
 	}
 	env.Data = msg.Data

@@ -319,7 +319,9 @@ func TestSenderChecks(t *testing.T) {
 	}{
 		{"envelope sender not allowed", "app@evil.example", "app@acme.example", "550 5.7.1 sender not allowed", ""},
 		{"invalid envelope sender", "app@localhost", "app@acme.example", "553 5.1.3", ""},
-		{"null sender", "", "app@acme.example", "553 5.1.3", ""},
+		{"null sender", "", "app@acme.example", "250", "250 2.0.0 Ok"},
+		{"null sender, From not allowed", "", "boss@evil.example", "250", "550 5.7.1 From header address not allowed"},
+		{"null sender, no From", "", "", "250", "554 5.6.0 message has no From header"},
 		{"header From not allowed", "app@acme.example", "boss@evil.example", "250", "550 5.7.1 From header address not allowed"},
 		{"no header From", "app@acme.example", "", "250", "554 5.6.0 message has no From header"},
 		{"allowed", "app@acme.example", "App <app@acme.example>", "250", "250 2.0.0 Ok"},
@@ -342,8 +344,9 @@ func TestSenderChecks(t *testing.T) {
 			}
 		})
 	}
-	if n := len(h.sink.messages()); n != 1 {
-		t.Fatalf("sink got %d messages, want 1", n)
+	msgs := h.sink.messages()
+	if len(msgs) != 2 || msgs[0].From != "" || msgs[1].From != "app@acme.example" {
+		t.Fatalf("sink got %d messages (%+v), want the null sender's (From \"\") and the allowed one", len(msgs), msgs)
 	}
 }
 

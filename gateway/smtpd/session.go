@@ -238,9 +238,14 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err != nil {
 		return s.reply(err)
 	}
-	addr, err := s.srv.pipeline.CheckSender(t, from)
-	if err != nil {
-		return s.reply(err)
+	// MAIL FROM:<> (the null sender, for auto-replies and notifications)
+	// is accepted: Submit then holds the From header to the tenant's
+	// identities and SES takes the sender from it.
+	addr := ""
+	if from != "" {
+		if addr, err = s.srv.pipeline.CheckSender(t, from); err != nil {
+			return s.reply(err)
+		}
 	}
 	// A tenant frozen, or over a limit and still in the limiter's cache,
 	// is refused before any recipient or body is read.

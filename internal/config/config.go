@@ -165,7 +165,11 @@ type Limits struct {
 // TenantSES is the tenant's part of the SES send.
 type TenantSES struct {
 	ConfigurationSet string `yaml:"configuration_set"`
-	TenantName       string `yaml:"tenant_name"`
+	// ConfigurationSets the app may name per message (X-SES-CONFIGURATION-SET,
+	// the JSON configuration_set); empty: configuration_set only. When both
+	// are set, configuration_set must be one of them.
+	ConfigurationSets []string `yaml:"configuration_sets"`
+	TenantName        string   `yaml:"tenant_name"`
 }
 
 // ByteSize is a size in bytes, written as a number or with a unit
@@ -445,6 +449,16 @@ func (p *Policy) validate() []problem {
 		if s := t.SES.ConfigurationSet; s != "" && !sesNameRE.MatchString(s) {
 			add(tp+".ses.configuration_set", sesNameRule)
 		}
+		for j, s := range t.SES.ConfigurationSets {
+			if !sesNameRE.MatchString(s) {
+				add(fmt.Sprintf("%s.ses.configuration_sets[%d]", tp, j), sesNameRule)
+			} else if slices.Contains(t.SES.ConfigurationSets[:j], s) {
+				add(fmt.Sprintf("%s.ses.configuration_sets[%d]", tp, j), "%q is listed twice", s)
+			}
+		}
+		if s := t.SES.ConfigurationSet; s != "" && len(t.SES.ConfigurationSets) > 0 && !slices.Contains(t.SES.ConfigurationSets, s) {
+			add(tp+".ses.configuration_set", "%q must be one of configuration_sets (the default must be a set the tenant may use)", s)
+		}
 		if s := t.SES.TenantName; s != "" && !sesNameRE.MatchString(s) {
 			add(tp+".ses.tenant_name", sesNameRule)
 		}
@@ -527,7 +541,8 @@ func (p *Policy) Build() ([]*gateway.Tenant, []auth.Entry) {
 				PerDomainRate: t.Limits.PerDomainRate, PerDomainBurst: t.Limits.PerDomainBurst,
 				Shadow: t.Limits.Shadow,
 			},
-			SES:    gateway.SESOptions{ConfigurationSet: t.SES.ConfigurationSet, TenantName: t.SES.TenantName},
+			SES: gateway.SESOptions{ConfigurationSet: t.SES.ConfigurationSet, TenantName: t.SES.TenantName,
+				ConfigurationSets: slices.Clone(t.SES.ConfigurationSets)},
 			Frozen: t.Frozen,
 		}
 		for _, c := range t.SourceCIDRs {

@@ -30,7 +30,8 @@ func TestLoadGood(t *testing.T) {
 	if b.Limits.MaxMessageBytes != 10_000_000 || b.Limits.Rate != 10 || b.Limits.Burst != 20 || b.MaxRecipients() != 20 {
 		t.Fatalf("limits = %+v", b.Limits)
 	}
-	if b.SES.ConfigurationSet != "billing-events" || b.SES.TenantName != "billing" {
+	if b.SES.ConfigurationSet != "billing-events" || b.SES.TenantName != "billing" ||
+		!b.AllowsConfigurationSet("billing-marketing") || b.AllowsConfigurationSet("other") {
 		t.Fatalf("ses = %+v", b.SES)
 	}
 	if !b.AllowsSource(netip.MustParseAddr("10.2.3.4")) || b.AllowsSource(netip.MustParseAddr("192.0.2.1")) {
@@ -84,6 +85,11 @@ var badFiles = []struct {
   tenants[0].limits.first_contact_per_day (line 12): must be >= 0
   tenants[0].breaker.min_sent (line 13): must not be negative
   tenants[0].breaker.probe_max_bounces (line 13): must not be negative`},
+	{"sesparams.bad.yml", `4 problem(s):
+  tenants[0].ses.configuration_set (line 5): "events" must be one of configuration_sets (the default must be a set the tenant may use)
+  tenants[0].ses.configuration_sets[1] (line 6): must be 1 to 64 letters, digits, - or _
+  tenants[0].ses.configuration_sets[2] (line 6): "marketing" is listed twice
+  tenants[1].ses.configuration_sets (line 10): want a list, got "events"`},
 	{"store.bad.yml", `13 problem(s):
   ses.max_send_rate (line 2): must be between 0 and 100000
   store.redis (line 4): set url or addrs (one of them)
