@@ -45,6 +45,8 @@ const (
 	CodeSuppressedBounce                     // recipient suppressed after a hard bounce
 	CodeStoreUnavailable                     // shared state unreachable past the degraded window
 	CodeBadParameter                         // an SES parameter (configuration set, tag, list management) outside the policy or SES's rules
+	CodeIdempotencyInFlight                  // a request with the same idempotency key has not been answered yet; RetryAfter set
+	CodeIdempotencyKeyReused                 // the idempotency key was used for a different request
 	codeCount
 )
 
@@ -82,6 +84,8 @@ var codeNames = [...]string{
 	CodeSuppressedBounce:         "recipient_suppressed_bounce",
 	CodeStoreUnavailable:         "store_unavailable",
 	CodeBadParameter:             "bad_parameter",
+	CodeIdempotencyInFlight:      "idempotency_in_flight",
+	CodeIdempotencyKeyReused:     "idempotency_key_reused",
 }
 
 // String returns the stable, snake_case name used in JSON errors and metrics.
@@ -108,7 +112,7 @@ func (c Code) Temporary() bool {
 		CodeUpstreamThrottled, CodeUpstreamQuota, CodeUpstreamPaused,
 		CodeUpstreamMisconfigured, CodeUpstreamUnavailable, CodeShuttingDown,
 		CodeTooManyRecipients, CodeBreakerOpen, CodeQuotaExceeded, CodeFirstContactLimited,
-		CodeStoreUnavailable:
+		CodeStoreUnavailable, CodeIdempotencyInFlight:
 		return true
 	}
 	return false

@@ -66,6 +66,10 @@ func statusFor(c gateway.Code) int {
 		return http.StatusServiceUnavailable
 	case gateway.CodeUpstreamUnavailable:
 		return http.StatusBadGateway
+	case gateway.CodeIdempotencyInFlight:
+		return http.StatusConflict
+	case gateway.CodeIdempotencyKeyReused:
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError // CodeInternal and anything unknown
 }
@@ -112,7 +116,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		} else {
 			hdr.Set("WWW-Authenticate", "Bearer")
 		}
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusConflict:
 		hdr.Set("Retry-After", strconv.FormatInt(retryAfterSeconds(status, retry), 10))
 	}
 	level := slog.LevelInfo

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -58,6 +59,12 @@ type Options struct {
 	// MaxRequestsPerTenant bounds one tenant's requests in flight (default
 	// DefaultMaxRequestsPerTenant); one more is 429.
 	MaxRequestsPerTenant int
+	// Idempotency keeps the answers of requests with an Idempotency-Key
+	// (the shared store); nil refuses such requests (400).
+	Idempotency gateway.IdempotencyStore
+	// IdempotencyLease bounds how long an unanswered claim blocks its key
+	// (a crashed replica); default SubmitTimeout + 30s.
+	IdempotencyLease time.Duration
 }
 
 // Handler is the HTTP API. It is safe for concurrent use.
@@ -71,6 +78,8 @@ type Handler struct {
 	budget        *gateway.MemBudget
 	maxPerTenant  int
 	inFlight      *gateway.Slots[string] // requests in flight by tenant id
+	idem          gateway.IdempotencyStore
+	idemLease     time.Duration
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -86,6 +95,8 @@ func New(opts Options) *Handler {
 		submitTimeout: opts.SubmitTimeout,
 		budget:        opts.Budget,
 		maxPerTenant:  opts.MaxRequestsPerTenant,
+		idem:          opts.Idempotency,
+		idemLease:     opts.IdempotencyLease,
 	}
 	if h.budget == nil {
 		h.budget, _ = gateway.NewMemBudget(gateway.DefaultMemBudgetBytes)
@@ -108,6 +119,9 @@ func New(opts Options) *Handler {
 	}
 	if h.submitTimeout <= 0 {
 		h.submitTimeout = DefaultSubmitTimeout
+	}
+	if h.idemLease <= 0 {
+		h.idemLease = h.submitTimeout + leaseMargin
 	}
 	return h
 }
@@ -180,21 +194,29 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	defer release() // after the submit: the body is held until the sink answers
 	t, src, key, limit := a.tenant, a.src, a.key, a.limit
 	env := &gateway.Envelope{Tenant: t, Source: src, Via: "http", ID: gateway.NewID(h.now())}
-	var tags []string
+	digest := fingerprinter(r, key, a.json)
 	if a.json {
-		tags, err = h.jsonEnvelope(w, r, env, limit)
+		err = h.jsonEnvelope(w, r, env, limit, digest)
 	} else {
-		err = h.rawEnvelope(w, r, env, limit)
+		err = h.rawEnvelope(w, r, env, limit, digest)
 	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if key != "" || len(tags) > 0 {
-		// No shared store yet: the key is logged, not used to deduplicate.
-		h.log.LogAttrs(r.Context(), slog.LevelInfo, "http message",
-			slog.String("id", env.ID), slog.String("tenant", t.ID),
-			slog.String("idempotency_key", key), slog.Any("tags", tags))
+	// A keyed request is claimed once its body is read and well formed:
+	// a repeat gets the first answer, or 409 while it is in flight, or
+	// 422 when the key named another request.
+	var claim *idemClaim
+	if key != "" {
+		var replayed bool
+		if claim, replayed, err = h.claimKey(w, r, t, key, env.ID, digest); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if replayed {
+			return
+		}
 	}
 	// The body is read (the server's ReadTimeout bounds that); the submit
 	// gets its own deadline.
@@ -202,10 +224,16 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	res, err := h.p.Submit(ctx, env)
 	if err != nil {
+		claim.release() // nothing was sent: the app may retry with the key
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sendResponse{ID: res.ID, MessageID: res.ProviderID, Rejected: rejectedList(res.Rejected)})
+	body, err := json.Marshal(sendResponse{ID: res.ID, MessageID: res.ProviderID, Rejected: rejectedList(res.Rejected)})
+	if err != nil { // cannot happen: strings only
+		body = []byte(`{}`)
+	}
+	claim.complete(http.StatusOK, body)
+	writeRaw(w, http.StatusOK, body)
 }
 
 // refuseUnread prepares the answer to a request refused before its body
@@ -281,11 +309,9 @@ func (h *Handler) admit(r *http.Request) (a admitted, release func(), err error)
 
 // checkHeaders checks Idempotency-Key, Content-Encoding, Content-Type and
 // Content-Length, and sets a.key, a.json and a.limit.
-func (h *Handler) checkHeaders(r *http.Request, a *admitted) error {
-	a.key = r.Header.Get("Idempotency-Key")
-	if len(a.key) > maxIdempotency || !printableASCII(a.key) {
-		return gateway.Errorf(gateway.CodeMalformed,
-			"Idempotency-Key must be at most %d printable ASCII characters", maxIdempotency)
+func (h *Handler) checkHeaders(r *http.Request, a *admitted) (err error) {
+	if a.key, err = idemKey(r); err != nil {
+		return err
 	}
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return &httpError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
@@ -317,41 +343,50 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request, src netip.A
 	return h.p.Authenticate(ctx, "", token, src)
 }
 
-// jsonEnvelope decodes a JSON message, composes it and fills env. It returns
-// the message's tags for the log.
-func (h *Handler) jsonEnvelope(w http.ResponseWriter, r *http.Request, env *gateway.Envelope, limit int64) ([]string, error) {
+// jsonEnvelope decodes a JSON message, composes it and fills env, its SES
+// parameters included.
+// digest, when not nil, gets the body as it is read.
+func (h *Handler) jsonEnvelope(w http.ResponseWriter, r *http.Request, env *gateway.Envelope, limit int64, digest io.Writer) error {
 	if r.URL.RawQuery != "" {
-		return nil, gateway.Errorf(gateway.CodeMalformed, "query parameters are not used with a JSON body")
+		return gateway.Errorf(gateway.CodeMalformed, "query parameters are not used with a JSON body")
 	}
 	if r.ContentLength > limit {
-		return nil, gateway.Errorf(gateway.CodeTooLarge, "request body exceeds %d bytes", limit)
+		return gateway.Errorf(gateway.CodeTooLarge, "request body exceeds %d bytes", limit)
 	}
-	req, err := decodeJSON(http.MaxBytesReader(w, r.Body, limit))
+	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	if digest != nil {
+		body = io.TeeReader(body, digest)
+	}
+	req, err := decodeJSON(body)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	b, err := req.build(env.ID, h.now(), env.Tenant.MaxRecipients())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := h.p.CheckSender(env.Tenant, b.from); err != nil {
-		return nil, err // cheap, so before composing
+		return err // cheap, so before composing
 	}
 	data, err := Compose(b.msg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	env.From, env.Recipients, env.Data = b.from, b.rcpts, data
-	return b.tags, nil
+	env.From, env.Recipients, env.Data, env.SES = b.from, b.rcpts, data, b.ses
+	return nil
 }
 
 // rawEnvelope reads a message/rfc822 body and fills env. HTTP is 8-bit
 // clean, so the message may carry 8-bit data (EightBit); Submit strips Bcc
 // and checks lines and headers.
-func (h *Handler) rawEnvelope(w http.ResponseWriter, r *http.Request, env *gateway.Envelope, limit int64) error {
+// digest, when not nil, gets the body.
+func (h *Handler) rawEnvelope(w http.ResponseWriter, r *http.Request, env *gateway.Envelope, limit int64, digest io.Writer) error {
 	body, err := readBody(w, r, limit)
 	if err != nil {
 		return err
+	}
+	if digest != nil {
+		digest.Write(body)
 	}
 	if len(body) == 0 {
 		return gateway.Errorf(gateway.CodeMalformed, "empty request body")

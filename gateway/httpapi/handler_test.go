@@ -273,7 +273,7 @@ func TestRefusals(t *testing.T) {
 		manyHeaders[fmt.Sprintf("X-H%d", i)] = "v"
 	}
 	manyTags := map[string]string{}
-	for i := range 11 {
+	for i := range 51 {
 		manyTags[fmt.Sprintf("t%d", i)] = "v"
 	}
 	tests := []struct {
@@ -315,8 +315,14 @@ func TestRefusals(t *testing.T) {
 		{"SES header", ok(func(m map[string]any) { m["headers"] = map[string]string{"X-SES-CONFIGURATION-SET": "other"} }), 400, "malformed", "may not be set", ""},
 		{"bad header name", ok(func(m map[string]any) { m["headers"] = map[string]string{"X A": "v"} }), 400, "malformed", "not a valid header name", ""},
 		{"51 headers", ok(func(m map[string]any) { m["headers"] = manyHeaders }), 400, "malformed", "more than 50", ""},
-		{"bad tag value", ok(func(m map[string]any) { m["tags"] = map[string]string{"a": "b c"} }), 400, "malformed", "tags[a]", ""},
-		{"11 tags", ok(func(m map[string]any) { m["tags"] = manyTags }), 400, "malformed", "more than 10", ""},
+		{"bad tag value", ok(func(m map[string]any) { m["tags"] = map[string]string{"a": "b c"} }), 400, "bad_parameter", `message tag "a" value`, ""},
+		{"reserved tag", ok(func(m map[string]any) { m["tags"] = map[string]string{"sesgate-tenant": "x"} }), 400, "bad_parameter", `message tag name "sesgate-tenant" is reserved`, ""},
+		{"51 tags", ok(func(m map[string]any) { m["tags"] = manyTags }), 400, "bad_parameter", "tags: more than 50", ""},
+		{"tags not an object", ok(func(m map[string]any) { m["tags"] = []string{"a=b"} }), 400, "malformed", `"tags"`, ""},
+		{"configuration set not allowed", ok(func(m map[string]any) { m["configuration_set"] = "marketing" }), 400, "bad_parameter", `configuration set "marketing" is not allowed for this tenant`, ""},
+		{"empty configuration set", ok(func(m map[string]any) { m["configuration_set"] = "" }), 400, "bad_parameter", "configuration_set is empty", ""},
+		{"list management without list", ok(func(m map[string]any) { m["list_management"] = map[string]string{"topic": "weekly"} }), 400, "bad_parameter", "list_management.contact_list is required", ""},
+		{"list management unknown field", ok(func(m map[string]any) { m["list_management"] = map[string]string{"contact_list": "a", "topik": "b"} }), 400, "malformed", `"topik"`, ""},
 		{"bad base64", ok(func(m map[string]any) { m["attachments"] = []map[string]string{{"filename": "a", "content": "%%%"}} }), 400, "malformed", "attachments[0].content", ""},
 		{"bad disposition", ok(func(m map[string]any) {
 			m["attachments"] = []map[string]string{{"filename": "a", "disposition": "hidden"}}
@@ -475,6 +481,7 @@ var wantStatus = map[gateway.Code]int{
 	gateway.CodeUpstreamMisconfigured: 503, gateway.CodeUpstreamUnavailable: 502, gateway.CodeShuttingDown: 503,
 	gateway.CodeBreakerOpen: 429, gateway.CodeQuotaExceeded: 429, gateway.CodeFirstContactLimited: 429,
 	gateway.CodeSuppressed: 422, gateway.CodeSuppressedBounce: 422, gateway.CodeStoreUnavailable: 503,
+	gateway.CodeIdempotencyInFlight: 409, gateway.CodeIdempotencyKeyReused: 422,
 }
 
 func TestSinkErrors(t *testing.T) {
@@ -493,7 +500,7 @@ func TestSinkErrors(t *testing.T) {
 		}
 		retry := ""
 		switch status {
-		case 429:
+		case 429, 409:
 			retry = "1"
 		case 503:
 			retry = "30"
@@ -569,6 +576,8 @@ func TestRoutes(t *testing.T) {
 		{"latin1 JSON", "POST", "/v1/messages", "application/json; charset=iso-8859-1", nil, 415, "unsupported_media_type", ""},
 		{"gzip", "POST", "/v1/messages", "application/json", map[string]string{"Content-Encoding": "gzip"}, 415, "unsupported_media_type", ""},
 		{"bad idempotency key", "POST", "/v1/messages", "application/json", map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, 400, "malformed", ""},
+		{"empty idempotency key", "POST", "/v1/messages", "application/json", map[string]string{"Idempotency-Key": ""}, 400, "malformed", ""},
+		{"non-ASCII idempotency key", "POST", "/v1/messages", "application/json", map[string]string{"Idempotency-Key": "k\u00e9"}, 400, "malformed", ""},
 		{"query with JSON", "POST", "/v1/messages?to=r@x.example", "application/json", nil, 400, "malformed", ""},
 	}
 	for _, tc := range tests {
@@ -585,19 +594,19 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
-func TestIdempotencyKeyAccepted(t *testing.T) {
+// TestIdempotencyKeyNeedsStore: without an idempotency store a keyed
+// request is refused, not sent without the check (the stores' behaviour is
+// proven in internal/integration).
+func TestIdempotencyKeyNeedsStore(t *testing.T) {
 	s := newTestServer(t, serverConfig{})
 	body := []byte(`{"from":"s@example.com","to":["r@x.example"],"subject":"","text":"x"}`)
-	for i := range 2 {
-		a := do(t, http.MethodPost, s.url+"/v1/messages", testToken, "application/json; charset=UTF-8", body,
-			map[string]string{"Idempotency-Key": "order-42"})
-		if a.status != http.StatusOK {
-			t.Fatalf("attempt %d: %d %s", i, a.status, a.raw)
-		}
+	a := do(t, http.MethodPost, s.url+"/v1/messages", testToken, "application/json; charset=UTF-8", body,
+		map[string]string{"Idempotency-Key": "order-42"})
+	if a.status != http.StatusBadRequest || a.errField("message") != "Idempotency-Key is not supported: this gateway has no idempotency store" {
+		t.Fatalf("got %d %s", a.status, a.raw)
 	}
-	// Not deduplicated (yet): both were sent.
-	if n := len(s.sink.sent()); n != 2 {
-		t.Errorf("sink got %d messages, want 2", n)
+	if n := len(s.sink.sent()); n != 0 {
+		t.Errorf("sink got %d messages, want 0", n)
 	}
 }
 

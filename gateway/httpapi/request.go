@@ -18,13 +18,11 @@ import (
 	"github.com/sesgate/sesgate/gateway"
 )
 
-// Limits on the request beyond the composer's.
+// Limits on the request beyond the composer's. Tags follow
+// gateway.MaxMessageTags and gateway.MaxTagLength (SES's rules).
 const (
-	MaxTags          = 10
-	MaxTagBytes      = 256 // SES EmailTags name and value limit
 	maxMailboxInput  = gateway.MaxAddressLength + MaxDisplayNameBytes*4 + 16
 	maxAuthTokenSize = 1024
-	maxIdempotency   = 255
 )
 
 // jsonMessage is the JSON body of POST /v1/messages. Subject, Text and HTML
@@ -40,7 +38,17 @@ type jsonMessage struct {
 	HTML        *string           `json:"html"`
 	Headers     map[string]string `json:"headers"`
 	Attachments []jsonAttachment  `json:"attachments"`
-	Tags        map[string]string `json:"tags"`
+	// Tags, ConfigurationSet and ListManagement are the message's SES
+	// parameters (gateway.SESParams), checked by the pipeline.
+	Tags             map[string]string   `json:"tags"`
+	ConfigurationSet *string             `json:"configuration_set"`
+	ListManagement   *jsonListManagement `json:"list_management"`
+}
+
+// jsonListManagement is SES's ListManagementOptions.
+type jsonListManagement struct {
+	ContactList string `json:"contact_list"`
+	Topic       string `json:"topic"`
 }
 
 type jsonAttachment struct {
@@ -120,7 +128,7 @@ type built struct {
 	msg   *Message
 	from  string   // envelope sender
 	rcpts []string // to + cc + bcc, normalized, duplicates removed
-	tags  []string // "name=value", sorted, for the log
+	ses   gateway.SESParams
 }
 
 // build validates j and turns it into a message with the given gateway id
@@ -191,7 +199,8 @@ func (j *jsonMessage) build(id string, now time.Time, maxRcpts int) (*built, err
 			ContentID: a.ContentID, Content: data,
 		})
 	}
-	if b.tags, err = checkTags(j.Tags); err != nil {
+	b.ses, err = j.sesParams()
+	if err != nil {
 		return nil, err
 	}
 	b.msg = m
@@ -225,39 +234,33 @@ func parseMailbox(field, s string) (mail.Address, error) {
 	return mail.Address{Name: a.Name, Address: addr}, nil
 }
 
-// checkTags validates tags (SES EmailTags rules) and returns them as sorted
-// "name=value" strings.
-func checkTags(tags map[string]string) ([]string, error) {
-	if len(tags) > MaxTags {
-		return nil, gateway.Errorf(gateway.CodeMalformed, "tags: more than %d", MaxTags)
-	}
-	out := make([]string, 0, len(tags))
-	for k, v := range tags {
-		if !validTag(k) {
-			return nil, gateway.Errorf(gateway.CodeMalformed,
-				"tags: name %q must be 1 to %d characters of A-Z a-z 0-9 _ -", truncate(k, 64), MaxTagBytes)
+// sesParams returns the request's SES parameters, tags sorted by name.
+// Their rules (names, values, allowed configuration sets) are checked by
+// gateway.Tenant.CheckSESParams in Submit, after the X-SES-* header fields
+// of a raw message are merged in; here only what cannot be expressed
+// there: more tags than the limit, an empty configuration_set, a
+// list_management without contact_list.
+func (j *jsonMessage) sesParams() (gateway.SESParams, error) {
+	var p gateway.SESParams
+	if cs := j.ConfigurationSet; cs != nil {
+		if *cs == "" {
+			return p, gateway.Errorf(gateway.CodeBadParameter, "configuration_set is empty (leave it out for the tenant's default)")
 		}
-		if !validTag(v) {
-			return nil, gateway.Errorf(gateway.CodeMalformed,
-				"tags[%s]: value must be 1 to %d characters of A-Z a-z 0-9 _ -", k, MaxTagBytes)
+		p.ConfigurationSet = *cs
+	}
+	if len(j.Tags) > gateway.MaxMessageTags {
+		return p, gateway.Errorf(gateway.CodeBadParameter, "tags: more than %d", gateway.MaxMessageTags)
+	}
+	for _, k := range slices.Sorted(maps.Keys(j.Tags)) {
+		p.Tags = append(p.Tags, gateway.MessageTag{Name: k, Value: j.Tags[k]})
+	}
+	if lm := j.ListManagement; lm != nil {
+		if lm.ContactList == "" {
+			return p, gateway.Errorf(gateway.CodeBadParameter, "list_management.contact_list is required")
 		}
-		out = append(out, k+"="+v)
+		p.ListManagement = &gateway.ListManagement{ContactListName: lm.ContactList, TopicName: lm.Topic}
 	}
-	slices.Sort(out)
-	return out, nil
-}
-
-func validTag(s string) bool {
-	if s == "" || len(s) > MaxTagBytes {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return p, nil
 }
 
 // rawEnvelope finds the envelope of a raw message: recipients from the query

@@ -90,6 +90,10 @@ func codeReply(c gateway.Code) (r smtpReply, ok bool) {
 		return smtpReply{550, smtp.EnhancedCode{5, 1, 1}}, true
 	case gateway.CodeStoreUnavailable:
 		return smtpReply{451, smtp.EnhancedCode{4, 3, 0}}, true
+	case gateway.CodeIdempotencyInFlight:
+		return smtpReply{451, smtp.EnhancedCode{4, 3, 0}}, true
+	case gateway.CodeIdempotencyKeyReused:
+		return smtpReply{554, smtp.EnhancedCode{5, 5, 0}}, true
 	}
 	return smtpReply{451, smtp.EnhancedCode{4, 3, 0}}, false
 }

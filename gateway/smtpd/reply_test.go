@@ -49,6 +49,8 @@ func TestCodeReplyCoversEveryCode(t *testing.T) {
 		gateway.CodeSuppressed:               "550 5.7.1",
 		gateway.CodeSuppressedBounce:         "550 5.1.1",
 		gateway.CodeStoreUnavailable:         "451 4.3.0",
+		gateway.CodeIdempotencyInFlight:      "451 4.3.0",
+		gateway.CodeIdempotencyKeyReused:     "554 5.5.0",
 	}
 	for _, code := range gateway.Codes() {
 		t.Run(code.String(), func(t *testing.T) {
