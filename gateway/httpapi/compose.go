@@ -397,16 +397,17 @@ func addressList(name string, list []mail.Address) (string, error) {
 
 // structuralHeader reports whether a header field (lowercase name) is one
 // that the composer, SES or the gateway owns, so a client may not set it.
-// X-SES-* fields would let a client pick SES options such as the
-// configuration set, bypassing the tenant's.
+// X-SES-* fields pass: the pipeline consumes them like a raw message's
+// (gateway.PrepareMessage), merges them with the JSON fields (a
+// disagreement is refused) and checks them against the tenant; they never
+// reach SES as header fields.
 func structuralHeader(lower string) bool {
 	switch lower {
 	case "from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date",
 		"message-id", "mime-version", "return-path", "received":
 		return true
 	}
-	return strings.HasPrefix(lower, "content-") || strings.HasPrefix(lower, "resent-") ||
-		strings.HasPrefix(lower, "x-ses-")
+	return strings.HasPrefix(lower, "content-") || strings.HasPrefix(lower, "resent-")
 }
 
 // customHeader validates one extra header field.

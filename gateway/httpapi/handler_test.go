@@ -312,7 +312,12 @@ func TestRefusals(t *testing.T) {
 		{"51 recipients", ok(func(m map[string]any) { m["to"] = many }), 422, "too_many_recipients", "", "r50@x.example"},
 		{"structural header", ok(func(m map[string]any) { m["headers"] = map[string]string{"Bcc": "v@x.example"} }), 400, "malformed", "Bcc may not be set", ""},
 		{"content header", ok(func(m map[string]any) { m["headers"] = map[string]string{"content-type": "text/html"} }), 400, "malformed", "content-type may not be set", ""},
-		{"SES header", ok(func(m map[string]any) { m["headers"] = map[string]string{"X-SES-CONFIGURATION-SET": "other"} }), 400, "malformed", "may not be set", ""},
+		{"SES header", ok(func(m map[string]any) { m["headers"] = map[string]string{"X-SES-CONFIGURATION-SET": "other"} }), 400, "bad_parameter", `configuration set "other" is not allowed for this tenant`, ""},
+		{"SES ARN header", ok(func(m map[string]any) { m["headers"] = map[string]string{"X-SES-SOURCE-ARN": "arn:x"} }), 400, "bad_parameter", "X-SES-SOURCE-ARN header is not allowed", ""},
+		{"SES header and field differ", ok(func(m map[string]any) {
+			m["tags"] = map[string]string{"kind": "a"}
+			m["headers"] = map[string]string{"X-SES-MESSAGE-TAGS": "kind=b"}
+		}), 400, "bad_parameter", `message tag "kind": the X-SES-MESSAGE-TAGS header ("b") and the request's tags ("a") differ`, ""},
 		{"bad header name", ok(func(m map[string]any) { m["headers"] = map[string]string{"X A": "v"} }), 400, "malformed", "not a valid header name", ""},
 		{"51 headers", ok(func(m map[string]any) { m["headers"] = manyHeaders }), 400, "malformed", "more than 50", ""},
 		{"bad tag value", ok(func(m map[string]any) { m["tags"] = map[string]string{"a": "b c"} }), 400, "bad_parameter", `message tag "a" value`, ""},

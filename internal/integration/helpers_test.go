@@ -134,7 +134,7 @@ func startReplica(t testing.TB, o replicaOptions, sink gateway.Sink, es []auth.E
 	}
 	pipe := gateway.NewPipeline(gateway.Options{Auth: auth.NewRegistry(auth.RegistryOptions{Entries: es, Logger: log}), Limiter: lim, Sink: sink, Logger: log})
 
-	httpURL, smtpAddr := serveFrontEnds(t, pipe, httpapi.New(httpapi.Options{Pipeline: pipe, Logger: log}), log)
+	httpURL, smtpAddr := serveFrontEnds(t, pipe, httpapi.New(httpapi.Options{Pipeline: pipe, Logger: log, Idempotency: st}), log)
 	return &replica{store: st, lim: lim, httpURL: httpURL, smtpAddr: smtpAddr, calls: calls}
 }
 

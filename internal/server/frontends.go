@@ -26,6 +26,9 @@ type frontOptions struct {
 	Ready      func() bool // for /readyz
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Idempotency is the shared store's idempotency records (HTTP
+	// Idempotency-Key).
+	Idempotency gateway.IdempotencyStore
 }
 
 // frontEnds are the sending listeners: SMTP, SMTPS and HTTP, each served
@@ -94,7 +97,7 @@ func newFrontEnds(o frontOptions) (_ *frontEnds, err error) {
 	}
 	if s.HTTPAddr != "" {
 		h := httpapi.New(httpapi.Options{Pipeline: o.Pipeline, Logger: o.Logger, Ready: o.Ready,
-			Budget: f.budget, MaxRequestsPerTenant: s.HTTPMaxRequestsPerTenant})
+			Budget: f.budget, MaxRequestsPerTenant: s.HTTPMaxRequestsPerTenant, Idempotency: o.Idempotency})
 		f.http = httpapi.NewServer(httpapi.ServerOptions{Handler: o.Mount(h), Logger: o.Logger})
 		l, err := f.listen(s.HTTPAddr)
 		if err != nil {

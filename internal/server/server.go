@@ -163,7 +163,9 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Auth: used.authenticator(registry), Limiter: lim, Sink: sink, Logger: log, Observe: m.observed,
 		Refusals: refusals,
 	})
-	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log, Registerer: m.reg}); err != nil {
+	idem, _ := st.Store.(gateway.IdempotencyStore) // both stores are
+	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log, Registerer: m.reg,
+		Idempotency: idem}); err != nil {
 		return nil, err
 	}
 	srv.onClose(srv.front.close)

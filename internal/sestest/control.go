@@ -46,6 +46,7 @@ type MessageInfo struct {
 	Tags             map[string]string `json:"tags,omitempty"`
 	ConfigurationSet string            `json:"configuration_set,omitempty"`
 	TenantName       string            `json:"tenant_name,omitempty"`
+	ListManagement   *ListManagement   `json:"list_management,omitempty"`
 	Size             int               `json:"size"`
 	Received         time.Time         `json:"received"`
 }
@@ -139,7 +140,7 @@ func (s *Server) controlMessages(w http.ResponseWriter, r *http.Request) {
 	for i, m := range sent {
 		list.Messages[i] = MessageInfo{
 			ID: m.ID, From: m.From, To: m.To, Cc: m.Cc, Bcc: m.Bcc, Tags: m.Tags,
-			ConfigurationSet: m.ConfigurationSet, TenantName: m.TenantName,
+			ConfigurationSet: m.ConfigurationSet, TenantName: m.TenantName, ListManagement: m.ListManagement,
 			Size: m.Size, Received: m.Received,
 		}
 	}

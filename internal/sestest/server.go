@@ -83,7 +83,15 @@ type Message struct {
 	Tags             map[string]string
 	ConfigurationSet string
 	TenantName       string
-	Received         time.Time
+	// ListManagement is the request's ListManagementOptions; nil without.
+	ListManagement *ListManagement
+	Received       time.Time
+}
+
+// ListManagement is SES's ListManagementOptions as a request carried it.
+type ListManagement struct {
+	ContactListName string `json:"contact_list_name"`
+	TopicName       string `json:"topic_name,omitempty"`
 }
 
 // Recipients returns To, Cc and Bcc in that order.
@@ -334,8 +342,12 @@ type sendEmailInput struct {
 		Name  string
 		Value string
 	}
-	ConfigurationSetName string
-	TenantName           string
+	ConfigurationSetName  string
+	TenantName            string
+	ListManagementOptions *struct {
+		ContactListName string
+		TopicName       string
+	}
 }
 
 func badRequest(format string, args ...any) *apiError {
@@ -370,6 +382,12 @@ func (s *Server) sendEmail(r *http.Request, body []byte) (any, *apiError) {
 	}
 
 	m := Message{ConfigurationSet: in.ConfigurationSetName, TenantName: in.TenantName, Raw: raw, Size: len(raw)}
+	if lm := in.ListManagementOptions; lm != nil {
+		if lm.ContactListName == "" {
+			return nil, badRequest("ListManagementOptions: ContactListName is required.")
+		}
+		m.ListManagement = &ListManagement{ContactListName: lm.ContactListName, TopicName: lm.TopicName}
+	}
 	if in.Destination != nil {
 		m.To, m.Cc, m.Bcc = in.Destination.ToAddresses, in.Destination.CcAddresses, in.Destination.BccAddresses
 	}
