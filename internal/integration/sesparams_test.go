@@ -373,4 +373,3 @@ func TestIdempotencyEmbedded(t *testing.T) {
 	runIdempotency(t, idemGateways{a: gw.httpURL, b: gw.httpURL, token: shop.token, ses: srv,
 		storeDown: func() { gw.store.Close() }})
 }
-
