@@ -15,6 +15,13 @@
 //     identity of the tenant (refused with CodeSenderNotAllowed naming the
 //     field otherwise); Return-Path never leaves the gateway (SES sets its
 //     own from the envelope sender).
+//   - No X-SES-* header field reaches the sink: the three SES reads from an
+//     app (configuration set, message tags, list management) become
+//     Envelope.SES, merged with the front end's parameters and checked
+//     against the tenant (Tenant.CheckSESParams) before the limiter; every
+//     other one (identity ARNs) is refused (CodeBadParameter).
+//   - An empty envelope sender is the null sender: the From header, held to
+//     the tenant's identities like any message's, is the sender.
 //   - Client-visible text never contains internal detail; the cause is kept in
 //     Error.Cause for the log.
 //   - Every refusal is counted once (Options.Observe): Submit counts its own,

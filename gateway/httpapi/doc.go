@@ -8,21 +8,35 @@
 //
 // JSON body: {from, to[], cc[], bcc[], reply_to[], subject, text, html,
 // headers{name: value}, attachments[{filename, content_type, content
-// (base64), disposition, content_id}], tags{name: value}}. Decoding is
+// (base64), disposition, content_id}], tags{name: value},
+// configuration_set, list_management{contact_list, topic}}. Decoding is
 // strict: unknown fields, wrong types and trailing data are 400 malformed,
 // naming the field. "subject" must be present but may be empty; at least one
 // of "text" and "html" must be present (either may be empty). Addresses are
 // "Name <local@domain>" or "local@domain". Bcc recipients go only into the
-// envelope, never into a header. Tags follow SES EmailTags rules and are
-// only logged for now (the sink sets SES tags).
+// envelope, never into a header. tags, configuration_set and
+// list_management are the message's gateway.SESParams (SES EmailTags,
+// ConfigurationSetName, ListManagementOptions); X-SES-* fields in headers
+// are read by the pipeline like a raw message's and merged with them; the
+// pipeline refuses what the tenant may not use (400 bad_parameter).
 //
 // message/rfc822 body: the envelope recipients are the repeatable query
 // parameter "to" when given, else the To, Cc and Bcc header addresses; the
 // sender is the query parameter "from", else the From header's address. The
 // body goes to Submit as is, with EightBit set, since HTTP is 8-bit clean.
 //
-// Idempotency-Key (at most 255 printable ASCII characters) is accepted and
-// logged; nothing is deduplicated yet, so a retried request sends twice.
+// Idempotency-Key (1 to 255 printable ASCII characters, once; else 400): once
+// the body is read and well formed, the request is claimed in the shared
+// store (Options.Idempotency) under its tenant with its fingerprint (SHA-256
+// of method, path, query, media type and body) for a lease of the submit
+// timeout plus 30 s. A 200 answer is stored for gateway.IdempotencyTTL (24 h)
+// and given again, byte for byte with Idempotent-Replayed: true, to a
+// repeat with the same fingerprint on any replica, which sends nothing. A
+// repeat while the first is unanswered is 409 idempotency_in_flight
+// (Retry-After); another fingerprint is 422 idempotency_key_reused; a failed
+// request releases the key; a store call that fails is 503
+// store_unavailable and nothing is sent. Without a store a keyed request
+// is 400.
 //
 // Sizes: a message/rfc822 body may be min(Options.MaxBodyBytes, the tenant's
 // MaxMessageBytes) bytes; a JSON body a quarter more plus 64 KiB (JSON
@@ -67,7 +81,9 @@
 // send and listed in the 200 answer; when none is left the answer is 422
 // with the list. Admission refusals are 429 + Retry-After (rate_limited,
 // quota_exceeded, first_contact_limited, breaker_open) or 503 +
-// Retry-After (tenant_frozen, store_unavailable). For HTTP's own
+// Retry-After (tenant_frozen, store_unavailable); idempotency refusals 409
+// + Retry-After (idempotency_in_flight) and 422 (idempotency_key_reused).
+// For HTTP's own
 // refusals not_found (404), method_not_allowed (405, with Allow),
 // unsupported_media_type (415, also for any Content-Encoding),
 // too_many_requests (429 + Retry-After), server_busy and
@@ -89,9 +105,12 @@
 //     (7-bit, CRLF only, lines of at most 998 characters).
 //   - Every error answer is JSON {"error": {code, message, recipient}} made in
 //     one function, writeError, whose status table covers every gateway.Code;
-//     every 429 and 503 carries Retry-After. writeError also counts a refused
+//     every 409, 429 and 503 carries Retry-After. writeError also counts a refused
 //     POST /v1/messages once (gateway.Pipeline.Refused) and logs through the
 //     pipeline's refusal throttle, keyed by tenant (or client address) and
 //     code, so a flood writes a bounded number of lines.
-//   - 200 means the sink returned a provider message id (Submit's promise).
+//   - 200 means the sink returned a provider message id (Submit's promise),
+//     or is the stored 200 of an earlier request with the same
+//     Idempotency-Key and fingerprint.
+//   - A keyed request is never sent without its claim in the store.
 package httpapi

@@ -12,6 +12,11 @@
 // rate, first-contact budget, breaker or freeze refuses, 452 4.7.1 for a
 // quota, 451 4.3.0 when the policy store is unavailable).
 //
+// MAIL FROM:<> (the null sender) skips CheckSender: Submit holds the From
+// header to the tenant's identities and the SES sink sends without a
+// FromEmailAddress. X-SES-* header fields are consumed by the pipeline
+// (gateway.PrepareMessage) as SES parameters, or refused with 554 5.7.1.
+//
 // Invariants:
 //   - Nothing is accepted without AUTH: MAIL before a successful AUTH gets
 //     530 5.7.0, so the server is never an open relay.

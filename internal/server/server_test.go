@@ -73,17 +73,22 @@ func TestStartServesAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", "http://"+s.HTTPAddr+"/v1/messages",
-		strings.NewReader(`{"from":"me@example.com","to":["you@example.org"],"subject":"x","text":"x"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("send: %s", resp.Status)
+	// Sent twice with one Idempotency-Key: the store's records are wired,
+	// the second is the first's answer and is not sent again.
+	for i := range 2 {
+		req, _ := http.NewRequest("POST", "http://"+s.HTTPAddr+"/v1/messages",
+			strings.NewReader(`{"from":"me@example.com","to":["you@example.org"],"subject":"x","text":"x"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		req.Header.Set("Idempotency-Key", "start-test")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || (resp.Header.Get("Idempotent-Replayed") == "true") != (i == 1) {
+			t.Fatalf("send %d: %s, replayed %q", i, resp.Status, resp.Header.Get("Idempotent-Replayed"))
+		}
 	}
 	ob, err := outbox.New(OutboxDir(dir), nil)
 	if err != nil {
