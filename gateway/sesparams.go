@@ -10,9 +10,9 @@ import (
 // characters each.
 const (
 	MaxTagLength = 256
-	// MaxMessageTags bounds the tags an app may set on one message; the sink
-	// adds its own two.
-	MaxMessageTags = 50
+	// MaxMessageTags bounds the tags an app may set on one message: SES
+	// takes at most 50 per message and the sink adds its own two.
+	MaxMessageTags = 48
 )
 
 // ReservedTagPrefix starts the names of the tags sesgate sets itself

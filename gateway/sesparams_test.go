@@ -31,7 +31,7 @@ func TestCheckSESParams(t *testing.T) {
 		{"long name", tn, SESParams{Tags: []MessageTag{{long, "x"}}}, "message tag name"},
 		{"reserved", tn, SESParams{Tags: []MessageTag{{"SESGATE-tenant", "other"}}}, "reserved"},
 		{"twice", tn, SESParams{Tags: []MessageTag{{"a", "1"}, {"a", "2"}}}, `"a" set twice`},
-		{"too many", tn, SESParams{Tags: many}, "more than 50"},
+		{"too many", tn, SESParams{Tags: many}, "more than 48"},
 		{"list", tn, SESParams{ListManagement: &ListManagement{ContactListName: "news", TopicName: "weekly"}}, ""},
 		{"list without name", tn, SESParams{ListManagement: &ListManagement{TopicName: "weekly"}}, "contact list name"},
 		{"bad topic", tn, SESParams{ListManagement: &ListManagement{ContactListName: "news", TopicName: "a b"}}, "topic name"},

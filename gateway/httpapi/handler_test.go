@@ -273,7 +273,7 @@ func TestRefusals(t *testing.T) {
 		manyHeaders[fmt.Sprintf("X-H%d", i)] = "v"
 	}
 	manyTags := map[string]string{}
-	for i := range 51 {
+	for i := range gateway.MaxMessageTags + 1 {
 		manyTags[fmt.Sprintf("t%d", i)] = "v"
 	}
 	tests := []struct {
@@ -322,7 +322,7 @@ func TestRefusals(t *testing.T) {
 		{"51 headers", ok(func(m map[string]any) { m["headers"] = manyHeaders }), 400, "malformed", "more than 50", ""},
 		{"bad tag value", ok(func(m map[string]any) { m["tags"] = map[string]string{"a": "b c"} }), 400, "bad_parameter", `message tag "a" value`, ""},
 		{"reserved tag", ok(func(m map[string]any) { m["tags"] = map[string]string{"sesgate-tenant": "x"} }), 400, "bad_parameter", `message tag name "sesgate-tenant" is reserved`, ""},
-		{"51 tags", ok(func(m map[string]any) { m["tags"] = manyTags }), 400, "bad_parameter", "tags: more than 50", ""},
+		{"49 tags", ok(func(m map[string]any) { m["tags"] = manyTags }), 400, "bad_parameter", "tags: more than 48", ""},
 		{"tags not an object", ok(func(m map[string]any) { m["tags"] = []string{"a=b"} }), 400, "malformed", `"tags"`, ""},
 		{"configuration set not allowed", ok(func(m map[string]any) { m["configuration_set"] = "marketing" }), 400, "bad_parameter", `configuration set "marketing" is not allowed for this tenant`, ""},
 		{"empty configuration set", ok(func(m map[string]any) { m["configuration_set"] = "" }), 400, "bad_parameter", "configuration_set is empty", ""},
