@@ -78,6 +78,7 @@ type Options struct {
 	SuppressionTTL time.Duration
 	Deny           DenyCache // optional
 	Alerts         *Alerter  // optional
+	Notify         Notifier  // optional: the apps' webhooks
 	Registerer     prometheus.Registerer
 	Logger         *slog.Logger
 	Now            func() time.Time
@@ -96,6 +97,7 @@ type Guard struct {
 	supTTL   time.Duration
 	deny     DenyCache
 	alerts   *Alerter
+	notify   Notifier
 	log      *slog.Logger
 	now      func() time.Time
 	check    time.Duration
@@ -114,7 +116,7 @@ func New(opts Options) (*Guard, error) {
 		return nil, errors.New("guard: Options.Store and Config are required")
 	}
 	g := &Guard{st: opts.Store, cfg: opts.Config, account: opts.Account, scope: opts.SuppressionScope,
-		supTTL: opts.SuppressionTTL, deny: opts.Deny, alerts: opts.Alerts, log: opts.Logger, now: opts.Now,
+		supTTL: opts.SuppressionTTL, deny: opts.Deny, alerts: opts.Alerts, notify: opts.Notify, log: opts.Logger, now: opts.Now,
 		check: opts.CheckEvery, eval: opts.EvalEvery, seen: map[string]store.BreakerState{}}
 	switch g.scope {
 	case "":
@@ -331,8 +333,11 @@ func (g *Guard) ProcessEvent(ctx context.Context, ev *feedback.Event) error {
 		return nil // the Ingester checks tenants; nothing to do here
 	}
 	outcome := "counted"
-	if reason := ev.SuppressionReason(); reason != "" {
-		if err := g.suppress(ctx, ev, reason); err != nil {
+	var suppressed []string
+	reason := ev.SuppressionReason()
+	if reason != "" {
+		var err error
+		if suppressed, err = g.suppress(ctx, ev, reason); err != nil {
 			g.m.events.WithLabelValues(string(ev.Type), "error").Inc()
 			return err
 		}
@@ -352,11 +357,20 @@ func (g *Guard) ProcessEvent(ctx context.Context, ev *feedback.Event) error {
 		}
 	}
 	g.m.events.WithLabelValues(string(ev.Type), outcome).Inc()
+	if g.notify != nil {
+		g.notify.Event(ctx, ev)
+		if len(suppressed) > 0 {
+			g.notify.Suppressed(ctx, ev, suppressed, reason, g.scope)
+		}
+	}
 	return nil
 }
 
-func (g *Guard) suppress(ctx context.Context, ev *feedback.Event, reason string) error {
+// suppress puts the event's recipients on the suppression list and
+// returns those it suppressed.
+func (g *Guard) suppress(ctx context.Context, ev *feedback.Event, reason string) ([]string, error) {
 	now := g.now()
+	var done []string
 	tenant := ""
 	if g.scope == ScopeTenant {
 		tenant = ev.Tenant
@@ -371,11 +385,12 @@ func (g *Guard) suppress(ctx context.Context, ev *feedback.Event, reason string)
 			continue
 		}
 		if err := g.st.AddSuppression(ctx, sp); err != nil {
-			return fmt.Errorf("suppression: %w", err)
+			return nil, fmt.Errorf("suppression: %w", err)
 		}
+		done = append(done, sp.Address)
 		g.log.Info("recipient suppressed", "tenant", ev.Tenant, "scope", g.scope, "reason", reason, "ses_message_id", ev.SESMessageID)
 	}
-	return nil
+	return done, nil
 }
 
 // after logs, counts, alerts and propagates what an update did.
@@ -410,6 +425,7 @@ func (g *Guard) after(ctx context.Context, tenant string, res result) {
 			g.alerts.Send(Alert{Text: text, Tenant: tenant, Event: ev, State: c.To, Reason: c.Reason, OpenUntil: c.OpenUntil, At: c.At})
 		}
 	}
+	g.notifyChanges(ctx, tenant, res.changes)
 	if len(res.changes) > 0 && tenant != AccountID {
 		g.apply(tenant, res.rec)
 		if err := g.st.PublishBreaker(ctx, tenant); err != nil {
