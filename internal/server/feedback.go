@@ -57,6 +57,7 @@ type feedbackSide struct {
 	alerts   *guard.Alerter
 	hooks    *webhook.Dispatcher // the apps' webhooks
 	dead     admin.Webhooks      // their dead letters
+	status   statusStore         // the apps' status reads
 	sns      http.Handler        // nil: no SNS endpoint
 	snsPath  string
 	cfgs     breakerConfigs
@@ -71,6 +72,8 @@ type guardStore interface {
 	guard.KeyStore
 	webhook.Queue
 	admin.Webhooks
+	guard.StatusStore
+	statusStore
 }
 
 // newFeedback wires the feedback side and starts its loops (until ctx
@@ -107,12 +110,13 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 			return nil, err
 		}
 	}
-	f.dead = gs
+	f.dead, f.status = gs, gs
 	if f.hooks, err = newWebhooks(gs, o); err != nil {
 		return nil, err
 	}
 	f.guard, err = guard.New(guard.Options{
 		Store: gs, Tenants: f.cfgs.ids(), Account: account, Deny: o.Deny, Alerts: f.alerts, Notify: f.hooks,
+		Status: gs, StatusTTL: ev.MessageTTL,
 		Registerer: o.Registerer, Logger: o.Logger,
 		Config:           f.cfgs.get,
 		SuppressionScope: ev.SuppressionScope, SuppressionTTL: ev.SuppressionTTL,
@@ -120,7 +124,7 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 	if err != nil {
 		return nil, err
 	}
-	f.remember, err = guard.NewRemember(guard.RememberOptions{Store: gs, TTL: ev.MessageTTL, Logger: o.Logger, Guard: f.guard})
+	f.remember, err = guard.NewRemember(guard.RememberOptions{Store: gs, TTL: ev.MessageTTL, Logger: o.Logger, Guard: f.guard, Status: gs})
 	if err != nil {
 		return nil, err
 	}

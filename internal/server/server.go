@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -164,7 +165,10 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Auth: used.authenticator(registry), Limiter: lim, Sink: sink, Logger: log, Observe: fb.observed(m.observed),
 		Refusals: refusals,
 	})
-	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log, Registerer: m.reg}); err != nil {
+	// The apps' read-only status routes, then the SNS endpoint, then the API.
+	status := &statusAPI{auth: pipe, st: fb.status, log: log, timeout: statusCallTimeout}
+	mount := func(api http.Handler) http.Handler { return status.mount(fb.handler(api)) }
+	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: mount, Ready: srv.ready.Load, Logger: log, Registerer: m.reg}); err != nil {
 		return nil, err
 	}
 	srv.onClose(srv.front.close)

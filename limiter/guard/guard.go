@@ -79,33 +79,39 @@ type Options struct {
 	Deny           DenyCache // optional
 	Alerts         *Alerter  // optional
 	Notify         Notifier  // optional: the apps' webhooks
-	Registerer     prometheus.Registerer
-	Logger         *slog.Logger
-	Now            func() time.Time
-	CheckEvery     time.Duration // the record check of active tenants; default 1 s
-	EvalEvery      time.Duration // re-evaluation (sent counters, half-open judgement); default 10 s
+	// Status, when set, keeps each message's events for StatusTTL
+	// (default store.DefaultMessageTTL) for its app.
+	Status     StatusStore
+	StatusTTL  time.Duration
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	Now        func() time.Time
+	CheckEvery time.Duration // the record check of active tenants; default 1 s
+	EvalEvery  time.Duration // re-evaluation (sent counters, half-open judgement); default 10 s
 }
 
 // Guard is the feedback.Processor and the breakers' keeper. Start runs its
 // propagation loops.
 type Guard struct {
-	st       Store
-	cfg      func(string) (breaker.Config, bool)
-	tenants  atomic.Pointer[[]string]
-	account  *breaker.Config
-	scope    string
-	supTTL   time.Duration
-	deny     DenyCache
-	alerts   *Alerter
-	notify   Notifier
-	log      *slog.Logger
-	now      func() time.Time
-	check    time.Duration
-	eval     time.Duration
-	m        *metrics
-	mu       sync.Mutex
-	seen     map[string]store.BreakerState // last state mirrored per tenant (bounded by the tenants)
-	lastEval time.Time
+	st        Store
+	cfg       func(string) (breaker.Config, bool)
+	tenants   atomic.Pointer[[]string]
+	account   *breaker.Config
+	scope     string
+	supTTL    time.Duration
+	deny      DenyCache
+	alerts    *Alerter
+	notify    Notifier
+	status    StatusStore
+	statusTTL time.Duration
+	log       *slog.Logger
+	now       func() time.Time
+	check     time.Duration
+	eval      time.Duration
+	m         *metrics
+	mu        sync.Mutex
+	seen      map[string]store.BreakerState // last state mirrored per tenant (bounded by the tenants)
+	lastEval  time.Time
 }
 
 var _ feedback.Processor = (*Guard)(nil)
@@ -116,7 +122,7 @@ func New(opts Options) (*Guard, error) {
 		return nil, errors.New("guard: Options.Store and Config are required")
 	}
 	g := &Guard{st: opts.Store, cfg: opts.Config, account: opts.Account, scope: opts.SuppressionScope,
-		supTTL: opts.SuppressionTTL, deny: opts.Deny, alerts: opts.Alerts, notify: opts.Notify, log: opts.Logger, now: opts.Now,
+		supTTL: opts.SuppressionTTL, deny: opts.Deny, alerts: opts.Alerts, notify: opts.Notify, status: opts.Status, statusTTL: opts.StatusTTL, log: opts.Logger, now: opts.Now,
 		check: opts.CheckEvery, eval: opts.EvalEvery, seen: map[string]store.BreakerState{}}
 	switch g.scope {
 	case "":
@@ -135,6 +141,9 @@ func New(opts Options) (*Guard, error) {
 	}
 	if g.now == nil {
 		g.now = time.Now
+	}
+	if g.statusTTL <= 0 {
+		g.statusTTL = store.DefaultMessageTTL
 	}
 	if g.check <= 0 {
 		g.check = DefaultCheckEvery
@@ -357,6 +366,7 @@ func (g *Guard) ProcessEvent(ctx context.Context, ev *feedback.Event) error {
 		}
 	}
 	g.m.events.WithLabelValues(string(ev.Type), outcome).Inc()
+	g.recordStatus(ctx, ev)
 	if g.notify != nil {
 		g.notify.Event(ctx, ev)
 		if len(suppressed) > 0 {

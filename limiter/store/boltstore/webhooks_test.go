@@ -18,3 +18,14 @@ func TestWebhookConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestMessageStatusConformance(t *testing.T) {
+	storetest.RunMessageStatus(t, func(t *testing.T, c *storetest.Clock) store.Store {
+		s, err := Open(Options{Path: filepath.Join(t.TempDir(), "store.db"), RecipientKey: testKey, KnownTTL: storetest.KnownTTL, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -44,3 +44,10 @@ func TestWebhookConformanceCluster(t *testing.T) {
 		return flushed(t, ConnOptions{Addrs: cl.Addrs()})
 	}))
 }
+
+func TestMessageStatusConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.RunMessageStatus(t, factory(func(t *testing.T) redis.UniversalClient {
+		return flushed(t, ConnOptions{URL: "redis://" + srv.Addr})
+	}))
+}
