@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Standard Webhooks headers (https://www.standardwebhooks.com).
+// Standard Webhooks headers.
 const (
 	HeaderID        = "webhook-id"
 	HeaderTimestamp = "webhook-timestamp"
