@@ -426,3 +426,30 @@ func TestWebhookTargetsRefused(t *testing.T) {
 		t.Fatalf("the loopback server got %d requests", n)
 	}
 }
+
+func TestWebhookSettings(t *testing.T) {
+	s, err := ParseSettings([]string{"--webhook-allow-networks", "10.1.0.0/16, 192.168.7.0/24", "--webhook-retry-for", "2h"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Webhook.AllowNetworks) != 2 || s.Webhook.AllowNetworks[1].String() != "192.168.7.0/24" || s.Webhook.RetryFor != 2*time.Hour ||
+		s.Webhook.Timeout != 10*time.Second || s.Webhook.Concurrency != 4 {
+		t.Fatalf("settings %+v", s.Webhook)
+	}
+	for args, want := range map[string]string{
+		"--webhook-allow-networks=localhost": `invalid value "localhost" for flag -webhook-allow-networks: "localhost" is not a CIDR`,
+		"--webhook-timeout=0s":               "--webhook-timeout must be above 0 and at most 5m",
+		"--webhook-retry-for=200h":           "--webhook-retry-for must be above 0 and at most 168h",
+		"--webhook-concurrency=0":            "--webhook-concurrency must be 1 to 64",
+		"--webhook-max-backlog=0":            "--webhook-max-backlog must be 1 to 10000000",
+		"--webhook-backoff=2h":               "--webhook-backoff must be above 0 and at most 1h",
+	} {
+		if _, err := ParseSettings([]string{args}, io.Discard); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", args, err, want)
+		}
+	}
+	t.Setenv("SESGATE_WEBHOOK_ALLOW_NETWORKS", "nope")
+	if _, err := ParseSettings(nil, io.Discard); err == nil || !strings.Contains(err.Error(), `SESGATE_WEBHOOK_ALLOW_NETWORKS: "nope" is not a CIDR`) {
+		t.Errorf("bad env: %v", err)
+	}
+}

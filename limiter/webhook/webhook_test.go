@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/sesgate/sesgate/gateway/ses/feedback"
@@ -274,5 +276,34 @@ func TestDispatcherRetriesInOrderThenDeadLetters(t *testing.T) {
 	})
 	if s, _ := st.WebhookStats(context.Background(), []string{"acme"}); s["acme"].Backlog != 0 {
 		t.Fatalf("backlog %+v", s)
+	}
+}
+
+// TestEnqueueNeverFailsTheIntake: with the store gone, queueing an event
+// returns at once, and the loss is counted.
+func TestEnqueueNeverFailsTheIntake(t *testing.T) {
+	st, err := boltstore.Open(boltstore.Options{Path: filepath.Join(t.TempDir(), "s.db"), RecipientKey: []byte("0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	d, err := New(Options{Store: st, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := ParseSecrets(secret(4))
+	d.SetEndpoints(map[string][]Endpoint{"acme": {{URL: "https://hooks.example/x", Events: []string{EventDelivery}, Keys: keys}}})
+	st.Close()
+	start := time.Now()
+	d.Event(context.Background(), &feedback.Event{Type: feedback.TypeDelivery, Tenant: "acme", GatewayID: "g1", EventTime: start})
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("enqueue took %v", took)
+	}
+	var m dto.Metric
+	if err := d.m.enqueueFailed.WithLabelValues("store_error").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetCounter().GetValue(); n != 1 {
+		t.Fatalf("store_error counted %v, want 1", n)
 	}
 }
