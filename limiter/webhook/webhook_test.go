@@ -307,3 +307,45 @@ func TestEnqueueNeverFailsTheIntake(t *testing.T) {
 		t.Fatalf("store_error counted %v, want 1", n)
 	}
 }
+
+// TestRefusedByBreakerOncePerMinute: refusals by an open breaker reach the
+// webhook as one refused_by_breaker per tenant per RefusedEvery.
+func TestRefusedByBreakerOncePerMinute(t *testing.T) {
+	st, err := boltstore.Open(boltstore.Options{Path: filepath.Join(t.TempDir(), "s.db"), RecipientKey: []byte("0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sec := secret(5)
+	keys, _ := ParseSecrets(sec)
+	wh, _ := standardwebhooks.NewWebhook(sec)
+	rcv := &receiver{t: t, wh: wh, ids: map[string]int{}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	now := time.Now()
+	var mu sync.Mutex
+	d, err := New(Options{Store: st, Poll: 20 * time.Millisecond, Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetEndpoints(map[string][]Endpoint{"acme": {{URL: srv.URL, Events: []string{EventRefusedByBreaker}, Keys: keys, AllowHTTP: true,
+		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for range 100 {
+		d.RefusedByBreaker("acme")
+		d.RefusedByBreaker("unknown") // no webhooks: nothing
+	}
+	waitFor(t, "one refused_by_breaker", func() bool { return len(rcv.payloads()) == 1 })
+	mu.Lock()
+	now = now.Add(RefusedEvery)
+	mu.Unlock()
+	d.RefusedByBreaker("acme")
+	waitFor(t, "a second one a minute later", func() bool { return len(rcv.payloads()) == 2 })
+	time.Sleep(200 * time.Millisecond)
+	if p := rcv.payloads(); len(p) != 2 || p[0].Type != EventRefusedByBreaker || p[0].Data.Tenant != "acme" {
+		t.Fatalf("payloads %+v", p)
+	}
+}
