@@ -41,6 +41,7 @@ type Options struct {
 	Breakers     Breakers
 	Suppressions Suppressions
 	Audit        Audit
+	Webhooks     Webhooks // optional: the apps' webhook dead letters
 
 	// AdminTokens are the tokens accepted on /v1/ and /metrics; replace
 	// them at run time with SetAdminTokens. Sending tokens are never
@@ -74,6 +75,7 @@ type Handler struct {
 	breakers     Breakers
 	suppressions Suppressions
 	audit        Audit
+	webhooks     Webhooks
 	log          *slog.Logger
 	now          func() time.Time
 
@@ -105,7 +107,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{
 		tokens: opts.Tokens, tenants: opts.Tenants, breakers: opts.Breakers,
-		suppressions: opts.Suppressions, audit: opts.Audit,
+		suppressions: opts.Suppressions, audit: opts.Audit, webhooks: opts.Webhooks,
 		log: opts.Logger, now: opts.Now,
 		maxBody: opts.MaxBodyBytes, maxImport: opts.MaxImportBytes, maxLines: opts.MaxImportLines,
 		callTimeout: opts.CallTimeout, bulkTimeout: opts.BulkTimeout,

@@ -42,6 +42,7 @@ func (h *Handler) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /v1/suppressions/export", h.exportSuppressions)
 
 	m.Handle("GET /v1/audit", h.read(h.listAudit))
+	h.webhookRoutes(m)
 }
 
 // --- tokens ---

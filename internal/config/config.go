@@ -133,6 +133,8 @@ type Tenant struct {
 	Frozen bool `yaml:"frozen"`
 	// Breaker overrides the tenant's breaker defaults (breaker.TenantDefaults).
 	Breaker *Breaker `yaml:"breaker"`
+	// Webhooks tell the app what happened to its mail (config/webhooks.go).
+	Webhooks []Webhook `yaml:"webhooks"`
 }
 
 // Token is a stored token: key id and SHA-256, never the token itself.
@@ -331,6 +333,7 @@ func (p *Policy) validate() []problem {
 	}
 	probs = append(probs, p.Store.validate()...)
 	probs = append(probs, p.validateFeedback()...)
+	probs = append(probs, p.validateWebhooks()...)
 	if p.Metrics.MaxTenantLabels < 0 || p.Metrics.MaxTenantLabels > 10000 {
 		add("metrics.max_tenant_labels", "must be between 0 and 10000")
 	}

@@ -26,6 +26,7 @@ type adminOptions struct {
 	DataDir  string // holds the laptop's admin-token without a policy file
 	Store    storeadmin.Store
 	Breakers admin.Breakers // nil: storeadmin.NoBreakers
+	Webhooks admin.Webhooks // the apps' webhook dead letters; nil: none
 	Policy   *startPolicy
 	// Registry and Limiter are kept in step with the store's admin state
 	// (tokens, freezes) by apply.
@@ -70,7 +71,7 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 	}
 	a.handler, err = admin.New(admin.Options{
 		Tokens: a.backend.Tokens(), Tenants: a.backend.Tenants(), Suppressions: a.backend.Suppressions(), Audit: a.backend.Audit(),
-		Breakers:    breakers,
+		Breakers: breakers, Webhooks: o.Webhooks,
 		AdminTokens: adminTokens, Metrics: o.Metrics, Logger: o.Logger,
 	})
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/limiter/guard"
 	"github.com/sesgate/sesgate/limiter/store/boltstore"
+	"github.com/sesgate/sesgate/limiter/webhook"
 )
 
 // DefaultSNSPath is where the SNS endpoint listens on the HTTP listener.
@@ -44,6 +45,7 @@ type feedbackOptions struct {
 	SNSBodyTimeout        time.Duration
 	SNSMemBudget          int64
 	SNSMaxBodiesPerSource int
+	Webhooks              WebhookSettings
 }
 
 // feedbackSide is the running feedback side of serve: the breakers,
@@ -53,7 +55,10 @@ type feedbackSide struct {
 	guard    *guard.Guard
 	remember *guard.Remember // its Sink is part of the sink chain
 	alerts   *guard.Alerter
-	sns      http.Handler // nil: no SNS endpoint
+	hooks    *webhook.Dispatcher // the apps' webhooks
+	dead     admin.Webhooks      // their dead letters
+	status   statusStore         // the apps' status reads
+	sns      http.Handler        // nil: no SNS endpoint
 	snsPath  string
 	cfgs     breakerConfigs
 	cancel   context.CancelFunc
@@ -65,6 +70,10 @@ type guardStore interface {
 	guard.Store
 	guard.MessageStore
 	guard.KeyStore
+	webhook.Queue
+	admin.Webhooks
+	guard.StatusStore
+	statusStore
 }
 
 // newFeedback wires the feedback side and starts its loops (until ctx
@@ -101,15 +110,21 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 			return nil, err
 		}
 	}
+	f.dead, f.status = gs, gs
+	if f.hooks, err = newWebhooks(gs, o); err != nil {
+		return nil, err
+	}
 	f.guard, err = guard.New(guard.Options{
-		Store: gs, Tenants: f.cfgs.ids(), Account: account, Deny: o.Deny, Alerts: f.alerts, Registerer: o.Registerer, Logger: o.Logger,
+		Store: gs, Tenants: f.cfgs.ids(), Account: account, Deny: o.Deny, Alerts: f.alerts, Notify: f.hooks,
+		Status: gs, StatusTTL: ev.MessageTTL,
+		Registerer: o.Registerer, Logger: o.Logger,
 		Config:           f.cfgs.get,
 		SuppressionScope: ev.SuppressionScope, SuppressionTTL: ev.SuppressionTTL,
 	})
 	if err != nil {
 		return nil, err
 	}
-	f.remember, err = guard.NewRemember(guard.RememberOptions{Store: gs, TTL: ev.MessageTTL, Logger: o.Logger, Guard: f.guard})
+	f.remember, err = guard.NewRemember(guard.RememberOptions{Store: gs, TTL: ev.MessageTTL, Logger: o.Logger, Guard: f.guard, Status: gs})
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +144,7 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 	}
 	loops := f.guard.Start(cctx)
 	f.wg.Go(loops.Wait)
+	f.wg.Go(func() { runWebhooks(cctx, f.hooks) })
 	o.Logger.Info("feedback wired", "sns_path", f.snsPathIfOn(), "sqs", consumer != nil, "account_guard", account != nil,
 		"alerts", webhook != "", "suppression_scope", f.guard.Scope())
 	return f, nil
@@ -204,6 +220,7 @@ func (f *feedbackSide) breakers() admin.Breakers { return f.guard }
 func (f *feedbackSide) reload(p *config.Policy, tenants []*gateway.Tenant) {
 	f.cfgs.set(tenants, p)
 	f.guard.SetTenants(f.cfgs.ids())
+	f.hooks.SetEndpoints(p.Webhooks())
 }
 
 // close stops the loops, writes the queued attribution records and stops

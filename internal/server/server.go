@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -145,7 +146,8 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		return nil, err
 	}
 	fb, err := newFeedback(ctx, feedbackOptions{Store: st, Policy: pol.file, Tenants: pol.tenants, Deny: lim, Registerer: m.reg, Logger: log,
-		SNSBodyTimeout: s.SNSBodyTimeout, SNSMemBudget: s.SNSMemBudget, SNSMaxBodiesPerSource: s.SNSMaxBodiesPerSource})
+		SNSBodyTimeout: s.SNSBodyTimeout, SNSMemBudget: s.SNSMemBudget, SNSMaxBodiesPerSource: s.SNSMaxBodiesPerSource,
+		Webhooks: s.Webhook})
 	if err != nil {
 		return nil, err
 	}
@@ -160,17 +162,20 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	// One throttle for the refusal lines of every front end and of Submit.
 	refusals := logthrottle.New(logthrottle.Options{Rate: rate.Limit(s.RefusalLogRate)})
 	pipe := gateway.NewPipeline(gateway.Options{
-		Auth: used.authenticator(registry), Limiter: lim, Sink: sink, Logger: log, Observe: m.observed,
+		Auth: used.authenticator(registry), Limiter: lim, Sink: sink, Logger: log, Observe: fb.observed(m.observed),
 		Refusals: refusals,
 	})
+	// The apps' read-only status routes, then the SNS endpoint, then the API.
+	status := &statusAPI{auth: pipe, st: fb.status, log: log, timeout: statusCallTimeout}
+	mount := func(api http.Handler) http.Handler { return status.mount(fb.handler(api)) }
 	idem, _ := st.Store.(gateway.IdempotencyStore) // both stores are
-	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log, Registerer: m.reg,
+	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: mount, Ready: srv.ready.Load, Logger: log, Registerer: m.reg,
 		Idempotency: idem}); err != nil {
 		return nil, err
 	}
 	srv.onClose(srv.front.close)
 	srv.admin, err = newAdmin(ctx, adminOptions{
-		Addr: s.AdminAddr, DataDir: s.DataDir, Store: ops, Breakers: fb.breakers(), Policy: pol,
+		Addr: s.AdminAddr, DataDir: s.DataDir, Store: ops, Breakers: fb.breakers(), Webhooks: fb.dead, Policy: pol,
 		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log,
 	})
 	if err != nil {

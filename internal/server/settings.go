@@ -60,6 +60,8 @@ type Settings struct {
 	SNSBodyTimeout        time.Duration
 	SNSMemBudget          int64
 	SNSMaxBodiesPerSource int
+	// Webhook tunes the apps' webhooks (webhooks.go).
+	Webhook WebhookSettings
 }
 
 // Defaults of the admin side.
@@ -134,6 +136,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	if err := frontEndFlags(fs, s); err != nil {
 		return nil, err
 	}
+	if err := webhookFlags(fs, &s.Webhook); err != nil {
+		return nil, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -175,6 +180,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	}
 	if s.SNSMemBudget < feedback.MaxSNSBodyBytes || s.SNSBodyTimeout <= 0 {
 		return nil, cli.UsageError{Msg: "--sns-mem-budget must be at least 256KiB and --sns-body-timeout positive"}
+	}
+	if err := s.Webhook.check(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

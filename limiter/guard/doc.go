@@ -25,7 +25,12 @@
 //     tenants; when it trips it sheds the worst tenants (RankByBounces),
 //     forcing their breakers open until an operator resets them, until
 //     the remaining tenants' bounce rate is under the account line. The
-//     account record itself refuses nothing: only the shed tenants stop.
+//     account record itself refuses nothing: only the shed tenants stop;
+//   - the event is added to its message's status record (StatusStore,
+//     read by the apps' GET /v1/messages/{id}; Remember records
+//     "accepted"), and the Notifier (package limiter/webhook) queues it,
+//     the suppressions it made and any breaker move for the tenant's
+//     webhooks; neither can fail the event (failures are logged).
 //
 // Invariants:
 //   - A trip is written before it is announced; on Redis with replicas the

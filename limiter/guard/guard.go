@@ -78,32 +78,40 @@ type Options struct {
 	SuppressionTTL time.Duration
 	Deny           DenyCache // optional
 	Alerts         *Alerter  // optional
-	Registerer     prometheus.Registerer
-	Logger         *slog.Logger
-	Now            func() time.Time
-	CheckEvery     time.Duration // the record check of active tenants; default 1 s
-	EvalEvery      time.Duration // re-evaluation (sent counters, half-open judgement); default 10 s
+	Notify         Notifier  // optional: the apps' webhooks
+	// Status, when set, keeps each message's events for StatusTTL
+	// (default store.DefaultMessageTTL) for its app.
+	Status     StatusStore
+	StatusTTL  time.Duration
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	Now        func() time.Time
+	CheckEvery time.Duration // the record check of active tenants; default 1 s
+	EvalEvery  time.Duration // re-evaluation (sent counters, half-open judgement); default 10 s
 }
 
 // Guard is the feedback.Processor and the breakers' keeper. Start runs its
 // propagation loops.
 type Guard struct {
-	st       Store
-	cfg      func(string) (breaker.Config, bool)
-	tenants  atomic.Pointer[[]string]
-	account  *breaker.Config
-	scope    string
-	supTTL   time.Duration
-	deny     DenyCache
-	alerts   *Alerter
-	log      *slog.Logger
-	now      func() time.Time
-	check    time.Duration
-	eval     time.Duration
-	m        *metrics
-	mu       sync.Mutex
-	seen     map[string]store.BreakerState // last state mirrored per tenant (bounded by the tenants)
-	lastEval time.Time
+	st        Store
+	cfg       func(string) (breaker.Config, bool)
+	tenants   atomic.Pointer[[]string]
+	account   *breaker.Config
+	scope     string
+	supTTL    time.Duration
+	deny      DenyCache
+	alerts    *Alerter
+	notify    Notifier
+	status    StatusStore
+	statusTTL time.Duration
+	log       *slog.Logger
+	now       func() time.Time
+	check     time.Duration
+	eval      time.Duration
+	m         *metrics
+	mu        sync.Mutex
+	seen      map[string]store.BreakerState // last state mirrored per tenant (bounded by the tenants)
+	lastEval  time.Time
 }
 
 var _ feedback.Processor = (*Guard)(nil)
@@ -114,7 +122,7 @@ func New(opts Options) (*Guard, error) {
 		return nil, errors.New("guard: Options.Store and Config are required")
 	}
 	g := &Guard{st: opts.Store, cfg: opts.Config, account: opts.Account, scope: opts.SuppressionScope,
-		supTTL: opts.SuppressionTTL, deny: opts.Deny, alerts: opts.Alerts, log: opts.Logger, now: opts.Now,
+		supTTL: opts.SuppressionTTL, deny: opts.Deny, alerts: opts.Alerts, notify: opts.Notify, status: opts.Status, statusTTL: opts.StatusTTL, log: opts.Logger, now: opts.Now,
 		check: opts.CheckEvery, eval: opts.EvalEvery, seen: map[string]store.BreakerState{}}
 	switch g.scope {
 	case "":
@@ -133,6 +141,9 @@ func New(opts Options) (*Guard, error) {
 	}
 	if g.now == nil {
 		g.now = time.Now
+	}
+	if g.statusTTL <= 0 {
+		g.statusTTL = store.DefaultMessageTTL
 	}
 	if g.check <= 0 {
 		g.check = DefaultCheckEvery
@@ -331,8 +342,11 @@ func (g *Guard) ProcessEvent(ctx context.Context, ev *feedback.Event) error {
 		return nil // the Ingester checks tenants; nothing to do here
 	}
 	outcome := "counted"
-	if reason := ev.SuppressionReason(); reason != "" {
-		if err := g.suppress(ctx, ev, reason); err != nil {
+	var suppressed []string
+	reason := ev.SuppressionReason()
+	if reason != "" {
+		var err error
+		if suppressed, err = g.suppress(ctx, ev, reason); err != nil {
 			g.m.events.WithLabelValues(string(ev.Type), "error").Inc()
 			return err
 		}
@@ -352,11 +366,21 @@ func (g *Guard) ProcessEvent(ctx context.Context, ev *feedback.Event) error {
 		}
 	}
 	g.m.events.WithLabelValues(string(ev.Type), outcome).Inc()
+	g.recordStatus(ctx, ev)
+	if g.notify != nil {
+		g.notify.Event(ctx, ev)
+		if len(suppressed) > 0 {
+			g.notify.Suppressed(ctx, ev, suppressed, reason, g.scope)
+		}
+	}
 	return nil
 }
 
-func (g *Guard) suppress(ctx context.Context, ev *feedback.Event, reason string) error {
+// suppress puts the event's recipients on the suppression list and
+// returns those it suppressed.
+func (g *Guard) suppress(ctx context.Context, ev *feedback.Event, reason string) ([]string, error) {
 	now := g.now()
+	var done []string
 	tenant := ""
 	if g.scope == ScopeTenant {
 		tenant = ev.Tenant
@@ -371,11 +395,12 @@ func (g *Guard) suppress(ctx context.Context, ev *feedback.Event, reason string)
 			continue
 		}
 		if err := g.st.AddSuppression(ctx, sp); err != nil {
-			return fmt.Errorf("suppression: %w", err)
+			return nil, fmt.Errorf("suppression: %w", err)
 		}
+		done = append(done, sp.Address)
 		g.log.Info("recipient suppressed", "tenant", ev.Tenant, "scope", g.scope, "reason", reason, "ses_message_id", ev.SESMessageID)
 	}
-	return nil
+	return done, nil
 }
 
 // after logs, counts, alerts and propagates what an update did.
@@ -410,6 +435,7 @@ func (g *Guard) after(ctx context.Context, tenant string, res result) {
 			g.alerts.Send(Alert{Text: text, Tenant: tenant, Event: ev, State: c.To, Reason: c.Reason, OpenUntil: c.OpenUntil, At: c.At})
 		}
 	}
+	g.notifyChanges(ctx, tenant, res.changes)
 	if len(res.changes) > 0 && tenant != AccountID {
 		g.apply(tenant, res.rec)
 		if err := g.st.PublishBreaker(ctx, tenant); err != nil {

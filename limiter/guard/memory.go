@@ -35,6 +35,9 @@ type RememberOptions struct {
 	Logger *slog.Logger
 	// g, when set, counts the writes in its metrics.
 	Guard *Guard
+	// Status, when set, also records each message as accepted (its status
+	// for the app), in the same batches, for TTL.
+	Status StatusStore
 }
 
 // Remember is the attribution memory: a gateway.Sink wrapper that queues
@@ -46,16 +49,17 @@ type RememberOptions struct {
 // message, so only identity notifications (no tags) depend on this record.
 // It implements feedback.MessageLookup.
 type Remember struct {
-	st    MessageStore
-	ttl   time.Duration
-	batch int
-	every time.Duration
-	log   *slog.Logger
-	g     *Guard
-	queue chan store.MessageRef
-	done  chan struct{}
-	stop  chan struct{}
-	once  sync.Once
+	st     MessageStore
+	ttl    time.Duration
+	batch  int
+	every  time.Duration
+	log    *slog.Logger
+	g      *Guard
+	status StatusStore
+	queue  chan store.MessageRef
+	done   chan struct{}
+	stop   chan struct{}
+	once   sync.Once
 }
 
 var _ feedback.MessageLookup = (*Remember)(nil)
@@ -65,7 +69,7 @@ func NewRemember(opts RememberOptions) (*Remember, error) {
 	if opts.Store == nil {
 		return nil, errors.New("guard: RememberOptions.Store is required")
 	}
-	r := &Remember{st: opts.Store, ttl: opts.TTL, batch: opts.Batch, every: opts.Every, log: opts.Logger, g: opts.Guard,
+	r := &Remember{st: opts.Store, ttl: opts.TTL, batch: opts.Batch, every: opts.Every, log: opts.Logger, g: opts.Guard, status: opts.Status,
 		done: make(chan struct{}), stop: make(chan struct{})}
 	if r.ttl <= 0 {
 		r.ttl = store.DefaultMessageTTL
@@ -113,9 +117,27 @@ type rememberSink struct {
 func (rs rememberSink) Send(ctx context.Context, env *gateway.Envelope) (string, error) {
 	id, err := rs.s.Send(ctx, env)
 	if err == nil && id != "" && env.Tenant != nil {
-		rs.r.Add(store.MessageRef{SESMessageID: id, Tenant: env.Tenant.ID, GatewayID: env.ID})
+		rs.r.Add(store.MessageRef{SESMessageID: id, Tenant: env.Tenant.ID, GatewayID: env.ID, At: time.Now().UTC()})
 	}
 	return id, err
+}
+
+// accepted records the batch's messages as accepted (Options.Status).
+func (r *Remember) accepted(refs []store.MessageRef) {
+	if r.status == nil || len(refs) == 0 {
+		return
+	}
+	evs := make([]store.MessageEvent, 0, len(refs))
+	for _, ref := range refs {
+		if ref.GatewayID != "" {
+			evs = append(evs, store.MessageEvent{GatewayID: ref.GatewayID, Tenant: ref.Tenant, Type: "accepted", At: ref.At, SESMessageID: ref.SESMessageID})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := r.status.RecordMessageEvents(ctx, evs, r.ttl); err != nil {
+		r.log.Warn("message status records not written", "n", len(evs), "err", err.Error())
+	}
 }
 
 // LookupMessage implements feedback.MessageLookup.
@@ -147,6 +169,7 @@ func (r *Remember) run() {
 		} else {
 			r.count("written", len(buf))
 		}
+		r.accepted(buf)
 		buf = buf[:0]
 	}
 	add := func(ref store.MessageRef) {

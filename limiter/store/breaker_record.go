@@ -23,6 +23,7 @@ type MessageRef struct {
 	SESMessageID string
 	Tenant       string
 	GatewayID    string
+	At           time.Time // when SES accepted it (the status record's "accepted")
 }
 
 // DefaultMessageTTL is how long a MessageRef is remembered.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/ses"
 )
 
@@ -47,6 +48,7 @@ const (
 const (
 	MaxEventBytes      = 256 << 10 // an SES event; SNS messages are at most 256 KB
 	MaxEventRecipients = 100       // SES sends to at most 50 per message
+	MaxEventTags       = 50        // SES allows 50 tags per message
 	maxFieldLength     = 1024      // a kept string field (addresses, codes, reasons)
 )
 
@@ -92,6 +94,11 @@ type Event struct {
 	// Notification is true for the identity notification format
 	// (notificationType), which carries no tags.
 	Notification bool
+	// Tags are the message's own tags (mail.tags with one value, except
+	// SES's ses:* and the sink's reserved ones), at most MaxEventTags.
+	Tags map[string]string
+	// Subject is mail.commonHeaders.subject (clipped).
+	Subject string
 }
 
 // HardBounces returns how many recipients bounced permanently in a way that
@@ -193,6 +200,10 @@ type wireMail struct {
 	Source      string              `json:"source"`
 	Destination []string            `json:"destination"`
 	Tags        map[string][]string `json:"tags"`
+	// CommonHeaders.Subject: SES includes the common headers in events.
+	CommonHeaders struct {
+		Subject string `json:"subject"`
+	} `json:"commonHeaders"`
 }
 
 type wireRecipient struct {
@@ -336,6 +347,18 @@ func (ev *Event) fillMail(m *wireMail) error {
 	}
 	ev.SESMessageID, ev.MailTime, ev.Source = m.MessageID, t, clip(m.Source)
 	ev.Tenant, ev.GatewayID = tag(m.Tags, ses.TagTenant), tag(m.Tags, ses.TagID)
+	ev.Subject = clip(m.CommonHeaders.Subject)
+	for name := range m.Tags {
+		if strings.HasPrefix(name, "ses:") || strings.HasPrefix(name, gateway.ReservedTagPrefix) || len(ev.Tags) >= MaxEventTags {
+			continue
+		}
+		if v := tag(m.Tags, name); v != "" && len(name) <= maxFieldLength {
+			if ev.Tags == nil {
+				ev.Tags = map[string]string{}
+			}
+			ev.Tags[name] = v
+		}
+	}
 	if len(m.Destination) > MaxEventRecipients {
 		return invalid("more than %d destinations", MaxEventRecipients)
 	}

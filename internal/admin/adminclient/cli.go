@@ -65,6 +65,10 @@ func (r *runner) program() cli.Program {
 			{Name: "import", Args: "FILE|-", About: "import a CSV (--mode all: none if a line is broken; valid: the rest)", Run: command(r.suppressImport)},
 			{Name: "export", Args: "[--tenant ID | --global]", About: "print the suppressions as CSV (> FILE)", Run: command(r.suppressExport)},
 		}},
+		{Name: "webhooks", Subs: []cli.Command{
+			{Name: "dead", Args: "[--tenant ID] [--limit N]", About: "app webhook events that ran out of retries", Run: command(r.webhooksDead)},
+			{Name: "replay", Args: "ID", About: "put a dead-lettered event back in its queue", Run: command(r.webhooksReplay)},
+		}},
 		{Name: "audit", Args: "[--limit N]", About: "newest admin actions first", Run: command(r.audit)},
 	}}
 }

@@ -1,0 +1,31 @@
+package boltstore
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/sesgate/sesgate/limiter/store"
+	"github.com/sesgate/sesgate/limiter/store/storetest"
+)
+
+func TestWebhookConformance(t *testing.T) {
+	storetest.RunWebhooks(t, func(t *testing.T, c *storetest.Clock) store.Store {
+		s, err := Open(Options{Path: filepath.Join(t.TempDir(), "store.db"), RecipientKey: testKey, KnownTTL: storetest.KnownTTL, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestMessageStatusConformance(t *testing.T) {
+	storetest.RunMessageStatus(t, func(t *testing.T, c *storetest.Clock) store.Store {
+		s, err := Open(Options{Path: filepath.Join(t.TempDir(), "store.db"), RecipientKey: testKey, KnownTTL: storetest.KnownTTL, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
