@@ -45,7 +45,7 @@ func TestLoadGood(t *testing.T) {
 	want := gateway.Limits{Rate: 10, Burst: 20, MaxRecipients: 20, MaxMessageBytes: 10_000_000, RatePerRecipient: true,
 		PerHour: 1000, PerDay: 5000, FirstContactPerHour: 100, FirstContactPerDay: 300, PerDomainRate: 2, PerDomainBurst: 20,
 		FirstContactWindow: gateway.FirstContactWindow{Initial: 20, Min: 5, Max: 500, Threshold: 1000, OutstandingTimeout: 5 * time.Minute},
-		Shadow: []string{"per_day"}}
+		Shadow:             []string{"per_day"}}
 	if !reflect.DeepEqual(b.Limits, want) {
 		t.Fatalf("limits = %+v\nwant %+v", b.Limits, want)
 	}
