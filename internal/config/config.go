@@ -447,6 +447,9 @@ func (p *Policy) validate() []problem {
 		if l.FirstContactWindow != nil {
 			l.FirstContactWindow.validate(tp+".limits.first_contact_window", add)
 		}
+		if t.SES.DeliveryEvents && len(p.Events.SNS.TopicARNs) == 0 && p.Events.SQS.QueueURL == "" {
+			add(tp+".ses.delivery_events", "needs an event input to receive them (events.sns.topic_arns or events.sqs.queue_url)")
+		}
 		for j, n := range l.Shadow {
 			if !slices.Contains(gateway.LimitNames(), n) {
 				add(fmt.Sprintf("%s.limits.shadow[%d]", tp, j), "%q is not a limit (want one of %s)", n, strings.Join(gateway.LimitNames(), ", "))

@@ -99,7 +99,8 @@ var badFiles = []struct {
   tenants[0].limits.per_domain_rate (line 18): must be >= 0
   tenants[0].limits.shadow[1] (line 19): "speed" is not a limit (want one of rate, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, first_contact_window)
   tenants[1].limits.burst (line 22, not set): with rate_per: recipient the burst (5) must be at least max_recipients (50), or large messages never pass`},
-	{"window.bad.yml", `6 problem(s):
+	{"window.bad.yml", `7 problem(s):
+  tenants[0].ses.delivery_events (line 4): needs an event input to receive them (events.sns.topic_arns or events.sqs.queue_url)
   tenants[0].limits.first_contact_window.initial (line 7): initial (20) must be between min (-1) and max (10)
   tenants[0].limits.first_contact_window.min (line 8): must be between 1 and 1000000 (or left out for the default)
   tenants[0].limits.first_contact_window.outstanding_timeout (line 10): must be between 10s and 24h
