@@ -544,7 +544,7 @@ func (p *Policy) Build() ([]*gateway.Tenant, []auth.Entry) {
 			Frozen: t.Frozen,
 		}
 		if w := t.Limits.FirstContactWindow; w != nil {
-			gt.Limits.FirstContactWindow = w.resolved()
+			gt.Limits.FirstContactWindow = w.Resolved()
 		}
 		for _, c := range t.SourceCIDRs {
 			gt.SourceNets = append(gt.SourceNets, netip.MustParsePrefix(c).Masked())

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/sesgate/sesgate/gateway"
@@ -32,8 +33,8 @@ const (
 	maxWindowTimeout = 24 * time.Hour
 )
 
-// resolved is the window with its defaults filled in.
-func (w *FirstContactWindow) resolved() gateway.FirstContactWindow {
+// Resolved is the window with its defaults filled in.
+func (w *FirstContactWindow) Resolved() gateway.FirstContactWindow {
 	or := func(v, d int64) int64 {
 		if v == 0 {
 			return d
@@ -64,11 +65,19 @@ func (w *FirstContactWindow) validate(path string, add func(path, format string,
 	if w.OutstandingTimeout != 0 && (w.OutstandingTimeout < minWindowTimeout || w.OutstandingTimeout > maxWindowTimeout) {
 		add(path+".outstanding_timeout", "must be between 10s and 24h")
 	}
-	g := w.resolved()
+	g := w.Resolved()
 	if g.Min > g.Max {
 		add(path+".min", "min (%d) must not exceed max (%d)", g.Min, g.Max)
 	}
 	if g.Initial < g.Min || g.Initial > g.Max {
 		add(path+".initial", "initial (%d) must be between min (%d) and max (%d)", g.Initial, g.Min, g.Max)
 	}
+}
+
+// Problems lists what is wrong with the window, each naming its key under
+// path ("" when all is well).
+func (w *FirstContactWindow) Problems(path string) []string {
+	var out []string
+	w.validate(path, func(p, format string, args ...any) { out = append(out, p+": "+fmt.Sprintf(format, args...)) })
+	return out
 }

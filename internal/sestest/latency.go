@@ -31,8 +31,8 @@ type Latency struct {
 // MaxLatencySigma bounds Latency.Sigma.
 const MaxLatencySigma = 5
 
-// check validates l.
-func (l *Latency) check() error {
+// Check validates l.
+func (l *Latency) Check() error {
 	switch {
 	case l.Fixed < 0 || l.Fixed > MaxEventDelay:
 		return fmt.Errorf("sestest: latency fixed %v outside [0, %v]", l.Fixed, MaxEventDelay)
@@ -146,7 +146,7 @@ func (o *EventOptions) hasLatency() bool {
 func (o *EventOptions) checkLatencies() error {
 	for _, l := range []*Latency{o.Latency, o.BounceLatency, o.ComplaintLatency, o.DeliveryLatency} {
 		if l != nil {
-			if err := l.check(); err != nil {
+			if err := l.Check(); err != nil {
 				return err
 			}
 		}
@@ -178,3 +178,11 @@ func (h *dueHeap) Pop() any {
 var _ heap.Interface = (*dueHeap)(nil)
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// Floor is the shortest latency l can draw.
+func (l *Latency) Floor() time.Duration {
+	if l.Fixed > 0 || l.Median == 0 {
+		return l.Fixed
+	}
+	return l.Min
+}

@@ -15,7 +15,7 @@ import (
 // median; a fixed latency is that.
 func TestLatencySample(t *testing.T) {
 	l := Latency{Median: 2 * time.Second, Sigma: 1.5, Min: 500 * time.Millisecond, Max: 90 * time.Second}
-	if err := l.check(); err != nil {
+	if err := l.Check(); err != nil {
 		t.Fatal(err)
 	}
 	below, atMax := 0, 0
