@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -451,6 +452,12 @@ func (s *Shared) degradedAdmit(t *gateway.Tenant, ts *tenantState, lim *rate.Lim
 		outcome = "blocked"
 		b := ts.blocked.Load()
 		err = &gateway.Error{Code: b.Code, Msg: b.Msg, Cause: cause, RetryAfter: store.FrozenRetry}
+	case t.WindowActive() && !slices.Contains(t.Limits.Shadow, gateway.LimitFirstContactWindow):
+		// The first-contact window lives in the store: without it no
+		// message of a windowed tenant can be shown to fit (the known
+		// recipients cannot be told from first contacts either).
+		outcome = "window"
+		err = &gateway.Error{Code: gateway.CodeStoreUnavailable, Msg: "policy store unavailable, try again later", Cause: cause, RetryAfter: s.unavail}
 	case !s.fitsBudget(ts, t.Limits, n):
 		outcome = "over_quota"
 		err = &gateway.Error{Code: gateway.CodeStoreUnavailable, Msg: "policy store unavailable, try again later", Cause: cause, RetryAfter: s.unavail}

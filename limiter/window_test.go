@@ -98,3 +98,26 @@ func counterOf(mfs []*dto.MetricFamily, name, tenant string) float64 {
 	}
 	return -1
 }
+
+// TestDegradedRefusesWindowedTenant: while the store cannot answer, a
+// tenant whose window is active is refused (the window cannot be
+// evaluated), a tenant with only the static budget keeps its degraded
+// share.
+func TestDegradedRefusesWindowedTenant(t *testing.T) {
+	f := &faultStore{}
+	f.set(store.Decision{}, errors.New("store down"))
+	s, err := NewShared(SharedOptions{Store: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := gateway.FirstContactWindow{Initial: 5, Min: 1, Max: 10, Threshold: 10, OutstandingTimeout: time.Minute}
+	on := &gateway.Tenant{ID: "on", Limits: gateway.Limits{PerHour: 1000, FirstContactWindow: w}, SES: gateway.SESOptions{DeliveryEvents: true}}
+	off := &gateway.Tenant{ID: "off", Limits: gateway.Limits{PerHour: 1000, FirstContactWindow: w}}
+	_, err = s.Admit(context.Background(), on, []string{"a@x.example"})
+	if ge := gateway.AsError(err); ge == nil || ge.Code != gateway.CodeStoreUnavailable {
+		t.Fatalf("windowed tenant in degraded mode: %v; want store_unavailable", err)
+	}
+	if _, err := s.Admit(context.Background(), off, []string{"a@x.example"}); err != nil {
+		t.Fatalf("tenant without an active window in degraded mode: %v", err)
+	}
+}
