@@ -27,19 +27,26 @@ const (
 	fieldWinExpired    = "exp" // outstanding entries expired
 )
 
+// windowArgc is the number of ARGV slots window.lua names before the
+// recipients' HMACs.
+const windowArgc = 7
+
 //go:embed window.lua
 var windowSrc string
 
 // windowScript is window.lua preceded by its constants.
-func windowScript() string {
+func windowScript() string { return withConsts("windowConsts", windowConsts(), windowSrc) }
+
+// windowConsts are the constants window.lua uses.
+func windowConsts() []admitConst {
 	ms := func(d interface{ Milliseconds() int64 }) int64 { return d.Milliseconds() }
-	return withConsts("windowConsts", []admitConst{
-		{"SECOND", int64(1000)}, {"MS_US", int64(1000)},
+	return []admitConst{
+		{"SECOND", int64(1000)}, {"MS_US", int64(1000)}, {"ARGC", int64(windowArgc)},
 		{"DELIVERY", string(store.SettleDelivery)}, {"SHRINK", string(store.SettleShrink)},
 		{"SETTLE_MEMORY", ms(store.SettleMemory)}, {"K_WSHRUNK", keyShrunk},
 		{"F_W_WINDOW", fieldWinWindow}, {"F_W_THRESH", fieldWinThresh}, {"F_W_HELD", fieldWinHeld},
 		{"F_W_DELIVERIES", fieldWinDeliveries}, {"F_W_EXPIRED", fieldWinExpired},
-	}, windowSrc)
+	}
 }
 
 var _ store.WindowStore = (*Store)(nil)
@@ -69,7 +76,7 @@ func (s *Store) FirstContactWindow(ctx context.Context, tenant string, w gateway
 
 func (s *Store) runWindow(ctx context.Context, tenant string, outcome store.Settle, rcpts []string, w gateway.FirstContactWindow) (store.SettleResult, error) {
 	p := tenantPrefix(tenant)
-	argv := make([]any, 0, 7+len(rcpts))
+	argv := make([]any, 0, windowArgc+len(rcpts))
 	argv = append(argv, s.nowArg(), string(outcome), w.Initial, w.Min, w.Max, w.Threshold, p)
 	for _, a := range rcpts {
 		argv = append(argv, s.keyer.Hash(strings.ToLower(a)))

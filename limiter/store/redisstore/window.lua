@@ -17,7 +17,7 @@ local function clamp(v) return math.min(math.max(v, math.max(wmin, 1)), wmax) en
 local gone = redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if gone > 0 then redis.call('HINCRBY', KEYS[1], F_W_EXPIRED, gone) end
 local settled, fresh = 0, false
-for i = 8, #ARGV do
+for i = ARGC + 1, #ARGV do
   settled = settled + redis.call('ZREM', KEYS[2], ARGV[i])
   if outcome == SHRINK and redis.call('SET', P .. K_WSHRUNK .. ARGV[i], '1', 'NX', 'PX', SETTLE_MEMORY) then
     fresh = true
@@ -28,7 +28,7 @@ local cwnd, thresh = tonumber(w[1]) or winit, tonumber(w[2]) or wthresh
 cwnd = clamp(cwnd)
 local changed = false
 if outcome == DELIVERY then
-  redis.call('HINCRBY', KEYS[1], F_W_DELIVERIES, #ARGV - 7)
+  redis.call('HINCRBY', KEYS[1], F_W_DELIVERIES, #ARGV - ARGC)
   for _ = 1, settled do
     if cwnd < thresh then cwnd = cwnd + 1 else cwnd = cwnd + 1 / cwnd end
   end
