@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Tenant is the resolved policy of one sending app. It is immutable once
@@ -47,6 +48,10 @@ type Limits struct {
 	// EffectivePerDomainBurst).
 	PerDomainRate  float64
 	PerDomainBurst int
+	// FirstContactWindow bounds the tenant's outstanding first contacts
+	// (sent, no SES event yet), clocked by SES Delivery events; zero: off.
+	// It applies only with SESOptions.DeliveryEvents (see WindowActive).
+	FirstContactWindow FirstContactWindow
 	// Shadow names limits (LimitRate, LimitPerHour, ...) that are evaluated,
 	// counted and logged but not enforced.
 	Shadow []string
@@ -75,11 +80,44 @@ const (
 	LimitFirstContactPerHour = "first_contact_per_hour"
 	LimitFirstContactPerDay  = "first_contact_per_day"
 	LimitPerDomainRate       = "per_domain_rate"
+	LimitFirstContactWindow  = "first_contact_window"
 )
 
 // LimitNames lists every limit that can run in shadow mode.
 func LimitNames() []string {
-	return []string{LimitRate, LimitPerHour, LimitPerDay, LimitFirstContactPerHour, LimitFirstContactPerDay, LimitPerDomainRate}
+	return []string{LimitRate, LimitPerHour, LimitPerDay, LimitFirstContactPerHour, LimitFirstContactPerDay, LimitPerDomainRate, LimitFirstContactWindow}
+}
+
+// FirstContactWindow is a TCP-like window on a tenant's first contacts:
+// first contacts that are outstanding (sent, no Delivery, Bounce or
+// Complaint event yet) may not exceed the window. Each Delivery of an
+// outstanding first contact grows it (+1 below Threshold, slow start; +1/window
+// above, additive), each hard bounce or complaint halves it (and sets the
+// threshold), within Min..Max. Outstanding entries expire after
+// OutstandingTimeout without growing it. Max 0 means no window.
+type FirstContactWindow struct {
+	Initial, Min, Max, Threshold int64
+	OutstandingTimeout           time.Duration
+}
+
+// On reports whether a window is configured.
+func (w FirstContactWindow) On() bool { return w.Max > 0 }
+
+// Defaults of a configured window (package config fills them in).
+const (
+	DefaultWindowInitial   = 20
+	DefaultWindowMin       = 5
+	DefaultWindowMax       = 2000
+	DefaultWindowThreshold = 1000
+	DefaultWindowTimeout   = 10 * time.Minute
+)
+
+// WindowActive reports whether the first-contact window applies to the
+// tenant: configured, and its configuration set declared to publish
+// Delivery events (without them the window could never open, so the static
+// first-contact budget applies alone).
+func (t *Tenant) WindowActive() bool {
+	return t.Limits.FirstContactWindow.On() && t.SES.DeliveryEvents
 }
 
 // SESOptions are the per-tenant fields of the SES send.
@@ -89,6 +127,10 @@ type SESOptions struct {
 	// ConfigurationSet only.
 	ConfigurationSets []string
 	TenantName        string // optional SES tenant
+	// DeliveryEvents declares that the tenant's configuration set publishes
+	// Delivery events (with Bounce and Complaint) to the gateway's event
+	// intake: the first-contact window needs them.
+	DeliveryEvents bool
 }
 
 // Defaults applied when a limit is zero: SES's own hard limits.

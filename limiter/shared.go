@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,7 @@ type Shared struct {
 	mDegraded *prometheus.CounterVec
 	mRefused  *prometheus.CounterVec
 	mShadow   *prometheus.CounterVec
+	mHeld     *prometheus.CounterVec // by tenant: configured tenants only
 }
 
 var (
@@ -178,7 +180,10 @@ func NewShared(opts SharedOptions) (*Shared, error) {
 		s.mShadow = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sesgate_admission_shadow_total", Help: "Shadow-mode limits that would have refused, by limit.",
 		}, []string{"limit"})
-		for _, c := range []prometheus.Collector{s.mDegraded, s.mRefused, s.mShadow} {
+		s.mHeld = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sesgate_first_contact_held_total", Help: "Messages held back (refused, temporary) by the tenant's first-contact window on this replica.",
+		}, []string{"tenant"})
+		for _, c := range []prometheus.Collector{s.mDegraded, s.mRefused, s.mShadow, s.mHeld} {
 			if err := r.Register(c); err != nil {
 				return nil, err
 			}
@@ -303,6 +308,9 @@ func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) (
 	}
 
 	req := store.AdmitRequest{Tenant: t.ID, Recipients: rcpts, Limits: t.Limits}
+	if !t.WindowActive() { // without Delivery events the static budget applies alone
+		req.Limits.FirstContactWindow = gateway.FirstContactWindow{}
+	}
 	if err := req.Validate(); err != nil { // a bad request is not an outage
 		return nil, gateway.Wrap(gateway.CodeInternal, err, "internal error")
 	}
@@ -352,6 +360,9 @@ func (s *Shared) Admit(ctx context.Context, t *gateway.Tenant, rcpts []string) (
 		return rejected, nil
 	}
 	ge := refusal(d, rejected)
+	if d.Reason == store.ReasonFirstWindow && s.mHeld != nil {
+		s.mHeld.WithLabelValues(t.ID).Inc()
+	}
 	switch d.Reason {
 	case store.ReasonFrozen, store.ReasonBreakerOpen:
 		ts.blocked.Store(&gateway.Error{Code: ge.Code, Msg: ge.Msg})
@@ -441,6 +452,12 @@ func (s *Shared) degradedAdmit(t *gateway.Tenant, ts *tenantState, lim *rate.Lim
 		outcome = "blocked"
 		b := ts.blocked.Load()
 		err = &gateway.Error{Code: b.Code, Msg: b.Msg, Cause: cause, RetryAfter: store.FrozenRetry}
+	case t.WindowActive() && !slices.Contains(t.Limits.Shadow, gateway.LimitFirstContactWindow):
+		// The first-contact window lives in the store: without it no
+		// message of a windowed tenant can be shown to fit (the known
+		// recipients cannot be told from first contacts either).
+		outcome = "window"
+		err = &gateway.Error{Code: gateway.CodeStoreUnavailable, Msg: "policy store unavailable, try again later", Cause: cause, RetryAfter: s.unavail}
 	case !s.fitsBudget(ts, t.Limits, n):
 		outcome = "over_quota"
 		err = &gateway.Error{Code: gateway.CodeStoreUnavailable, Msg: "policy store unavailable, try again later", Cause: cause, RetryAfter: s.unavail}
@@ -519,6 +536,8 @@ func refusal(d store.Decision, rejected []*gateway.Error) *gateway.Error {
 		ge.Code, ge.Msg = gateway.CodeQuotaExceeded, "daily recipient quota exceeded"
 	case store.ReasonFirstHour, store.ReasonFirstDay:
 		ge.Code, ge.Msg = gateway.CodeFirstContactLimited, "too many new recipients; known recipients can still be mailed"
+	case store.ReasonFirstWindow:
+		ge.Code, ge.Msg = gateway.CodeFirstContactLimited, "first-contact window full: too many new recipients awaiting SES delivery; retry shortly, known recipients can still be mailed"
 	case store.ReasonTooMany:
 		ge.Code, ge.Msg = gateway.CodeTooManyRecipients, "more recipients than the tenant's burst allows in one message"
 	case store.ReasonSuppressed:

@@ -102,6 +102,8 @@ type TenantStatus struct {
 	Rates   Rates              `json:"rates"`
 	Freeze  Freeze             `json:"freeze"`
 	Breaker store.BreakerState `json:"breaker"`
+	// Window is the first-contact window (window.go); nil: none configured.
+	Window *Window `json:"first_contact_window,omitempty"`
 }
 
 // Point is one minute of a tenant's traffic, in recipients.

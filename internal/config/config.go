@@ -160,6 +160,9 @@ type Limits struct {
 	// Recipients per second to one recipient domain, with a burst.
 	PerDomainRate  float64 `yaml:"per_domain_rate"`
 	PerDomainBurst int     `yaml:"per_domain_burst"`
+	// FirstContactWindow bounds first contacts awaiting an SES event
+	// (window.go); absent: no window.
+	FirstContactWindow *FirstContactWindow `yaml:"first_contact_window"`
 	// Shadow: limits evaluated, counted and logged but not enforced.
 	Shadow []string `yaml:"shadow"`
 }
@@ -172,6 +175,10 @@ type TenantSES struct {
 	// are set, configuration_set must be one of them.
 	ConfigurationSets []string `yaml:"configuration_sets"`
 	TenantName        string   `yaml:"tenant_name"`
+	// DeliveryEvents declares that the configuration set publishes Delivery
+	// events (with Bounce and Complaint) to the gateway: the first-contact
+	// window needs them.
+	DeliveryEvents bool `yaml:"delivery_events"`
 }
 
 // ByteSize is a size in bytes, written as a number or with a unit
@@ -444,6 +451,12 @@ func (p *Policy) validate() []problem {
 		if l.PerDomainBurst < 0 {
 			add(tp+".limits.per_domain_burst", "must be >= 0")
 		}
+		if l.FirstContactWindow != nil {
+			l.FirstContactWindow.validate(tp+".limits.first_contact_window", add)
+		}
+		if t.SES.DeliveryEvents && len(p.Events.SNS.TopicARNs) == 0 && p.Events.SQS.QueueURL == "" {
+			add(tp+".ses.delivery_events", "needs an event input to receive them (events.sns.topic_arns or events.sqs.queue_url)")
+		}
 		for j, n := range l.Shadow {
 			if !slices.Contains(gateway.LimitNames(), n) {
 				add(fmt.Sprintf("%s.limits.shadow[%d]", tp, j), "%q is not a limit (want one of %s)", n, strings.Join(gateway.LimitNames(), ", "))
@@ -545,8 +558,11 @@ func (p *Policy) Build() ([]*gateway.Tenant, []auth.Entry) {
 				Shadow: t.Limits.Shadow,
 			},
 			SES: gateway.SESOptions{ConfigurationSet: t.SES.ConfigurationSet, TenantName: t.SES.TenantName,
-				ConfigurationSets: slices.Clone(t.SES.ConfigurationSets)},
+				ConfigurationSets: slices.Clone(t.SES.ConfigurationSets), DeliveryEvents: t.SES.DeliveryEvents},
 			Frozen: t.Frozen,
+		}
+		if w := t.Limits.FirstContactWindow; w != nil {
+			gt.Limits.FirstContactWindow = w.Resolved()
 		}
 		for _, c := range t.SourceCIDRs {
 			gt.SourceNets = append(gt.SourceNets, netip.MustParsePrefix(c).Masked())

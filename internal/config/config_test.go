@@ -31,7 +31,8 @@ func TestLoadGood(t *testing.T) {
 		t.Fatalf("limits = %+v", b.Limits)
 	}
 	if b.SES.ConfigurationSet != "billing-events" || b.SES.TenantName != "billing" ||
-		!b.AllowsConfigurationSet("billing-marketing") || b.AllowsConfigurationSet("other") {
+		!b.AllowsConfigurationSet("billing-marketing") || b.AllowsConfigurationSet("other") ||
+		!b.SES.DeliveryEvents || !b.WindowActive() || tenants[1].WindowActive() {
 		t.Fatalf("ses = %+v", b.SES)
 	}
 	if !b.AllowsSource(netip.MustParseAddr("10.2.3.4")) || b.AllowsSource(netip.MustParseAddr("192.0.2.1")) {
@@ -45,7 +46,8 @@ func TestLoadGood(t *testing.T) {
 	}
 	want := gateway.Limits{Rate: 10, Burst: 20, MaxRecipients: 20, MaxMessageBytes: 10_000_000, RatePerRecipient: true,
 		PerHour: 1000, PerDay: 5000, FirstContactPerHour: 100, FirstContactPerDay: 300, PerDomainRate: 2, PerDomainBurst: 20,
-		Shadow: []string{"per_day"}}
+		FirstContactWindow: gateway.FirstContactWindow{Initial: 20, Min: 5, Max: 500, Threshold: 1000, OutstandingTimeout: 5 * time.Minute},
+		Shadow:             []string{"per_day"}}
 	if !reflect.DeepEqual(b.Limits, want) {
 		t.Fatalf("limits = %+v\nwant %+v", b.Limits, want)
 	}
@@ -68,7 +70,7 @@ var badFiles = []struct {
 	{"comments-only.bad.yml", `the policy file is empty (no keys, only blank lines or comments)`},
 	{"deep.bad.yml", `4 problem(s):
   tenants[1].limits.burst (line 6, not set): with rate_per: recipient the burst (10) must be at least max_recipients (30), or large messages never pass
-  tenants[1].limits.shadow[1] (line 10): "per_week" is not a limit (want one of rate, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate)
+  tenants[1].limits.shadow[1] (line 10): "per_week" is not a limit (want one of rate, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, first_contact_window)
   tenants[1].breaker.fast_window (line 13): 3h must be whole minutes within [1m, 2h]
   tenants[2].limits.per_domain_burst (line 17): must be >= 0`},
 	{"duration.bad.yml", `4 problem(s):
@@ -102,8 +104,16 @@ var badFiles = []struct {
   tenants[0].limits.rate_per (line 16): must be message or recipient
   tenants[0].limits.per_hour (line 17): must be >= 0
   tenants[0].limits.per_domain_rate (line 18): must be >= 0
-  tenants[0].limits.shadow[1] (line 19): "speed" is not a limit (want one of rate, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate)
+  tenants[0].limits.shadow[1] (line 19): "speed" is not a limit (want one of rate, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, first_contact_window)
   tenants[1].limits.burst (line 22, not set): with rate_per: recipient the burst (5) must be at least max_recipients (50), or large messages never pass`},
+	{"window.bad.yml", `7 problem(s):
+  tenants[0].ses.delivery_events (line 4): needs an event input to receive them (events.sns.topic_arns or events.sqs.queue_url)
+  tenants[0].limits.first_contact_window.initial (line 7): initial (20) must be between min (-1) and max (10)
+  tenants[0].limits.first_contact_window.min (line 8): must be between 1 and 1000000 (or left out for the default)
+  tenants[0].limits.first_contact_window.outstanding_timeout (line 10): must be between 10s and 24h
+  tenants[1].limits.first_contact_window.initial (line 15): initial (45) must be between min (50) and max (40)
+  tenants[1].limits.first_contact_window.min (line 16): min (50) must not exceed max (40)
+  tenants[1].limits.first_contact_window.intial (line 18): unknown key (want one of: initial, min, max, threshold, outstanding_timeout)`},
 	{"types.bad.yml", `11 problem(s):
   ses (line 1): want key: value pairs, got "eu-west-1"
   store.redis.url (line 3): want text, got a list
@@ -122,7 +132,7 @@ var badFiles = []struct {
   tenants[0].colour (line 9): unknown key (want one of: id, tokens, identities, recipient_domains, source_cidrs, limits, ses, frozen, breaker, webhooks)`},
 	{"unknown.bad.yml", `4 problem(s):
   ses.regoin (line 2): unknown key (want one of: region, endpoint, max_attempts, timeout, max_send_rate)
-  tenants[0].limits.rat_per (line 6): unknown key (want one of: rate, burst, max_recipients, max_message_size, rate_per, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, per_domain_burst, shadow)
+  tenants[0].limits.rat_per (line 6): unknown key (want one of: rate, burst, max_recipients, max_message_size, rate_per, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, per_domain_burst, first_contact_window, shadow)
   tenants[0].colour (line 7): unknown key (want one of: id, tokens, identities, recipient_domains, source_cidrs, limits, ses, frozen, breaker, webhooks)
   account_guard.bounce_rat (line 8): unknown key (want one of: enabled, window, min_sent, bounce_rate, warn_bounce_rate, fast_window, fast_bounce_rate, fast_min_bounces, complaint_window, complaint_min_sent, complaint_rate, warn_complaint_rate, complaint_burst, complaint_burst_window, open_for, max_open_for, force_after, force_window, probe_recipients, probe_hold, probe_max_bounces)`},
 	{"values.bad.yml", `12 problem(s):

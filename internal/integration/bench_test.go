@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -49,6 +50,12 @@ var benchLimits = gateway.Limits{
 	FirstContactPerHour: 1e12, FirstContactPerDay: 1e12, PerDomainRate: 1e6, PerDomainBurst: 1e6,
 }
 
+var benchWindowLimits = func() gateway.Limits {
+	l := benchLimits
+	l.FirstContactWindow = gateway.FirstContactWindow{Initial: 1e6, Min: 1, Max: 1e6, Threshold: 1e6, OutstandingTimeout: time.Minute}
+	return l
+}()
+
 // BenchmarkAdmit is one admission through the Redis store: one EVALSHA on
 // the tenant's slot plus the parallel global read (EXISTS + HMGET, one
 // pipeline). It reports the client's ns/op (one caller: the round trip)
@@ -64,6 +71,9 @@ func BenchmarkAdmit(b *testing.B) {
 	}{
 		{"limits=all", benchLimits},
 		{"limits=rate+quotas", gateway.Limits{Rate: 1e6, Burst: 1e6, PerHour: 1e12, PerDay: 1e12}},
+		// every limit and a first-contact window (known recipients after
+		// the first round: the hot path of a warm tenant)
+		{"limits=all+window", benchWindowLimits},
 	}
 	for _, set := range sets {
 		for _, n := range []int{1, 10, 50} {

@@ -56,13 +56,26 @@ type fbStack struct {
 // handlers in turn, so several replicas process events concurrently.
 func startFeedbackStack(t *testing.T, n int, cfgs map[string]breaker.Config) *fbStack {
 	t.Helper()
+	return startFeedbackStackWith(t, n, cfgs, fbOptions{})
+}
+
+// fbOptions vary the feedback stack: tenants' limits and Delivery events
+// (for the first-contact window), the events' options.
+type fbOptions struct {
+	limits map[string]gateway.Limits // by tenant; with a window, Delivery events are declared
+	events sestest.EventOptions      // URL set by the stack; Delay default 10 ms
+}
+
+func startFeedbackStackWith(t *testing.T, n int, cfgs map[string]breaker.Config, o fbOptions) *fbStack {
+	t.Helper()
 	srv := redistest.Start(t)
 	sesSrv, sesSink, verifier := startSES(t)
 	fs := &fbStack{ses: sesSrv, tenants: map[string]tenantSpec{}}
 	var specs []tenantSpec
 	var ids []string
 	for id := range cfgs {
-		ts := newTenant(id, gateway.Limits{})
+		ts := newTenant(id, o.limits[id])
+		ts.tenant.SES.DeliveryEvents = ts.tenant.Limits.FirstContactWindow.On()
 		fs.tenants[id] = ts
 		specs = append(specs, ts)
 		ids = append(ids, id)
@@ -82,7 +95,14 @@ func startFeedbackStack(t *testing.T, n int, cfgs map[string]breaker.Config) *fb
 			t.Fatal(err)
 		}
 		g, err := guard.New(guard.Options{Store: st, Tenants: ids, Deny: lim, Logger: log, EvalEvery: 300 * time.Millisecond,
-			Config: func(id string) (breaker.Config, bool) { c, ok := cfgs[id]; return c, ok }})
+			Config: func(id string) (breaker.Config, bool) { c, ok := cfgs[id]; return c, ok },
+			Windows: func(id string) (gateway.FirstContactWindow, bool) {
+				ts, ok := fs.tenants[id]
+				if !ok {
+					return gateway.FirstContactWindow{}, false
+				}
+				return ts.tenant.Limits.FirstContactWindow, ts.tenant.WindowActive()
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +140,12 @@ func startFeedbackStack(t *testing.T, n int, cfgs map[string]breaker.Config) *fb
 		fs.replicas[int(next.Add(1))%n].sns.ServeHTTP(w, r)
 	}))
 	t.Cleanup(rr.Close)
-	if err := sesSrv.SetEvents(&sestest.EventOptions{URL: rr.URL, Delay: 10 * time.Millisecond}); err != nil {
+	ev := o.events
+	ev.URL = rr.URL
+	if ev.Delay == 0 && ev.Latency == nil {
+		ev.Delay = 10 * time.Millisecond
+	}
+	if err := sesSrv.SetEvents(&ev); err != nil {
 		t.Fatal(err)
 	}
 	return fs

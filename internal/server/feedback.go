@@ -61,6 +61,8 @@ type feedbackSide struct {
 	sns      http.Handler        // nil: no SNS endpoint
 	snsPath  string
 	cfgs     breakerConfigs
+	windows  windowConfigs
+	log      *slog.Logger
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -94,13 +96,14 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 	if p := o.Policy; p != nil {
 		ev, alerts, account = p.Events, p.Alerts, p.AccountConfig()
 	}
-	f := &feedbackSide{snsPath: ev.SNS.Path}
+	f := &feedbackSide{snsPath: ev.SNS.Path, log: o.Logger}
 	defer func() {
 		if err != nil {
 			f.close()
 		}
 	}()
 	f.cfgs.set(o.Tenants, o.Policy)
+	f.windows.set(o.Tenants, o.Logger)
 	if f.snsPath == "" {
 		f.snsPath = DefaultSNSPath
 	}
@@ -118,7 +121,7 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 		Store: gs, Tenants: f.cfgs.ids(), Account: account, Deny: o.Deny, Alerts: f.alerts, Notify: f.hooks,
 		Status: gs, StatusTTL: ev.MessageTTL,
 		Registerer: o.Registerer, Logger: o.Logger,
-		Config:           f.cfgs.get,
+		Config: f.cfgs.get, Windows: f.windows.get,
 		SuppressionScope: ev.SuppressionScope, SuppressionTTL: ev.SuppressionTTL,
 	})
 	if err != nil {
@@ -219,6 +222,7 @@ func (f *feedbackSide) breakers() admin.Breakers { return f.guard }
 // reload applies a new policy's tenants and breaker settings.
 func (f *feedbackSide) reload(p *config.Policy, tenants []*gateway.Tenant) {
 	f.cfgs.set(tenants, p)
+	f.windows.set(tenants, f.log)
 	f.guard.SetTenants(f.cfgs.ids())
 	f.hooks.SetEndpoints(p.Webhooks())
 }

@@ -2,6 +2,7 @@ package sestest
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -55,6 +56,14 @@ type EventOptions struct {
 	URL string `json:"url"`
 	// Delay after the send before publishing; at most MaxEventDelay.
 	Delay time.Duration `json:"delay,omitempty"`
+	// Latency, when set, replaces Delay for every event type with a
+	// distribution (latency.go); BounceLatency, ComplaintLatency and
+	// DeliveryLatency override it per type. Each event type of a message
+	// is then published on its own, when its latency has passed.
+	Latency          *Latency `json:"latency,omitempty"`
+	BounceLatency    *Latency `json:"bounce_latency,omitempty"`
+	ComplaintLatency *Latency `json:"complaint_latency,omitempty"`
+	DeliveryLatency  *Latency `json:"delivery_latency,omitempty"`
 	// TopicArn of the notifications; default DefaultTopicArn.
 	TopicArn string `json:"topic_arn,omitempty"`
 	// Format is FormatEvent (default) or FormatNotification.
@@ -76,8 +85,9 @@ type EventOptions struct {
 	// Deliveries publishes a Delivery for the recipients that neither
 	// bounce nor complain.
 	Deliveries bool `json:"deliveries,omitempty"`
-	// QueueSize bounds the pending notifications (default
-	// DefaultEventQueue); it is fixed by the first SetEvents. Beyond it
+	// QueueSize bounds the queued notifications (default
+	// DefaultEventQueue; as many more wait for their due time in the
+	// publisher); it is fixed by the first SetEvents. Beyond it
 	// notifications are dropped and counted.
 	QueueSize int `json:"queue_size,omitempty"`
 	// Client posts the notifications; default a client with a 10 s timeout.
@@ -110,6 +120,7 @@ type pendingEvent struct {
 	due  time.Time
 	msg  Message // without Raw
 	opts EventOptions
+	only string // kindBounce, kindComplaint, kindDelivery; "": every kind
 }
 
 func (o *EventOptions) check() error {
@@ -125,6 +136,8 @@ func (o *EventOptions) check() error {
 		return fmt.Errorf("sestest: signature version %q", o.SignatureVersion)
 	case o.BounceFraction < 0 || o.BounceFraction > 1:
 		return errors.New("sestest: bounce fraction outside [0, 1]")
+	case o.checkLatencies() != nil:
+		return o.checkLatencies()
 	case o.QueueSize < 0 || o.QueueSize > MaxEventQueue:
 		return fmt.Errorf("sestest: queue size outside [0, %d]", MaxEventQueue)
 	case o.BounceType != "" && o.BounceType != "Permanent" && o.BounceType != "Transient" && o.BounceType != "Undetermined":
@@ -234,10 +247,24 @@ func (s *Server) queueEvents(m Message, now time.Time) {
 		return
 	}
 	m.Raw = nil
-	select {
-	case s.ev.queue <- pendingEvent{due: now.Add(s.ev.opts.Delay), msg: m, opts: *s.ev.opts}:
-	default:
-		s.ev.dropped.Add(1)
+	o := s.ev.opts
+	pending := []pendingEvent{{due: now.Add(o.Delay), msg: m, opts: *o}}
+	if o.hasLatency() {
+		pending = pending[:0]
+		for _, kind := range []string{kindBounce, kindComplaint, kindDelivery} {
+			d := o.Delay
+			if l := o.latencyFor(kind); l != nil {
+				d = l.Sample(o.Seed, m.ID, kind)
+			}
+			pending = append(pending, pendingEvent{due: now.Add(d), msg: m, opts: *o, only: kind})
+		}
+	}
+	for _, p := range pending {
+		select {
+		case s.ev.queue <- p:
+		default:
+			s.ev.dropped.Add(1)
+		}
 	}
 }
 
@@ -251,29 +278,45 @@ func (s *Server) publishLoop(queue chan pendingEvent) {
 		<-s.closed
 		cancel()
 	}()
+	// Pending events wait in a heap by due time (each event type of a
+	// message may have its own latency); at most cap(queue) of them, more
+	// wait in the queue, which drops beyond its size.
+	var due dueHeap
 	for {
-		var p pendingEvent
+		in := queue
+		if due.Len() >= cap(queue) {
+			in = nil
+		}
+		var fire <-chan time.Time
+		var t *time.Timer
+		if due.Len() > 0 {
+			// Due times use the real clock; the events carry s.now().
+			t = time.NewTimer(time.Until(due[0].due))
+			fire = t.C
+		}
 		select {
 		case <-s.closed:
 			return
-		case p = <-queue:
+		case p := <-in:
+			heap.Push(&due, p)
+		case <-fire:
 		}
-		// Due times use the real clock; the events carry s.now().
-		if wait := time.Until(p.due); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-s.closed:
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		if t != nil {
+			t.Stop()
 		}
-		for _, body := range s.notifications(p) {
-			if s.post(ctx, p.opts, body) {
-				s.ev.published.Add(1)
-			} else {
-				s.ev.refused.Add(1)
-			}
+		for due.Len() > 0 && !due[0].due.After(time.Now()) {
+			s.publish(ctx, heap.Pop(&due).(pendingEvent))
+		}
+	}
+}
+
+// publish posts p's notifications.
+func (s *Server) publish(ctx context.Context, p pendingEvent) {
+	for _, body := range s.notifications(p) {
+		if s.post(ctx, p.opts, body) {
+			s.ev.published.Add(1)
+		} else {
+			s.ev.refused.Add(1)
 		}
 	}
 }
@@ -335,6 +378,14 @@ func (s *Server) notifications(p pendingEvent) []snsNotification {
 		default:
 			delivered = append(delivered, rcpt)
 		}
+	}
+	switch p.only {
+	case kindBounce:
+		complained, delivered = nil, nil
+	case kindComplaint:
+		bounced, delivered = nil, nil
+	case kindDelivery:
+		bounced, complained = nil, nil
 	}
 	now := s.now().UTC()
 	var out []snsNotification

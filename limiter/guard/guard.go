@@ -87,7 +87,11 @@ type Options struct {
 	Logger     *slog.Logger
 	Now        func() time.Time
 	CheckEvery time.Duration // the record check of active tenants; default 1 s
-	EvalEvery  time.Duration // re-evaluation (sent counters, half-open judgement); default 10 s
+	EvalEvery  time.Duration // re-evaluation (sent counters, half-open judgement, windows); default 10 s
+	// Windows, when set, gives each tenant's first-contact window: events
+	// then settle first contacts (window.go) when the Store implements
+	// store.WindowStore.
+	Windows WindowFunc
 }
 
 // Guard is the feedback.Processor and the breakers' keeper. Start runs its
@@ -109,6 +113,7 @@ type Guard struct {
 	check     time.Duration
 	eval      time.Duration
 	m         *metrics
+	win       *windows
 	mu        sync.Mutex
 	seen      map[string]store.BreakerState // last state mirrored per tenant (bounded by the tenants)
 	lastEval  time.Time
@@ -156,6 +161,9 @@ func New(opts Options) (*Guard, error) {
 		return nil, err
 	}
 	g.m = m
+	if g.win, err = newWindows(opts.Store, opts.Windows, opts.Registerer); err != nil {
+		return nil, err
+	}
 	g.SetTenants(opts.Tenants)
 	return g, nil
 }
@@ -365,6 +373,7 @@ func (g *Guard) ProcessEvent(ctx context.Context, ev *feedback.Event) error {
 			g.log.Error("account guard update failed", "err", err.Error())
 		}
 	}
+	g.settle(ctx, ev)
 	g.m.events.WithLabelValues(string(ev.Type), outcome).Inc()
 	g.recordStatus(ctx, ev)
 	if g.notify != nil {

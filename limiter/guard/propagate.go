@@ -16,7 +16,11 @@ import (
 // loops to end.
 func (g *Guard) Start(ctx context.Context) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		g.windowLoop(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {

@@ -24,6 +24,12 @@
 //     memory holds a keyed HMAC of the lowercased address, never the
 //     address). New recipients count against first_contact_per_hour and
 //     first_contact_per_day (UTC clock windows).
+//     4b. first-contact window (Limits.FirstContactWindow, window.go):
+//     outstanding first contacts (no SES event yet) plus the message's
+//     new ones must fit the tenant's window, clocked by Delivery events
+//     through SettleFirstContacts -> ReasonFirstWindow. Its bookkeeping
+//     (expired entries dropped, a held counter) is written even on a
+//     refusal; it never limits anything.
 //  5. quotas: remaining recipients against per_hour and per_day (UTC clock
 //     windows, fixed: at a boundary a tenant may use two windows' worth
 //     within a short time).

@@ -348,6 +348,9 @@ func (v tenantsView) status(ctx context.Context, t *gateway.Tenant, infos map[st
 			st.Rates = admin.BreakerView(bs).Rates
 		}
 	}
+	if st.Window, err = v.window(ctx, t); err != nil {
+		return admin.TenantStatus{}, err
+	}
 	if frozen {
 		fi := infos[t.ID]
 		st.Freeze = admin.Freeze{Frozen: true, Reason: fi.Reason, By: fi.By, At: fi.At}

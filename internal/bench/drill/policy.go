@@ -37,6 +37,9 @@ func Policy(s *Scenario, o PolicyOptions) (string, error) {
 		}
 		fmt.Fprintf(&b, "  - id: %s\n    tokens:\n      - %s\n    identities: [\"*\"]\n", t.ID, rec.PolicyLine())
 		fmt.Fprintf(&b, "    ses:\n      configuration_set: %s\n", t.ConfigurationSet)
+		if t.Limits.FirstContactWindow != nil && o.TopicArn != "" {
+			b.WriteString("      delivery_events: true\n") // sestest publishes them
+		}
 		l := t.Limits
 		var lim []string
 		add := func(k string, v any, set bool) {
@@ -50,6 +53,11 @@ func Policy(s *Scenario, o PolicyOptions) (string, error) {
 		add("per_day", l.PerDay, l.PerDay > 0)
 		add("first_contact_per_hour", l.FirstContactPerHour, l.FirstContactPerHour > 0)
 		add("first_contact_per_day", l.FirstContactPerDay, l.FirstContactPerDay > 0)
+		if w := l.FirstContactWindow; w != nil {
+			g := w.Resolved()
+			add("first_contact_window", fmt.Sprintf("{initial: %d, min: %d, max: %d, threshold: %d, outstanding_timeout: %s}",
+				g.Initial, g.Min, g.Max, g.Threshold, g.OutstandingTimeout), true)
+		}
 		if len(lim) > 0 {
 			b.WriteString("    limits:\n" + strings.Join(lim, "\n") + "\n")
 		}

@@ -150,8 +150,12 @@ func Run(ctx context.Context, sc *Scenario, o RunOptions) (_ *Report, err error)
 	if st.relHS, relayURL, err = stack.ServeOn(st.relay); err != nil {
 		return nil, err
 	}
-	if err := st.ses.SetEvents(&sestest.EventOptions{URL: relayURL, Delay: sc.EventDelay, BounceFraction: 0,
-		QueueSize: min(sesCapacity(sc), sestest.MaxEventQueue)}); err != nil {
+	evo := &sestest.EventOptions{URL: relayURL, Delay: sc.EventDelay, BounceFraction: 0, Deliveries: true,
+		QueueSize: min(sesCapacity(sc), sestest.MaxEventQueue)}
+	if sc.EventLatency != nil {
+		evo.Latency = sc.EventLatency.Latency()
+	}
+	if err := st.ses.SetEvents(evo); err != nil {
 		return nil, err
 	}
 	storeName := "embedded store"
@@ -159,14 +163,14 @@ func Run(ctx context.Context, sc *Scenario, o RunOptions) (_ *Report, err error)
 		storeName = "redis " + redisURL
 	}
 	fmt.Fprintf(stderr, "drill: gateway pid %d (HTTP %s), %s, SES %s with events after %v; %d tenants, attacker on %s from %v; %v of traffic\n",
-		st.gw.Pid(), st.gw.HTTPURL, storeName, sesURL, sc.EventDelay, len(sc.Tenants), sc.Attacker.Tenant, sc.Attacker.Start, sc.Duration)
+		st.gw.Pid(), st.gw.HTTPURL, storeName, sesURL, sc.latencyText(), len(sc.Tenants), sc.Attacker.Tenant, sc.Attacker.Start, sc.Duration)
 
 	start := time.Now()
 	tallies := Play(ctx, PlayOptions{URL: st.gw.HTTPURL + "/v1/messages", Senders: senders(sc, tokens), Start: start})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	waitEvents(ctx, st, sc.EventDelay+sc.Drain)
+	waitEvents(ctx, st, sc.latencyCeil()+sc.Drain)
 
 	sent := st.ses.Sent()
 	if n := st.ses.Accepted(); n != int64(len(sent)) {

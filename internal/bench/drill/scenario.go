@@ -24,7 +24,7 @@ const (
 	MaxWorkers       = 256
 	MaxRecipients    = 1_000_000 // addresses in one list
 	MaxRate          = 10_000    // messages per second of one sender
-	MaxEventDelay    = time.Minute
+	MaxEventDelay    = 5 * time.Minute
 )
 
 // Scenario is a drill: who sends what, for how long, and what must hold.
@@ -35,6 +35,9 @@ type Scenario struct {
 	Drain    time.Duration `yaml:"drain"`
 	// EventDelay is how long after a send SES publishes its events.
 	EventDelay time.Duration `yaml:"event_delay"`
+	// EventLatency, when set, replaces EventDelay with a distribution
+	// (window.go): fixed, or a median with a long tail.
+	EventLatency *EventLatency `yaml:"event_latency"`
 	// Store is "redis" (a redis-server started for the drill) or
 	// "embedded".
 	Store string `yaml:"store"`
@@ -63,6 +66,9 @@ type Limits struct {
 	PerDay              int64   `yaml:"per_day"`
 	FirstContactPerHour int64   `yaml:"first_contact_per_hour"`
 	FirstContactPerDay  int64   `yaml:"first_contact_per_day"`
+	// FirstContactWindow, as in the policy file; the drill declares the
+	// tenant's Delivery events published (SES sends them).
+	FirstContactWindow *config.FirstContactWindow `yaml:"first_contact_window"`
 }
 
 // Traffic is a tenant's legitimate mail: Rate messages per second (open
@@ -91,7 +97,8 @@ type Attacker struct {
 // Checks are what must hold; zero values take the defaults.
 type Checks struct {
 	// MaxAttackerMessages the attacker may get to SES; default the
-	// victim's burst plus its first-contact budget.
+	// victim's burst plus its first-contact budget, or its first-contact
+	// window's bound (Scenario.WindowBound) when that is smaller.
 	MaxAttackerMessages int64 `yaml:"max_attacker_messages"`
 	// MaxTripDelay from the threshold crossing to the first breaker_open
 	// refusal of the victim; default 5s.
@@ -208,6 +215,9 @@ func (s *Scenario) fill() {
 	if s.Checks.MaxAttackerMessages == 0 {
 		if v := s.Victim(); v != nil {
 			s.Checks.MaxAttackerMessages = v.Bound()
+			if wb := s.WindowBound(); wb > 0 && (s.Checks.MaxAttackerMessages == 0 || wb < s.Checks.MaxAttackerMessages) {
+				s.Checks.MaxAttackerMessages = wb
+			}
 		}
 	}
 }
@@ -231,6 +241,14 @@ func (s *Scenario) Validate() error {
 	between("duration", s.Duration, time.Second, MaxDuration)
 	between("drain", s.Drain, 0, MaxDuration)
 	between("event_delay", s.EventDelay, 0, MaxEventDelay)
+	if l := s.EventLatency; l != nil {
+		if err := l.Latency().Check(); err != nil {
+			bad("event_latency", "%s", strings.TrimPrefix(err.Error(), "sestest: "))
+		}
+		if l.Fixed > MaxEventDelay || l.Max > MaxEventDelay || (l.Fixed == 0 && l.Max == 0) {
+			bad("event_latency", "want fixed, or max, at most %v", MaxEventDelay)
+		}
+	}
 	between("checks.max_trip_delay", s.Checks.MaxTripDelay, time.Millisecond, time.Hour)
 	if s.Store != "redis" && s.Store != "embedded" {
 		bad("store", "%q: want redis or embedded", s.Store)
@@ -258,6 +276,7 @@ func (s *Scenario) Validate() error {
 		if l.Rate > 0 && l.Burst == 0 {
 			bad(k+".limits.burst", "needed with a rate")
 		}
+		errs = append(errs, t.windowProblems(k)...)
 		tr := t.Traffic
 		if tr.Rate < 0 || tr.Rate > MaxRate {
 			bad(k+".traffic.rate", "outside [0, %d]", MaxRate)

@@ -52,6 +52,7 @@ func (s *Store) admit(tx *bolt.Tx, req store.AdmitRequest, now time.Time) (store
 		(*admission).checkProbes,       //    half-open: the probe budget covers the rest
 		(*admission).readCounters,      //    the window counters, and what they leave
 		(*admission).checkFirstContact, // 4. first-contact budget, hour and day
+		(*admission).checkWindow,       // 4b. first-contact window (window.go)
 		(*admission).checkQuotas,       // 5. recipients per hour and per day
 		(*admission).checkRate,         // 6. the tenant's GCRA rate
 		(*admission).checkDomainRate,   // 7. the GCRA rate per recipient domain
@@ -87,7 +88,8 @@ type admission struct {
 	breaker store.Breaker
 	probing bool     // the breaker is half open: admission spends probes
 	live    []string // the recipients not suppressed, lowercased
-	hashes  []string // their HMACs (with a first-contact budget)
+	hashes  []string // their HMACs (with a first-contact budget or window)
+	isNew   []bool   // per hash: a first contact
 	newc    int64    // how many of them are first contacts
 	// the window counters: quota hour and day, first contacts hour and day
 	qh, qd, fh, fd int64
@@ -245,12 +247,14 @@ func (a *admission) remaining(m, newc int64) store.Remaining {
 
 func (a *admission) checkFirstContact() (*store.Decision, error) {
 	l := a.l
-	if l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0 {
+	if l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0 || l.FirstContactWindow.On() {
 		a.hashes = make([]string, len(a.live))
+		a.isNew = make([]bool, len(a.live))
 		for i, addr := range a.live {
 			a.hashes[i] = a.s.keyer.Hash(addr)
 			if _, ok := a.k.get(a.p + keyKnown + a.hashes[i]); !ok {
 				a.newc++
+				a.isNew[i] = true
 			}
 		}
 	}
@@ -355,7 +359,7 @@ func (a *admission) checkDomainRate() (*store.Decision, error) {
 // commit counts the admitted message.
 func (a *admission) commit() (store.Decision, error) {
 	writes := []func(*admission) error{
-		(*admission).countWindows, (*admission).rememberRecipients, (*admission).saveTATs, (*admission).spendProbes,
+		(*admission).countWindows, (*admission).rememberOutstanding, (*admission).rememberRecipients, (*admission).saveTATs, (*admission).spendProbes,
 	}
 	for _, write := range writes {
 		if err := write(a); err != nil {

@@ -84,3 +84,14 @@ func TestRestart(t *testing.T) {
 		})
 	}
 }
+
+func TestWindowConformance(t *testing.T) {
+	storetest.RunWindow(t, func(t *testing.T, c *storetest.Clock) (store.Store, store.Store) {
+		s, err := Open(Options{Path: filepath.Join(t.TempDir(), "store.db"), RecipientKey: testKey, KnownTTL: storetest.KnownTTL, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, s
+	})
+}

@@ -17,7 +17,7 @@ const gcraTolerance = 0.001
 
 // admitArgc is the number of ARGV slots admit.lua names before the
 // recipients.
-const admitArgc = 15
+const admitArgc = 20
 
 func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []string) (store.Decision, error) {
 	keys, argv := s.admitArgs(req, lower)
@@ -34,6 +34,7 @@ func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []st
 // first-contact budget) and its domain (only with a per-domain rate).
 func (s *Store) admitArgs(req store.AdmitRequest, lower []string) (keys []string, argv []any) {
 	l, p := req.Limits, tenantPrefix(req.Tenant)
+	w := l.FirstContactWindow
 	keys = []string{p + keyBreaker, p + keySup, p + keyState}
 	argv = make([]any, 0, admitArgc+3*len(lower))
 	argv = append(argv,
@@ -43,8 +44,9 @@ func (s *Store) admitArgs(req store.AdmitRequest, lower []string) (keys []string
 		strconv.FormatFloat(l.PerDomainRate, 'g', -1, 64), l.EffectivePerDomainBurst(),
 		s.knownTTL.Milliseconds(), s.sentTTL.Milliseconds(),
 		shadowMask(l.Shadow),
+		w.Initial, w.Min, w.Max, w.Threshold, w.OutstandingTimeout.Milliseconds(),
 	)
-	fc, dom := l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0, l.PerDomainRate > 0
+	fc, dom := l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0 || w.On(), l.PerDomainRate > 0
 	for _, a := range lower {
 		h, d := "", ""
 		if fc {
@@ -103,6 +105,7 @@ func admitConsts() []admitConst {
 		{"L_FC_HOUR", string(store.ReasonFirstHour)}, {"B_FC_HOUR", shadowBit(store.ReasonFirstHour)},
 		{"L_FC_DAY", string(store.ReasonFirstDay)}, {"B_FC_DAY", shadowBit(store.ReasonFirstDay)},
 		{"L_DOMAIN", string(store.ReasonPerDomainRate)}, {"B_DOMAIN", shadowBit(store.ReasonPerDomainRate)},
+		{"L_FC_WINDOW", string(store.ReasonFirstWindow)}, {"B_FC_WINDOW", shadowBit(store.ReasonFirstWindow)},
 		// the other refusal reasons
 		{"FROZEN", string(store.ReasonFrozen)}, {"BREAKER_OPEN", string(store.ReasonBreakerOpen)},
 		{"SUPPRESSED", string(store.ReasonSuppressed)}, {"TOO_MANY", string(store.ReasonTooMany)},
@@ -111,12 +114,14 @@ func admitConsts() []admitConst {
 		// durations in ms
 		{"FROZEN_RETRY", ms(store.FrozenRetry)}, {"FROZEN_CACHE", ms(store.FrozenCache)}, {"PROBE_RETRY", ms(store.ProbeRetry)},
 		{"HOUR", ms(windowHour)}, {"DAY", ms(windowDay)}, {"SENT_BUCKET", ms(sentBucket)},
+		{"WINDOW_RETRY", ms(store.WindowRetry)},
 		{"KNOWN_GRACE", ms(knownGrace)}, {"TAT_GRACE", ms(tatGrace)}, {"TOLERANCE", gcraTolerance},
 		// ms per second, us per ms; the warning level's rate factor
 		{"SECOND", ms(time.Second)}, {"MS_US", int64(time.Millisecond / time.Microsecond)},
 		{"WARNING_RATE", store.WarningRateFactor},
 		// derived keys after the tenant's prefix (same slot)
-		{"K_KNOWN", keyKnown}, {"K_DOMAIN", keyDomain}, {"K_SENT", keySent},
+		{"K_KNOWN", keyKnown}, {"K_DOMAIN", keyDomain}, {"K_SENT", keySent}, {"K_WIN", keyWindow}, {"K_WOUT", keyOutstanding},
+		{"F_W_WINDOW", fieldWinWindow}, {"F_W_HELD", fieldWinHeld}, {"F_W_EXPIRED", fieldWinExpired},
 		// fields of the breaker hash, of the state hash; a set flag
 		{"F_FROZEN", fieldFrozen}, {"F_STATE", fieldState}, {"F_OPEN_UNTIL", fieldOpenUntil},
 		{"F_PROBES", fieldProbes}, {"F_WARNING", fieldWarning},

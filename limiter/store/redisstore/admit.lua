@@ -22,6 +22,9 @@ local domrate, domburst = tonumber(ARGV[11]), tonumber(ARGV[12])
 local knownttl, sentttl = tonumber(ARGV[13]), tonumber(ARGV[14])
 -- the shadowed limits: the sum of their bits (B_*)
 local shadow = tonumber(ARGV[15])
+-- the first-contact window (store/window.go; wmax 0: none), timeout in ms
+local winit, wmin, wmax = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+local wthresh, wtimeout = tonumber(ARGV[19]), tonumber(ARGV[20])
 
 if now == 0 then
   local t = redis.call('TIME')
@@ -130,7 +133,8 @@ remaining = leaves(qh, qd, fh, fd)
 
 -- 4. first-contact budget
 local newc = 0
-local fc = fchour > 0 or fcday > 0
+local newmask = {} -- j (index into live) -> true for a first contact
+local fc = fchour > 0 or fcday > 0 or wmax > 0
 local period = math.floor(now / knownttl)
 local kcur = P .. K_KNOWN .. period
 if fc then
@@ -140,7 +144,10 @@ if fc then
   local prev = redis.call('HMGET', P .. K_KNOWN .. (period - 1), unpack(live_hashes))
   for j = 1, m do
     local exp = math.max(tonumber(cur[j]) or 0, tonumber(prev[j]) or 0)
-    if exp <= now then newc = newc + 1 end
+    if exp <= now then
+      newc = newc + 1
+      newmask[j] = true
+    end
   end
 end
 if fchour > 0 and newc > 0 and fh + newc > fchour and over(L_FC_HOUR, B_FC_HOUR) then
@@ -148,6 +155,25 @@ if fchour > 0 and newc > 0 and fh + newc > fchour and over(L_FC_HOUR, B_FC_HOUR)
 end
 if fcday > 0 and newc > 0 and fd + newc > fcday and over(L_FC_DAY, B_FC_DAY) then
   return {0, L_FC_DAY, math.ceil(day_end), 0, {}, newc, supp, remaining}
+end
+
+-- 4b. first-contact window: outstanding first contacts plus this
+-- message's must fit, unless nothing is outstanding
+local kout = P .. K_WOUT
+if wmax > 0 and newc > 0 then
+  local kwin = P .. K_WIN
+  local gone = redis.call('ZREMRANGEBYSCORE', kout, '-inf', now)
+  if gone > 0 then redis.call('HINCRBY', kwin, F_W_EXPIRED, gone) end
+  local out = redis.call('ZCARD', kout)
+  local cwnd = tonumber(redis.call('HGET', kwin, F_W_WINDOW)) or winit
+  cwnd = math.min(math.max(cwnd, math.max(wmin, 1)), wmax)
+  if out > 0 and out + newc > math.floor(cwnd) and over(L_FC_WINDOW, B_FC_WINDOW) then
+    redis.call('HINCRBY', kwin, F_W_HELD, 1)
+    local retry = WINDOW_RETRY
+    local oldest = redis.call('ZRANGE', kout, 0, 0, 'WITHSCORES')
+    if oldest[2] then retry = math.max(1, math.min(retry, tonumber(oldest[2]) - now)) end
+    return {0, L_FC_WINDOW, math.ceil(retry), 0, {}, newc, supp, remaining}
+  end
 end
 
 -- 5. quotas in recipients
@@ -234,6 +260,19 @@ if fc then
   if redis.call('HSET', kcur, unpack(kv)) > 0 then
     redis.call('PEXPIRE', kcur, (period + 2) * knownttl + KNOWN_GRACE - now)
   end
+end
+if wmax > 0 and newc > 0 then
+  -- the new recipients are outstanding until an event settles them
+  local zs = {}
+  local exp = now + wtimeout
+  for j, i in ipairs(live) do
+    if newmask[j] then
+      table.insert(zs, exp)
+      table.insert(zs, hashes[i])
+    end
+  end
+  redis.call('ZADD', kout, unpack(zs))
+  redis.call('PEXPIRE', kout, wtimeout + KNOWN_GRACE)
 end
 for _, e in ipairs(domtat) do
   redis.call('SET', e[1], string.format('%.3f', e[2]), 'PX', math.ceil(e[2] - now) + TAT_GRACE)

@@ -24,7 +24,16 @@ func TestAdmitScript(t *testing.T) {
 
 	checkScript(t, "admit.lua", admitSrc, admitConsts(), admitArgc, []string{
 		"TIME", "HMGET", "MGET", "HSET", "SET", "PX", "PEXPIRE", "INCRBY", // commands
+		"ZREMRANGEBYSCORE", "-inf", "HINCRBY", "ZCARD", "HGET", "ZRANGE", "WITHSCORES", "ZADD", // the window's
 		"^([^|]*)|(%d+)|(%d+)$", "^(%d+):(%d+)$", ":", "%.3f", "%.0f", "%d:%d:%d:%d", "", // formats
+	})
+}
+
+// TestWindowScript holds window.lua to TestAdmitScript's rules (its
+// recipients follow the 7 named slots).
+func TestWindowScript(t *testing.T) {
+	checkScript(t, "window.lua", windowSrc, windowConsts(), windowArgc, []string{
+		"TIME", "ZREMRANGEBYSCORE", "-inf", "HINCRBY", "ZREM", "SET", "1", "NX", "PX", "HMGET", "HSET", "ZCARD", "%.17g",
 	})
 }
 

@@ -101,6 +101,7 @@ type Store struct {
 	admit    *redis.Script
 	lease    *redis.Script
 	usage    *redis.Script
+	window   *redis.Script
 }
 
 var _ store.Store = (*Store)(nil)
@@ -119,6 +120,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{
 		c: opts.Client, keyer: k, knownTTL: opts.KnownTTL, sentTTL: opts.SentTTL, log: opts.Logger, now: opts.Now,
 		admit: redis.NewScript(admitScript()), lease: redis.NewScript(leaseSrc), usage: redis.NewScript(usageScript()),
+		window: redis.NewScript(windowScript()),
 	}
 	if s.knownTTL <= 0 {
 		s.knownTTL = store.DefaultKnownTTL
@@ -137,7 +139,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 
 // preload loads the scripts (SCRIPT LOAD; on a Cluster on every shard).
 func (s *Store) preload(ctx context.Context) error {
-	return errors.Join(s.admit.Load(ctx, s.c).Err(), s.lease.Load(ctx, s.c).Err(), s.usage.Load(ctx, s.c).Err())
+	return errors.Join(s.admit.Load(ctx, s.c).Err(), s.lease.Load(ctx, s.c).Err(), s.usage.Load(ctx, s.c).Err(), s.window.Load(ctx, s.c).Err())
 }
 
 // Client returns the Redis client.

@@ -89,3 +89,30 @@ func TestConnect(t *testing.T) {
 		}
 	}
 }
+
+func windowPair(client func(t *testing.T) redis.UniversalClient) storetest.WindowPair {
+	f := factory(client)
+	return func(t *testing.T, c *storetest.Clock) (store.Store, store.Store) { return f(t, c), f(t, c) }
+}
+
+func TestWindowConformanceStandalone(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.RunWindow(t, windowPair(func(t *testing.T) redis.UniversalClient {
+		c, err := NewClient(ConnOptions{URL: "redis://" + srv.Addr}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}))
+}
+
+func TestWindowConformanceCluster(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	storetest.RunWindow(t, windowPair(func(t *testing.T) redis.UniversalClient {
+		c, err := NewClient(ConnOptions{Addrs: cl.Addrs()}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}))
+}

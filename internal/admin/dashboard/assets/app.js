@@ -115,6 +115,9 @@
     tr.appendChild(fz);
     const lim = (n) => (n > 0 ? ' of ' + n : '');
     tr.appendChild(el('td', { class: 'usage' }, t.usage.hour + lim(t.limits.per_hour) + ' · ' + t.usage.day + lim(t.limits.per_day)));
+    const w = t.first_contact_window;
+    tr.appendChild(el('td', { class: 'window' }, !w ? '–' : !w.active ? 'off: no Delivery events'
+      : w.outstanding + ' of ' + Math.floor(w.window) + ' out · ' + w.held + ' held' + (w.no_deliveries ? ' · no deliveries seen' : '')));
     for (const chart of charts(points, t.rates)) {
       const td = el('td');
       td.appendChild(chart);

@@ -1,0 +1,47 @@
+-- sesgate first-contact window: settle one SES event's recipients
+-- (store/window.go). On the tenant's slot.
+-- KEYS: 1 the window hash, 2 the outstanding sorted set.
+-- ARGV: 1 time (0: Redis TIME), 2 outcome, 3 initial, 4 min, 5 max,
+-- 6 threshold, 7 the tenant's key prefix, then one HMAC per recipient.
+-- Returns {settled, window, threshold, outstanding, held, deliveries,
+-- expired}, the window as a string.
+local now, outcome = tonumber(ARGV[1]), ARGV[2]
+local winit, wmin, wmax, wthresh = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local P = ARGV[7]
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * SECOND + math.floor(tonumber(t[2]) / MS_US)
+end
+local function clamp(v) return math.min(math.max(v, math.max(wmin, 1)), wmax) end
+
+local gone = redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if gone > 0 then redis.call('HINCRBY', KEYS[1], F_W_EXPIRED, gone) end
+local settled, fresh = 0, false
+for i = ARGC + 1, #ARGV do
+  settled = settled + redis.call('ZREM', KEYS[2], ARGV[i])
+  if outcome == SHRINK and redis.call('SET', P .. K_WSHRUNK .. ARGV[i], '1', 'NX', 'PX', SETTLE_MEMORY) then
+    fresh = true
+  end
+end
+local w = redis.call('HMGET', KEYS[1], F_W_WINDOW, F_W_THRESH)
+local cwnd, thresh = tonumber(w[1]) or winit, tonumber(w[2]) or wthresh
+cwnd = clamp(cwnd)
+local changed = false
+if outcome == DELIVERY then
+  redis.call('HINCRBY', KEYS[1], F_W_DELIVERIES, #ARGV - ARGC)
+  for _ = 1, settled do
+    if cwnd < thresh then cwnd = cwnd + 1 else cwnd = cwnd + 1 / cwnd end
+  end
+  cwnd = clamp(cwnd)
+  changed = settled > 0
+elseif outcome == SHRINK and fresh then
+  cwnd = clamp(math.floor(cwnd / 2))
+  thresh = cwnd
+  changed = true
+end
+if changed then
+  redis.call('HSET', KEYS[1], F_W_WINDOW, string.format('%.17g', cwnd), F_W_THRESH, thresh)
+end
+local st = redis.call('HMGET', KEYS[1], F_W_HELD, F_W_DELIVERIES, F_W_EXPIRED)
+return {settled, string.format('%.17g', cwnd), thresh, redis.call('ZCARD', KEYS[2]),
+  tonumber(st[1]) or 0, tonumber(st[2]) or 0, tonumber(st[3]) or 0}

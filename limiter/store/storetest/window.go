@@ -1,0 +1,253 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sesgate/sesgate/gateway"
+	"github.com/sesgate/sesgate/limiter/store"
+)
+
+// WindowPair returns two clients of one fresh store reading clock (two
+// connections to one Redis; the same embedded store twice), both
+// implementing store.WindowStore.
+type WindowPair func(t *testing.T, clock *Clock) (store.Store, store.Store)
+
+// testWindow is the window the scenarios use: start 4, floor 2, cap 10,
+// slow start below 6, outstanding for a minute.
+var testWindow = gateway.FirstContactWindow{Initial: 4, Min: 2, Max: 10, Threshold: 6, OutstandingTimeout: time.Minute}
+
+// RunWindow runs the first-contact window scenarios (store/window.go)
+// against stores from newPair.
+func RunWindow(t *testing.T, newPair WindowPair) {
+	ctx := context.Background()
+	get := func(t *testing.T) (store.Store, store.WindowStore, store.Store, *Clock) {
+		c := NewClock(Start)
+		a, b := newPair(t, c)
+		w, ok := a.(store.WindowStore)
+		if !ok {
+			t.Fatal("store does not implement store.WindowStore")
+		}
+		return a, w, b, c
+	}
+	lim := gateway.Limits{FirstContactWindow: testWindow}
+	settle := func(t *testing.T, w store.WindowStore, ten string, o store.Settle, to ...string) store.SettleResult {
+		t.Helper()
+		r, err := w.SettleFirstContacts(ctx, store.SettleRequest{Tenant: ten, Outcome: o, Recipients: to, Window: testWindow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	status := func(t *testing.T, w store.WindowStore, ten string) store.WindowStatus {
+		t.Helper()
+		st, err := w.FirstContactWindow(ctx, ten, testWindow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	full := want{reason: store.ReasonFirstWindow, retry: store.WindowRetry, cache: 0}
+
+	t.Run("outstanding first contacts fill the window, known recipients pass", func(t *testing.T) {
+		s, w, _, _ := get(t)
+		ten := "win-fill"
+		if st := status(t, w, ten); st.Window != 4 || st.Threshold != 6 || st.Outstanding != 0 {
+			t.Fatalf("fresh status %+v; want window 4, threshold 6, nothing outstanding", st)
+		}
+		admit(t, s, ten, lim, rcpts(3, "x.example", 0), ok)
+		admit(t, s, ten, lim, rcpts(2, "x.example", 3), full) // 3 + 2 > 4
+		d := admit(t, s, ten, lim, rcpts(1, "x.example", 3), ok)
+		if d.NewRecipients != 1 {
+			t.Fatalf("new %d; want 1", d.NewRecipients)
+		}
+		admit(t, s, ten, lim, rcpts(1, "x.example", 4), full)
+		// Known recipients are never held back, alone or with each other.
+		for range 5 {
+			admit(t, s, ten, lim, rcpts(4, "x.example", 0), ok)
+		}
+		// A refusal counts nothing: the same message with a known address
+		// and a new one is refused whole.
+		admit(t, s, ten, lim, []string{"user0@x.example", "new@x.example"}, full)
+		if st := status(t, w, ten); st.Outstanding != 4 || st.Held != 3 {
+			t.Fatalf("status %+v; want 4 outstanding, 3 held", st)
+		}
+	})
+	t.Run("a message finding nothing outstanding passes whatever its size", func(t *testing.T) {
+		s, w, _, _ := get(t)
+		ten := "win-big"
+		admit(t, s, ten, lim, rcpts(12, "x.example", 0), ok) // above Max
+		admit(t, s, ten, lim, rcpts(1, "x.example", 12), full)
+		if st := status(t, w, ten); st.Outstanding != 12 {
+			t.Fatalf("outstanding %d; want 12", st.Outstanding)
+		}
+		r := settle(t, w, ten, store.SettleNeutral, rcpts(12, "x.example", 0)...)
+		if r.Settled != 12 || r.Status.Window != 4 || r.Status.Outstanding != 0 {
+			t.Fatalf("neutral settle %+v; want 12 settled, window unchanged", r)
+		}
+		admit(t, s, ten, lim, rcpts(4, "x.example", 12), ok)
+	})
+	t.Run("deliveries grow: slow start then additive, up to max; duplicates change nothing", func(t *testing.T) {
+		s, w, _, _ := get(t)
+		ten := "win-grow"
+		admit(t, s, ten, lim, rcpts(4, "x.example", 0), ok)
+		r := settle(t, w, ten, store.SettleDelivery, "User0@x.example", "user1@x.example")
+		if r.Settled != 2 || r.Status.Window != 6 || r.Status.Outstanding != 2 || r.Status.Deliveries != 2 {
+			t.Fatalf("after 2 deliveries %+v; want window 6 (4+2), 2 outstanding", r)
+		}
+		// The same event again: nothing outstanding to settle, no growth.
+		r = settle(t, w, ten, store.SettleDelivery, "user0@x.example", "user1@x.example")
+		if r.Settled != 0 || r.Status.Window != 6 || r.Status.Deliveries != 4 {
+			t.Fatalf("duplicate delivery %+v; want no change but the count", r)
+		}
+		// At the threshold: +1/window per delivery.
+		r = settle(t, w, ten, store.SettleDelivery, "user2@x.example")
+		if want := 6 + 1.0/6; r.Status.Window != want {
+			t.Fatalf("window %v; want %v (additive above the threshold)", r.Status.Window, want)
+		}
+		// A delivery of a recipient that never was outstanding grows nothing.
+		r = settle(t, w, ten, store.SettleDelivery, "stranger@x.example")
+		if r.Settled != 0 || r.Status.Window != 6+1.0/6 {
+			t.Fatalf("stranger delivery %+v", r)
+		}
+		// Up to Max: 10.
+		big := gateway.Limits{FirstContactWindow: gateway.FirstContactWindow{Initial: 4, Min: 2, Max: 10, Threshold: 100, OutstandingTimeout: time.Minute}}
+		ten2 := "win-cap"
+		admit(t, s, ten2, big, rcpts(20, "y.example", 0), ok)
+		r, err := w.SettleFirstContacts(ctx, store.SettleRequest{Tenant: ten2, Outcome: store.SettleDelivery, Recipients: rcpts(20, "y.example", 0), Window: big.FirstContactWindow})
+		if err != nil || r.Settled != 20 || r.Status.Window != 10 {
+			t.Fatalf("capped growth %+v, %v; want window 10", r, err)
+		}
+		admit(t, s, ten2, big, rcpts(1, "y.example", 20), ok)
+		admit(t, s, ten2, big, rcpts(9, "y.example", 21), ok)
+		admit(t, s, ten2, big, rcpts(1, "y.example", 30), full)
+	})
+	t.Run("a hard bounce or complaint halves the window once per recipient, down to the floor", func(t *testing.T) {
+		s, w, _, _ := get(t)
+		ten := "win-shrink"
+		admit(t, s, ten, lim, rcpts(4, "x.example", 0), ok)
+		settle(t, w, ten, store.SettleDelivery, rcpts(2, "x.example", 0)...) // window 6
+		r := settle(t, w, ten, store.SettleShrink, "user2@x.example")
+		if r.Settled != 1 || r.Status.Window != 3 || r.Status.Threshold != 3 || r.Status.Outstanding != 1 {
+			t.Fatalf("after a bounce %+v; want window 3, threshold 3, 1 outstanding", r)
+		}
+		r = settle(t, w, ten, store.SettleShrink, "user2@x.example") // duplicate
+		if r.Status.Window != 3 {
+			t.Fatalf("duplicate bounce shrank again: %+v", r)
+		}
+		// A complaint about a delivered (settled) recipient still shrinks, once.
+		r = settle(t, w, ten, store.SettleShrink, "user0@x.example")
+		if r.Settled != 0 || r.Status.Window != 2 {
+			t.Fatalf("complaint %+v; want window 2 (the floor)", r)
+		}
+		r = settle(t, w, ten, store.SettleShrink, "user1@x.example")
+		if r.Status.Window != 2 || r.Status.Threshold != 2 {
+			t.Fatalf("below the floor: %+v", r)
+		}
+		// 1 outstanding, window 2: one more new recipient fits, two do not.
+		admit(t, s, ten, lim, rcpts(2, "x.example", 10), full)
+		admit(t, s, ten, lim, rcpts(1, "x.example", 10), ok)
+		// Above the (new) threshold growth is additive.
+		r = settle(t, w, ten, store.SettleDelivery, "user10@x.example")
+		if r.Status.Window != 2.5 {
+			t.Fatalf("window %v; want 2.5", r.Status.Window)
+		}
+	})
+	t.Run("outstanding entries expire without growing the window", func(t *testing.T) {
+		s, w, _, c := get(t)
+		ten := "win-expire"
+		admit(t, s, ten, lim, rcpts(4, "x.example", 0), ok)
+		c.Add(40 * time.Second)
+		admit(t, s, ten, lim, rcpts(1, "x.example", 4), want{reason: store.ReasonFirstWindow, retry: store.WindowRetry, cache: 0})
+		c.Add(19 * time.Second)
+		// The oldest expires in 1 s: the retry says so.
+		admit(t, s, ten, lim, rcpts(1, "x.example", 4), want{reason: store.ReasonFirstWindow, retry: time.Second, cache: 0})
+		c.Add(time.Second)
+		admit(t, s, ten, lim, rcpts(4, "x.example", 4), ok)
+		st := status(t, w, ten)
+		if st.Expired != 4 || st.Outstanding != 4 || st.Window != 4 || st.Deliveries != 0 {
+			t.Fatalf("status %+v; want 4 expired, 4 outstanding, window 4, no deliveries", st)
+		}
+		// A late delivery of an expired entry settles nothing and grows nothing.
+		if r := settle(t, w, ten, store.SettleDelivery, "user0@x.example"); r.Settled != 0 || r.Status.Window != 4 {
+			t.Fatalf("late delivery %+v", r)
+		}
+	})
+	t.Run("shadow mode evaluates without enforcing", func(t *testing.T) {
+		s, w, _, _ := get(t)
+		ten := "win-shadow"
+		sh := lim
+		sh.Shadow = []string{gateway.LimitFirstContactWindow}
+		admit(t, s, ten, sh, rcpts(4, "x.example", 0), ok)
+		d := admit(t, s, ten, sh, rcpts(2, "x.example", 4), ok)
+		if len(d.Shadowed) != 1 || d.Shadowed[0] != gateway.LimitFirstContactWindow {
+			t.Fatalf("shadowed %v; want [%s]", d.Shadowed, gateway.LimitFirstContactWindow)
+		}
+		if st := status(t, w, ten); st.Outstanding != 6 || st.Held != 0 {
+			t.Fatalf("status %+v; want 6 outstanding, none held", st)
+		}
+	})
+	t.Run("with the static budget: both apply", func(t *testing.T) {
+		s, _, _, _ := get(t)
+		ten := "win-budget"
+		l := lim
+		l.FirstContactPerHour = 5
+		admit(t, s, ten, l, rcpts(4, "x.example", 0), ok)
+		admit(t, s, ten, l, rcpts(1, "x.example", 4), full)
+		admit(t, s, ten, l, rcpts(2, "x.example", 4), want{reason: store.ReasonFirstHour, retry: -1, cache: 0})
+	})
+	t.Run("bad requests", func(t *testing.T) {
+		_, w, _, _ := get(t)
+		for _, r := range []store.SettleRequest{
+			{Tenant: "", Outcome: store.SettleDelivery, Window: testWindow},
+			{Tenant: "a", Outcome: "grow", Window: testWindow},
+			{Tenant: "a", Outcome: store.SettleDelivery},
+			{Tenant: "a", Outcome: store.SettleDelivery, Window: testWindow, Recipients: rcpts(store.MaxSettleRecipients+1, "x.example", 0)},
+		} {
+			if _, err := w.SettleFirstContacts(ctx, r); err == nil {
+				t.Errorf("SettleFirstContacts(%+v) accepted", r)
+			}
+		}
+	})
+	t.Run("two clients at once never exceed the window", func(t *testing.T) {
+		a, w, b, _ := get(t)
+		ten := "win-race"
+		wl := gateway.Limits{FirstContactWindow: gateway.FirstContactWindow{Initial: 7, Min: 2, Max: 50, Threshold: 50, OutstandingTimeout: time.Minute}}
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for g := range 8 {
+			s := a
+			if g%2 == 1 {
+				s = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 10 {
+					to := []string{fmt.Sprintf("g%d-%d@x.example", g, i), fmt.Sprintf("g%d-%d-b@x.example", g, i)}
+					d, err := s.Admit(ctx, store.AdmitRequest{Tenant: ten, Recipients: to, Limits: wl})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if d.Admitted {
+						admitted.Add(int64(d.NewRecipients))
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		st, err := w.FirstContactWindow(ctx, ten, wl.FirstContactWindow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Messages of 2 new recipients into a window of 7: 3 messages.
+		if admitted.Load() != 6 || st.Outstanding != 6 || st.Held != 80-3 {
+			t.Fatalf("admitted %d new, status %+v; want 6 new, 6 outstanding, 77 held", admitted.Load(), st)
+		}
+	})
+}
