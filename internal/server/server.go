@@ -99,6 +99,17 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	awsKeys, err := awsKeysOf(s, pol)
+	if err != nil {
+		return nil, err
+	}
+	if pol.file == nil && awsKeys != nil {
+		e, path, err := devAWSKey(s.DataDir, awsKeys, pol.tenants[0])
+		if err != nil {
+			return nil, err
+		}
+		pol.entries, pol.devAWSPath = append(pol.entries, e), path
+	}
 
 	st, err := OpenStore(ctx, s.DataDir, pol.file, log)
 	if err != nil {
@@ -155,7 +166,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	// the outbox.
 	sink := fb.remember.Sink(paced(dst.sink, acct))
 
-	registry := auth.NewRegistry(auth.RegistryOptions{Entries: pol.entries, Logger: log})
+	registry := auth.NewRegistry(auth.RegistryOptions{Entries: pol.entries, Logger: log, AWSKeys: awsKeys})
 	used := newLastUsed(ops, log)
 	// One throttle for the refusal lines of every front end and of Submit.
 	refusals := logthrottle.New(logthrottle.Options{Rate: rate.Limit(s.RefusalLogRate)})
@@ -163,13 +174,19 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Auth: used.authenticator(registry), Limiter: lim, Sink: sink, Logger: log, Observe: m.observed,
 		Refusals: refusals,
 	})
-	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log, Registerer: m.reg}); err != nil {
+	region := s.SESAPIRegion
+	if region == "" {
+		region = dst.region
+	}
+	sesAPI := &sesAPIOptions{Pipeline: pipe, Keys: registry, Usage: storeUsage{st: st, timeout: time.Second}, Region: region,
+		PerTenant: s.HTTPMaxRequestsPerTenant, Logger: log}
+	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: fb.handler, Ready: srv.ready.Load, Logger: log, Registerer: m.reg, SESAPI: sesAPI}); err != nil {
 		return nil, err
 	}
 	srv.onClose(srv.front.close)
 	srv.admin, err = newAdmin(ctx, adminOptions{
 		Addr: s.AdminAddr, DataDir: s.DataDir, Store: ops, Breakers: fb.breakers(), Policy: pol,
-		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log,
+		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log, AWSKeys: awsKeys,
 	})
 	if err != nil {
 		return nil, err
@@ -182,7 +199,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	srv.ready.Store(true)
 
 	if o.Banner != nil {
-		banner(o.Banner, bannerInfo{s: s, addrs: srv.front.addrs(), sink: dst.desc, devToken: pol.devTokenPath,
+		banner(o.Banner, bannerInfo{s: s, addrs: srv.front.addrs(), sink: dst.desc, devToken: pol.devTokenPath, devAWS: pol.devAWSPath, sesRegion: region,
 			tenants: len(pol.tenants), adminAddr: srv.admin.addr, adminToken: srv.admin.tokenPath})
 	}
 	log.Debug("metrics registered", "names", m.reg.Names())

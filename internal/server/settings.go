@@ -60,6 +60,8 @@ type Settings struct {
 	SNSBodyTimeout        time.Duration
 	SNSMemBudget          int64
 	SNSMaxBodiesPerSource int
+
+	SESAPISettings
 }
 
 // Defaults of the admin side.
@@ -134,6 +136,7 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	if err := frontEndFlags(fs, s); err != nil {
 		return nil, err
 	}
+	sesAPIFlags(fs, s)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
