@@ -77,13 +77,21 @@ func TestSigV4(t *testing.T) {
 		change func(r *http.Request) ([]byte, time.Time, string)
 		want   authKind
 	}{
-		{"body", func(r *http.Request) ([]byte, time.Time, string) { return []byte(`{"Content":{"x":1}}`), now, testSecret }, authMismatch},
+		{"body", func(r *http.Request) ([]byte, time.Time, string) {
+			return []byte(`{"Content":{"x":1}}`), now, testSecret
+		}, authMismatch},
 		{"signed header", func(r *http.Request) ([]byte, time.Time, string) {
 			r.Header.Set("Content-Type", "text/plain")
 			return body, now, testSecret
 		}, authMismatch},
-		{"path", func(r *http.Request) ([]byte, time.Time, string) { r.URL.Path, r.URL.RawPath = "/v2/email/account", ""; return body, now, testSecret }, authMismatch},
-		{"query", func(r *http.Request) ([]byte, time.Time, string) { r.URL.RawQuery = "x=1"; return body, now, testSecret }, authMismatch},
+		{"path", func(r *http.Request) ([]byte, time.Time, string) {
+			r.URL.Path, r.URL.RawPath = "/v2/email/account", ""
+			return body, now, testSecret
+		}, authMismatch},
+		{"query", func(r *http.Request) ([]byte, time.Time, string) {
+			r.URL.RawQuery = "x=1"
+			return body, now, testSecret
+		}, authMismatch},
 		{"host", func(r *http.Request) ([]byte, time.Time, string) { r.Host = "evil.test"; return body, now, testSecret }, authMismatch},
 		{"secret", func(r *http.Request) ([]byte, time.Time, string) { return body, now, strings.Repeat("x", 40) }, authMismatch},
 		{"clock behind", func(r *http.Request) ([]byte, time.Time, string) { return body, now.Add(-6 * time.Minute), testSecret }, authExpired},
@@ -108,7 +116,10 @@ func TestSigV4(t *testing.T) {
 			r.Header.Set("X-Amz-Security-Token", "x")
 			return body, now, testSecret
 		}, authToken},
-		{"no Authorization", func(r *http.Request) ([]byte, time.Time, string) { r.Header.Del("Authorization"); return body, now, testSecret }, authMissing},
+		{"no Authorization", func(r *http.Request) ([]byte, time.Time, string) {
+			r.Header.Del("Authorization")
+			return body, now, testSecret
+		}, authMissing},
 		{"malformed Authorization", func(r *http.Request) ([]byte, time.Time, string) {
 			r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=x")
 			return body, now, testSecret
