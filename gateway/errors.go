@@ -45,6 +45,7 @@ const (
 	CodeSuppressedBounce                     // recipient suppressed after a hard bounce
 	CodeStoreUnavailable                     // shared state unreachable past the degraded window
 	CodeBadParameter                         // an SES parameter (configuration set, tag, list management) outside the policy or SES's rules
+	CodeTemplateNotFound                     // SES: no template of that name (SES API Template content)
 	codeCount
 )
 
@@ -82,6 +83,7 @@ var codeNames = [...]string{
 	CodeSuppressedBounce:         "recipient_suppressed_bounce",
 	CodeStoreUnavailable:         "store_unavailable",
 	CodeBadParameter:             "bad_parameter",
+	CodeTemplateNotFound:         "ses_template_not_found",
 }
 
 // String returns the stable, snake_case name used in JSON errors and metrics.

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/sesgate/sesgate/internal/redistest"
+	"github.com/sesgate/sesgate/internal/sestest"
 )
 
 // awsKey is an access key pair printed by `sesgate token new --aws`.
@@ -98,7 +99,11 @@ func simple(from string, to ...string) *sesv2.SendEmailInput {
 // through the admin API is refused on both replicas within a second.
 func TestSESAPIDropIn(t *testing.T) {
 	rs := redistest.Start(t)
-	sesSrv, url := startSES(t)
+	sesSrv, url, stopSES, err := sestest.Start(sestest.Options{Templates: []string{"welcome"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopSES)
 	secretFile := filepath.Join(t.TempDir(), "aws-key-secret")
 	if err := os.WriteFile(secretFile, []byte("0123456789abcdef0123456789abcdef-test-server-key\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -215,13 +220,72 @@ func TestSESAPIDropIn(t *testing.T) {
 		if _, err := v2Client(g1.httpAddr, frozen, region, nil).SendEmail(ctx, simple("app@frozen.example.com", "a@example.org")); !errors.As(err, &pausedErr) {
 			t.Fatalf("frozen: %v", err)
 		}
-		if _, err := c2.SendBulkEmail(ctx, &sesv2.SendBulkEmailInput{FromEmailAddress: aws.String("app@billing.example.com"),
-			DefaultContent:   &types.BulkEmailContent{Template: &types.Template{TemplateName: aws.String("t")}},
-			BulkEmailEntries: []types.BulkEmailEntry{{Destination: &types.Destination{ToAddresses: []string{"a@example.org"}}}}}); !errors.As(err, &bad) {
-			t.Fatalf("SendBulkEmail: %v", err)
+		var notFound *types.NotFoundException
+		tin := &sesv2.SendEmailInput{FromEmailAddress: aws.String("app@billing.example.com"), Destination: &types.Destination{ToAddresses: []string{"a@example.org"}},
+			Content: &types.EmailContent{Template: &types.Template{TemplateName: aws.String("nope")}}}
+		if _, err := c2.SendEmail(ctx, tin); !errors.As(err, &notFound) {
+			t.Fatalf("unknown template: %v", err)
+		}
+		tin.Content.Template.Headers = []types.MessageHeader{{Name: aws.String("Reply-To"), Value: aws.String("ceo@other.example.com")}}
+		tin.Content.Template.TemplateName = aws.String("welcome")
+		if _, err := c2.SendEmail(ctx, tin); !errors.As(err, &bad) {
+			t.Fatalf("template header Reply-To: %v", err)
+		}
+		tin.Content.Template.Headers = nil
+		tin.FromEmailAddress = aws.String("ceo@other.example.com")
+		if _, err := c2.SendEmail(ctx, tin); !errors.As(err, &rej) {
+			t.Fatalf("template from a foreign identity: %v", err)
 		}
 		if _, err := c2.ListContactLists(ctx, &sesv2.ListContactListsInput{}); apiCode(err) != "UnknownOperationException" {
 			t.Fatalf("unknown operation: %v", err)
+		}
+	})
+
+	t.Run("v2 templates and SendBulkEmail", func(t *testing.T) {
+		out, err := c2.SendEmail(ctx, &sesv2.SendEmailInput{FromEmailAddress: aws.String("App <app@billing.example.com>"),
+			Destination: &types.Destination{ToAddresses: []string{"t1@example.org"}, BccAddresses: []string{"t2@example.org"}},
+			Content: &types.EmailContent{Template: &types.Template{TemplateName: aws.String("welcome"), TemplateData: aws.String(`{"name":"Ann"}`),
+				Headers: []types.MessageHeader{{Name: aws.String("X-Campaign"), Value: aws.String("spring")}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := sesSrv.Message(aws.ToString(out.MessageId))
+		if !ok || m.Template == nil || m.Template.TemplateName != "welcome" || m.Template.TemplateData != `{"name":"Ann"}` ||
+			!slicesEqual(m.To, []string{"t1@example.org"}) || !slicesEqual(m.Bcc, []string{"t2@example.org"}) || m.Tags["sesgate-tenant"] != "billing" {
+			t.Fatalf("SES got %+v (%v)", m, ok)
+		}
+		out, err = c2.SendEmail(ctx, &sesv2.SendEmailInput{FromEmailAddress: aws.String("app@billing.example.com"),
+			Destination: &types.Destination{ToAddresses: []string{"t3@example.org"}},
+			Content: &types.EmailContent{Template: &types.Template{TemplateContent: &types.EmailTemplateContent{
+				Subject: aws.String("Hi {{name}}"), Html: aws.String("<p>{{name}}</p>")}, TemplateData: aws.String(`{"name":"Bo"}`)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := sesSrv.Message(aws.ToString(out.MessageId)); !ok || m.Template.TemplateContent == nil || m.Template.TemplateContent.Subject != "Hi {{name}}" {
+			t.Fatalf("inline template: %+v", m.Template)
+		}
+		bulk, err := c2.SendBulkEmail(ctx, &sesv2.SendBulkEmailInput{FromEmailAddress: aws.String("app@billing.example.com"),
+			DefaultContent:   &types.BulkEmailContent{Template: &types.Template{TemplateName: aws.String("welcome"), TemplateData: aws.String(`{"name":"you"}`)}},
+			DefaultEmailTags: []types.MessageTag{{Name: aws.String("campaign"), Value: aws.String("bulk")}},
+			BulkEmailEntries: []types.BulkEmailEntry{
+				{Destination: &types.Destination{ToAddresses: []string{"b1@example.org"}}},
+				{Destination: &types.Destination{ToAddresses: []string{"b2@example.org"}},
+					ReplacementEmailContent: &types.ReplacementEmailContent{ReplacementTemplate: &types.ReplacementTemplate{ReplacementTemplateData: aws.String(`{"name":"Cy"}`)}},
+					ReplacementTags:         []types.MessageTag{{Name: aws.String("campaign"), Value: aws.String("vip")}}},
+				{Destination: &types.Destination{ToAddresses: []string{"not an address"}}},
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bulk.BulkEmailEntryResults
+		if len(r) != 3 || r[0].Status != types.BulkEmailStatusSuccess || r[1].Status != types.BulkEmailStatusSuccess || r[2].Status != types.BulkEmailStatusInvalidParameter {
+			t.Fatalf("bulk results %+v", r)
+		}
+		m1, _ := sesSrv.Message(aws.ToString(r[0].MessageId))
+		m2, _ := sesSrv.Message(aws.ToString(r[1].MessageId))
+		if m1.Template == nil || m1.Template.TemplateData != `{"name":"you"}` || m1.Tags["campaign"] != "bulk" ||
+			m2.Template == nil || m2.Template.TemplateData != `{"name":"Cy"}` || m2.Tags["campaign"] != "vip" || !slicesEqual(m2.To, []string{"b2@example.org"}) {
+			t.Fatalf("bulk entries at SES: %+v / %+v", m1, m2)
 		}
 	})
 
@@ -246,8 +310,10 @@ func TestSESAPIDropIn(t *testing.T) {
 		if _, ok := sesSrv.Message(aws.ToString(ro.MessageId)); !ok {
 			t.Fatalf("MessageId %q is not SES's", aws.ToString(ro.MessageId))
 		}
+		// 3 + 5 (templates, bulk) + 2 (v1) sent, and the unknown
+		// template's recipient: admitted (counted) before SES refused it.
 		q, err := c1.GetSendQuota(ctx, &ses.GetSendQuotaInput{})
-		if err != nil || q.Max24HourSend != 5000 || q.MaxSendRate != 1000 || q.SentLast24Hours != 5 {
+		if err != nil || q.Max24HourSend != 5000 || q.MaxSendRate != 1000 || q.SentLast24Hours != 11 {
 			t.Fatalf("GetSendQuota: %+v, %v", q, err)
 		}
 		var rej *sesv1types.MessageRejected

@@ -27,8 +27,19 @@
 // FeedbackForwarding*, EndpointId, TenantName; v1 SourceArn, FromArn,
 // ReturnPathArn, ReturnPath) are refused with BadRequestException /
 // InvalidParameterValue naming the parameter, as is any field or
-// parameter sesgate does not know (decoding is strict). Template content
-// (and so SendBulkEmail, which only takes templates) is refused for now.
+// parameter sesgate does not know (decoding is strict).
+//
+// Template content (a stored TemplateName or inline TemplateContent, with
+// TemplateData and Headers) becomes Envelope.Template: SES renders it, the
+// From identity check is on FromEmailAddress (required), the headers may
+// not name an originator, a destination or an X-SES-* field
+// (gateway.Template.Check); TemplateArn and template attachments are
+// refused. An unknown template is NotFoundException. SendBulkEmail sends
+// each entry (at most DefaultMaxBulkEntries) as one such message through
+// the pipeline, the default template with the entry's replacement data,
+// headers and tags overriding the defaults of the same name, and answers
+// one BulkEmailEntryResult per entry (SUCCESS with SES's MessageId, or
+// the BulkEmailStatus of its refusal).
 //
 // Answers: the MessageId is SES's. Errors come from one table
 // (codeKinds) from gateway.Code to the SES v2 error type (X-Amzn-ErrorType

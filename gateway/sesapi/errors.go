@@ -92,6 +92,7 @@ var codeKinds = [...]kind{
 	gateway.CodeSuppressedBounce:         rejected,
 	gateway.CodeStoreUnavailable:         unavailable,
 	gateway.CodeBadParameter:             badRequest,
+	gateway.CodeTemplateNotFound:         {http.StatusNotFound, "NotFoundException", "TemplateDoesNotExist", http.StatusBadRequest},
 }
 
 // fromError turns any error of the pipeline (or of this package) into its

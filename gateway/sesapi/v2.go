@@ -76,10 +76,18 @@ type (
 		Headers     []v2Header
 		Attachments []v2Attach
 	}
+	v2Template struct {
+		TemplateName    *string
+		TemplateArn     *string
+		TemplateData    *string
+		TemplateContent *struct{ Subject, Text, Html *string } //nolint:revive // SES's spelling
+		Headers         []v2Header
+		Attachments     []v2Attach
+	}
 	v2EmailContent struct {
 		Simple   *v2Simple
 		Raw      *struct{ Data []byte }
-		Template *json.RawMessage
+		Template *v2Template
 	}
 	v2ListManagement struct {
 		ContactListName string
@@ -190,7 +198,20 @@ func (h *Handler) content(env *gateway.Envelope, ct *v2EmailContent, from string
 	rcpts := append(append(append([]string(nil), dest.ToAddresses...), dest.CcAddresses...), dest.BccAddresses...)
 	switch {
 	case ct.Template != nil:
-		return gateway.Errorf(gateway.CodeBadParameter, "Template content is not supported by sesgate yet: send Simple or Raw content")
+		tpl, err := templateOf(ct.Template, dest, replyTo)
+		if err != nil {
+			return err
+		}
+		if from == "" {
+			return gateway.Errorf(gateway.CodeMalformed, "FromEmailAddress is required with Template content")
+		}
+		fa, err := parseMailbox("FromEmailAddress", from)
+		if err != nil {
+			return err
+		}
+		tpl.From = fa.String() // the display name too, safely encoded
+		env.From, env.Recipients, env.Template = fa.Address, rcpts, tpl
+		return nil
 	case ct.Raw != nil:
 		if len(replyTo) > 0 {
 			return gateway.Errorf(gateway.CodeBadParameter, "ReplyToAddresses goes with Simple content; a Raw message carries its own Reply-To header")
@@ -228,6 +249,48 @@ func (h *Handler) content(env *gateway.Envelope, ct *v2EmailContent, from string
 		env.From, env.Recipients, env.Data = sender, rcpts, data
 		return nil
 	}
+}
+
+// templateOf maps Template content and its destination to the envelope's
+// template. TemplateArn is the policy's (a template of another account or
+// identity) and refused; attachments are refused (not supported).
+func templateOf(t *v2Template, dest v2Destination, replyTo []string) (*gateway.Template, error) {
+	if t.TemplateArn != nil {
+		return nil, gateway.Errorf(gateway.CodeBadParameter, "TemplateArn is set by sesgate's policy, not by the app: name the template with TemplateName")
+	}
+	if len(t.Attachments) > 0 {
+		return nil, gateway.Errorf(gateway.CodeBadParameter, "Template attachments are not supported by sesgate: send Simple or Raw content")
+	}
+	tpl := &gateway.Template{Name: deref(t.TemplateName), Data: deref(t.TemplateData)}
+	if c := t.TemplateContent; c != nil {
+		tpl.Subject, tpl.Text, tpl.HTML = c.Subject, c.Text, c.Html
+	}
+	for _, h := range t.Headers {
+		tpl.Headers = append(tpl.Headers, gateway.TemplateHeader{Name: h.Name, Value: h.Value})
+	}
+	for _, l := range []struct {
+		name string
+		in   []string
+		out  *[]string
+	}{{"Destination.ToAddresses", dest.ToAddresses, &tpl.To}, {"Destination.CcAddresses", dest.CcAddresses, &tpl.Cc},
+		{"Destination.BccAddresses", dest.BccAddresses, &tpl.Bcc}, {"ReplyToAddresses", replyTo, &tpl.ReplyTo}} {
+		for i, a := range l.in {
+			ma, err := parseMailbox(fmt.Sprintf("%s[%d]", l.name, i), a)
+			if err != nil {
+				return nil, err
+			}
+			addr := ma.Address
+			if l.out != &tpl.ReplyTo {
+				if addr, err = gateway.ParseAddress(ma.Address); err != nil {
+					return nil, err
+				}
+			} else {
+				addr = a
+			}
+			*l.out = append(*l.out, addr)
+		}
+	}
+	return tpl, nil
 }
 
 // simpleMessage builds the composer's message from Simple content.
@@ -364,6 +427,131 @@ func (h *Handler) getAccountV2(ctx context.Context, c *call) (any, error) {
 	return out, nil
 }
 
-func (h *Handler) sendBulkEmailV2(_ context.Context, _ *call) (any, error) {
-	return nil, gateway.Errorf(gateway.CodeBadParameter, "SendBulkEmail needs Template content, which sesgate does not support yet: send each message with SendEmail")
+// SendBulkEmail: each entry is one SendEmail of the default template
+// (replacement data and headers per entry) through the pipeline; the
+// answer lists one result per entry, in order.
+type (
+	v2BulkEntry struct {
+		Destination             *v2Destination
+		ReplacementTags         []v2Tag
+		ReplacementEmailContent *struct {
+			ReplacementTemplate *struct{ ReplacementTemplateData *string }
+		}
+		ReplacementHeaders []v2Header
+	}
+	v2SendBulk struct {
+		FromEmailAddress     *string
+		ReplyToAddresses     []string
+		DefaultEmailTags     []v2Tag
+		DefaultContent       *struct{ Template *v2Template }
+		BulkEmailEntries     []v2BulkEntry
+		ConfigurationSetName *string
+		v2Policy
+	}
+	v2BulkResult struct {
+		Status    string
+		Error     string `json:",omitempty"`
+		MessageId string `json:",omitempty"` //nolint:revive // SES's spelling
+	}
+)
+
+func (h *Handler) sendBulkEmailV2(ctx context.Context, c *call) (any, error) {
+	var in v2SendBulk
+	if err := decodeStrict(c.body, &in); err != nil {
+		return nil, err
+	}
+	c.body = nil
+	if err := in.refuse(); err != nil {
+		return nil, err
+	}
+	switch {
+	case in.DefaultContent == nil || in.DefaultContent.Template == nil:
+		return nil, gateway.Errorf(gateway.CodeMalformed, "DefaultContent.Template is required")
+	case len(in.BulkEmailEntries) == 0:
+		return nil, gateway.Errorf(gateway.CodeMalformed, "BulkEmailEntries is required")
+	case len(in.BulkEmailEntries) > DefaultMaxBulkEntries:
+		return nil, gateway.Errorf(gateway.CodeTooManyRecipients, "more than %d BulkEmailEntries", DefaultMaxBulkEntries)
+	}
+	out := struct{ BulkEmailEntryResults []v2BulkResult }{}
+	for i, e := range in.BulkEmailEntries {
+		env := &gateway.Envelope{Tenant: c.tenant, Source: c.src, Via: "ses-v2-bulk"}
+		if i == 0 {
+			env.ID = c.id
+		}
+		res, err := h.bulkEntry(ctx, env, &in, &e)
+		if err != nil {
+			h.o.Pipeline.Refused(c.tenant, err)
+			ge := gateway.AsError(err)
+			out.BulkEmailEntryResults = append(out.BulkEmailEntryResults, v2BulkResult{Status: bulkStatus(ge.Code), Error: fromError(err).Msg})
+			continue
+		}
+		out.BulkEmailEntryResults = append(out.BulkEmailEntryResults, v2BulkResult{Status: "SUCCESS", MessageId: res.ProviderID})
+	}
+	return out, nil
+}
+
+// bulkEntry sends one entry: the default template with the entry's
+// replacement data, the default headers and tags overridden by the
+// entry's of the same name.
+func (h *Handler) bulkEntry(ctx context.Context, env *gateway.Envelope, in *v2SendBulk, e *v2BulkEntry) (*gateway.Result, error) {
+	t := *in.DefaultContent.Template
+	if rc := e.ReplacementEmailContent; rc != nil && rc.ReplacementTemplate != nil && rc.ReplacementTemplate.ReplacementTemplateData != nil {
+		t.TemplateData = rc.ReplacementTemplate.ReplacementTemplateData
+	}
+	t.Headers = mergeNamed(t.Headers, e.ReplacementHeaders, func(x v2Header) string { return strings.ToLower(x.Name) })
+	for _, tag := range mergeNamed(in.DefaultEmailTags, e.ReplacementTags, func(x v2Tag) string { return x.Name }) {
+		env.SES.Tags = append(env.SES.Tags, gateway.MessageTag{Name: tag.Name, Value: tag.Value})
+	}
+	env.SES.ConfigurationSet = deref(in.ConfigurationSetName)
+	var dest v2Destination
+	if e.Destination != nil {
+		dest = *e.Destination
+	}
+	if err := h.content(env, &v2EmailContent{Template: &t}, deref(in.FromEmailAddress), dest, in.ReplyToAddresses); err != nil {
+		return nil, err
+	}
+	return h.submit(ctx, env)
+}
+
+// mergeNamed returns base with each of over replacing the one of the same
+// name, or appended.
+func mergeNamed[T any](base, over []T, name func(T) string) []T {
+	out := append([]T(nil), base...)
+	for _, o := range over {
+		replaced := false
+		for i := range out {
+			if name(out[i]) == name(o) {
+				out[i], replaced = o, true
+			}
+		}
+		if !replaced {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// bulkStatus is SES's BulkEmailStatus of a refused entry.
+func bulkStatus(c gateway.Code) string {
+	switch c {
+	case gateway.CodeSenderNotAllowed, gateway.CodeRecipientNotAllowed, gateway.CodeBadContent, gateway.CodeTooLarge,
+		gateway.CodeSuppressed, gateway.CodeSuppressedBounce, gateway.CodeUpstreamRejected, gateway.CodeUpstreamNotAuthorized:
+		return "MESSAGE_REJECTED"
+	case gateway.CodeUpstreamSenderUnverified:
+		return "MAIL_FROM_DOMAIN_NOT_VERIFIED"
+	case gateway.CodeTemplateNotFound:
+		return "TEMPLATE_NOT_FOUND"
+	case gateway.CodeRateLimited, gateway.CodeUpstreamThrottled, gateway.CodeBreakerOpen, gateway.CodeFirstContactLimited, gateway.CodeAuthThrottled:
+		return "ACCOUNT_THROTTLED"
+	case gateway.CodeQuotaExceeded, gateway.CodeUpstreamQuota:
+		return "ACCOUNT_DAILY_QUOTA_EXCEEDED"
+	case gateway.CodeFrozen, gateway.CodeUpstreamPaused:
+		return "ACCOUNT_SENDING_PAUSED"
+	case gateway.CodeMalformed, gateway.CodeInvalidAddress, gateway.CodeNoRecipients, gateway.CodeTooManyRecipients,
+		gateway.CodeBadParameter, gateway.CodeUpstreamBadRequest:
+		return "INVALID_PARAMETER"
+	case gateway.CodeUpstreamUnavailable, gateway.CodeShuttingDown, gateway.CodeStoreUnavailable, gateway.CodeInternal:
+		return "TRANSIENT_FAILURE"
+	}
+	return "FAILED"
 }
