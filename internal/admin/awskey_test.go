@@ -30,7 +30,9 @@ func TestMintAWSKey(t *testing.T) {
 	}
 	var list struct{ Tokens []admin.TokenInfo }
 	e.call(t, "GET", "/v1/tokens", "").json(t, &list)
-	if !slices.ContainsFunc(list.Tokens, func(x admin.TokenInfo) bool { return x.KeyID == m.KeyID && x.Kind == admin.KindAWS && x.AccessKeyID == m.AccessKeyID }) {
+	if !slices.ContainsFunc(list.Tokens, func(x admin.TokenInfo) bool {
+		return x.KeyID == m.KeyID && x.Kind == admin.KindAWS && x.AccessKeyID == m.AccessKeyID
+	}) {
 		t.Fatalf("list %+v", list)
 	}
 	var r admin.Minted
