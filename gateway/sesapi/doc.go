@@ -47,8 +47,10 @@
 // with SES's statuses, so the SDKs raise their typed errors; 429 and 503
 // carry Retry-After. GetAccount / GetSendQuota report the tenant's own
 // quota: Max24HourSend its per_day (-1 when unlimited), MaxSendRate its
-// rate (0 when unlimited), SentLast24Hours its usage in the current UTC
-// day, SendingEnabled false while it is frozen or its breaker is open.
+// rate (0 when unlimited), SentLast24Hours the recipients counted against
+// its per_day quota in the current UTC day (the store keeps that counter
+// only for a tenant with a per_day quota: 0 otherwise), SendingEnabled
+// false while it is frozen or its breaker is open.
 // Any other operation is UnknownOperationException (v2, 404) or
 // InvalidAction (v1).
 //

@@ -226,6 +226,9 @@ func (h *Handler) content(env *gateway.Envelope, ct *v2EmailContent, from string
 		if from == "" {
 			from = hfrom
 		}
+		if from == "" {
+			return gateway.Errorf(gateway.CodeMalformed, "no sender: set FromEmailAddress (v1: Source) or one From header address in the message")
+		}
 		if len(rcpts) == 0 {
 			rcpts = hrcpts
 		}

@@ -53,7 +53,7 @@ func banner(w io.Writer, bi bannerInfo) {
 		fmt.Fprintf(&b, "  SES    http://%s (SES v2 and v1 API, SigV4, region %s)\n", httpAddr, bi.sesRegion)
 	}
 	if bi.devAWS != "" && httpAddr != "" {
-		fmt.Fprintf(&b, "  try:   AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=sesgate AWS_REGION=%s \\\n", bi.devAWS, bi.sesRegion)
+		fmt.Fprintf(&b, "  try:   AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=sesgate AWS_REGION=%s AWS_DEFAULT_REGION=%s \\\n", bi.devAWS, bi.sesRegion, bi.sesRegion)
 		fmt.Fprintf(&b, "           aws sesv2 send-email --endpoint-url http://%s --from-email-address me@example.com \\\n", httpAddr)
 		b.WriteString("           --destination ToAddresses=you@example.com --content 'Simple={Subject={Data=hi},Body={Text={Data=hello}}}'\n")
 	}
