@@ -21,7 +21,7 @@ const testSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 // signed returns a request as a server receives it, signed by the SDK's
 // own signer at, after mutate changed the client's request.
-func signed(t *testing.T, method, target string, body []byte, at time.Time, hdr map[string]string) *http.Request {
+func signed(t testing.TB, method, target string, body []byte, at time.Time, hdr map[string]string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://sesgate.test:8025"+target, bytes.NewReader(body))
 	if err != nil {

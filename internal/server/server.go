@@ -37,6 +37,7 @@ import (
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/logthrottle"
 	"github.com/sesgate/sesgate/internal/admin/storeadmin"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter"
 	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )
@@ -192,7 +193,8 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		return nil, err
 	}
 	srv.onClose(srv.admin.close)
-	rl := newReloader(reloaderOptions{Path: s.ConfigPath, Poll: s.ReloadPoll, Admin: srv.admin, Reloads: m.reloads, OnReload: fb.reload, Logger: log})
+	rl := newReloader(reloaderOptions{Path: s.ConfigPath, Poll: s.ReloadPoll, Admin: srv.admin, Reloads: m.reloads, OnReload: fb.reload,
+		Check: func(p *config.Policy) error { return checkAWSKeys(p, awsKeys) }, Logger: log})
 	srv.loops = startLoops(ctx, srv.admin.watch, rl.run, used.run,
 		func(ctx context.Context) { refusals.Run(ctx, logthrottle.DefaultFlushEvery) })
 	srv.onClose(srv.loops.stop)

@@ -14,6 +14,7 @@ import (
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/sesapi"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter/store"
 )
 
@@ -27,10 +28,17 @@ func awsKeysOf(s *Settings, pol *startPolicy) (*auth.AWSKeys, error) {
 		return auth.LoadAWSKeys(s.AWSKeySecretFile)
 	case pol.file == nil:
 		return auth.LoadOrCreateAWSKeys(filepath.Join(s.DataDir, "aws-key-secret"))
-	case pol.file.HasAWSKeys():
-		return nil, errors.New("the policy file has AWS access keys (aws_access_key_id) but no server key: set --aws-key-secret-file")
 	}
-	return nil, nil
+	return nil, checkAWSKeys(pol.file, nil)
+}
+
+// checkAWSKeys refuses a policy with AWS keys when there is no server key:
+// they could never authenticate.
+func checkAWSKeys(p *config.Policy, keys *auth.AWSKeys) error {
+	if keys == nil && p.HasAWSKeys() {
+		return errors.New("the policy file has AWS access keys (aws_access_key_id) but no server key: set --aws-key-secret-file")
+	}
+	return nil
 }
 
 // devAWSKey gives the laptop's dev tenant an AWS key, kept in

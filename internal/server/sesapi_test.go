@@ -13,8 +13,11 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sesgate/sesgate/gateway/outbox"
+	"github.com/sesgate/sesgate/internal/config"
 )
 
 // startTest starts the gateway, retrying when a port found free was taken.
@@ -86,5 +89,23 @@ func TestPolicyAWSKeysNeedServerKey(t *testing.T) {
 	_, err := Start(t.Context(), Options{Settings: s, Logger: slog.New(slog.DiscardHandler)})
 	if err == nil || !strings.Contains(err.Error(), "--aws-key-secret-file") {
 		t.Fatalf("start: %v", err)
+	}
+}
+
+// TestReloadRefusesAWSKeysWithoutServerKey: a reloaded policy that adds AWS
+// keys to a process without a server key is rejected (the old one stays),
+// never served with keys that could not authenticate.
+func TestReloadRefusesAWSKeysWithoutServerKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yml")
+	pol := "tenants:\n  - id: a\n    identities: [\"*\"]\n    tokens:\n      - {aws_access_key_id: SGAWSKQ7W2E4R5T6}\n"
+	if err := os.WriteFile(path, []byte(pol), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reloads"}, []string{"result"})
+	r := &reloader{reloaderOptions: reloaderOptions{Path: path, Reloads: reloads, Logger: slog.New(slog.DiscardHandler),
+		Check: func(p *config.Policy) error { return checkAWSKeys(p, nil) }}}
+	r.reload(t.Context(), "test") // Admin is nil: reaching setPolicy would panic
+	if n := testutil.ToFloat64(reloads.WithLabelValues("invalid")); n != 1 {
+		t.Fatalf("invalid reloads: %v", n)
 	}
 }
