@@ -35,6 +35,9 @@ type RegistryOptions struct {
 	MaxSources int
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// AWSKeys derives the secret access keys of AWS keys (VerifyAWS); nil
+	// refuses every AWS key.
+	AWSKeys *AWSKeys
 }
 
 // Registry authenticates tokens. It implements gateway.Authenticator.
@@ -42,6 +45,8 @@ type Registry struct {
 	table atomic.Pointer[map[string]Entry]
 	log   *slog.Logger
 	now   func() time.Time
+
+	awsKeys *AWSKeys
 
 	failRate   rate.Limit
 	failBurst  int
@@ -64,6 +69,7 @@ func NewRegistry(opts RegistryOptions) *Registry {
 	r := &Registry{
 		log: opts.Logger, now: opts.Now,
 		failRate: opts.FailureRate, failBurst: opts.FailureBurst, maxSources: opts.MaxSources,
+		awsKeys:  opts.AWSKeys,
 		failures: make(map[throttleKey]*rate.Limiter),
 	}
 	if r.log == nil {

@@ -1,6 +1,7 @@
 // Package gateway is the sending pipeline shared by every front end.
 //
-// A front end (SMTP in gateway/smtpd, HTTP in gateway/httpapi) authenticates a
+// A front end (SMTP in gateway/smtpd, HTTP in gateway/httpapi, the SES API
+// in gateway/sesapi) authenticates a
 // client to a Tenant, builds an Envelope and hands it to the Pipeline, which runs
 // the policy stages cheapest first (source network, sender identity, recipients,
 // message, rate) and then the Sink. Every failure is an *Error carrying a Code;
@@ -22,6 +23,10 @@
 //     other one (identity ARNs) is refused (CodeBadParameter).
 //   - An empty envelope sender is the null sender: the From header, held to
 //     the tenant's identities like any message's, is the sender.
+//   - An envelope with Template content (SES renders it) has no Data: its
+//     sender is the checked envelope From, its template's From mailbox must
+//     carry that address, and its headers may not name an originator, a
+//     destination or an X-SES-* field (Template.Check).
 //   - Client-visible text never contains internal detail; the cause is kept in
 //     Error.Cause for the log.
 //   - Every refusal is counted once (Options.Observe): Submit counts its own,

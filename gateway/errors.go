@@ -47,6 +47,7 @@ const (
 	CodeBadParameter                         // an SES parameter (configuration set, tag, list management) outside the policy or SES's rules
 	CodeIdempotencyInFlight                  // a request with the same idempotency key has not been answered yet; RetryAfter set
 	CodeIdempotencyKeyReused                 // the idempotency key was used for a different request
+	CodeTemplateNotFound                     // SES: no template of that name (SES API Template content)
 	codeCount
 )
 
@@ -86,6 +87,7 @@ var codeNames = [...]string{
 	CodeBadParameter:             "bad_parameter",
 	CodeIdempotencyInFlight:      "idempotency_in_flight",
 	CodeIdempotencyKeyReused:     "idempotency_key_reused",
+	CodeTemplateNotFound:         "ses_template_not_found",
 }
 
 // String returns the stable, snake_case name used in JSON errors and metrics.

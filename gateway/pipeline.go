@@ -25,6 +25,9 @@ type Envelope struct {
 	// fields (MergeSESParams) and refuses what the tenant may not use
 	// (Tenant.CheckSESParams) before any shared state.
 	SES SESParams
+	// Template, when set, is SES template content and Data is empty: SES
+	// renders the message (the SES API's Template content).
+	Template *Template
 }
 
 // Result is what a successful Submit returns.
@@ -365,25 +368,42 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 		rcpts = append(rcpts, addr)
 	}
 	env.Recipients = rcpts
-	if err := p.CheckSize(t, int64(len(env.Data))); err != nil {
-		return nil, err
+	if tpl := env.Template; tpl != nil {
+		// SES writes the header from env.From (checked above) and the
+		// template's destination: nothing else can name an originator.
+		if len(env.Data) > 0 {
+			return nil, Wrap(CodeInternal, errors.New("envelope with both a template and data"), "internal error")
+		}
+		if err := tpl.Check(); err != nil {
+			return nil, err
+		}
+		if err := tpl.CheckFrom(env.From); err != nil {
+			return nil, err
+		}
+		if err := p.CheckSize(t, tpl.Size()); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := p.CheckSize(t, int64(len(env.Data))); err != nil {
+			return nil, err
+		}
+		msg, err := PrepareMessage(env.Data, env.EightBit)
+		if err != nil {
+			return nil, err
+		}
+		if err := msg.CheckIdentities(t); err != nil {
+			return nil, err
+		}
+		if env.SES, err = MergeSESParams(env.SES, msg.SES); err != nil {
+			return nil, err
+		}
+		env.Data = msg.Data
 	}
-	msg, err := PrepareMessage(env.Data, env.EightBit)
-	if err != nil {
-		return nil, err
-	}
-	if err := msg.CheckIdentities(t); err != nil {
-		return nil, err
-	}
-	// The SES parameters of the front end and of the X-SES-* header
-	// fields, merged and checked in process, before any shared state.
-	if env.SES, err = MergeSESParams(env.SES, msg.SES); err != nil {
-		return nil, err
-	}
+	// The SES parameters (the front end's, merged above with those of the
+	// X-SES-* header fields), checked in process, before any shared state.
 	if err := t.CheckSESParams(&env.SES); err != nil {
 		return nil, err
 	}
-	env.Data = msg.Data
 	var rejected []*Error
 	if p.limiter != nil {
 		if rejected, err = p.limiter.Admit(ctx, t, env.Recipients); err != nil {

@@ -33,8 +33,27 @@ func tokenNew(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	tenant := fs.String("tenant", "", "tenant id the token belongs to")
 	isAdmin := fs.Bool("admin", false, "mint an admin API token (with --name)")
 	name := fs.String("name", "", "whose admin token it is (shown in the audit log)")
+	isAWS := fs.Bool("aws", false, "mint an AWS key (access key id and secret access key) for the SES API")
+	secretFile := fs.String("aws-key-secret-file", cli.Env("SESGATE_AWS_KEY_SECRET_FILE", ""), "with --aws: the serve process's server key file (env SESGATE_AWS_KEY_SECRET_FILE)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *isAWS {
+		if *tenant == "" || *isAdmin {
+			return usageError{Msg: "--aws needs --tenant ID and no --admin"}
+		}
+		if *secretFile == "" {
+			return usageError{Msg: "--aws needs --aws-key-secret-file FILE (the server key serve uses: the secret is derived from it)"}
+		}
+		keys, err := auth.LoadAWSKeys(*secretFile)
+		if err != nil {
+			return err
+		}
+		m := keys.New(*tenant)
+		fmt.Fprintf(stdout, "AWS access key id: %s\n", m.AccessKeyID)
+		fmt.Fprintf(stdout, "AWS secret access key (shown once, give it to the app): %s\n", m.SecretAccessKey)
+		fmt.Fprintf(stdout, "add under tenants[id=%s].tokens in the policy file:\n  - %s\n", *tenant, m.PolicyLine())
+		return nil
 	}
 	if *isAdmin {
 		if *name == "" || *tenant != "" {

@@ -54,7 +54,8 @@ func statusFor(c gateway.Code) int {
 		gateway.CodeRecipientNotAllowed, gateway.CodeUpstreamNotAuthorized:
 		return http.StatusForbidden
 	case gateway.CodeInvalidAddress, gateway.CodeTooManyRecipients, gateway.CodeBadContent,
-		gateway.CodeSuppressed, gateway.CodeSuppressedBounce, gateway.CodeUpstreamRejected, gateway.CodeUpstreamSenderUnverified, gateway.CodeUpstreamBadRequest:
+		gateway.CodeSuppressed, gateway.CodeSuppressedBounce, gateway.CodeUpstreamRejected, gateway.CodeUpstreamSenderUnverified, gateway.CodeUpstreamBadRequest,
+		gateway.CodeTemplateNotFound:
 		return http.StatusUnprocessableEntity
 	case gateway.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge

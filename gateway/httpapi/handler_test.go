@@ -479,7 +479,7 @@ var wantStatus = map[gateway.Code]int{
 	gateway.CodeBadCredentials: 401, gateway.CodeAuthThrottled: 429, gateway.CodeTLSRequired: 403,
 	gateway.CodeSourceNotAllowed: 403, gateway.CodeSenderNotAllowed: 403, gateway.CodeRecipientNotAllowed: 403,
 	gateway.CodeInvalidAddress: 422, gateway.CodeTooManyRecipients: 422, gateway.CodeNoRecipients: 400,
-	gateway.CodeTooLarge: 413, gateway.CodeBadContent: 422, gateway.CodeBadParameter: 400, gateway.CodeRateLimited: 429,
+	gateway.CodeTooLarge: 413, gateway.CodeBadContent: 422, gateway.CodeBadParameter: 400, gateway.CodeTemplateNotFound: 422, gateway.CodeRateLimited: 429,
 	gateway.CodeFrozen: 503, gateway.CodeUpstreamThrottled: 429, gateway.CodeUpstreamQuota: 429,
 	gateway.CodeUpstreamPaused: 503, gateway.CodeUpstreamRejected: 422, gateway.CodeUpstreamNotAuthorized: 403,
 	gateway.CodeUpstreamSenderUnverified: 422, gateway.CodeUpstreamBadRequest: 422,

@@ -147,6 +147,9 @@ func (o *Outbox) Dir() string { return o.dir }
 
 // Send stores env and returns "outbox-<id>" as the provider id.
 func (o *Outbox) Send(_ context.Context, env *gateway.Envelope) (string, error) {
+	if env.Template != nil {
+		return "", gateway.Errorf(gateway.CodeBadParameter, "template content is rendered by SES: the outbox cannot keep it (use --sink ses)")
+	}
 	meta := Meta{ID: env.ID, Tenant: env.Tenant.ID, From: env.From, Recipients: env.Recipients, Size: len(env.Data), Time: o.now().UTC()}
 	js, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {

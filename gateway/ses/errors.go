@@ -52,6 +52,9 @@ var sesErrors = []rule{
 		msg: "SES rejected the message content"},
 	{sesCode: codeOf(&types.MailFromDomainNotVerifiedException{}), code: gateway.CodeUpstreamSenderUnverified,
 		msg: "the sender's MAIL FROM domain is not verified"},
+	// A template named by the app (SES API Template content).
+	{sesCode: codeOf(&types.NotFoundException{}), text: "template", code: gateway.CodeTemplateNotFound,
+		msg: "SES has no template of that name"},
 	// The configuration set (or SES tenant) is gateway configuration.
 	{sesCode: codeOf(&types.NotFoundException{}), code: gateway.CodeUpstreamMisconfigured,
 		msg: "the gateway's SES configuration is incomplete, try again later", alert: true},

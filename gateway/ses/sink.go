@@ -144,7 +144,7 @@ func (s *Sink) input(env *gateway.Envelope) (*sesv2.SendEmailInput, error) {
 		return nil, gateway.Errorf(gateway.CodeNoRecipients, "no recipients")
 	case len(env.Recipients) > MaxRecipients:
 		return nil, gateway.Errorf(gateway.CodeTooManyRecipients, "too many recipients")
-	case len(env.Data) == 0:
+	case len(env.Data) == 0 && env.Template == nil:
 		return nil, gateway.Errorf(gateway.CodeBadContent, "empty message")
 	case len(env.Data) > MaxMessageBytes:
 		return nil, gateway.Errorf(gateway.CodeTooLarge, "message exceeds %d bytes", MaxMessageBytes)
@@ -155,8 +155,14 @@ func (s *Sink) input(env *gateway.Envelope) (*sesv2.SendEmailInput, error) {
 		Destination: &types.Destination{ToAddresses: env.Recipients},
 		Content:     &types.EmailContent{Raw: &types.RawMessage{Data: env.Data}},
 	}
+	if env.Template != nil {
+		in.Destination, in.Content, in.ReplyToAddresses = templateContent(env)
+	}
 	if env.From != "" {
 		in.FromEmailAddress = aws.String(env.From)
+	}
+	if env.Template != nil && env.Template.From != "" {
+		in.FromEmailAddress = aws.String(env.Template.From)
 	}
 	t := env.Tenant
 	if cs := env.SES.ConfigurationSet; cs != "" {
@@ -184,6 +190,48 @@ func (s *Sink) input(env *gateway.Envelope) (*sesv2.SendEmailInput, error) {
 		}
 	}
 	return in, nil
+}
+
+// templateContent maps a template envelope: its To, Cc and Bcc layout,
+// kept to the recipients the pipeline left (suppressed ones dropped), and
+// its content.
+func templateContent(env *gateway.Envelope) (*types.Destination, *types.EmailContent, []string) {
+	tpl := env.Template
+	left := make(map[string]bool, len(env.Recipients))
+	for _, r := range env.Recipients {
+		left[r] = true
+	}
+	keep := func(list []string) []string {
+		var out []string
+		for _, a := range list {
+			if left[a] {
+				out = append(out, a)
+				delete(left, a)
+			}
+		}
+		return out
+	}
+	d := &types.Destination{ToAddresses: keep(tpl.To), CcAddresses: keep(tpl.Cc), BccAddresses: keep(tpl.Bcc)}
+	for _, r := range env.Recipients { // any not in the layout: envelope only
+		if left[r] {
+			d.BccAddresses = append(d.BccAddresses, r)
+		}
+	}
+	t := &types.Template{}
+	if tpl.Name != "" {
+		t.TemplateName = aws.String(tpl.Name)
+	} else {
+		t.TemplateContent = &types.EmailTemplateContent{Subject: tpl.Subject, Text: tpl.Text, Html: tpl.HTML}
+	}
+	if tpl.Data != "" {
+		t.TemplateData = aws.String(tpl.Data)
+	} else {
+		t.TemplateData = aws.String("{}")
+	}
+	for _, h := range tpl.Headers {
+		t.Headers = append(t.Headers, types.MessageHeader{Name: aws.String(h.Name), Value: aws.String(h.Value)})
+	}
+	return d, &types.EmailContent{Template: t}, tpl.ReplyTo
 }
 
 // SanitizeTag makes v a valid SES tag value: every character outside

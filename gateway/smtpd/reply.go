@@ -54,6 +54,8 @@ func codeReply(c gateway.Code) (r smtpReply, ok bool) {
 		return smtpReply{554, smtp.EnhancedCode{5, 6, 0}}, true
 	case gateway.CodeBadParameter:
 		return smtpReply{554, smtp.EnhancedCode{5, 7, 1}}, true
+	case gateway.CodeTemplateNotFound:
+		return smtpReply{554, smtp.EnhancedCode{5, 6, 0}}, true
 	case gateway.CodeRateLimited:
 		return smtpReply{451, smtp.EnhancedCode{4, 7, 1}}, true
 	case gateway.CodeFrozen:

@@ -31,6 +31,7 @@ func TestCodeReplyCoversEveryCode(t *testing.T) {
 		gateway.CodeTooLarge:                 "552 5.3.4",
 		gateway.CodeBadContent:               "554 5.6.0",
 		gateway.CodeBadParameter:             "554 5.7.1",
+		gateway.CodeTemplateNotFound:         "554 5.6.0",
 		gateway.CodeRateLimited:              "451 4.7.1",
 		gateway.CodeFrozen:                   "451 4.7.1",
 		gateway.CodeUpstreamThrottled:        "451 4.4.5",

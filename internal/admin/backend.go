@@ -29,6 +29,20 @@ type TokenInfo struct {
 	LastUsed  time.Time `json:"last_used,omitzero"`
 	Revoked   time.Time `json:"revoked,omitzero"`    // zero: not revoked
 	ExpiresAt time.Time `json:"expires_at,omitzero"` // zero: no expiry (set by a rotation)
+	// Kind is KindAWS for an AWS key (SigV4, the SES API), with its
+	// AccessKeyID; empty for a token.
+	Kind        string `json:"kind,omitempty"`
+	AccessKeyID string `json:"access_key_id,omitempty"`
+}
+
+// KindAWS is the Kind of an AWS key.
+const KindAWS = "aws"
+
+// KindOf fills the Kind and AccessKeyID of t from its record.
+func (t *TokenInfo) KindOf(r auth.Record) {
+	if r.IsAWSKey() {
+		t.Kind, t.AccessKeyID = KindAWS, auth.AccessKeyID(r.KeyID)
+	}
 }
 
 // Usable reports whether the token is accepted at now.

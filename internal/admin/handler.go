@@ -53,6 +53,10 @@ type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 
+	// AWSKeys mints AWS keys (POST /v1/tokens {"kind": "aws"}); nil
+	// refuses that kind.
+	AWSKeys *auth.AWSKeys
+
 	// Failed admin authentications per source address (IPv6 per /64):
 	// FailureBurst at once, then FailureRate. Defaults 5 and 1 per 10 s.
 	FailureRate  rate.Limit
@@ -71,6 +75,7 @@ type Options struct {
 // Handler serves the admin API, /metrics and the dashboard.
 type Handler struct {
 	tokens       Tokens
+	awsKeys      *auth.AWSKeys
 	tenants      Tenants
 	breakers     Breakers
 	suppressions Suppressions
@@ -106,7 +111,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("admin: Tokens, Tenants, Breakers, Suppressions and Audit are required")
 	}
 	h := &Handler{
-		tokens: opts.Tokens, tenants: opts.Tenants, breakers: opts.Breakers,
+		tokens: opts.Tokens, awsKeys: opts.AWSKeys, tenants: opts.Tenants, breakers: opts.Breakers,
 		suppressions: opts.Suppressions, audit: opts.Audit, webhooks: opts.Webhooks,
 		log: opts.Logger, now: opts.Now,
 		maxBody: opts.MaxBodyBytes, maxImport: opts.MaxImportBytes, maxLines: opts.MaxImportLines,

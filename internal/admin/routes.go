@@ -66,7 +66,9 @@ func (h *Handler) listTokens(r *http.Request) (any, error) {
 
 // Minted is the answer to a mint or a rotation: the token, shown this once.
 type Minted struct {
-	Token string `json:"token"`
+	Token string `json:"token,omitempty"`
+	// SecretAccessKey is an AWS key's secret (with TokenInfo.AccessKeyID).
+	SecretAccessKey string `json:"secret_access_key,omitempty"`
 	TokenInfo
 	// Old is the rotated token, with its grace deadline (rotation only).
 	Old *TokenInfo `json:"old,omitempty"`
@@ -77,6 +79,7 @@ func (m Minted) auditDetail() string { return "new key id " + m.KeyID }
 func (h *Handler) mintToken(w http.ResponseWriter, r *http.Request, target *string) (int, any, error) {
 	var req struct {
 		Tenant string `json:"tenant"`
+		Kind   string `json:"kind"` // "token" (default) or "aws"
 	}
 	if err := h.decode(w, r, &req); err != nil {
 		return 0, nil, err
@@ -85,23 +88,47 @@ func (h *Handler) mintToken(w http.ResponseWriter, r *http.Request, target *stri
 	if !tenantIDRE.MatchString(req.Tenant) {
 		return 0, nil, badRequest("tenant: want a tenant id, got %q", truncate(req.Tenant, 70))
 	}
+	switch req.Kind {
+	case "", "token":
+		req.Kind = ""
+	case KindAWS:
+		if h.awsKeys == nil {
+			return 0, nil, badRequest("kind: AWS keys need the server key (--aws-key-secret-file)")
+		}
+	default:
+		return 0, nil, badRequest("kind: want \"token\" or \"aws\", got %q", truncate(req.Kind, 40))
+	}
 	if _, err := h.tenants.Status(r.Context(), req.Tenant); err != nil {
 		return 0, nil, err
 	}
-	m, err := h.mint(r.Context(), req.Tenant)
+	m, err := h.mint(r.Context(), req.Tenant, req.Kind)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusCreated, m, nil
 }
 
-func (h *Handler) mint(ctx context.Context, tenant string) (Minted, error) {
-	nt := auth.NewToken(tenant)
+// mint makes a token (kind "") or an AWS key (KindAWS) for tenant.
+func (h *Handler) mint(ctx context.Context, tenant, kind string) (Minted, error) {
+	var m Minted
+	var rec auth.Record
+	if kind == KindAWS {
+		if h.awsKeys == nil {
+			return Minted{}, fmt.Errorf("%w: AWS keys need the server key (--aws-key-secret-file)", ErrConflict)
+		}
+		ak := h.awsKeys.New(tenant)
+		m.SecretAccessKey, rec = ak.SecretAccessKey, ak.Record
+	} else {
+		nt := auth.NewToken(tenant)
+		m.Token, rec = nt.Token, nt.Record
+	}
 	now := h.now().UTC()
-	if err := h.tokens.Create(ctx, nt.Record, now); err != nil {
+	if err := h.tokens.Create(ctx, rec, now); err != nil {
 		return Minted{}, err
 	}
-	return Minted{Token: nt.Token, TokenInfo: TokenInfo{KeyID: nt.Record.KeyID, Tenant: tenant, Created: now}}, nil
+	m.TokenInfo = TokenInfo{KeyID: rec.KeyID, Tenant: tenant, Created: now}
+	m.KindOf(rec)
+	return m, nil
 }
 
 // findToken returns the record of the {keyid} path value.
@@ -166,7 +193,7 @@ func (h *Handler) rotateToken(w http.ResponseWriter, r *http.Request, target *st
 	if !old.Usable(now) {
 		return 0, nil, fmt.Errorf("%w: token %s is revoked or expired", ErrConflict, old.KeyID)
 	}
-	m, err := h.mint(r.Context(), old.Tenant)
+	m, err := h.mint(r.Context(), old.Tenant, old.Kind)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -137,10 +137,35 @@ type Tenant struct {
 	Webhooks []Webhook `yaml:"webhooks"`
 }
 
-// Token is a stored token: key id and SHA-256, never the token itself.
+// Token is a stored token: key id and SHA-256, never the token itself; or
+// an AWS key (SigV4, the SES API): its access key id alone, the secret
+// being derived from the server key (`sesgate token new --aws`).
 type Token struct {
-	KeyID  string `yaml:"key_id"`
-	SHA256 string `yaml:"sha256"`
+	KeyID          string `yaml:"key_id"`
+	SHA256         string `yaml:"sha256"`
+	AWSAccessKeyID string `yaml:"aws_access_key_id"`
+}
+
+// record returns the token's auth record (the policy is valid).
+func (t Token) record(tenant string) auth.Record {
+	if t.AWSAccessKeyID != "" {
+		kid, _ := auth.ParseAccessKeyID(t.AWSAccessKeyID)
+		return auth.Record{KeyID: kid, Hash: auth.AWSKeyMarker(kid), Tenant: tenant}
+	}
+	h, _ := auth.ParseHash(t.SHA256)
+	return auth.Record{KeyID: t.KeyID, Hash: h, Tenant: tenant}
+}
+
+// HasAWSKeys reports whether any tenant has an AWS key.
+func (p *Policy) HasAWSKeys() bool {
+	for _, t := range p.Tenants {
+		for _, tok := range t.Tokens {
+			if tok.AWSAccessKeyID != "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Limits of one tenant. Zero means the default.
@@ -378,6 +403,20 @@ func (p *Policy) validate() []problem {
 		}
 		for j, tok := range t.Tokens {
 			kp := fmt.Sprintf("%s.tokens[%d]", tp, j)
+			if tok.AWSAccessKeyID != "" {
+				kid, ok := auth.ParseAccessKeyID(tok.AWSAccessKeyID)
+				switch {
+				case tok.KeyID != "" || tok.SHA256 != "":
+					add(kp, "aws_access_key_id goes without key_id and sha256")
+				case !ok:
+					add(kp+".aws_access_key_id", "not an access key id (use `sesgate token new --aws`)")
+				case keys[kid] != "":
+					add(kp+".aws_access_key_id", "already used by %s", keys[kid])
+				default:
+					keys[kid] = kp
+				}
+				continue
+			}
 			if !auth.ValidKeyID(tok.KeyID) {
 				add(kp+".key_id", "not a key id (use `sesgate token new`)")
 			} else if other, dup := keys[tok.KeyID]; dup {
@@ -569,8 +608,7 @@ func (p *Policy) Build() ([]*gateway.Tenant, []auth.Entry) {
 		}
 		tenants = append(tenants, gt)
 		for _, tok := range t.Tokens {
-			h, _ := auth.ParseHash(tok.SHA256)
-			entries = append(entries, auth.Entry{Record: auth.Record{KeyID: tok.KeyID, Hash: h, Tenant: t.ID}, Tenant: gt})
+			entries = append(entries, auth.Entry{Record: tok.record(t.ID), Tenant: gt})
 		}
 	}
 	return tenants, entries

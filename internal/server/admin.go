@@ -34,6 +34,7 @@ type adminOptions struct {
 	Limiter  *limiter.Shared
 	Metrics  prometheus.Gatherer // served at /metrics
 	Logger   *slog.Logger
+	AWSKeys  *auth.AWSKeys // mints AWS keys; nil: none
 }
 
 // adminSide is the admin API and dashboard of one serve process, on its
@@ -72,7 +73,7 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 	a.handler, err = admin.New(admin.Options{
 		Tokens: a.backend.Tokens(), Tenants: a.backend.Tenants(), Suppressions: a.backend.Suppressions(), Audit: a.backend.Audit(),
 		Breakers: breakers, Webhooks: o.Webhooks,
-		AdminTokens: adminTokens, Metrics: o.Metrics, Logger: o.Logger,
+		AdminTokens: adminTokens, Metrics: o.Metrics, Logger: o.Logger, AWSKeys: o.AWSKeys,
 	})
 	if err != nil {
 		return nil, err

@@ -15,6 +15,8 @@ type bannerInfo struct {
 	tenants    int
 	adminAddr  string // empty: no admin listener
 	adminToken string // the laptop's admin token file
+	devAWS     string // the dev tenant's AWS credentials file
+	sesRegion  string // the SES API's SigV4 region
 }
 
 // banner prints where the gateway listens and how to try it.
@@ -46,6 +48,14 @@ func banner(w io.Writer, bi bannerInfo) {
 		fmt.Fprintf(&b, "           -d '{\"from\":\"me@example.com\",\"to\":[\"you@example.com\"],\"subject\":\"hi\",\"text\":\"hello\"}' http://%s/v1/messages\n", httpAddr)
 	} else {
 		fmt.Fprintf(&b, "  policy %s (%d tenants)\n", s.ConfigPath, bi.tenants)
+	}
+	if httpAddr != "" {
+		fmt.Fprintf(&b, "  SES    http://%s (SES v2 and v1 API, SigV4, region %s)\n", httpAddr, bi.sesRegion)
+	}
+	if bi.devAWS != "" && httpAddr != "" {
+		fmt.Fprintf(&b, "  try:   AWS_SHARED_CREDENTIALS_FILE=%s AWS_PROFILE=sesgate AWS_REGION=%s AWS_DEFAULT_REGION=%s \\\n", bi.devAWS, bi.sesRegion, bi.sesRegion)
+		fmt.Fprintf(&b, "           aws sesv2 send-email --endpoint-url http://%s --from-email-address me@example.com \\\n", httpAddr)
+		b.WriteString("           --destination ToAddresses=you@example.com --content 'Simple={Subject={Data=hi},Body={Text={Data=hello}}}'\n")
 	}
 	if bi.adminAddr == "" {
 		b.WriteString("  admin  disabled\n")

@@ -22,8 +22,10 @@ type frontOptions struct {
 	Settings *Settings // listeners, TLS, SMTP greeting and AUTH policy
 	Pipeline *gateway.Pipeline
 	// Mount wraps the HTTP API (the SNS endpoint beside it).
-	Mount      func(http.Handler) http.Handler
-	Ready      func() bool // for /readyz
+	Mount func(http.Handler) http.Handler
+	Ready func() bool // for /readyz
+	// SESAPI, when set, serves the SES API beside the HTTP API.
+	SESAPI     *sesAPIOptions
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Idempotency is the shared store's idempotency records (HTTP
@@ -98,7 +100,15 @@ func newFrontEnds(o frontOptions) (_ *frontEnds, err error) {
 	if s.HTTPAddr != "" {
 		h := httpapi.New(httpapi.Options{Pipeline: o.Pipeline, Logger: o.Logger, Ready: o.Ready,
 			Budget: f.budget, MaxRequestsPerTenant: s.HTTPMaxRequestsPerTenant, Idempotency: o.Idempotency})
-		f.http = httpapi.NewServer(httpapi.ServerOptions{Handler: o.Mount(h), Logger: o.Logger})
+		var api http.Handler = h
+		if o.SESAPI != nil {
+			sh, err := o.SESAPI.handler(f.budget)
+			if err != nil {
+				return nil, err
+			}
+			api = withSESAPI(h, sh)
+		}
+		f.http = httpapi.NewServer(httpapi.ServerOptions{Handler: o.Mount(api), Logger: o.Logger})
 		l, err := f.listen(s.HTTPAddr)
 		if err != nil {
 			return nil, err

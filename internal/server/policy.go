@@ -19,6 +19,7 @@ type startPolicy struct {
 	tenants      []*gateway.Tenant
 	entries      []auth.Entry
 	devTokenPath string // the dev tenant's token file
+	devAWSPath   string // the dev tenant's AWS credentials file
 }
 
 // loadPolicy loads the policy file or, without one, sets up the dev tenant.

@@ -26,7 +26,10 @@ type reloaderOptions struct {
 	// OnReload is told of every accepted policy (the breakers' tenants and
 	// settings).
 	OnReload func(*config.Policy, []*gateway.Tenant)
-	Logger   *slog.Logger
+	// Check, when set, refuses a valid policy this process cannot serve
+	// (AWS keys without a server key).
+	Check  func(*config.Policy) error
+	Logger *slog.Logger
 }
 
 // reloader reloads the policy file on SIGHUP and when it changes (polled):
@@ -112,6 +115,9 @@ func (r *reloader) reload(ctx context.Context, why string) {
 	var p *config.Policy
 	if err == nil {
 		p, err = config.Load(r.Path)
+	}
+	if err == nil && r.Check != nil {
+		err = r.Check(p)
 	}
 	if err != nil {
 		r.print = stamp // do not retry the same broken content every poll

@@ -38,6 +38,7 @@ import (
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/logthrottle"
 	"github.com/sesgate/sesgate/internal/admin/storeadmin"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter"
 	"github.com/sesgate/sesgate/limiter/store/redisstore"
 )
@@ -100,6 +101,17 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	awsKeys, err := awsKeysOf(s, pol)
+	if err != nil {
+		return nil, err
+	}
+	if pol.file == nil && awsKeys != nil {
+		e, path, err := devAWSKey(s.DataDir, awsKeys, pol.tenants[0])
+		if err != nil {
+			return nil, err
+		}
+		pol.entries, pol.devAWSPath = append(pol.entries, e), path
+	}
 
 	st, err := OpenStore(ctx, s.DataDir, pol.file, log)
 	if err != nil {
@@ -157,7 +169,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	// the outbox.
 	sink := fb.remember.Sink(paced(dst.sink, acct))
 
-	registry := auth.NewRegistry(auth.RegistryOptions{Entries: pol.entries, Logger: log})
+	registry := auth.NewRegistry(auth.RegistryOptions{Entries: pol.entries, Logger: log, AWSKeys: awsKeys})
 	used := newLastUsed(ops, log)
 	// One throttle for the refusal lines of every front end and of Submit.
 	refusals := logthrottle.New(logthrottle.Options{Rate: rate.Limit(s.RefusalLogRate)})
@@ -165,31 +177,38 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		Auth: used.authenticator(registry), Limiter: lim, Sink: sink, Logger: log, Observe: fb.observed(m.observed),
 		Refusals: refusals,
 	})
+	region := s.SESAPIRegion
+	if region == "" {
+		region = dst.region
+	}
+	sesAPI := &sesAPIOptions{Pipeline: pipe, Keys: registry, Usage: storeUsage{st: st, timeout: time.Second}, Region: region,
+		PerTenant: s.HTTPMaxRequestsPerTenant, Logger: log}
 	// The apps' read-only status routes, then the SNS endpoint, then the API.
 	status := &statusAPI{auth: pipe, st: fb.status, log: log, timeout: statusCallTimeout}
 	mount := func(api http.Handler) http.Handler { return status.mount(fb.handler(api)) }
 	idem, _ := st.Store.(gateway.IdempotencyStore) // both stores are
 	if srv.front, err = newFrontEnds(frontOptions{Settings: s, Pipeline: pipe, Mount: mount, Ready: srv.ready.Load, Logger: log, Registerer: m.reg,
-		Idempotency: idem}); err != nil {
+		Idempotency: idem, SESAPI: sesAPI}); err != nil {
 		return nil, err
 	}
 	srv.onClose(srv.front.close)
 	srv.admin, err = newAdmin(ctx, adminOptions{
 		Addr: s.AdminAddr, DataDir: s.DataDir, Store: ops, Breakers: fb.breakers(), Webhooks: fb.dead, Policy: pol,
-		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log,
+		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log, AWSKeys: awsKeys,
 	})
 	if err != nil {
 		return nil, err
 	}
 	srv.onClose(srv.admin.close)
-	rl := newReloader(reloaderOptions{Path: s.ConfigPath, Poll: s.ReloadPoll, Admin: srv.admin, Reloads: m.reloads, OnReload: fb.reload, Logger: log})
+	rl := newReloader(reloaderOptions{Path: s.ConfigPath, Poll: s.ReloadPoll, Admin: srv.admin, Reloads: m.reloads, OnReload: fb.reload,
+		Check: func(p *config.Policy) error { return checkAWSKeys(p, awsKeys) }, Logger: log})
 	srv.loops = startLoops(ctx, srv.admin.watch, rl.run, used.run,
 		func(ctx context.Context) { refusals.Run(ctx, logthrottle.DefaultFlushEvery) })
 	srv.onClose(srv.loops.stop)
 	srv.ready.Store(true)
 
 	if o.Banner != nil {
-		banner(o.Banner, bannerInfo{s: s, addrs: srv.front.addrs(), sink: dst.desc, devToken: pol.devTokenPath,
+		banner(o.Banner, bannerInfo{s: s, addrs: srv.front.addrs(), sink: dst.desc, devToken: pol.devTokenPath, devAWS: pol.devAWSPath, sesRegion: region,
 			tenants: len(pol.tenants), adminAddr: srv.admin.addr, adminToken: srv.admin.tokenPath})
 	}
 	log.Debug("metrics registered", "names", m.reg.Names())

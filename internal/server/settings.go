@@ -62,6 +62,8 @@ type Settings struct {
 	SNSMaxBodiesPerSource int
 	// Webhook tunes the apps' webhooks (webhooks.go).
 	Webhook WebhookSettings
+
+	SESAPISettings
 }
 
 // Defaults of the admin side.
@@ -139,6 +141,7 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	if err := webhookFlags(fs, &s.Webhook); err != nil {
 		return nil, err
 	}
+	sesAPIFlags(fs, s)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

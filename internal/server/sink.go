@@ -34,6 +34,8 @@ type dest struct {
 	sink gateway.Sink
 	desc string  // for the banner
 	rate float64 // the SES account's max send rate; 0: unknown or the outbox
+	// region is the SES region (the outbox's: the policy's, else us-east-1).
+	region string
 }
 
 // newDest opens the outbox or the SES client. Without ses.max_send_rate in
@@ -44,7 +46,11 @@ func newDest(ctx context.Context, o destOptions) (dest, error) {
 		if err != nil {
 			return dest{}, fmt.Errorf("outbox: %w", err)
 		}
-		return dest{sink: ob, desc: "outbox " + ob.Dir() + " (mail is NOT sent to SES)", rate: o.SES.MaxSendRate}, nil
+		region := o.SES.Region
+		if region == "" {
+			region = "us-east-1"
+		}
+		return dest{sink: ob, desc: "outbox " + ob.Dir() + " (mail is NOT sent to SES)", rate: o.SES.MaxSendRate, region: region}, nil
 	}
 	c := o.SES
 	client, err := ses.NewClient(ctx, ses.ClientOptions{Region: c.Region, Endpoint: c.Endpoint, MaxAttempts: c.MaxAttempts})
@@ -55,7 +61,7 @@ func newDest(ctx context.Context, o destOptions) (dest, error) {
 	if err != nil {
 		return dest{}, err
 	}
-	d := dest{sink: sk, desc: "Amazon SES (SES v2 SendEmail, region " + client.Options().Region + ")", rate: c.MaxSendRate}
+	d := dest{sink: sk, desc: "Amazon SES (SES v2 SendEmail, region " + client.Options().Region + ")", rate: c.MaxSendRate, region: client.Options().Region}
 	if d.rate == 0 {
 		if d.rate, err = sesMaxSendRate(ctx, client); err != nil {
 			o.Logger.Warn("SES max send rate unknown; the account rate is left to SES", "err", err.Error())

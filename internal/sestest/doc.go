@@ -2,7 +2,7 @@
 // wire protocol, for tests, benchmarks and trying sesgate without AWS.
 //
 // A Server is an http.Handler. It answers POST /v2/email/outbound-emails
-// (rest-json, Raw content only) and GET /v2/email/account exactly as the
+// (rest-json, Raw or Template content) and GET /v2/email/account exactly as the
 // aws-sdk-go-v2 sesv2 client expects, so the real SDK can be pointed at it
 // with BaseEndpoint (or AWS_ENDPOINT_URL_SESV2) and static credentials.
 // Start listens on 127.0.0.1:0 and returns the base URL.
@@ -22,7 +22,10 @@
 //     configured key pair, region and the service name "ses"; a wrong secret,
 //     region or service, a stale date or a tampered body is refused with the
 //     403 or 400 answer and x-amzn-ErrorType AWS would send.
-//   - Requests are validated like SES: Raw content required, at most 50
+//   - Requests are validated like SES: Raw or Template content (Template:
+//     FromEmailAddress required, a TemplateName among Options.Templates when
+//     that is set, else NotFoundException; recorded in Message.Template,
+//     not rendered), at most 50
 //     recipients, a raw message of at most 40 MiB, tag names and values of
 //     [A-Za-z0-9_-] up to 256 characters.
 //   - Memory is bounded: the request body, the number of recorded messages and

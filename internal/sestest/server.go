@@ -55,6 +55,9 @@ type Options struct {
 	// ConfigurationSets, when not empty, are the existing configuration
 	// sets: naming another is NotFoundException.
 	ConfigurationSets []string
+	// Templates, when not empty, are the stored templates: Template content
+	// naming another is NotFoundException.
+	Templates []string
 	// Quota is reported by GET /v2/email/account and enforced: MaxSendRate
 	// as with SetMaxSendRate, Max24HourSend over a rolling day. Zero means
 	// unlimited (reported as -1 for Max24HourSend).
@@ -72,14 +75,24 @@ type Quota struct {
 	MaxSendRate   float64
 }
 
+// Template is the Template content of a SendEmail request, as received
+// (SES would render it; sestest only records it).
+type Template struct {
+	TemplateName    string
+	TemplateData    string
+	TemplateContent *struct{ Subject, Text, Html string } //nolint:revive // SES's spelling
+	Headers         []struct{ Name, Value string }
+}
+
 // Message is one accepted SendEmail request.
 type Message struct {
 	ID               string
 	From             string // FromEmailAddress, or the From header address when empty
 	To, Cc, Bcc      []string
 	ReplyTo          []string
-	Raw              []byte // decoded Content.Raw.Data; nil if over MaxStoredBytes
-	Size             int    // length of the raw message as received
+	Raw              []byte    // decoded Content.Raw.Data; nil if over MaxStoredBytes
+	Template         *Template // Content.Template; nil for Raw content
+	Size             int       // length of the raw message as received
 	Tags             map[string]string
 	ConfigurationSet string
 	TenantName       string
@@ -336,7 +349,7 @@ type sendEmailInput struct {
 			Data []byte // base64 in the JSON
 		}
 		Simple   json.RawMessage
-		Template json.RawMessage
+		Template *Template
 	}
 	EmailTags []struct {
 		Name  string
@@ -362,9 +375,12 @@ func (s *Server) sendEmail(r *http.Request, body []byte) (any, *apiError) {
 	if in.Content == nil {
 		return nil, badRequest("Content is required.")
 	}
+	if in.Content.Template != nil && in.Content.Raw == nil && in.Content.Simple == nil {
+		return s.sendTemplate(&in)
+	}
 	if in.Content.Raw == nil {
-		if in.Content.Simple != nil || in.Content.Template != nil {
-			return nil, badRequest("sestest accepts only Raw content.")
+		if in.Content.Simple != nil {
+			return nil, badRequest("sestest accepts only Raw and Template content.")
 		}
 		return nil, badRequest("Content must contain Raw, Simple or Template.")
 	}
@@ -395,6 +411,41 @@ func (s *Server) sendEmail(r *http.Request, body []byte) (any, *apiError) {
 		// Without a Destination, SES takes the recipients from the headers.
 		m.To, m.Cc, m.Bcc = headerAddrs(hdr.Header, "To"), headerAddrs(hdr.Header, "Cc"), headerAddrs(hdr.Header, "Bcc")
 	}
+	m.From = in.FromEmailAddress
+	if m.From == "" {
+		if from := headerAddrs(hdr.Header, "From"); len(from) > 0 {
+			m.From = from[0]
+		} else {
+			return nil, &apiError{Type: string(MessageRejected), Status: http.StatusBadRequest, Message: "Missing required header 'From'."}
+		}
+	}
+	return s.accept(&in, m)
+}
+
+// sendTemplate checks and records Template content: a stored template
+// (Options.Templates) or inline content, and FromEmailAddress, required.
+func (s *Server) sendTemplate(in *sendEmailInput) (any, *apiError) {
+	tpl := in.Content.Template
+	switch {
+	case in.FromEmailAddress == "":
+		return nil, badRequest("FromEmailAddress is required with Template content.")
+	case (tpl.TemplateName == "") == (tpl.TemplateContent == nil):
+		return nil, badRequest("Template needs exactly one of TemplateName and TemplateContent.")
+	case tpl.TemplateName != "" && len(s.opts.Templates) > 0 && !slices.Contains(s.opts.Templates, tpl.TemplateName):
+		return nil, &apiError{Type: string(NotFound), Status: http.StatusNotFound, Message: "Template " + tpl.TemplateName + " does not exist."}
+	}
+	if tpl.TemplateData != "" && !json.Valid([]byte(tpl.TemplateData)) {
+		return nil, badRequest("TemplateData is not valid JSON.")
+	}
+	m := Message{ConfigurationSet: in.ConfigurationSetName, TenantName: in.TenantName, Template: tpl, Size: len(tpl.TemplateData), From: in.FromEmailAddress}
+	if in.Destination != nil {
+		m.To, m.Cc, m.Bcc = in.Destination.ToAddresses, in.Destination.CcAddresses, in.Destination.BccAddresses
+	}
+	return s.accept(in, m)
+}
+
+// accept checks and records m, whose content was checked.
+func (s *Server) accept(in *sendEmailInput, m Message) (any, *apiError) {
 	n := len(m.To) + len(m.Cc) + len(m.Bcc)
 	if n == 0 {
 		return nil, badRequest("Missing final '@domain'")
@@ -411,13 +462,10 @@ func (s *Server) sendEmail(r *http.Request, body []byte) (any, *apiError) {
 	}
 	m.ReplyTo = in.ReplyToAddresses
 
-	m.From = in.FromEmailAddress
-	if m.From == "" {
-		if from := headerAddrs(hdr.Header, "From"); len(from) > 0 {
-			m.From = from[0]
-		} else {
-			return nil, &apiError{Type: string(MessageRejected), Status: http.StatusBadRequest, Message: "Missing required header 'From'."}
-		}
+	// SES takes a mailbox with a display name in FromEmailAddress; the
+	// record keeps its address.
+	if a, err := mail.ParseAddress(m.From); err == nil {
+		m.From = a.Address
 	}
 	if !validAddress(m.From) {
 		return nil, badRequest("Illegal address")

@@ -198,14 +198,20 @@ func (v tokensView) List(ctx context.Context) ([]admin.TokenInfo, error) {
 	var out []admin.TokenInfo
 	for _, e := range v.policy.Load().Entries {
 		r := byID[e.Record.KeyID]
-		out = append(out, admin.TokenInfo{KeyID: e.Record.KeyID, Tenant: e.Tenant.ID, LastUsed: r.LastUsed, Revoked: r.Revoked, ExpiresAt: r.Expires})
+		ti := admin.TokenInfo{KeyID: e.Record.KeyID, Tenant: e.Tenant.ID, LastUsed: r.LastUsed, Revoked: r.Revoked, ExpiresAt: r.Expires}
+		ti.KindOf(e.Record)
+		out = append(out, ti)
 		delete(byID, e.Record.KeyID)
 	}
 	for _, r := range recs {
 		if _, left := byID[r.KeyID]; !left || r.SHA256 == "" {
 			continue // a policy token's record, or a revocation of a token no longer in the policy
 		}
-		out = append(out, admin.TokenInfo{KeyID: r.KeyID, Tenant: r.Tenant, Created: r.Created, LastUsed: r.LastUsed, Revoked: r.Revoked, ExpiresAt: r.Expires})
+		ti := admin.TokenInfo{KeyID: r.KeyID, Tenant: r.Tenant, Created: r.Created, LastUsed: r.LastUsed, Revoked: r.Revoked, ExpiresAt: r.Expires}
+		if h, err := auth.ParseHash(r.SHA256); err == nil {
+			ti.KindOf(auth.Record{KeyID: r.KeyID, Hash: h})
+		}
+		out = append(out, ti)
 	}
 	slices.SortFunc(out, func(a, b admin.TokenInfo) int {
 		return cmp.Or(strings.Compare(a.Tenant, b.Tenant), strings.Compare(a.KeyID, b.KeyID))
