@@ -19,7 +19,7 @@ func (g *Guard) Start(ctx context.Context) *sync.WaitGroup {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		g.windowLoop(ctx)
+		every(ctx, g.eval, g.CheckWindows) // window.go
 	}()
 	go func() {
 		defer wg.Done()
@@ -35,18 +35,23 @@ func (g *Guard) Start(ctx context.Context) *sync.WaitGroup {
 	}()
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(g.check)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				g.checkActive(ctx)
-			}
-		}
+		every(ctx, g.check, g.checkActive)
 	}()
 	return &wg
+}
+
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f(ctx)
+		}
+	}
 }
 
 // refresh reads one tenant's record and mirrors it in the deny cache.

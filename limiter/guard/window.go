@@ -176,16 +176,3 @@ func (g *Guard) CheckWindows(ctx context.Context) {
 	}
 }
 
-// windowLoop runs CheckWindows every EvalEvery.
-func (g *Guard) windowLoop(ctx context.Context) {
-	t := time.NewTicker(g.eval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			g.CheckWindows(ctx)
-		}
-	}
-}
