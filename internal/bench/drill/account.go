@@ -89,6 +89,9 @@ type Row struct {
 	OfferedNew  float64  `json:"offered_new_per_s,omitempty"`
 	RampPercent float64  `json:"ramp_percent,omitempty"`
 	Ramp        *float64 `json:"ramp_s,omitempty"`
+	// SecondHalfNew is the mean rate of first contacts over the second
+	// half of the run: whether the ramp held.
+	SecondHalfNew float64 `json:"second_half_new_per_s"`
 }
 
 // Account is the SES account as SES would count it: over the recipients it
@@ -231,6 +234,13 @@ func Evaluate(rec Record) Report {
 			if rw.FirstContacts == nil {
 				rw.FirstContacts = make([]int64, seconds)
 			}
+		}
+		if h := rw.FirstContacts[min(seconds/2, len(rw.FirstContacts)):min(seconds, len(rw.FirstContacts))]; len(h) > 0 {
+			var sum int64
+			for _, n := range h {
+				sum += n
+			}
+			rw.SecondHalfNew = float64(sum) / float64(len(h))
 		}
 		if rw.OfferedNew = t.OfferedNew(s.Duration); rw.OfferedNew > 0 {
 			rw.RampPercent = DefaultRampPercent

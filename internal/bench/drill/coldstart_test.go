@@ -121,7 +121,7 @@ func TestEvaluateColdStart(t *testing.T) {
 		}
 		c, s := r.Rows[0], r.Rows[1]
 		// spans of 5 s: [3,8) is the first with 90 of 90
-		if c.Ramp == nil || *c.Ramp != 8 || c.OfferedNew != 20 || c.RampPercent != 90 || c.WindowHeld != 70 || c.FirstContacts[3] != 10 {
+		if c.SecondHalfNew != 20 || c.Ramp == nil || *c.Ramp != 8 || c.OfferedNew != 20 || c.RampPercent != 90 || c.WindowHeld != 70 || c.FirstContacts[3] != 10 {
 			t.Errorf("cold row %+v ramp %v", c, c.Ramp)
 		}
 		if s.OfferedNew != 0 || s.Ramp != nil || slices.Max(s.FirstContacts) != 0 || s.SESMessages != 200 {
@@ -129,8 +129,8 @@ func TestEvaluateColdStart(t *testing.T) {
 		}
 		var b bytes.Buffer
 		r.Text(&b)
-		for _, want := range []string{"first contacts of c: held by the window 70; offered 20 new/s, 90% of it (over 5s) reached at 8.00s; per second: 20 0 0 10 20",
-			"first contacts of s: held by the window 0; per second: 0 0", "ok   ramp:c", "ok   never_held:s", "PASS"} {
+		for _, want := range []string{"first contacts of c: held by the window 70; offered 20 new/s, 90% of it (over 5s) reached at 8.00s; second half 20.0 new/s; per second: 20 0 0 10 20",
+			"first contacts of s: held by the window 0; second half 0.0 new/s; per second: 0 0", "ok   ramp:c", "ok   never_held:s", "PASS"} {
 			if !strings.Contains(b.String(), want) {
 				t.Errorf("text lacks %q:\n%s", want, b.String())
 			}

@@ -87,7 +87,7 @@ func (r *Report) firstContactsText(w io.Writer) {
 		if rw.OfferedNew > 0 {
 			fmt.Fprintf(w, "; offered %g new/s, %g%% of it (over %v) reached at %s", rw.OfferedNew, rw.RampPercent, RampSpan, secs(rw.Ramp))
 		}
-		fmt.Fprintf(w, "; per second: %s\n", ints(rw.FirstContacts))
+		fmt.Fprintf(w, "; second half %.1f new/s; per second: %s\n", rw.SecondHalfNew, ints(rw.FirstContacts))
 	}
 }
 
