@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,10 +88,53 @@ func TestParseDrill(t *testing.T) {
 			}
 		})
 	}
+	for _, f := range []string{"testdata/drill-ci.yml", "testdata/drill-coldstart.yml", "testdata/drill-coldstart-ci.yml", "testdata/drill-window.yml"} {
+		if _, err := loadScenario(f); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
 	if _, err := loadScenario("testdata/drill-ci.yml"); err != nil {
 		t.Fatalf("the CI scenario: %v", err)
 	}
 	if s, err := loadScenario(""); err != nil || s.Name != drill.Default().Name {
 		t.Fatalf("no file: %v %v", s, err)
 	}
+}
+
+// TestDrillColdStart runs the scaled-down cold start
+// (testdata/drill-coldstart-ci.yml): a new tenant offering 20 new
+// recipients a second with the default first-contact window must reach
+// 90% of that within 15 s, as its window opens on SES Delivery events,
+// and the steady tenant mailing only known recipients must never be held
+// back by its window.
+func TestDrillColdStart(t *testing.T) {
+	redistest.Require(t)
+	bin := buildSesgate(t)
+	jsonPath := filepath.Join(t.TempDir(), "drill.json")
+	start := time.Now()
+	out := runBench(t, 90*time.Second, "drill", "--sesgate", bin, "--json", jsonPath, "testdata/drill-coldstart-ci.yml")
+	took := time.Since(start)
+	r := readReport[drill.Report](t, jsonPath)
+	if !r.Passed || len(r.Checks) != 7 {
+		t.Fatalf("report: passed %v, checks %+v\n%s", r.Passed, r.Checks, out)
+	}
+	if len(r.Rows) != 2 || r.Rows[0].Name != "signup" || r.Rows[1].Name != "shop" {
+		t.Fatalf("rows %+v", r.Rows)
+	}
+	cold, steady := r.Rows[0], r.Rows[1]
+	// The window starts at 20: the cold tenant is held back at first, and
+	// then reaches its rate.
+	if cold.Ramp == nil || *cold.Ramp > 15 || cold.OfferedNew != 20 || cold.WindowHeld == 0 ||
+		len(cold.FirstContacts) < 20 || cold.SESRecipients < 250 {
+		t.Errorf("cold tenant: ramp %v, %+v", cold.Ramp, cold)
+	}
+	if steady.WindowHeld != 0 || steady.Refusals["first_contact_limited"] != 0 || steady.SESMessages < 150 || slices.Max(steady.FirstContacts) != 0 {
+		t.Errorf("steady tenant: %+v", steady)
+	}
+	for _, want := range []string{"ok   ramp:signup", "ok   never_held:shop", "warm-up of shop: 40 addresses", "PASS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text report lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("drill took %v\n%s", took, out)
 }

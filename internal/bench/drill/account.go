@@ -30,7 +30,8 @@ type SESMessage struct {
 type Record struct {
 	Scenario *Scenario
 	Start    time.Time // time zero
-	// Messages is SES's record of the run.
+	// Messages is SES's record of the run; the messages before Start (a
+	// warm-up) only make their recipients known.
 	Messages []SESMessage
 	// Events are the SES events the relay passed on.
 	Events        []Event
@@ -75,6 +76,22 @@ type Row struct {
 	FirstBreakerOpen *float64          `json:"first_breaker_open_s,omitempty"`
 	Late             int64             `json:"late_sends"`
 	Examples         map[string]string `json:"examples,omitempty"`
+	// WindowHeld counts the answers that held a message back because the
+	// tenant's first-contact window was full.
+	WindowHeld int64 `json:"window_held"`
+	// FirstContacts (a tenant's row): the recipients SES accepted from the
+	// tenant for the first time, in each second of the run.
+	FirstContacts []int64 `json:"first_contacts_per_s,omitempty"`
+	// OfferedNew is the tenant's rate of new recipients (Tenant.OfferedNew;
+	// 0 when not every send is to a new address), and Ramp the end of the
+	// first RampSpan whose rate of first contacts reached RampPercent of it,
+	// in seconds since the start (absent: never).
+	OfferedNew  float64  `json:"offered_new_per_s,omitempty"`
+	RampPercent float64  `json:"ramp_percent,omitempty"`
+	Ramp        *float64 `json:"ramp_s,omitempty"`
+	// SecondHalfNew is the mean rate of first contacts over the second
+	// half of the run: whether the ramp held.
+	SecondHalfNew float64 `json:"second_half_new_per_s"`
 }
 
 // Account is the SES account as SES would count it: over the recipients it
@@ -137,11 +154,16 @@ func Evaluate(rec Record) Report {
 	for _, t := range s.Tenants {
 		row(t.ID, t.ID)
 	}
-	row(AttackerRow, victim)
+	if s.HasAttacker() {
+		row(AttackerRow, victim)
+	}
 
 	// SES's record: per row, and the account.
 	var end time.Time
 	for _, m := range rec.Messages {
+		if m.At.Before(rec.Start) {
+			continue // a warm-up
+		}
 		name := m.Tenant
 		if m.Tenant == victim && len(m.Recipients) > 0 && domainOf(m.Recipients[0]) == rec.AttackerDomain {
 			name = AttackerRow
@@ -183,7 +205,7 @@ func Evaluate(rec Record) Report {
 			tenant = victim
 		}
 		rw := row(name, tenant)
-		rw.Sent, rw.Accepted, rw.Late = t.Sent, t.Codes[CodeOK], t.Late
+		rw.Sent, rw.Accepted, rw.Late, rw.WindowHeld = t.Sent, t.Codes[CodeOK], t.Late, t.WindowHeld
 		for k, v := range t.Codes {
 			if k != CodeOK {
 				rw.Refusals[k] = v
@@ -203,10 +225,35 @@ func Evaluate(rec Record) Report {
 		}
 	}
 	r.Seconds = since(end)
+	seconds := int(s.Duration / time.Second)
+	fc := firstContacts(rec.Messages, rec.Start, seconds)
 	for _, t := range s.Tenants {
-		r.Rows = append(r.Rows, *rows[t.ID])
+		rw := rows[t.ID]
+		if t.Traffic.Rate > 0 {
+			rw.FirstContacts = fc[t.ID]
+			if rw.FirstContacts == nil {
+				rw.FirstContacts = make([]int64, seconds)
+			}
+		}
+		if h := rw.FirstContacts[min(seconds/2, len(rw.FirstContacts)):min(seconds, len(rw.FirstContacts))]; len(h) > 0 {
+			var sum int64
+			for _, n := range h {
+				sum += n
+			}
+			rw.SecondHalfNew = float64(sum) / float64(len(h))
+		}
+		if rw.OfferedNew = t.OfferedNew(s.Duration); rw.OfferedNew > 0 {
+			rw.RampPercent = DefaultRampPercent
+			if t.Expect != nil && t.Expect.RampPercent > 0 {
+				rw.RampPercent = t.Expect.RampPercent
+			}
+			rw.Ramp = rampTime(rw.FirstContacts, seconds, rw.OfferedNew*rw.RampPercent/100)
+		}
+		r.Rows = append(r.Rows, *rw)
 	}
-	r.Rows = append(r.Rows, *rows[AttackerRow])
+	if s.HasAttacker() {
+		r.Rows = append(r.Rows, *rows[AttackerRow])
+	}
 	for name, rw := range rows {
 		if name != AttackerRow && !slices.ContainsFunc(s.Tenants, func(t Tenant) bool { return t.ID == name }) {
 			r.Rows = append(r.Rows, *rw) // mail of a tenant the scenario does not know
@@ -214,7 +261,9 @@ func Evaluate(rec Record) Report {
 		}
 	}
 
-	r.Trip = trip(rec, rows, since)
+	if s.HasAttacker() {
+		r.Trip = trip(rec, rows, since)
+	}
 	r.Checks = checks(rec, &r, rows)
 	r.Passed = true
 	for _, c := range r.Checks {
@@ -307,6 +356,56 @@ func trip(rec Record, rows map[string]*Row, since func(time.Time) float64) Trip 
 
 func checks(rec Record, r *Report, rows map[string]*Row) []Check {
 	s := rec.Scenario
+	var out []Check
+	add := func(name string, ok bool, format string, a ...any) {
+		out = append(out, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, a...)})
+	}
+	if s.HasAttacker() {
+		out = append(out, attackerChecks(rec, r, rows)...)
+	}
+
+	var hurt []string
+	for _, rw := range r.Rows {
+		if s.HasAttacker() && rw.Tenant == s.Attacker.Tenant {
+			continue
+		}
+		if n := rw.Refusals[codeBreakerOpen] + rw.Refusals[codeFrozen]; n > 0 {
+			hurt = append(hurt, fmt.Sprintf("%s (%d)", rw.Name, n))
+		}
+	}
+	if s.HasAttacker() {
+		add("bystanders", len(hurt) == 0, "tenants other than %s refused for breaker or freeze: %s", s.Attacker.Tenant, orNone(hurt))
+	} else {
+		add("bystanders", len(hurt) == 0, "tenants refused for breaker or freeze: %s", orNone(hurt))
+	}
+	out = append(out, expectChecks(s, r)...)
+	return append(out, accountChecks(rec, r)...)
+}
+
+// expectChecks are the tenants' expect: their ramps and window refusals.
+func expectChecks(s *Scenario, r *Report) []Check {
+	var out []Check
+	for i, t := range s.Tenants {
+		e, rw := t.Expect, r.Rows[i]
+		if e == nil {
+			continue
+		}
+		if e.RampWithin > 0 {
+			detail := fmt.Sprintf("%s reached %g%% of %g new recipients/s (%g/s over %v) at %s; limit %v; held %d",
+				t.ID, rw.RampPercent, rw.OfferedNew, rw.OfferedNew*rw.RampPercent/100, RampSpan, secs(rw.Ramp), e.RampWithin, rw.WindowHeld)
+			out = append(out, Check{Name: "ramp:" + t.ID, OK: rw.Ramp != nil && *rw.Ramp <= e.RampWithin.Seconds(), Detail: detail})
+		}
+		if e.NeverHeld {
+			out = append(out, Check{Name: "never_held:" + t.ID, OK: rw.WindowHeld == 0,
+				Detail: fmt.Sprintf("%s held back by its first-contact window %d times (%d sent)", t.ID, rw.WindowHeld, rw.Sent)})
+		}
+	}
+	return out
+}
+
+// attackerChecks are the checks of a scenario with an attacker.
+func attackerChecks(rec Record, r *Report, rows map[string]*Row) []Check {
+	s := rec.Scenario
 	c := s.Checks
 	var out []Check
 	add := func(name string, ok bool, format string, a ...any) {
@@ -328,18 +427,16 @@ func checks(rec Record, r *Report, rows map[string]*Row) []Check {
 		add("breaker_trip", *t.AfterThreshold <= c.MaxTripDelay.Seconds(),
 			"tripped at %s, %+.2fs after the threshold (%s; limit %v)", secs(t.Tripped), *t.AfterThreshold, t.ThresholdReason, c.MaxTripDelay)
 	}
+	return out
+}
 
-	var hurt []string
-	for _, rw := range r.Rows {
-		if rw.Tenant == s.Attacker.Tenant {
-			continue
-		}
-		if n := rw.Refusals[codeBreakerOpen] + rw.Refusals[codeFrozen]; n > 0 {
-			hurt = append(hurt, fmt.Sprintf("%s (%d)", rw.Name, n))
-		}
+// accountChecks are the account's rates, the events and the answers.
+func accountChecks(rec Record, r *Report) []Check {
+	c := rec.Scenario.Checks
+	var out []Check
+	add := func(name string, ok bool, format string, a ...any) {
+		out = append(out, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, a...)})
 	}
-	add("bystanders", len(hurt) == 0, "tenants other than %s refused for breaker or freeze: %s", s.Attacker.Tenant, orNone(hurt))
-
 	a := r.Account
 	add("account_bounce_rate", a.BounceRate < c.MaxAccountBounceRate,
 		"%.2f%% (%d of %d recipients); limit %.2f%%", 100*a.BounceRate, a.Bounces, a.Recipients, 100*c.MaxAccountBounceRate)

@@ -31,19 +31,12 @@ func (r *Report) Text(w io.Writer) {
 	a := r.Account
 	fmt.Fprintf(w, "\naccount (as SES counts it): %d recipients, %d bounces (%.2f%%), %d complaints (%.3f%%); events %d, refused by the gateway %d, lost %d\n",
 		a.Recipients, a.Bounces, 100*a.BounceRate, a.Complaints, 100*a.ComplaintRate, a.Events, a.EventsRefused, a.EventsLost)
-	t := r.Trip
-	fmt.Fprintf(w, "breaker of %s: first bounce event %s, threshold crossed %s", t.Victim, secs(t.FirstBounce), secs(t.Threshold))
-	if t.ThresholdReason != "" {
-		fmt.Fprintf(w, " (%s)", t.ThresholdReason)
+	r.firstContactsText(w)
+	if r.Trip.Victim != "" {
+		r.tripText(w)
+	} else {
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, ", first breaker_open %s", secs(t.Tripped))
-	if t.AfterFirstBounce != nil {
-		fmt.Fprintf(w, " = first bounce %+.2fs", *t.AfterFirstBounce)
-	}
-	if t.AfterThreshold != nil {
-		fmt.Fprintf(w, " = threshold %+.2fs", *t.AfterThreshold)
-	}
-	fmt.Fprintf(w, "; attacker messages after the trip: %d\n\n", t.AttackerAfterTrip)
 	for _, c := range r.Checks {
 		mark := "ok  "
 		if !c.OK {
@@ -64,4 +57,44 @@ func (r *Report) Text(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "\nFAIL")
 	}
+}
+
+// tripText writes the victim's breaker.
+func (r *Report) tripText(w io.Writer) {
+	t := r.Trip
+	fmt.Fprintf(w, "breaker of %s: first bounce event %s, threshold crossed %s", t.Victim, secs(t.FirstBounce), secs(t.Threshold))
+	if t.ThresholdReason != "" {
+		fmt.Fprintf(w, " (%s)", t.ThresholdReason)
+	}
+	fmt.Fprintf(w, ", first breaker_open %s", secs(t.Tripped))
+	if t.AfterFirstBounce != nil {
+		fmt.Fprintf(w, " = first bounce %+.2fs", *t.AfterFirstBounce)
+	}
+	if t.AfterThreshold != nil {
+		fmt.Fprintf(w, " = threshold %+.2fs", *t.AfterThreshold)
+	}
+	fmt.Fprintf(w, "; attacker messages after the trip: %d\n\n", t.AttackerAfterTrip)
+}
+
+// firstContactsText writes, per tenant with traffic, its first contacts
+// per second, its ramp and its window refusals.
+func (r *Report) firstContactsText(w io.Writer) {
+	for _, rw := range r.Rows {
+		if rw.FirstContacts == nil {
+			continue
+		}
+		fmt.Fprintf(w, "first contacts of %s: held by the window %d", rw.Name, rw.WindowHeld)
+		if rw.OfferedNew > 0 {
+			fmt.Fprintf(w, "; offered %g new/s, %g%% of it (over %v) reached at %s", rw.OfferedNew, rw.RampPercent, RampSpan, secs(rw.Ramp))
+		}
+		fmt.Fprintf(w, "; second half %.1f new/s; per second: %s\n", rw.SecondHalfNew, ints(rw.FirstContacts))
+	}
+}
+
+func ints(v []int64) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, " ")
 }

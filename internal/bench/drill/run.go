@@ -13,6 +13,7 @@ import (
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway/ses"
 	"github.com/sesgate/sesgate/internal/bench/stack"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/internal/sestest"
 	"github.com/sesgate/sesgate/limiter/breaker"
 )
@@ -66,6 +67,9 @@ func sesCapacity(sc *Scenario) int {
 	n := 2*sc.Checks.MaxAttackerMessages + 10_000
 	for _, t := range sc.Tenants {
 		n += int64(1.5 * t.Traffic.Rate * sc.Duration.Seconds())
+		if t.Traffic.Warm {
+			n += int64(t.Traffic.Recipients)
+		}
 	}
 	return int(min(n, 1_000_000))
 }
@@ -162,11 +166,33 @@ func Run(ctx context.Context, sc *Scenario, o RunOptions) (_ *Report, err error)
 	if redisURL != "" {
 		storeName = "redis " + redisURL
 	}
-	fmt.Fprintf(stderr, "drill: gateway pid %d (HTTP %s), %s, SES %s with events after %v; %d tenants, attacker on %s from %v; %v of traffic\n",
-		st.gw.Pid(), st.gw.HTTPURL, storeName, sesURL, sc.latencyText(), len(sc.Tenants), sc.Attacker.Tenant, sc.Attacker.Start, sc.Duration)
+	attacker := "no attacker"
+	if sc.HasAttacker() {
+		attacker = fmt.Sprintf("attacker on %s from %v", sc.Attacker.Tenant, sc.Attacker.Start)
+	}
+	fmt.Fprintf(stderr, "drill: gateway pid %d (HTTP %s), %s, SES %s with events after %v; %d tenants, %s; %v of traffic\n",
+		st.gw.Pid(), st.gw.HTTPURL, storeName, sesURL, sc.latencyText(), len(sc.Tenants), attacker, sc.Duration)
+
+	url := st.gw.HTTPURL + "/v1/messages"
+	var notes []string
+	for _, s := range senders(sc, tokens) {
+		if t := tenantOf(sc, s.Name); t == nil || !t.Traffic.Warm {
+			continue
+		}
+		began := time.Now()
+		held, err := warmUp(ctx, url, s)
+		if err != nil {
+			return nil, err
+		}
+		waitAllEvents(ctx, st, sc.latencyCeil()+sc.Drain)
+		n := fmt.Sprintf("warm-up of %s: %d addresses mailed before the start in %.1f s (held back %d times), events waited for",
+			s.Name, s.List.N, time.Since(began).Seconds(), held)
+		fmt.Fprintln(stderr, "drill:", n)
+		notes = append(notes, n)
+	}
 
 	start := time.Now()
-	tallies := Play(ctx, PlayOptions{URL: st.gw.HTTPURL + "/v1/messages", Senders: senders(sc, tokens), Start: start})
+	tallies := Play(ctx, PlayOptions{URL: url, Senders: senders(sc, tokens), Start: start})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -182,11 +208,16 @@ func Run(ctx context.Context, sc *Scenario, o RunOptions) (_ *Report, err error)
 	}
 	events, dropped := st.relay.Events()
 	es := st.ses.EventStats()
+	var victimBreaker *config.Breaker
+	if v := sc.Victim(); v != nil {
+		victimBreaker = v.Breaker
+	}
 	rep := Evaluate(Record{
 		Scenario: sc, Start: start, Messages: msgs, Events: events, EventsDropped: dropped,
 		EventsPublished: es.Published, EventsLost: es.Dropped + es.Refused, Tallies: tallies,
-		AttackerDomain: attackerDomain, Breaker: sc.Victim().Breaker.Apply(breaker.TenantDefaults()),
+		AttackerDomain: attackerDomain, Breaker: victimBreaker.Apply(breaker.TenantDefaults()),
 	})
+	rep.Notes = append(notes, rep.Notes...)
 	return &rep, nil
 }
 
@@ -204,6 +235,9 @@ func senders(sc *Scenario, tokens map[string]string) []Sender {
 			Rate: t.Traffic.Rate, Workers: t.Traffic.Workers, Stop: sc.Duration,
 		})
 	}
+	if !sc.HasAttacker() {
+		return out
+	}
 	a := sc.Attacker
 	out = append(out, Sender{
 		Name: AttackerRow, Tenant: a.Tenant, Token: tokens[a.Tenant], From: "app@" + a.Tenant + ".example",
@@ -211,6 +245,32 @@ func senders(sc *Scenario, tokens map[string]string) []Sender {
 		Workers: a.Workers, Start: a.Start, Stop: sc.Duration,
 	})
 	return out
+}
+
+// tenantOf returns the scenario's tenant id, nil if there is none.
+func tenantOf(sc *Scenario, id string) *Tenant {
+	for i := range sc.Tenants {
+		if sc.Tenants[i].ID == id {
+			return &sc.Tenants[i]
+		}
+	}
+	return nil
+}
+
+// waitAllEvents waits until SES published an event (a Delivery included)
+// for every recipient it accepted, or limit passed.
+func waitAllEvents(ctx context.Context, st *running, limit time.Duration) {
+	var want int64
+	for _, m := range st.ses.Sent() {
+		want += int64(len(m.Recipients()))
+	}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if es := st.ses.EventStats(); es.Published+es.Refused+es.Dropped >= want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitEvents waits until every bounce and complaint SES will publish for

@@ -56,6 +56,9 @@ type Tenant struct {
 	Traffic          Traffic `yaml:"traffic"`
 	// Breaker overrides the breaker defaults, with the policy file's keys.
 	Breaker *config.Breaker `yaml:"breaker"`
+	// Expect is what must hold for this tenant (coldstart.go): its ramp
+	// of first contacts, never being held back by its window.
+	Expect *Expect `yaml:"expect"`
 }
 
 // Limits are the tenant's limits, as in the policy file.
@@ -81,11 +84,18 @@ type Traffic struct {
 	Recipients        int     `yaml:"recipients"`
 	BounceFraction    float64 `yaml:"bounce_fraction"`
 	ComplaintFraction float64 `yaml:"complaint_fraction"`
+	// Warm: before time zero the drill mails the whole list once (each
+	// address until admitted) and waits for its events, so every address
+	// is a known recipient when the run starts (coldstart.go).
+	Warm bool `yaml:"warm"`
 }
 
 // Attacker holds a leaked token of Tenant (the victim) and sends as fast as
 // Workers connections allow, from Start on, to a list of Recipients new
-// addresses of which BounceFraction bounce.
+// addresses of which BounceFraction bounce. A scenario without the
+// attacker key has no attacker (a cold start, say): then the attacker's
+// checks (attacker_bound, breaker_trip) are not made, and their keys under
+// checks are refused.
 type Attacker struct {
 	Tenant         string        `yaml:"tenant"`
 	Start          time.Duration `yaml:"start"`
@@ -173,7 +183,9 @@ func (s *Scenario) fill() {
 	def(&s.Duration, 40*time.Second)
 	def(&s.Drain, 6*time.Second)
 	def(&s.EventDelay, 2*time.Second)
-	def(&s.Checks.MaxTripDelay, 5*time.Second)
+	if s.HasAttacker() {
+		def(&s.Checks.MaxTripDelay, 5*time.Second)
+	}
 	if s.Store == "" {
 		s.Store = "redis"
 	}
@@ -192,6 +204,10 @@ func (s *Scenario) fill() {
 			t.Traffic.Recipients = 100
 		}
 	}
+	if !s.HasAttacker() {
+		s.fillChecks()
+		return
+	}
 	a := &s.Attacker
 	if a.Workers == 0 {
 		a.Workers = 16
@@ -205,6 +221,16 @@ func (s *Scenario) fill() {
 	if s.Checks.ExpectTrip == nil {
 		t := true
 		s.Checks.ExpectTrip = &t
+	}
+	s.fillChecks()
+}
+
+// fillChecks sets the defaults of the account and tenant checks.
+func (s *Scenario) fillChecks() {
+	for i := range s.Tenants {
+		if e := s.Tenants[i].Expect; e != nil && e.RampWithin > 0 && e.RampPercent == 0 {
+			e.RampPercent = DefaultRampPercent
+		}
 	}
 	if s.Checks.MaxAccountBounceRate == 0 {
 		s.Checks.MaxAccountBounceRate = 0.02
@@ -249,7 +275,9 @@ func (s *Scenario) Validate() error {
 			bad("event_latency", "want fixed, or max, at most %v", MaxEventDelay)
 		}
 	}
-	between("checks.max_trip_delay", s.Checks.MaxTripDelay, time.Millisecond, time.Hour)
+	if s.HasAttacker() {
+		between("checks.max_trip_delay", s.Checks.MaxTripDelay, time.Millisecond, time.Hour)
+	}
 	if s.Store != "redis" && s.Store != "embedded" {
 		bad("store", "%q: want redis or embedded", s.Store)
 	}
@@ -277,6 +305,7 @@ func (s *Scenario) Validate() error {
 			bad(k+".limits.burst", "needed with a rate")
 		}
 		errs = append(errs, t.windowProblems(k)...)
+		errs = append(errs, t.expectProblems(k, s.Duration)...)
 		tr := t.Traffic
 		if tr.Rate < 0 || tr.Rate > MaxRate {
 			bad(k+".traffic.rate", "outside [0, %d]", MaxRate)
@@ -299,11 +328,41 @@ func (s *Scenario) Validate() error {
 			bad(k+".configuration_set", "%q: want [a-z0-9][a-z0-9_-]*", t.ConfigurationSet)
 		}
 	}
+	fraction("checks.max_account_bounce_rate", s.Checks.MaxAccountBounceRate)
+	fraction("checks.max_account_complaint_rate", s.Checks.MaxAccountComplaintRate)
+	errs = append(errs, s.attackerProblems()...)
+	if len(errs) > 0 {
+		return errors.New("scenario: " + strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// attackerProblems checks the attacker and the checks that are about it.
+func (s *Scenario) attackerProblems() []string {
+	var errs []string
+	bad := func(key, format string, a ...any) { errs = append(errs, key+": "+fmt.Sprintf(format, a...)) }
+	between := func(key string, d, lo, hi time.Duration) {
+		if d < lo || d > hi {
+			bad(key, "%v outside [%v, %v]", d, lo, hi)
+		}
+	}
+	fraction := func(key string, f float64) {
+		if f < 0 || f > 1 {
+			bad(key, "%v outside [0, 1]", f)
+		}
+	}
 	a := s.Attacker
 	v := s.Victim()
+	if !s.HasAttacker() {
+		if a != (Attacker{}) {
+			bad("attacker.tenant", "required: the victim whose token leaked (leave attacker out for a drill without one)")
+		}
+		if c := s.Checks; c.MaxAttackerMessages != 0 || c.MaxTripDelay != 0 || c.ExpectTrip != nil {
+			bad("checks", "max_attacker_messages, max_trip_delay and expect_trip need an attacker")
+		}
+		return errs
+	}
 	switch {
-	case a.Tenant == "":
-		bad("attacker.tenant", "required: the victim whose token leaked")
 	case v == nil:
 		bad("attacker.tenant", "%q is not a tenant", a.Tenant)
 	case s.Checks.MaxAttackerMessages <= 0:
@@ -317,16 +376,14 @@ func (s *Scenario) Validate() error {
 		bad("attacker.recipients", "outside [1, %d]", MaxRecipients)
 	}
 	fraction("attacker.bounce_fraction", a.BounceFraction)
-	fraction("checks.max_account_bounce_rate", s.Checks.MaxAccountBounceRate)
-	fraction("checks.max_account_complaint_rate", s.Checks.MaxAccountComplaintRate)
 	if s.Checks.MaxAttackerMessages < 0 {
 		bad("checks.max_attacker_messages", "must not be negative")
 	}
-	if len(errs) > 0 {
-		return errors.New("scenario: " + strings.Join(errs, "\n"))
-	}
-	return nil
+	return errs
 }
+
+// HasAttacker reports whether the scenario has an attacker.
+func (s *Scenario) HasAttacker() bool { return s.Attacker.Tenant != "" }
 
 // Victim returns the attacker's tenant, nil if there is none.
 func (s *Scenario) Victim() *Tenant {

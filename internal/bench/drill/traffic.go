@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,10 @@ type Tally struct {
 	Examples map[string]string `json:"examples,omitempty"`
 	// Late counts paced sends that started over 100 ms behind schedule.
 	Late int64 `json:"late"`
+	// WindowHeld counts the answers that held a message back because the
+	// tenant's first-contact window was full (first_contact_limited with
+	// the window's message, not the static budget's).
+	WindowHeld int64 `json:"window_held"`
 }
 
 func newTally() *Tally {
@@ -78,6 +83,7 @@ func (t *Tally) add(code string, at time.Duration, example string) {
 func (t *Tally) merge(o *Tally) {
 	t.Sent += o.Sent
 	t.Late += o.Late
+	t.WindowHeld += o.WindowHeld
 	for k, v := range o.Codes {
 		t.Codes[k] += v
 	}
@@ -168,8 +174,11 @@ func play(ctx context.Context, url string, t0 time.Time, s Sender) *Tally {
 				if !time.Now().Before(stop) { // the deadline's timer may fire late
 					return
 				}
-				code, rejected, example := send(ctx, client, url, s, i)
+				code, rejected, example, held := send(ctx, client, url, s, i)
 				tally.add(code, time.Since(t0), example)
+				if held {
+					tally.WindowHeld++
+				}
 				for k, v := range rejected {
 					tally.Rejected[k] += v
 				}
@@ -206,41 +215,49 @@ type answer struct {
 		Code string `json:"code"`
 	} `json:"rejected"`
 	Error *struct {
-		Code string `json:"code"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
 	} `json:"error"`
 }
 
+// Answers that tell a first-contact window refusal from a first-contact
+// budget refusal (both first_contact_limited): the window's message.
+const (
+	codeFirstContactLimited = "first_contact_limited"
+	windowFullPrefix        = "first-contact window full"
+)
+
 // send posts message i of s and returns the answer's code, the recipients
-// rejected by code, and, for an unexpected answer, an example.
-func send(ctx context.Context, client *http.Client, url string, s Sender, i int64) (string, map[string]int64, string) {
+// rejected by code, for an unexpected answer an example, and whether the
+// first-contact window held the message back.
+func send(ctx context.Context, client *http.Client, url string, s Sender, i int64) (code string, rejected map[string]int64, example string, held bool) {
 	body, err := json.Marshal(map[string]any{
 		"from": s.From, "to": []string{s.List.Address(i)},
 		"subject": fmt.Sprintf("drill %s %d", s.Name, i), "text": "sesgate-bench drill\r\n",
 	})
 	if err != nil {
-		return CodeError, nil, err.Error()
+		return CodeError, nil, err.Error(), false
 	}
 	// A send in flight when the run ends is answered, not abandoned.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(sctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return CodeError, nil, err.Error()
+		return CodeError, nil, err.Error(), false
 	}
 	req.Header.Set("Authorization", "Bearer "+s.Token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return CodeError, nil, err.Error()
+		return CodeError, nil, err.Error(), false
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return CodeError, nil, err.Error()
+		return CodeError, nil, err.Error(), false
 	}
 	var a answer
 	_ = json.Unmarshal(data, &a)
-	var rejected map[string]int64
 	for _, r := range a.Rejected {
 		if rejected == nil {
 			rejected = map[string]int64{}
@@ -249,9 +266,10 @@ func send(ctx context.Context, client *http.Client, url string, s Sender, i int6
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK && a.MessageID != "":
-		return CodeOK, rejected, ""
+		return CodeOK, rejected, "", false
 	case a.Error != nil && a.Error.Code != "":
-		return a.Error.Code, rejected, ""
+		held = a.Error.Code == codeFirstContactLimited && strings.HasPrefix(a.Error.Message, windowFullPrefix)
+		return a.Error.Code, rejected, "", held
 	}
-	return "http_" + strconv.Itoa(resp.StatusCode), rejected, string(data[:min(len(data), 200)])
+	return "http_" + strconv.Itoa(resp.StatusCode), rejected, string(data[:min(len(data), 200)]), false
 }
