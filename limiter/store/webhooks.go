@@ -49,7 +49,7 @@ type WebhookItem struct {
 	LastError string `json:"last_error,omitempty"`
 	// LastAttempt is when the last attempt ended (zero before the first).
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
-	Body      []byte `json:"body"` // the payload JSON, signed as is
+	Body        []byte    `json:"body"` // the payload JSON, signed as is
 }
 
 // Validate checks an item before it is enqueued.
