@@ -68,7 +68,7 @@ func TestDashboardWebhooksInChromium(t *testing.T) {
 		t.Helper()
 		// One evaluation (not a node id that a refresh may replace).
 		q, _ := json.Marshal(sel)
-		return run(t, bctx, chromedp.Evaluate[string](`(() => { const n = document.querySelector(` + string(q) + `); return n ? n.textContent : '(none)'; })()`))
+		return run(t, bctx, chromedp.Evaluate[string](`(() => { const n = document.querySelector(`+string(q)+`); return n ? n.textContent : '(none)'; })()`))
 	}
 
 	do("sign in",
