@@ -125,18 +125,37 @@ func TestDashboardWebhooksInChromium(t *testing.T) {
 			_, _ = chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: <-answers})
 		}
 	}()
-	replay := chromedp.CSS(`#dead tr[data-id="evt_deadone"] button.replay`)
+	// Clicks through one evaluation: the page re-renders its rows after
+	// each action, so a node id found earlier may be gone.
+	click := func(name string) {
+		t.Helper()
+		ok := run(t, bctx, chromedp.Poll[bool](`(() => {
+			const b = document.querySelector('#dead tr[data-id="evt_deadone"] button.replay');
+			if (!b || b.disabled) return null;
+			b.click();
+			return true;
+		})()`, chromedp.WithPollingTimeout(10*time.Second)))
+		if !ok {
+			t.Fatalf("%s: no replay button", name)
+		}
+	}
 	answers <- false
-	do("replay, cancelled", chromedp.Click(replay))
+	click("replay, cancelled")
 	if msg := <-asked; msg != "Replay event evt_deadone (bounce) to "+e.bad+" for tenant beta?" {
 		t.Errorf("confirmation %q", msg)
 	}
-	do("after cancel", chromedp.WaitEnabled(replay))
+	// The handler has finished (its button is enabled again, after the
+	// refresh that follows it) before the store is looked at.
+	run(t, bctx, chromedp.Poll[bool](`(() => {
+		const b = document.querySelector('#dead tr[data-id="evt_deadone"] button.replay');
+		return b && !b.disabled ? true : null;
+	})()`, chromedp.WithPollingTimeout(10*time.Second)))
+	time.Sleep(200 * time.Millisecond) // a stray call would be in flight: let it land
 	if dead, _ := st.ListDeadWebhooks(ctx, "beta", 10); len(dead) != 1 {
 		t.Fatalf("after Cancel: %d dead letters, want 1", len(dead))
 	}
 	answers <- true
-	do("replay, confirmed", chromedp.Click(replay))
+	click("replay, confirmed")
 	<-asked
 	do("dead list empty", chromedp.WaitNotPresent(chromedp.CSS(`#dead tr[data-id="evt_deadone"]`)))
 	if dead, _ := st.ListDeadWebhooks(ctx, "", 10); len(dead) != 0 {
