@@ -41,7 +41,7 @@ type Options struct {
 	Breakers     Breakers
 	Suppressions Suppressions
 	Audit        Audit
-	Webhooks     Webhooks // optional: the apps' webhook dead letters
+	Webhooks     Webhooks // optional: the apps' webhook dead letters (and their health when it is also a WebhookHealthReader)
 
 	// AdminTokens are the tokens accepted on /v1/ and /metrics; replace
 	// them at run time with SetAdminTokens. Sending tokens are never
@@ -81,6 +81,7 @@ type Handler struct {
 	suppressions Suppressions
 	audit        Audit
 	webhooks     Webhooks
+	health       WebhookHealthReader // the store's webhook health, when it has it
 	log          *slog.Logger
 	now          func() time.Time
 

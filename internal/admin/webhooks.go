@@ -47,6 +47,10 @@ func (h *Handler) webhookRoutes(m *http.ServeMux) {
 	}
 	m.Handle("GET /v1/webhooks/dead", h.read(h.listDeadWebhooks))
 	m.Handle("POST /v1/webhooks/dead/{id}/replay", h.action("webhook.replay", h.callTimeout, h.replayDeadWebhook))
+	if hr, ok := h.webhooks.(WebhookHealthReader); ok {
+		h.health = hr
+		m.Handle("GET /v1/webhooks/health", h.read(h.webhookHealth))
+	}
 }
 
 func (h *Handler) listDeadWebhooks(r *http.Request) (any, error) {

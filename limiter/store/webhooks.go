@@ -47,7 +47,9 @@ type WebhookItem struct {
 	Attempts int       `json:"attempts"` // deliveries tried
 	// LastError is the last attempt's failure (status or network error).
 	LastError string `json:"last_error,omitempty"`
-	Body      []byte `json:"body"` // the payload JSON, signed as is
+	// LastAttempt is when the last attempt ended (zero before the first).
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	Body        []byte    `json:"body"` // the payload JSON, signed as is
 }
 
 // Validate checks an item before it is enqueued.

@@ -414,6 +414,7 @@ func (d *Dispatcher) deliver(ctx context.Context, c store.WebhookClaim, ep *endp
 	it := c.Item
 	it.Attempts++
 	it.LastError = err.Error()
+	it.LastAttempt = now
 	if len(it.LastError) > maxErrorText {
 		it.LastError = it.LastError[:maxErrorText]
 	}

@@ -68,6 +68,7 @@ func (r *runner) program() cli.Program {
 		{Name: "webhooks", Subs: []cli.Command{
 			{Name: "dead", Args: "[--tenant ID] [--limit N]", About: "app webhook events that ran out of retries", Run: command(r.webhooksDead)},
 			{Name: "replay", Args: "ID", About: "put a dead-lettered event back in its queue", Run: command(r.webhooksReplay)},
+			{Name: "health", Args: "[--tenant ID]", About: "per-tenant webhook health: backlog, oldest age, outcomes, last error", Run: command(r.webhooksHealth)},
 		}},
 		{Name: "audit", Args: "[--limit N]", About: "newest admin actions first", Run: command(r.audit)},
 	}}

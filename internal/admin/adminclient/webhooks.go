@@ -63,3 +63,43 @@ func (r *runner) webhooksReplay(ctx context.Context, args []string) error {
 	fmt.Fprintf(r.stdout, "replayed %s\n", pos[0])
 	return nil
 }
+
+// WebhookHealth reads the apps' webhook health of every tenant, or of one
+// when tenant is not "".
+func (c *Client) WebhookHealth(ctx context.Context, tenant string) (admin.WebhookHealthReport, error) {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	var out admin.WebhookHealthReport
+	_, err := c.call(ctx, http.MethodGet, "/v1/webhooks/health", q, nil, &out)
+	return out, err
+}
+
+func (r *runner) webhooksHealth(ctx context.Context, args []string) error {
+	fs := r.flags("webhooks health")
+	tenant := fs.String("tenant", "", "only this tenant")
+	_, cl, err := r.start(fs, args, 0, "")
+	if err != nil {
+		return err
+	}
+	rep, err := cl.WebhookHealth(ctx, *tenant)
+	if err != nil {
+		return err
+	}
+	return r.out(rep, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "TENANT\tWEBHOOK\tHEALTH\tBACKLOG\tOLDEST AGE\tDELIVERED %dH\tFAILED %dH\tDEAD %dH\tDEAD LETTERS\tLAST ERROR\n",
+			rep.WindowHours, rep.WindowHours, rep.WindowHours)
+		for _, t := range rep.Tenants {
+			fmt.Fprintf(w, "%s\t*\t%s\t%d\t%ds\t%d\t%d\t%d\t%d\t\n", t.Tenant, t.Health, t.Backlog, t.OldestAgeSeconds,
+				t.Delivered, t.Failed, t.Dead, t.DeadLetters)
+			for _, e := range t.Webhooks {
+				last := ""
+				if e.LastFailed != nil {
+					last = ts(*e.LastFailed) + " " + e.LastError
+				}
+				fmt.Fprintf(w, "\t%s\t%s\t\t\t%d\t%d\t%d\t\t%s\n", e.URL, e.Health, e.Delivered, e.Failed, e.Dead, last)
+			}
+		}
+	})
+}

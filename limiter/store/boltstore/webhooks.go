@@ -275,12 +275,17 @@ func (w *whTx) pop(k []byte, it *store.WebhookItem) error {
 // AckWebhook drops the claimed head (delivered); false when the lease was
 // lost.
 func (s *Store) AckWebhook(ctx context.Context, c store.WebhookClaim, now time.Time) (bool, error) {
-	return s.finish(c, func(w *whTx, k []byte) (bool, error) {
+	ok, err := s.finish(c, func(w *whTx, k []byte) (bool, error) {
 		if k == nil {
 			return false, nil
 		}
 		return false, w.pop(k, &c.Item)
 	}, now)
+	if ok && err == nil {
+		o, _ := store.HealthOutcome(store.OutcomeDelivered, c, c.Item, now)
+		s.recordHealth(o, "")
+	}
+	return ok, err
 }
 
 // RetryWebhook replaces the claimed head with it (same id) and makes the
@@ -290,7 +295,7 @@ func (s *Store) RetryWebhook(ctx context.Context, c store.WebhookClaim, it store
 	if err != nil {
 		return false, err
 	}
-	return s.finish(c, func(w *whTx, k []byte) (bool, error) {
+	ok, err := s.finish(c, func(w *whTx, k []byte) (bool, error) {
 		if k != nil {
 			if err := w.q.Put(k, raw); err != nil {
 				return false, err
@@ -298,6 +303,10 @@ func (s *Store) RetryWebhook(ctx context.Context, c store.WebhookClaim, it store
 		}
 		return true, w.setDue(c.Item.Chain, due.UnixMilli())
 	}, due)
+	if o, count := store.HealthOutcome(store.OutcomeFailed, c, it, s.now()); ok && err == nil && count {
+		s.recordHealth(o, "")
+	}
+	return ok, err
 }
 
 // DeadWebhook moves the claimed head (as it, with its last error) to the
@@ -307,10 +316,12 @@ func (s *Store) DeadWebhook(ctx context.Context, c store.WebhookClaim, it store.
 	if err != nil {
 		return false, err
 	}
-	return s.finish(c, func(w *whTx, k []byte) (bool, error) {
+	counted := false
+	ok, err := s.finish(c, func(w *whTx, k []byte) (bool, error) {
 		if k == nil {
 			return false, nil
 		}
+		counted = true
 		if err := w.pop(k, &c.Item); err != nil {
 			return false, err
 		}
@@ -340,6 +351,15 @@ func (s *Store) DeadWebhook(ctx context.Context, c store.WebhookClaim, it store.
 		}
 		return false, nil
 	}, now)
+	if ok && err == nil {
+		o, _ := store.HealthOutcome(store.OutcomeDead, c, it, now)
+		id := it.ID
+		if !counted {
+			id = "" // not the head any more: not in the list
+		}
+		s.recordHealth(o, id)
+	}
+	return ok, err
 }
 
 // ListDeadWebhooks returns up to limit dead entries, newest first, of one
@@ -372,6 +392,7 @@ func (s *Store) ListDeadWebhooks(ctx context.Context, tenant string, limit int) 
 // ReplayDeadWebhook puts a dead entry back at the end of its chain, its
 // attempts reset and enqueued now; false when there is no such entry.
 func (s *Store) ReplayDeadWebhook(ctx context.Context, id string, now time.Time) (ok bool, err error) {
+	var replayed store.DeadWebhook
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		w, err := whBuckets(tx)
 		if err != nil {
@@ -397,8 +418,12 @@ func (s *Store) ReplayDeadWebhook(ctx context.Context, id string, now time.Time)
 		it := d.WebhookItem
 		it.Attempts, it.LastError, it.Enqueued = 0, "", now.UTC()
 		ok = true
+		replayed = d
 		return w.push(&it, now)
 	})
+	if ok && err == nil {
+		s.forgetDead(replayed)
+	}
 	return ok, err
 }
 

@@ -156,7 +156,12 @@ func (s *Store) finish(ctx context.Context, c store.WebhookClaim, op string, now
 // AckWebhook drops the claimed head (delivered); false when the lease was
 // lost.
 func (s *Store) AckWebhook(ctx context.Context, c store.WebhookClaim, now time.Time) (bool, error) {
-	return s.finish(ctx, c, "ack", now)
+	ok, err := s.finish(ctx, c, "ack", now)
+	if ok {
+		o, _ := store.HealthOutcome(store.OutcomeDelivered, c, c.Item, now)
+		s.recordHealth(ctx, o, "", 0)
+	}
+	return ok, err
 }
 
 // RetryWebhook replaces the claimed head with it (same id) and makes the
@@ -166,7 +171,11 @@ func (s *Store) RetryWebhook(ctx context.Context, c store.WebhookClaim, it store
 	if err != nil {
 		return false, err
 	}
-	return s.finish(ctx, c, "retry", due, raw, due.UnixMilli())
+	ok, err := s.finish(ctx, c, "retry", due, raw, due.UnixMilli())
+	if o, count := store.HealthOutcome(store.OutcomeFailed, c, it, s.clock()); ok && count {
+		s.recordHealth(ctx, o, "", 0)
+	}
+	return ok, err
 }
 
 // DeadWebhook moves the claimed head (as it, with its last error) to the
@@ -176,7 +185,12 @@ func (s *Store) DeadWebhook(ctx context.Context, c store.WebhookClaim, it store.
 	if err != nil {
 		return false, err
 	}
-	return s.finish(ctx, c, "dead", now, raw, maxDead)
+	ok, err := s.finish(ctx, c, "dead", now, raw, maxDead)
+	if ok {
+		o, _ := store.HealthOutcome(store.OutcomeDead, c, it, now)
+		s.recordHealth(ctx, o, it.ID, maxDead)
+	}
+	return ok, err
 }
 
 // ListDeadWebhooks returns up to limit dead entries, newest first, of one
@@ -235,6 +249,9 @@ func (s *Store) ReplayDeadWebhook(ctx context.Context, id string, now time.Time)
 		id, item, it.Chain, it.Enqueued.UnixMilli(), now.UnixMilli()).Int()
 	if err != nil {
 		return false, fmt.Errorf("redisstore: replay webhook: %w", err)
+	}
+	if n == 1 {
+		s.forgetDead(ctx, it.Tenant, id)
 	}
 	return n == 1, nil
 }

@@ -22,7 +22,11 @@
     let data = {};
     try { data = await r.json(); } catch (e) { /* empty or not JSON */ }
     if (r.status === 401) throw new Unauthorized('The admin token was refused.');
-    if (!r.ok) throw new Error((data.error && data.error.message) || (r.status + ' ' + r.statusText));
+    if (!r.ok) {
+      const e = new Error((data.error && data.error.message) || (r.status + ' ' + r.statusText));
+      e.status = r.status;
+      throw e;
+    }
     return data;
   }
 
@@ -139,13 +143,85 @@
     return isNaN(d) ? s : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
   }
 
+  // optional is null when the server has no such route (no webhook queue).
+  function optional(p) {
+    return p.catch((e) => { if (e.status === 404) return null; throw e; });
+  }
+
+  function age(secs) {
+    if (secs < 120) return secs + ' s';
+    if (secs < 7200) return Math.floor(secs / 60) + ' min';
+    if (secs < 172800) return Math.floor(secs / 3600) + ' h';
+    return Math.floor(secs / 86400) + ' d';
+  }
+
+  function cells(tr, values) {
+    for (const [text, cls] of values) tr.appendChild(el('td', cls ? { class: cls } : {}, text));
+  }
+
+  function healthBadge(h, backlog) {
+    const td = el('td', { class: 'health' });
+    td.appendChild(el('span', { class: 'badge ' + h }, h === 'backlog' ? 'backlog ' + backlog : h));
+    return td;
+  }
+
+  function hookRows(t) {
+    const tr = el('tr', { 'data-tenant': t.tenant, class: 'tenant' });
+    tr.appendChild(el('td', { class: 'id' }, t.tenant));
+    tr.appendChild(healthBadge(t.health, t.backlog));
+    cells(tr, [[String(t.backlog), 'num backlog'], [t.oldest ? age(t.oldest_age_seconds) : '–', 'num oldest'],
+      [String(t.delivered_24h), 'num delivered'], [String(t.failed_24h), 'num failed'], [String(t.dead_24h), 'num dead'],
+      [String(t.dead_letters), 'num dead-letters'], ['', 'err']]);
+    const rows = [tr];
+    for (const w of t.webhooks) {
+      const r = el('tr', { 'data-tenant': t.tenant, 'data-url': w.url, class: 'hook' });
+      r.appendChild(el('td', {}, w.url));
+      r.appendChild(healthBadge(w.health, 0));
+      cells(r, [['', 'num'], ['', 'num'], [String(w.delivered_24h), 'num delivered'], [String(w.failed_24h), 'num failed'],
+        [String(w.dead_24h), 'num dead'], ['', 'num'],
+        [w.last_error ? w.last_error + ' (' + fmtTime(w.last_failed) + ')' : '', 'err']]);
+      rows.push(r);
+    }
+    return rows;
+  }
+
+  function deadRow(d) {
+    const tr = el('tr', { 'data-id': d.id });
+    cells(tr, [[d.id, 'id'], [d.tenant], [d.type], [d.url], [fmtTime(d.died)], [String(d.attempts), 'num'], [d.last_error, 'err']]);
+    const act = el('td', { class: 'actions' });
+    act.appendChild(button('Replay', 'replay', async () => {
+      if (!window.confirm('Replay event ' + d.id + ' (' + d.type + ') to ' + d.url + ' for tenant ' + d.tenant + '?')) return;
+      await api('POST', '/v1/webhooks/dead/' + encodeURIComponent(d.id) + '/replay', {});
+    }));
+    tr.appendChild(act);
+    return tr;
+  }
+
+  function emptyRow(cols, text) {
+    const tr = el('tr');
+    tr.appendChild(el('td', { colspan: cols, class: 'muted' }, text));
+    return tr;
+  }
+
+  function renderHooks(health, dead) {
+    $('webhooks').hidden = !health;
+    if (!health) return;
+    $('webhooks-window').textContent = '(counts: last ' + health.window_hours + ' h)';
+    const shown = health.tenants.filter((t) => t.health !== 'none' || t.dead_letters > 0);
+    $('hooks').tBodies[0].replaceChildren(...(shown.length ? shown.flatMap(hookRows) : [emptyRow(9, 'no webhook activity')]));
+    const list = (dead && dead.dead) || [];
+    $('dead').tBodies[0].replaceChildren(...(list.length ? list.map(deadRow) : [emptyRow(8, 'none')]));
+  }
+
   async function refresh() {
     if (!token()) return showLogin('');
     try {
-      const [tenants, breakers] = await Promise.all([api('GET', '/v1/tenants'), api('GET', '/v1/breakers')]);
+      const [tenants, breakers, health, dead] = await Promise.all([api('GET', '/v1/tenants'), api('GET', '/v1/breakers'),
+        optional(api('GET', '/v1/webhooks/health')), optional(api('GET', '/v1/webhooks/dead?limit=100'))]);
       const series = await Promise.all(tenants.tenants.map((t) =>
         api('GET', '/v1/tenants/' + encodeURIComponent(t.id) + '/series').then((s) => s.points, () => [])));
       render(tenants, breakers.breakers, series);
+      renderHooks(health, dead);
       showMain();
       $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
     } catch (e) {
@@ -194,6 +270,9 @@
     $('login').hidden = false;
     $('login-error').textContent = msg;
     $('tenants').tBodies[0].replaceChildren();
+    $('webhooks').hidden = true;
+    $('hooks').tBodies[0].replaceChildren();
+    $('dead').tBodies[0].replaceChildren();
   }
 
   function showMain() {
