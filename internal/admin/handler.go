@@ -41,6 +41,9 @@ type Options struct {
 	Breakers     Breakers
 	Suppressions Suppressions
 	Audit        Audit
+	// TenantEntries, when set, serves the tenants of the API
+	// (tenantentries.go).
+	TenantEntries TenantEntries
 
 	// AdminTokens are the tokens accepted on /v1/ and /metrics; replace
 	// them at run time with SetAdminTokens. Sending tokens are never
@@ -74,6 +77,7 @@ type Handler struct {
 	breakers     Breakers
 	suppressions Suppressions
 	audit        Audit
+	entries      TenantEntries
 	log          *slog.Logger
 	now          func() time.Time
 
@@ -105,7 +109,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{
 		tokens: opts.Tokens, tenants: opts.Tenants, breakers: opts.Breakers,
-		suppressions: opts.Suppressions, audit: opts.Audit,
+		suppressions: opts.Suppressions, audit: opts.Audit, entries: opts.TenantEntries,
 		log: opts.Logger, now: opts.Now,
 		maxBody: opts.MaxBodyBytes, maxImport: opts.MaxImportBytes, maxLines: opts.MaxImportLines,
 		callTimeout: opts.CallTimeout, bulkTimeout: opts.BulkTimeout,
@@ -144,6 +148,9 @@ func New(opts Options) (*Handler, error) {
 		m.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics, promhttp.HandlerOpts{}))
 	}
 	h.routes(m)
+	if h.entries != nil {
+		h.tenantEntryRoutes(m)
+	}
 	h.mux = m
 	return h, nil
 }
@@ -259,7 +266,9 @@ type apiError struct {
 	Code    string      `json:"code"`
 	Message string      `json:"message"`
 	Lines   []LineError `json:"lines,omitempty"`
-	cause   error
+	// Problems lists every problem of a tenant entry.
+	Problems []string `json:"problems,omitempty"`
+	cause    error
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }

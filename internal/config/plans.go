@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -197,4 +198,14 @@ func ParseTenant(data []byte, file *Policy) (*Tenant, error) {
 func (t *Tenant) Build() (*gateway.Tenant, []auth.Entry) {
 	ts, es := (&Policy{Tenants: []Tenant{*t}}).Build()
 	return ts[0], es
+}
+
+// TenantJSON returns a tenant entry (JSON or YAML, valid: ParseTenant
+// accepted it) as compact JSON, the form the store keeps.
+func TenantJSON(data []byte) ([]byte, error) {
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
 }

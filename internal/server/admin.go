@@ -32,7 +32,10 @@ type adminOptions struct {
 	Registry *auth.Registry
 	Limiter  *limiter.Shared
 	Metrics  prometheus.Gatherer // served at /metrics
-	Logger   *slog.Logger
+	// OnApply is told after every apply of the store's admin state (the
+	// feedback side's view of the API tenants).
+	OnApply func(apiTenants)
+	Logger  *slog.Logger
 }
 
 // adminSide is the admin API and dashboard of one serve process, on its
@@ -48,19 +51,22 @@ type adminSide struct {
 	srv       *http.Server // nil: no listener
 	addr      string
 	tokenPath string // the laptop's admin-token file
+	onApply   func(apiTenants)
+	// policyPath names the policy file in the API's messages.
+	policyPath string
 }
 
 // newAdmin builds the admin backend and handler, applies the store's
 // tokens once (before the first message), then listens.
 func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
-	a := &adminSide{log: o.Logger, enabled: o.Addr != "", dataDir: o.DataDir, registry: o.Registry, limiter: o.Limiter}
+	a := &adminSide{log: o.Logger, enabled: o.Addr != "", dataDir: o.DataDir, registry: o.Registry, limiter: o.Limiter, onApply: o.OnApply, policyPath: o.Policy.path}
 	breakers := o.Breakers
 	if breakers == nil {
 		breakers = storeadmin.NoBreakers{}
 	}
 	var err error
 	a.backend, err = storeadmin.New(storeadmin.Options{Store: o.Store, Breakers: breakers, Logger: o.Logger},
-		&storeadmin.Policy{Tenants: o.Policy.tenants, Entries: o.Policy.entries})
+		&storeadmin.Policy{Tenants: o.Policy.tenants, Entries: o.Policy.entries, File: o.Policy.file, FilePath: o.Policy.path})
 	if err != nil {
 		return nil, err
 	}
@@ -70,12 +76,19 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 	}
 	a.handler, err = admin.New(admin.Options{
 		Tokens: a.backend.Tokens(), Tenants: a.backend.Tenants(), Suppressions: a.backend.Suppressions(), Audit: a.backend.Audit(),
-		Breakers:    breakers,
+		Breakers: breakers, TenantEntries: a.backend.TenantEntries(),
 		AdminTokens: adminTokens, Metrics: o.Metrics, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
+	// The API tenants before the first message (their tokens resolve to
+	// them); what is not read now is read by the watch.
+	sctx, scancel := context.WithTimeout(ctx, apiTenantsStartTimeout)
+	if err := a.backend.SyncTenants(sctx); err != nil {
+		a.log.Warn("API tenants not all loaded at start; the rest follow", "err", err.Error())
+	}
+	scancel()
 	actx, acancel := context.WithTimeout(ctx, 2*time.Second)
 	err = a.apply(actx)
 	acancel()
@@ -103,6 +116,10 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 	return a, nil
 }
 
+// apiTenantsStartTimeout bounds the first read of the API tenants at start
+// (100,000 of them take a few seconds).
+const apiTenantsStartTimeout = 2 * time.Minute
+
 // apply brings the process in line with the store's admin state: the
 // token table (policy tokens + store tokens - revocations) and no cached
 // refusal older than the change (an unfreeze is seen at once).
@@ -113,6 +130,9 @@ func (a *adminSide) apply(ctx context.Context) error {
 	}
 	a.registry.Replace(entries)
 	a.limiter.ForgetCached()
+	if a.onApply != nil {
+		a.onApply(a.backend)
+	}
 	return nil
 }
 
@@ -123,7 +143,7 @@ func (a *adminSide) watch(ctx context.Context) { a.backend.Watch(ctx, a.apply) }
 // store's, its admin tokens. It returns the number of admin tokens.
 func (a *adminSide) setPolicy(ctx context.Context, p *config.Policy, tenants []*gateway.Tenant, entries []auth.Entry) int {
 	adminTokens, _ := a.tokensOf(p)
-	a.backend.SetPolicy(&storeadmin.Policy{Tenants: tenants, Entries: entries})
+	a.backend.SetPolicy(&storeadmin.Policy{Tenants: tenants, Entries: entries, File: p, FilePath: a.policyPath})
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	err := a.apply(cctx)
 	cancel()

@@ -169,7 +169,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	srv.onClose(srv.front.close)
 	srv.admin, err = newAdmin(ctx, adminOptions{
 		Addr: s.AdminAddr, DataDir: s.DataDir, Store: ops, Breakers: fb.breakers(), Policy: pol,
-		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log,
+		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log, OnApply: fb.apiTenantsApplied,
 	})
 	if err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ import (
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/limiter/guard"
 	"github.com/sesgate/sesgate/limiter/store"
@@ -42,6 +43,7 @@ import (
 type Store interface {
 	store.Store
 	store.Ops
+	store.TenantStore
 }
 
 // Policy is the part of the running policy the backend reads: the tenants
@@ -49,6 +51,13 @@ type Store interface {
 type Policy struct {
 	Tenants []*gateway.Tenant
 	Entries []auth.Entry
+	// File is the policy file (nil: none): its plans apply to the API
+	// tenants (tenants.go); FilePath names it in messages.
+	File     *config.Policy
+	FilePath string
+
+	byID      map[string]*gateway.Tenant // set by SetPolicy
+	sortedIDs []string
 }
 
 // Options configure a Backend. Store is required.
@@ -77,6 +86,8 @@ type Backend struct {
 	timeout time.Duration
 	policy  atomic.Pointer[Policy]
 	brk     admin.Breakers
+	ts      store.TenantStore
+	api     apiTenants
 }
 
 // New builds a Backend serving policy p.
@@ -84,7 +95,7 @@ func New(opts Options, p *Policy) (*Backend, error) {
 	if opts.Store == nil {
 		return nil, errors.New("storeadmin: Store is required")
 	}
-	b := &Backend{st: opts.Store, log: opts.Logger, now: opts.Now, brk: opts.Breakers, kick: make(chan struct{}, 1), keep: opts.AuditKeep, poll: opts.PollEvery, timeout: opts.CallTimeout}
+	b := &Backend{st: opts.Store, ts: opts.Store, api: apiTenants{byID: map[string]*apiTenant{}}, log: opts.Logger, now: opts.Now, brk: opts.Breakers, kick: make(chan struct{}, 1), keep: opts.AuditKeep, poll: opts.PollEvery, timeout: opts.CallTimeout}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,8 +115,31 @@ func New(opts Options, p *Policy) (*Backend, error) {
 	return b, nil
 }
 
-// SetPolicy swaps the policy (a reload).
-func (b *Backend) SetPolicy(p *Policy) { b.policy.Store(p) }
+// SetPolicy swaps the policy (a reload): the file's tenants, and the API
+// tenants whose plan changed are decoded again. An API tenant whose id the
+// file now uses is shadowed (the file wins) and logged.
+func (b *Backend) SetPolicy(p *Policy) {
+	np := *p
+	np.byID = make(map[string]*gateway.Tenant, len(p.Tenants))
+	np.sortedIDs = make([]string, 0, len(p.Tenants))
+	for _, t := range p.Tenants {
+		np.byID[t.ID] = t
+		np.sortedIDs = append(np.sortedIDs, t.ID)
+	}
+	slices.Sort(np.sortedIDs)
+	old := b.policy.Swap(&np)
+	if old == nil {
+		return
+	}
+	b.replan(old.File, np.File)
+	b.api.mu.RLock()
+	for id := range b.api.byID {
+		if np.byID[id] != nil {
+			b.log.Warn("API tenant shadowed: the policy file defines the same id and wins", "tenant", id, "file", np.FilePath)
+		}
+	}
+	b.api.mu.RUnlock()
+}
 
 // Tokens returns the admin.Tokens view.
 func (b *Backend) Tokens() admin.Tokens { return tokensView{b} }
@@ -119,14 +153,18 @@ func (b *Backend) Suppressions() admin.Suppressions { return suppressionsView{b}
 // Audit returns the admin.Audit view.
 func (b *Backend) Audit() admin.Audit { return auditView{b} }
 
+// tenant returns the served tenant id: the file's, else the API's.
 func (b *Backend) tenant(id string) *gateway.Tenant {
-	for _, t := range b.policy.Load().Tenants {
-		if t.ID == id {
-			return t
-		}
+	if t := b.fileTenant(id); t != nil {
+		return t
+	}
+	if a, ok := b.apiTenant(id); ok {
+		return a.gt
 	}
 	return nil
 }
+
+func (b *Backend) fileTenant(id string) *gateway.Tenant { return b.policy.Load().byID[id] }
 
 // bump announces a change to every replica and applies it here.
 func (b *Backend) bump(ctx context.Context) error {
@@ -153,6 +191,9 @@ type tokensView struct{ *Backend }
 // Entries returns the token table of the authenticator: the policy file's
 // tokens and the store's, without revoked ones, with rotation deadlines.
 func (b *Backend) Entries(ctx context.Context) ([]auth.Entry, error) {
+	if err := b.SyncTenants(ctx); err != nil {
+		return nil, err
+	}
 	recs, err := b.st.ListTokens(ctx)
 	if err != nil {
 		return nil, err
