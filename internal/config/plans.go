@@ -26,6 +26,12 @@ type Plan struct {
 	Breaker *Breaker `yaml:"breaker"`
 }
 
+// The keys of Limits and Breaker, computed once (read-only).
+var (
+	limitKeys       = yamlFields(reflect.TypeFor[Limits]())
+	breakerOverKeys = yamlFields(reflect.TypeFor[Breaker]())
+)
+
 // written reports whether the policy text sets the key at path.
 func (d *decoder) written(path string) bool { _, ok := d.pos[path]; return ok }
 
@@ -34,8 +40,6 @@ func (d *decoder) written(path string) bool { _, ok := d.pos[path]; return ok }
 // on top. A plan that does not exist is a problem at the tenant's plan key.
 func (p *Policy) resolvePlans(written func(string) bool) []problem {
 	var probs []problem
-	limitKeys := yamlFields(reflect.TypeFor[Limits]())
-	breakerKeys := yamlFields(reflect.TypeFor[Breaker]())
 	for i := range p.Tenants {
 		t := &p.Tenants[i]
 		if t.Plan == "" {
@@ -67,7 +71,7 @@ func (p *Policy) resolvePlans(written func(string) bool) []problem {
 		brk := *pl.Breaker
 		if t.Breaker != nil {
 			own, eff := reflect.ValueOf(t.Breaker).Elem(), reflect.ValueOf(&brk).Elem()
-			for key, idx := range breakerKeys {
+			for key, idx := range breakerOverKeys {
 				if written(tp + ".breaker." + key) {
 					eff.FieldByIndex(idx).Set(own.FieldByIndex(idx))
 				}

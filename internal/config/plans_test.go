@@ -176,3 +176,21 @@ func TestParseTenant(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseTenant is the cost of decoding one API tenant (a replica
+// decodes each at start and at each change).
+func BenchmarkParseTenant(b *testing.B) {
+	file, err := Parse([]byte(plansDoc))
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec := []byte(`{"id":"t1","identities":["*"],"plan":"basic","limits":{"max_recipients":10}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		t, err := ParseTenant(spec, file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t.Build()
+	}
+}

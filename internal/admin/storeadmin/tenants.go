@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -68,13 +69,7 @@ func (b *Backend) SyncTenants(ctx context.Context) error {
 		if len(recs) == 0 {
 			return nil
 		}
-		file := b.policy.Load().File
-		built := make([]*apiTenant, len(recs))
-		for i, r := range recs {
-			if !r.Deleted {
-				built[i] = b.decodeAPI(r, file)
-			}
-		}
+		built := b.decodeAll(recs, b.policy.Load().File)
 		t.mu.Lock()
 		for i, r := range recs {
 			_, had := t.byID[r.ID]
@@ -93,6 +88,25 @@ func (b *Backend) SyncTenants(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// decodeAll decodes the live records of recs on every CPU (100,000
+// tenants at start); tombstones stay nil.
+func (b *Backend) decodeAll(recs []store.TenantRecord, file *config.Policy) []*apiTenant {
+	built := make([]*apiTenant, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(recs)/64))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(recs); i += workers {
+				if !recs[i].Deleted {
+					built[i] = b.decodeAPI(recs[i], file)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return built
 }
 
 // decodeAPI decodes a stored entry against the file's plans. An entry that
@@ -150,10 +164,11 @@ func (b *Backend) replan(old, cur *config.Policy) {
 	if len(redo) == 0 {
 		return
 	}
-	built := make([]*apiTenant, len(redo))
+	recs := make([]store.TenantRecord, len(redo))
 	for i, a := range redo {
-		built[i] = b.decodeAPI(a.rec, cur)
+		recs[i] = a.rec
 	}
+	built := b.decodeAll(recs, cur)
 	t.mu.Lock()
 	for _, a := range built {
 		if cur, ok := t.byID[a.rec.ID]; ok && cur.rec.Version == a.rec.Version {
