@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ type RegistryOptions struct {
 // Registry authenticates tokens. It implements gateway.Authenticator.
 type Registry struct {
 	table atomic.Pointer[map[string]Entry]
+	write sync.Mutex // Replace and Patch, one at a time
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -89,6 +91,24 @@ func NewRegistry(opts RegistryOptions) *Registry {
 func (r *Registry) Replace(entries []Entry) {
 	m := make(map[string]Entry, len(entries))
 	for _, e := range entries {
+		m[e.Record.KeyID] = e
+	}
+	r.write.Lock()
+	r.table.Store(&m)
+	r.write.Unlock()
+}
+
+// Patch sets the entries of set and drops the key ids of remove, in one
+// swap of a copy of the table: one change among 100,000 tokens costs a
+// copy of the map, not a rebuild of every entry.
+func (r *Registry) Patch(set []Entry, remove []string) {
+	r.write.Lock()
+	defer r.write.Unlock()
+	m := maps.Clone(*r.table.Load())
+	for _, k := range remove {
+		delete(m, k)
+	}
+	for _, e := range set {
 		m[e.Record.KeyID] = e
 	}
 	r.table.Store(&m)

@@ -65,7 +65,7 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 		breakers = storeadmin.NoBreakers{}
 	}
 	var err error
-	a.backend, err = storeadmin.New(storeadmin.Options{Store: o.Store, Breakers: breakers, Logger: o.Logger},
+	a.backend, err = storeadmin.New(storeadmin.Options{Store: o.Store, Breakers: breakers, Logger: o.Logger, CallTimeout: watchTimeout},
 		&storeadmin.Policy{Tenants: o.Policy.tenants, Entries: o.Policy.entries, File: o.Policy.file, FilePath: o.Policy.path})
 	if err != nil {
 		return nil, err
@@ -84,12 +84,7 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 	}
 	// The API tenants before the first message (their tokens resolve to
 	// them); what is not read now is read by the watch.
-	sctx, scancel := context.WithTimeout(ctx, apiTenantsStartTimeout)
-	if err := a.backend.SyncTenants(sctx); err != nil {
-		a.log.Warn("API tenants not all loaded at start; the rest follow", "err", err.Error())
-	}
-	scancel()
-	actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+	actx, acancel := context.WithTimeout(ctx, apiTenantsStartTimeout)
 	err = a.apply(actx)
 	acancel()
 	if err != nil {
@@ -116,19 +111,21 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 	return a, nil
 }
 
-// apiTenantsStartTimeout bounds the first read of the API tenants at start
-// (100,000 of them take a few seconds).
-const apiTenantsStartTimeout = 2 * time.Minute
+// apiTenantsStartTimeout bounds the first apply of the store's admin state
+// at start (the API tenants and tokens; 100,000 of them take seconds), and
+// watchTimeout each later one (the token table is read whole).
+const (
+	apiTenantsStartTimeout = 2 * time.Minute
+	watchTimeout           = 10 * time.Second
+)
 
 // apply brings the process in line with the store's admin state: the
 // token table (policy tokens + store tokens - revocations) and no cached
 // refusal older than the change (an unfreeze is seen at once).
 func (a *adminSide) apply(ctx context.Context) error {
-	entries, err := a.backend.Entries(ctx)
-	if err != nil {
+	if err := a.backend.ApplyTo(ctx, a.registry); err != nil {
 		return err
 	}
-	a.registry.Replace(entries)
 	a.limiter.ForgetCached()
 	if a.onApply != nil {
 		a.onApply(a.backend)

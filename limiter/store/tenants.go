@@ -75,3 +75,22 @@ type TenantStore interface {
 
 // PageLimit clamps a page size to 1..MaxTenantPage.
 func PageLimit(limit int) int { return min(max(limit, 1), MaxTenantPage) }
+
+// TokenChange is a token record (without LastUsed) with the version of its
+// last change.
+type TokenChange struct {
+	Version int64
+	TokenRecord
+}
+
+// TokenLog is the change log of the token records of Ops: CreateToken,
+// RevokeToken and ExpireToken stamp the key id with the next version of
+// one counter (TouchTokens does not), so that a replica with 100,000
+// tokens reads only what changed since it last looked.
+type TokenLog interface {
+	// TokenVersion is the version of the last change.
+	TokenVersion(ctx context.Context) (int64, error)
+	// ChangedTokens returns up to limit records changed after since, by
+	// version, each key id once (at its last change).
+	ChangedTokens(ctx context.Context, since int64, limit int) ([]TokenChange, error)
+}

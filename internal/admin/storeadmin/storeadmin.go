@@ -44,6 +44,7 @@ type Store interface {
 	store.Store
 	store.Ops
 	store.TenantStore
+	store.TokenLog
 }
 
 // Policy is the part of the running policy the backend reads: the tenants
@@ -58,6 +59,7 @@ type Policy struct {
 
 	byID      map[string]*gateway.Tenant // set by SetPolicy
 	sortedIDs []string
+	entryOf   map[string]auth.Entry // key id -> Entries' entry
 }
 
 // Options configure a Backend. Store is required.
@@ -88,6 +90,9 @@ type Backend struct {
 	brk     admin.Breakers
 	ts      store.TenantStore
 	api     apiTenants
+	toks    tokenCache   // the authenticator's view of the store's tokens
+	applied applied      // ApplyTo's state (apply.go)
+	decoded atomic.Int64 // API tenant entries decoded (tests count them)
 }
 
 // New builds a Backend serving policy p.
@@ -95,7 +100,7 @@ func New(opts Options, p *Policy) (*Backend, error) {
 	if opts.Store == nil {
 		return nil, errors.New("storeadmin: Store is required")
 	}
-	b := &Backend{st: opts.Store, ts: opts.Store, api: apiTenants{byID: map[string]*apiTenant{}}, log: opts.Logger, now: opts.Now, brk: opts.Breakers, kick: make(chan struct{}, 1), keep: opts.AuditKeep, poll: opts.PollEvery, timeout: opts.CallTimeout}
+	b := &Backend{st: opts.Store, ts: opts.Store, api: apiTenants{byID: map[string]*apiTenant{}, pending: map[string]bool{}}, log: opts.Logger, now: opts.Now, brk: opts.Breakers, kick: make(chan struct{}, 1), keep: opts.AuditKeep, poll: opts.PollEvery, timeout: opts.CallTimeout}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -127,6 +132,10 @@ func (b *Backend) SetPolicy(p *Policy) {
 		np.sortedIDs = append(np.sortedIDs, t.ID)
 	}
 	slices.Sort(np.sortedIDs)
+	np.entryOf = make(map[string]auth.Entry, len(p.Entries))
+	for _, e := range p.Entries {
+		np.entryOf[e.Record.KeyID] = e
+	}
 	old := b.policy.Swap(&np)
 	if old == nil {
 		return
@@ -190,41 +199,39 @@ type tokensView struct{ *Backend }
 
 // Entries returns the token table of the authenticator: the policy file's
 // tokens and the store's, without revoked ones, with rotation deadlines.
+// ApplyTo keeps a table in step with it, patching what changed.
 func (b *Backend) Entries(ctx context.Context) ([]auth.Entry, error) {
 	if err := b.SyncTenants(ctx); err != nil {
 		return nil, err
 	}
-	recs, err := b.st.ListTokens(ctx)
+	recs, err := b.tokenRecords(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := b.policy.Load()
+	return b.entriesLocked(b.policy.Load(), recs), nil
+}
+
+// entriesLocked builds the whole table of policy p from the token records.
+func (b *Backend) entriesLocked(p *Policy, recs []store.TokenRecord) []auth.Entry {
 	byID := make(map[string]store.TokenRecord, len(recs))
 	for _, r := range recs {
 		byID[r.KeyID] = r
 	}
 	out := make([]auth.Entry, 0, len(p.Entries)+len(recs))
 	for _, e := range p.Entries {
-		r, ok := byID[e.Record.KeyID]
-		if ok && !r.Revoked.IsZero() {
-			continue
+		if e, ok := b.entryFor(p, e.Record.KeyID, byID); ok {
+			out = append(out, e)
 		}
-		e.Expires = r.Expires
-		out = append(out, e)
-		delete(byID, e.Record.KeyID)
 	}
 	for _, r := range recs {
-		if _, left := byID[r.KeyID]; !left || r.SHA256 == "" || !r.Revoked.IsZero() {
+		if _, inPolicy := p.entryOf[r.KeyID]; inPolicy {
 			continue
 		}
-		t := b.tenant(r.Tenant)
-		h, err := auth.ParseHash(r.SHA256)
-		if t == nil || err != nil {
-			continue // tenant gone from the policy, or a damaged record
+		if e, ok := b.entryFor(p, r.KeyID, byID); ok {
+			out = append(out, e)
 		}
-		out = append(out, auth.Entry{Record: auth.Record{KeyID: r.KeyID, Hash: h, Tenant: r.Tenant}, Tenant: t, Expires: r.Expires})
 	}
-	return out, nil
+	return out
 }
 
 func (v tokensView) List(ctx context.Context) ([]admin.TokenInfo, error) {

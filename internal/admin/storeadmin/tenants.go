@@ -47,6 +47,8 @@ type apiTenants struct {
 	applied int64 // the store version applied up to
 	idsGen  int64 // bumped when an id comes or goes (the account guard's list)
 	sync    sync.Mutex
+	// pending are the ids changed since ApplyTo last took them.
+	pending map[string]bool
 }
 
 // syncPage is how many changed records one store call reads.
@@ -81,6 +83,7 @@ func (b *Backend) SyncTenants(ctx context.Context) error {
 			if had != !r.Deleted {
 				t.idsGen++
 			}
+			t.pending[r.ID] = true
 			t.applied = max(t.applied, r.Version)
 		}
 		t.mu.Unlock()
@@ -114,6 +117,7 @@ func (b *Backend) decodeAll(recs []store.TenantRecord, file *config.Policy) []*a
 // not served; it is logged.
 func (b *Backend) decodeAPI(r store.TenantRecord, file *config.Policy) *apiTenant {
 	at := &apiTenant{rec: r}
+	b.decoded.Add(1)
 	ct, err := config.ParseTenant(r.Spec, file)
 	if err != nil {
 		at.problem = oneLine(err)

@@ -14,4 +14,5 @@ func TestTenants(t *testing.T) {
 	}
 	defer s.Close()
 	storetest.RunTenants(t, s)
+	storetest.RunTokenLog(t, s)
 }

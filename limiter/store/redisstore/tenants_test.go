@@ -29,6 +29,7 @@ func TestTenants(t *testing.T) {
 			}
 			defer s.Close()
 			storetest.RunTenants(t, s)
+			storetest.RunTokenLog(t, s)
 		})
 	}
 }

@@ -151,3 +151,51 @@ func RunTenants(t *testing.T, s store.TenantStore) {
 		}
 	})
 }
+
+// TokenLogStore is a store with the token change log.
+type TokenLogStore interface {
+	store.Ops
+	store.TokenLog
+}
+
+// RunTokenLog checks store.TokenLog on s: the token writes of Ops stamp
+// their key id with the next version, each key id is listed once at its
+// last change, a refused write changes nothing.
+func RunTokenLog(t *testing.T, s TokenLogStore) {
+	ctx := context.Background()
+	at := Start
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	v0, err := s.TokenVersion(ctx)
+	must(err)
+	must(s.CreateToken(ctx, store.TokenRecord{KeyID: "logaaaaaaa", Tenant: "t1", SHA256: "00ff", Created: at}))
+	must(s.CreateToken(ctx, store.TokenRecord{KeyID: "logbbbbbbb", Tenant: "t2", SHA256: "11ee", Created: at}))
+	must(s.RevokeToken(ctx, "logaaaaaaa", at.Add(time.Minute)))
+	must(s.ExpireToken(ctx, "logbbbbbbb", at.Add(time.Hour)))
+	must(s.TouchTokens(ctx, map[string]time.Time{"logbbbbbbb": at.Add(2 * time.Minute)}))
+	if err := s.CreateToken(ctx, store.TokenRecord{KeyID: "logaaaaaaa", Tenant: "x", SHA256: "22dd", Created: at}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	if v, err := s.TokenVersion(ctx); err != nil || v != v0+4 {
+		t.Fatalf("version %d, %v; want %d", v, err, v0+4)
+	}
+	got, err := s.ChangedTokens(ctx, v0, 10)
+	must(err)
+	want := []store.TokenChange{
+		{Version: v0 + 3, TokenRecord: store.TokenRecord{KeyID: "logaaaaaaa", Tenant: "t1", SHA256: "00ff", Created: at, Revoked: at.Add(time.Minute)}},
+		{Version: v0 + 4, TokenRecord: store.TokenRecord{KeyID: "logbbbbbbb", Tenant: "t2", SHA256: "11ee", Created: at, Expires: at.Add(time.Hour)}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("changed since %d:\n got %v\nwant %v", v0, got, want)
+	}
+	if got, err := s.ChangedTokens(ctx, v0, 1); err != nil || len(got) != 1 || got[0].KeyID != "logaaaaaaa" {
+		t.Fatalf("limit 1: %v %v", got, err)
+	}
+	if got, err := s.ChangedTokens(ctx, v0+3, 10); err != nil || len(got) != 1 || got[0].KeyID != "logbbbbbbb" {
+		t.Fatalf("since %d: %v %v", v0+3, got, err)
+	}
+}
