@@ -306,3 +306,41 @@ func TestGuessingBoundPerHour(t *testing.T) {
 		t.Fatalf("bound exceeded: %d, %d (want <= 610 each)", verifiedSecrets, triedKeyIDs)
 	}
 }
+
+// TestRegistryPatch: Patch sets and removes entries in place of a whole
+// Replace, through the overlay and after it is folded into the base.
+func TestRegistryPatch(t *testing.T) {
+	ten := &gateway.Tenant{ID: "a"}
+	mint := func() (Minted, Entry) { m := NewToken("a"); return m, Entry{Record: m.Record, Tenant: ten} }
+	m1, e1 := mint()
+	r := NewRegistry(RegistryOptions{Entries: []Entry{e1}})
+	ok := func(m Minted) bool {
+		_, err := r.Authenticate(context.Background(), "", m.Token, netip.MustParseAddr("192.0.2.1"))
+		return err == nil
+	}
+	var minted []Minted
+	for i := range maxOverlay + 10 { // past the fold
+		m, e := mint()
+		r.Patch([]Entry{e}, nil)
+		minted = append(minted, m)
+		if i == 5 {
+			r.Patch(nil, []string{m1.Record.KeyID})
+		}
+	}
+	if ok(m1) {
+		t.Error("a removed token still authenticates")
+	}
+	for i, m := range minted {
+		if !ok(m) {
+			t.Fatalf("patched token %d does not authenticate", i)
+		}
+	}
+	r.Patch(nil, []string{minted[3].Record.KeyID})
+	if ok(minted[3]) || !ok(minted[4]) {
+		t.Error("remove after the fold")
+	}
+	r.Replace([]Entry{e1})
+	if !ok(m1) || ok(minted[4]) {
+		t.Error("Replace after patches")
+	}
+}

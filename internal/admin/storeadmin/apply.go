@@ -35,7 +35,7 @@ func (b *Backend) ApplyTo(ctx context.Context, table TokenTable) error {
 	if err := b.SyncTenants(ctx); err != nil {
 		return err
 	}
-	if _, err := b.tokenRecords(ctx); err != nil {
+	if err := b.syncTokens(ctx); err != nil {
 		return err
 	}
 	// Take what changed (under the locks of each), then resolve.

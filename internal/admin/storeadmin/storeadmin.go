@@ -15,6 +15,17 @@
 //   - A failed call changes nothing that was not already written; an
 //     unknown tenant is ErrNotFound before any write.
 //   - The audit log keeps the newest AuditKeep entries (default 10000).
+//   - Tenants of the API (tenants.go) are stored as their entries and
+//     decoded with the policy file's decoder against the file's plans; the
+//     served table is the file's tenants plus the API's, the file winning
+//     an id both define (the API tenant is shadowed: listed, logged, not
+//     served). A file tenant cannot be created, changed or deleted here.
+//     Deleting an API tenant revokes its tokens.
+//   - Each process applies only what changed (ApplyTo): the tenants and
+//     token records changed since its last versions (store.TenantStore,
+//     store.TokenLog), patched into the token table; the table is rebuilt
+//     whole after a reload and after the token cache's whole read (at
+//     start and every 5 minutes).
 package storeadmin
 
 import (

@@ -43,17 +43,33 @@ const tokenFullEvery = 5 * time.Minute
 // tokenRecords returns every token record (LastUsed as of the last whole
 // read: the authenticator does not need it).
 func (b *Backend) tokenRecords(ctx context.Context) ([]store.TokenRecord, error) {
+	if err := b.syncTokens(ctx); err != nil {
+		return nil, err
+	}
+	c := &b.toks
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]store.TokenRecord, 0, len(c.byID))
+	for _, r := range c.byID {
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// syncTokens brings the cache up to date: whole at the first call and
+// every tokenFullEvery, else the records changed since.
+func (b *Backend) syncTokens(ctx context.Context) error {
 	c := &b.toks
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if now := b.now(); c.byID == nil || now.Sub(c.loadedAt) >= tokenFullEvery || now.Before(c.loadedAt) {
 		pos, err := b.st.TokenVersion(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		recs, err := b.st.ListTokens(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		c.byID, c.byTenant = make(map[string]store.TokenRecord, len(recs)), map[string]map[string]bool{}
 		for _, r := range recs {
@@ -64,7 +80,7 @@ func (b *Backend) tokenRecords(ctx context.Context) ([]store.TokenRecord, error)
 	for {
 		changes, err := b.st.ChangedTokens(ctx, c.applied, syncPage)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, ch := range changes {
 			r := ch.TokenRecord
@@ -74,12 +90,7 @@ func (b *Backend) tokenRecords(ctx context.Context) ([]store.TokenRecord, error)
 			c.applied = max(c.applied, ch.Version)
 		}
 		if len(changes) < syncPage {
-			break
+			return nil
 		}
 	}
-	out := make([]store.TokenRecord, 0, len(c.byID))
-	for _, r := range c.byID {
-		out = append(out, r)
-	}
-	return out, nil
 }
