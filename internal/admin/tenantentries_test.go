@@ -107,7 +107,7 @@ func TestTenantEntriesAPI(t *testing.T) {
 	// Bad requests.
 	for _, r := range []struct {
 		method, path, ct, body string
-		status             int
+		status                 int
 	}{
 		{"POST", "/v1/tenants", "text/plain", `{}`, 415},
 		{"POST", "/v1/tenants?mint=1", "application/json", `{}`, 400},
