@@ -206,14 +206,15 @@ func (b *Backend) BreakerConfig(id string) (breaker.Config, bool) {
 }
 
 // APITenantIDs returns the ids of the served API tenants and a number
-// that changes when the set changes (so a caller redoes its list only
-// then).
+// that changes when the set of stored ones changes (so a caller redoes its
+// list only then; a reload redoes it anyway).
 func (b *Backend) APITenantIDs() ([]string, int64) {
 	b.api.mu.RLock()
 	defer b.api.mu.RUnlock()
+	file := b.policy.Load().byID
 	out := make([]string, 0, len(b.api.byID))
 	for id, a := range b.api.byID {
-		if a.gt != nil {
+		if a.gt != nil && file[id] == nil { // served: decoded, not shadowed
 			out = append(out, id)
 		}
 	}
