@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -304,5 +305,74 @@ func TestGuessingBoundPerHour(t *testing.T) {
 	// Burst 10, then one per 6 s: at most 10 + 600 in the hour each.
 	if verifiedSecrets > 610 || triedKeyIDs > 610 {
 		t.Fatalf("bound exceeded: %d, %d (want <= 610 each)", verifiedSecrets, triedKeyIDs)
+	}
+}
+
+// TestRegistryPatch: Patch sets and removes entries in place of a whole
+// Replace, through the overlay and after it is folded into the base.
+func TestRegistryPatch(t *testing.T) {
+	ten := &gateway.Tenant{ID: "a"}
+	mint := func() (Minted, Entry) { m := NewToken("a"); return m, Entry{Record: m.Record, Tenant: ten} }
+	m1, e1 := mint()
+	r := NewRegistry(RegistryOptions{Entries: []Entry{e1}})
+	ok := func(m Minted) bool {
+		_, err := r.Authenticate(context.Background(), "", m.Token, netip.MustParseAddr("192.0.2.1"))
+		return err == nil
+	}
+	var minted []Minted
+	for i := range maxOverlay + 10 { // past the fold
+		m, e := mint()
+		r.Patch([]Entry{e}, nil)
+		minted = append(minted, m)
+		if i == 5 {
+			r.Patch(nil, []string{m1.Record.KeyID})
+		}
+	}
+	if ok(m1) {
+		t.Error("a removed token still authenticates")
+	}
+	for i, m := range minted {
+		if !ok(m) {
+			t.Fatalf("patched token %d does not authenticate", i)
+		}
+	}
+	r.Patch(nil, []string{minted[3].Record.KeyID})
+	if ok(minted[3]) || !ok(minted[4]) {
+		t.Error("remove after the fold")
+	}
+	r.Replace([]Entry{e1})
+	if !ok(m1) || ok(minted[4]) {
+		t.Error("Replace after patches")
+	}
+}
+
+// BenchmarkAuthenticateTableSize: the cost of authenticating a token with
+// 10 and with 100,000 tokens in the table (and patches in the overlay):
+// what the size of the tenant table adds to every message.
+//
+//	go test -run '^$' -bench AuthenticateTableSize ./auth
+func BenchmarkAuthenticateTableSize(b *testing.B) {
+	for _, n := range []int{10, 100_000} {
+		b.Run(fmt.Sprintf("tokens=%d", n), func(b *testing.B) {
+			ten := &gateway.Tenant{ID: "a"}
+			entries := make([]Entry, n)
+			toks := make([]string, n)
+			for i := range entries {
+				m := NewToken("a")
+				entries[i], toks[i] = Entry{Record: m.Record, Tenant: ten}, m.Token
+			}
+			r := NewRegistry(RegistryOptions{Entries: entries})
+			for i := range 100 { // a live table has patches
+				r.Patch([]Entry{entries[i%n]}, nil)
+			}
+			src := netip.MustParseAddr("192.0.2.1")
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := r.Authenticate(ctx, "", toks[(i*7919)%n], src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

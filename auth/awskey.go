@@ -159,7 +159,7 @@ func (r *Registry) VerifyAWS(_ context.Context, akid string, src netip.Addr, che
 		known bool
 	)
 	if kid, ok := ParseAccessKeyID(akid); ok && r.awsKeys != nil {
-		e, known = (*r.table.Load())[kid]
+		e, known = r.table.Load().get(kid)
 		known = known && e.Record.IsAWSKey() && (e.Expires.IsZero() || r.now().Before(e.Expires))
 	}
 	if !known {

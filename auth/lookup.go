@@ -32,7 +32,7 @@ func (r *Registry) Lookup(ref string) *gateway.Tenant {
 	if err != nil {
 		return nil
 	}
-	e, found := (*r.table.Load())[kid]
+	e, found := r.table.Load().get(kid)
 	if !found || e.Record.Hash != h || (!e.Expires.IsZero() && !r.now().Before(e.Expires)) {
 		return nil
 	}

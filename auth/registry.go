@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,8 @@ type RegistryOptions struct {
 
 // Registry authenticates tokens. It implements gateway.Authenticator.
 type Registry struct {
-	table atomic.Pointer[map[string]Entry]
+	table atomic.Pointer[tokenTable]
+	write sync.Mutex // Replace and Patch, one at a time
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -91,13 +93,70 @@ func NewRegistry(opts RegistryOptions) *Registry {
 	return r
 }
 
+// tokenTable is the token table: a base map, rebuilt by Replace, and a
+// small overlay of the changes Patch made since (a nil entry: removed), so
+// that one change among 100,000 tokens copies the overlay, not the base.
+// Both maps are never written after the table is published.
+type tokenTable struct {
+	base map[string]Entry
+	over map[string]*Entry
+}
+
+// maxOverlay is how many patched key ids the overlay holds before Patch
+// folds it into a new base.
+const maxOverlay = 1024
+
+func (t *tokenTable) get(kid string) (Entry, bool) {
+	if e, ok := t.over[kid]; ok {
+		if e == nil {
+			return Entry{}, false
+		}
+		return *e, true
+	}
+	e, ok := t.base[kid]
+	return e, ok
+}
+
 // Replace swaps the whole token table; the next attempt sees the new one.
 func (r *Registry) Replace(entries []Entry) {
 	m := make(map[string]Entry, len(entries))
 	for _, e := range entries {
 		m[e.Record.KeyID] = e
 	}
-	r.table.Store(&m)
+	r.write.Lock()
+	r.table.Store(&tokenTable{base: m})
+	r.write.Unlock()
+}
+
+// Patch sets the entries of set and drops the key ids of remove, in one
+// swap: the changes go to a copy of the overlay (folded into a copy of the
+// base once it holds maxOverlay key ids), so one change costs about the
+// overlay, not a rebuild of every entry.
+func (r *Registry) Patch(set []Entry, remove []string) {
+	r.write.Lock()
+	defer r.write.Unlock()
+	cur := r.table.Load()
+	over := make(map[string]*Entry, len(cur.over)+len(set)+len(remove))
+	maps.Copy(over, cur.over)
+	for _, k := range remove {
+		over[k] = nil
+	}
+	for _, e := range set {
+		over[e.Record.KeyID] = &e
+	}
+	next := &tokenTable{base: cur.base, over: over}
+	if len(over) > maxOverlay {
+		base := maps.Clone(cur.base)
+		for k, e := range over {
+			if e == nil {
+				delete(base, k)
+			} else {
+				base[k] = *e
+			}
+		}
+		next = &tokenTable{base: base}
+	}
+	r.table.Store(next)
 }
 
 // Authenticate resolves token to its tenant. When username is not empty it
@@ -127,7 +186,7 @@ func (r *Registry) Authenticate(_ context.Context, username, token string, src n
 		known bool
 	)
 	if kid, ok := KeyID(token); ok {
-		e, known = (*r.table.Load())[kid]
+		e, known = r.table.Load().get(kid)
 	}
 	if !known {
 		if r.throttled(srcKey) {

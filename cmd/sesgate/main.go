@@ -57,6 +57,7 @@ func program() cli.Program {
 		}},
 		{Name: "probe", Args: "[--url URL]", About: "exit 0 when the gateway answers ready (for exec probes)", Run: probe},
 		{Name: "admin", Args: "...", About: "operate a running gateway through its admin API (sesgate admin help)", Run: adminCmd},
+		{Name: "tenant", Args: "create|list|get|update|delete ...", About: "manage tenants at run time through the admin API (= sesgate admin tenant ...)", Run: tenantCmd},
 	}}
 }
 
@@ -75,6 +76,11 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	return server.Run(ctx, server.Options{Settings: s, Logger: log, Banner: stderr})
+}
+
+// tenantCmd runs `sesgate tenant ...` as `sesgate admin tenant ...`.
+func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return adminCmd(ctx, append([]string{"tenant"}, args...), stdout, stderr)
 }
 
 // adminCmd runs `sesgate admin ...`: the client of the admin API (`sesgate

@@ -1,8 +1,11 @@
 // Package admin is the operator's side of sesgate: an HTTP API (and the
 // dashboard page in admin/dashboard) to list, mint, revoke and rotate sending
 // tokens, freeze and unfreeze a tenant or all sending (the kill switch),
-// inspect, reset or force open breakers, manage suppressions, and read the
-// audit log. The CLI (sesgate admin, package admin/adminclient) speaks to it.
+// inspect, reset or force open breakers, manage suppressions, read the
+// audit log, and create, update, list and delete tenants at run time
+// (tenantentries.go: TenantEntries, the entry in the policy file's shape;
+// a file tenant is 409 there, naming the file; a refused entry is 400
+// invalid_tenant with every problem in "problems"). The CLI (sesgate admin, package admin/adminclient) speaks to it.
 //
 // The Handler is mounted on its own listener (default 127.0.0.1:8026), never
 // on a sending listener. It reaches state only through the small interfaces

@@ -42,6 +42,9 @@ type Options struct {
 	Suppressions Suppressions
 	Audit        Audit
 	Webhooks     Webhooks // optional: the apps' webhook dead letters (and their health when it is also a WebhookHealthReader)
+	// TenantEntries, when set, serves the tenants of the API
+	// (tenantentries.go).
+	TenantEntries TenantEntries
 
 	// AdminTokens are the tokens accepted on /v1/ and /metrics; replace
 	// them at run time with SetAdminTokens. Sending tokens are never
@@ -82,6 +85,7 @@ type Handler struct {
 	audit        Audit
 	webhooks     Webhooks
 	health       WebhookHealthReader // the store's webhook health, when it has it
+	entries      TenantEntries
 	log          *slog.Logger
 	now          func() time.Time
 
@@ -113,7 +117,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{
 		tokens: opts.Tokens, awsKeys: opts.AWSKeys, tenants: opts.Tenants, breakers: opts.Breakers,
-		suppressions: opts.Suppressions, audit: opts.Audit, webhooks: opts.Webhooks,
+		suppressions: opts.Suppressions, audit: opts.Audit, webhooks: opts.Webhooks, entries: opts.TenantEntries,
 		log: opts.Logger, now: opts.Now,
 		maxBody: opts.MaxBodyBytes, maxImport: opts.MaxImportBytes, maxLines: opts.MaxImportLines,
 		callTimeout: opts.CallTimeout, bulkTimeout: opts.BulkTimeout,
@@ -152,6 +156,9 @@ func New(opts Options) (*Handler, error) {
 		m.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics, promhttp.HandlerOpts{}))
 	}
 	h.routes(m)
+	if h.entries != nil {
+		h.tenantEntryRoutes(m)
+	}
 	h.mux = m
 	return h, nil
 }
@@ -267,7 +274,9 @@ type apiError struct {
 	Code    string      `json:"code"`
 	Message string      `json:"message"`
 	Lines   []LineError `json:"lines,omitempty"`
-	cause   error
+	// Problems lists every problem of a tenant entry.
+	Problems []string `json:"problems,omitempty"`
+	cause    error
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }

@@ -114,10 +114,11 @@ func newEnv(t *testing.T, mod func(*admin.Options)) *env {
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "sesgate_test_total", Help: "test"}))
 	opts := admin.Options{
 		Tokens: be.Tokens(), Tenants: be.Tenants(), Breakers: g, Suppressions: be.Suppressions(), Audit: be.Audit(),
-		AdminTokens: []admin.AdminToken{{KeyID: adm.Record.KeyID, Hash: adm.Record.Hash, Name: "ops"}},
-		Metrics:     reg,
-		Logger:      slog.New(slog.NewJSONHandler(logs, nil)),
-		Now:         c.Now,
+		TenantEntries: be.TenantEntries(),
+		AdminTokens:   []admin.AdminToken{{KeyID: adm.Record.KeyID, Hash: adm.Record.Hash, Name: "ops"}},
+		Metrics:       reg,
+		Logger:        slog.New(slog.NewJSONHandler(logs, nil)),
+		Now:           c.Now,
 	}
 	if mod != nil {
 		mod(&opts)

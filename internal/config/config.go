@@ -30,6 +30,8 @@ type Policy struct {
 	SES     SES      `yaml:"ses"`
 	Store   Store    `yaml:"store"`
 	Tenants []Tenant `yaml:"tenants"`
+	// Plans are named limit templates tenants refer to (config/plans.go).
+	Plans map[string]Plan `yaml:"plans"`
 	// AdminTokens are the tokens of the admin API (hashed, like tenant
 	// tokens; `sesgate token new --admin --name NAME` prints one).
 	AdminTokens []AdminToken `yaml:"admin_tokens"`
@@ -135,6 +137,10 @@ type Tenant struct {
 	Breaker *Breaker `yaml:"breaker"`
 	// Webhooks tell the app what happened to its mail (config/webhooks.go).
 	Webhooks []Webhook `yaml:"webhooks"`
+	// Plan names the limit template (Policy.Plans) the tenant's limits and
+	// breaker settings start from; after Parse, Limits and Breaker hold
+	// the effective values.
+	Plan string `yaml:"plan"`
 }
 
 // Token is a stored token: key id and SHA-256, never the token itself; or
@@ -286,7 +292,9 @@ func Parse(data []byte) (*Policy, error) {
 	if d.budget < 0 {
 		return nil, errors.New("invalid YAML: its aliases (*name) and merge keys (<<) expand to too many values")
 	}
-	if probs := append(nonFinite(&root), d.report(p.validate())...); len(probs) > 0 {
+	checks := append(p.resolvePlans(d.written), p.validate()...)
+	checks = p.dropPlanEchoes(checks, d.written)
+	if probs := append(nonFinite(&root), d.report(checks)...); len(probs) > 0 {
 		return nil, &Error{Problems: probs}
 	}
 	return &p, nil
@@ -366,6 +374,7 @@ func (p *Policy) validate() []problem {
 	probs = append(probs, p.Store.validate()...)
 	probs = append(probs, p.validateFeedback()...)
 	probs = append(probs, p.validateWebhooks()...)
+	probs = append(probs, p.validatePlans()...)
 	if p.Metrics.MaxTenantLabels < 0 || p.Metrics.MaxTenantLabels > 10000 {
 		add("metrics.max_tenant_labels", "must be between 0 and 10000")
 	}

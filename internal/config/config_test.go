@@ -129,11 +129,11 @@ var badFiles = []struct {
 	{"unknown-and-types.bad.yml", `3 problem(s):
   ses.regoin (line 2): unknown key (want one of: region, endpoint, max_attempts, timeout, max_send_rate)
   tenants[0].limits.rate (line 7): want a number, got "fast"
-  tenants[0].colour (line 9): unknown key (want one of: id, tokens, identities, recipient_domains, source_cidrs, limits, ses, frozen, breaker, webhooks)`},
+  tenants[0].colour (line 9): unknown key (want one of: id, tokens, identities, recipient_domains, source_cidrs, limits, ses, frozen, breaker, webhooks, plan)`},
 	{"unknown.bad.yml", `4 problem(s):
   ses.regoin (line 2): unknown key (want one of: region, endpoint, max_attempts, timeout, max_send_rate)
   tenants[0].limits.rat_per (line 6): unknown key (want one of: rate, burst, max_recipients, max_message_size, rate_per, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, per_domain_burst, first_contact_window, shadow)
-  tenants[0].colour (line 7): unknown key (want one of: id, tokens, identities, recipient_domains, source_cidrs, limits, ses, frozen, breaker, webhooks)
+  tenants[0].colour (line 7): unknown key (want one of: id, tokens, identities, recipient_domains, source_cidrs, limits, ses, frozen, breaker, webhooks, plan)
   account_guard.bounce_rat (line 8): unknown key (want one of: enabled, window, min_sent, bounce_rate, warn_bounce_rate, fast_window, fast_bounce_rate, fast_min_bounces, complaint_window, complaint_min_sent, complaint_rate, warn_complaint_rate, complaint_burst, complaint_burst_window, open_for, max_open_for, force_after, force_window, probe_recipients, probe_hold, probe_max_bounces)`},
 	{"values.bad.yml", `12 problem(s):
   ses.max_attempts (line 2): must be between 0 and 10

@@ -80,6 +80,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		d.mapping(n, v, path, map[string]bool{})
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
+		if n.Kind != yaml.MappingNode {
+			d.wrongKind(n, t, path)
+			return
+		}
+		d.stringMap(n, v, path)
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.wrongKind(n, t, path)
@@ -99,6 +105,32 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	default:
 		d.leaf(n, v, path)
 	}
+}
+
+// stringMap decodes a mapping with names chosen by the operator (plans)
+// into the map v: each value strictly, a name set twice reported.
+func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
+	t := v.Type()
+	m := reflect.MakeMapWithSize(t, len(n.Content)/2)
+	first := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := resolve(n.Content[i]), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!null" || k.Value == "<<" {
+			d.add(path, k, "want names as keys, got %s", describeNode(k))
+			continue
+		}
+		p := joinKey(path, k.Value)
+		if f, dup := first[k.Value]; dup {
+			d.add(p, k, "set twice (first on line %d)", f.Line)
+			continue
+		}
+		first[k.Value] = k
+		d.at(p, k)
+		e := reflect.New(t.Elem()).Elem()
+		d.decode(val, e, p)
+		m.SetMapIndex(reflect.ValueOf(k.Value).Convert(t.Key()), e)
+	}
+	v.Set(m)
 }
 
 // resolve follows aliases to the node they name.
@@ -208,7 +240,7 @@ func describeType(t reflect.Type) string {
 		return "a whole number"
 	case reflect.Slice:
 		return "a list"
-	case reflect.Struct:
+	case reflect.Map, reflect.Struct:
 		return "key: value pairs"
 	}
 	return "another kind of value"

@@ -14,4 +14,14 @@
 // default it leaves. Validation sits next to each type. A valid Policy
 // builds immutable gateway.Tenants and the auth entries for the token
 // registry.
+//
+// Plans (plans.go) are named limit templates: a tenant with `plan: NAME`
+// starts from the plan's limits and breaker settings, and each key it
+// writes itself wins (known from the decoder's key positions, so a written
+// 0 wins too); after Parse a Tenant holds the effective values, checked by
+// the tenant checks, and a plan's own values are checked (with the same
+// checks) and reported once, at plans.NAME. ParseTenant decodes ONE tenant
+// entry (the admin API's tenants, JSON or YAML) with the very decoder and
+// checks of the file, so a key the file's tenants gain is accepted there
+// at once, with the same messages minus the "tenants[i]." prefix.
 package config

@@ -33,8 +33,11 @@ type adminOptions struct {
 	Registry *auth.Registry
 	Limiter  *limiter.Shared
 	Metrics  prometheus.Gatherer // served at /metrics
-	Logger   *slog.Logger
-	AWSKeys  *auth.AWSKeys // mints AWS keys; nil: none
+	// OnApply is told after every apply of the store's admin state (the
+	// feedback side's view of the API tenants).
+	OnApply func(apiTenants)
+	Logger  *slog.Logger
+	AWSKeys *auth.AWSKeys // mints AWS keys; nil: none
 }
 
 // adminSide is the admin API and dashboard of one serve process, on its
@@ -50,19 +53,22 @@ type adminSide struct {
 	srv       *http.Server // nil: no listener
 	addr      string
 	tokenPath string // the laptop's admin-token file
+	onApply   func(apiTenants)
+	// policyPath names the policy file in the API's messages.
+	policyPath string
 }
 
 // newAdmin builds the admin backend and handler, applies the store's
 // tokens once (before the first message), then listens.
 func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
-	a := &adminSide{log: o.Logger, enabled: o.Addr != "", dataDir: o.DataDir, registry: o.Registry, limiter: o.Limiter}
+	a := &adminSide{log: o.Logger, enabled: o.Addr != "", dataDir: o.DataDir, registry: o.Registry, limiter: o.Limiter, onApply: o.OnApply, policyPath: o.Policy.path}
 	breakers := o.Breakers
 	if breakers == nil {
 		breakers = storeadmin.NoBreakers{}
 	}
 	var err error
-	a.backend, err = storeadmin.New(storeadmin.Options{Store: o.Store, Breakers: breakers, Logger: o.Logger},
-		&storeadmin.Policy{Tenants: o.Policy.tenants, Entries: o.Policy.entries})
+	a.backend, err = storeadmin.New(storeadmin.Options{Store: o.Store, Breakers: breakers, Logger: o.Logger, CallTimeout: watchTimeout},
+		&storeadmin.Policy{Tenants: o.Policy.tenants, Entries: o.Policy.entries, File: o.Policy.file, FilePath: o.Policy.path})
 	if err != nil {
 		return nil, err
 	}
@@ -72,13 +78,15 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 	}
 	a.handler, err = admin.New(admin.Options{
 		Tokens: a.backend.Tokens(), Tenants: a.backend.Tenants(), Suppressions: a.backend.Suppressions(), Audit: a.backend.Audit(),
-		Breakers: breakers, Webhooks: o.Webhooks,
+		Breakers: breakers, Webhooks: o.Webhooks, TenantEntries: a.backend.TenantEntries(),
 		AdminTokens: adminTokens, Metrics: o.Metrics, Logger: o.Logger, AWSKeys: o.AWSKeys,
 	})
 	if err != nil {
 		return nil, err
 	}
-	actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+	// The API tenants before the first message (their tokens resolve to
+	// them); what is not read now is read by the watch.
+	actx, acancel := context.WithTimeout(ctx, apiTenantsStartTimeout)
 	err = a.apply(actx)
 	acancel()
 	if err != nil {
@@ -105,16 +113,25 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 	return a, nil
 }
 
+// apiTenantsStartTimeout bounds the first apply of the store's admin state
+// at start (the API tenants and tokens; 100,000 of them take seconds), and
+// watchTimeout each later one (the token table is read whole).
+const (
+	apiTenantsStartTimeout = 2 * time.Minute
+	watchTimeout           = 10 * time.Second
+)
+
 // apply brings the process in line with the store's admin state: the
 // token table (policy tokens + store tokens - revocations) and no cached
 // refusal older than the change (an unfreeze is seen at once).
 func (a *adminSide) apply(ctx context.Context) error {
-	entries, err := a.backend.Entries(ctx)
-	if err != nil {
+	if err := a.backend.ApplyTo(ctx, a.registry); err != nil {
 		return err
 	}
-	a.registry.Replace(entries)
 	a.limiter.ForgetCached()
+	if a.onApply != nil {
+		a.onApply(a.backend)
+	}
 	return nil
 }
 
@@ -125,7 +142,7 @@ func (a *adminSide) watch(ctx context.Context) { a.backend.Watch(ctx, a.apply) }
 // store's, its admin tokens. It returns the number of admin tokens.
 func (a *adminSide) setPolicy(ctx context.Context, p *config.Policy, tenants []*gateway.Tenant, entries []auth.Entry) int {
 	adminTokens, _ := a.tokensOf(p)
-	a.backend.SetPolicy(&storeadmin.Policy{Tenants: tenants, Entries: entries})
+	a.backend.SetPolicy(&storeadmin.Policy{Tenants: tenants, Entries: entries, File: p, FilePath: a.policyPath})
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	err := a.apply(cctx)
 	cancel()

@@ -63,6 +63,7 @@ type feedbackSide struct {
 	cfgs     breakerConfigs
 	windows  windowConfigs
 	log      *slog.Logger
+	api      apiBreakers // the tenants of the admin API (apitenants.go)
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -121,7 +122,7 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 		Store: gs, Tenants: f.cfgs.ids(), Account: account, Deny: o.Deny, Alerts: f.alerts, Notify: f.hooks,
 		Status: gs, StatusTTL: ev.MessageTTL,
 		Registerer: o.Registerer, Logger: o.Logger,
-		Config: f.cfgs.get, Windows: f.windows.get,
+		Config: f.breakerConfig, Windows: f.window,
 		SuppressionScope: ev.SuppressionScope, SuppressionTTL: ev.SuppressionTTL,
 	})
 	if err != nil {
@@ -157,7 +158,7 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 // (with a queue), both feeding the guard; the consumer is nil without a
 // queue.
 func (f *feedbackSide) eventInputs(ctx context.Context, ev config.Events, gs guardStore, o feedbackOptions) (*feedback.SQSConsumer, error) {
-	in, err := feedback.NewIngester(feedback.IngesterOptions{Processor: f.guard, Tenants: &f.cfgs, Lookup: f.remember})
+	in, err := feedback.NewIngester(feedback.IngesterOptions{Processor: f.guard, Tenants: knownTenants(f.breakerConfig), Lookup: f.remember})
 	if err != nil {
 		return nil, err
 	}
@@ -223,8 +224,25 @@ func (f *feedbackSide) breakers() admin.Breakers { return f.guard }
 func (f *feedbackSide) reload(p *config.Policy, tenants []*gateway.Tenant) {
 	f.cfgs.set(tenants, p)
 	f.windows.set(tenants, f.log)
-	f.guard.SetTenants(f.cfgs.ids())
-	f.hooks.SetEndpoints(p.Webhooks())
+	f.api.mu.Lock()
+	f.api.file = p.Webhooks()
+	f.hooks.SetEndpoints(f.api.file)
+	f.api.primed = false // the next apply sets the whole lists again
+	f.api.mu.Unlock()
+	if src := f.api.src.Load(); src != nil {
+		f.apiTenantsApplied(*src)
+	} else {
+		f.guard.SetTenants(f.cfgs.ids())
+	}
+}
+
+// breakerConfig is the breaker settings of a file tenant, else of an API
+// tenant.
+func (f *feedbackSide) breakerConfig(id string) (breaker.Config, bool) {
+	if c, ok := f.cfgs.get(id); ok {
+		return c, ok
+	}
+	return f.api.get(id)
 }
 
 // close stops the loops, writes the queued attribution records and stops
@@ -270,8 +288,12 @@ func (c *breakerConfigs) get(id string) (breaker.Config, bool) {
 
 func (c *breakerConfigs) ids() []string { return slices.Collect(maps.Keys(*c.m.Load())) }
 
+// knownTenants is the Ingester's set of known tenants: those with breaker
+// settings (the file's and the API's).
+type knownTenants func(string) (breaker.Config, bool)
+
 // KnownTenant implements feedback.TenantSet.
-func (c *breakerConfigs) KnownTenant(id string) bool { _, ok := c.get(id); return ok }
+func (k knownTenants) KnownTenant(id string) bool { _, ok := k(id); return ok }
 
 // snsVerifier is the strict verifier, or, with SESGATE_SNS_TRUST_CERT, one
 // whose fetcher answers every certificate URL that passed the URL checks

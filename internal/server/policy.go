@@ -16,6 +16,7 @@ import (
 // dev tenant.
 type startPolicy struct {
 	file         *config.Policy // nil: the dev tenant
+	path         string         // the file's path
 	tenants      []*gateway.Tenant
 	entries      []auth.Entry
 	devTokenPath string // the dev tenant's token file
@@ -30,7 +31,7 @@ func loadPolicy(configPath, dataDir string) (*startPolicy, error) {
 			return nil, err
 		}
 		tenants, entries := p.Build()
-		return &startPolicy{file: p, tenants: tenants, entries: entries}, nil
+		return &startPolicy{file: p, path: configPath, tenants: tenants, entries: entries}, nil
 	}
 	t, e, path, err := devTenant(dataDir)
 	if err != nil {

@@ -194,7 +194,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	srv.onClose(srv.front.close)
 	srv.admin, err = newAdmin(ctx, adminOptions{
 		Addr: s.AdminAddr, DataDir: s.DataDir, Store: ops, Breakers: fb.breakers(), Webhooks: fb.dead, Policy: pol,
-		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log, AWSKeys: awsKeys,
+		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log, AWSKeys: awsKeys, OnApply: fb.apiTenantsApplied,
 	})
 	if err != nil {
 		return nil, err

@@ -179,20 +179,15 @@ tenants:
 	return hs
 }
 
-// startGateway starts a gateway on the policy with the given data
-// directory and flags, retrying with new ports when one was taken.
-func startGateway(t *testing.T, dir, policy string, flags ...string) (*Server, *Settings) {
+// startHookGateway writes the policy into dir and starts a gateway on it
+// with the SES sink (startGateway).
+func startHookGateway(t *testing.T, dir, policy string, flags ...string) (*Server, *Settings) {
 	t.Helper()
 	path := filepath.Join(dir, "policy.yml")
 	if err := os.WriteFile(path, []byte(policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := testSettings(t, dir, append([]string{"--config", path, "--sink", "ses"}, flags...)...)
-	srv, err := Start(t.Context(), Options{Settings: s, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, s
+	return startGateway(t, dir, path, append([]string{"--sink", "ses"}, flags...)...)
 }
 
 // restartGateway starts a gateway again on s (same addresses and data).
@@ -293,7 +288,7 @@ func TestWebhooksEmbeddedAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	hs := newHookStack(t, dir, "", "      - {url: \"https://hooks.evil.example/x\", events: [delivery], secret_file: SECRET}\n")
 	flags := []string{"--webhook-backoff", "100ms", "--webhook-retry-for", "10m"}
-	srv, s := startGateway(t, dir, hs.policy, flags...)
+	srv, s := startHookGateway(t, dir, hs.policy, flags...)
 	if err := hs.ses.SetEvents(&sestest.EventOptions{URL: "http://" + s.HTTPAddr + DefaultSNSPath, Deliveries: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -325,8 +320,8 @@ func TestWebhooksRedisTwoReplicas(t *testing.T) {
 	hs := newHookStack(t, dirA, fmt.Sprintf("store: {redis: {url: \"redis://%s\"}}", rs.Addr),
 		"      - {url: \"https://hooks.evil.example/x\", events: [delivery], secret_file: SECRET}\n")
 	flags := []string{"--webhook-backoff", "100ms", "--webhook-retry-for", "10m"}
-	a, sa := startGateway(t, dirA, hs.policy, flags...)
-	b, sb := startGateway(t, dirB, hs.policy, flags...)
+	a, sa := startHookGateway(t, dirA, hs.policy, flags...)
+	b, sb := startHookGateway(t, dirB, hs.policy, flags...)
 	defer b.close()
 	var next atomic.Int64
 	targets := []string{sa.HTTPAddr, sb.HTTPAddr}
@@ -370,7 +365,7 @@ func TestWebhookTargetsRefused(t *testing.T) {
 `, port)
 	hs := newHookStack(t, dir, "", hooks)
 	hs.receiver.setDown(false)
-	srv, s := startGateway(t, dir, hs.policy, "--webhook-backoff", "100ms", "--webhook-retry-for", "1s")
+	srv, s := startHookGateway(t, dir, hs.policy, "--webhook-backoff", "100ms", "--webhook-retry-for", "1s")
 	defer srv.close()
 	if err := hs.ses.SetEvents(&sestest.EventOptions{URL: "http://" + s.HTTPAddr + DefaultSNSPath, Deliveries: true}); err != nil {
 		t.Fatal(err)
@@ -451,5 +446,58 @@ func TestWebhookSettings(t *testing.T) {
 	t.Setenv("SESGATE_WEBHOOK_ALLOW_NETWORKS", "nope")
 	if _, err := ParseSettings(nil, io.Discard); err == nil || !strings.Contains(err.Error(), `SESGATE_WEBHOOK_ALLOW_NETWORKS: "nope" is not a CIDR`) {
 		t.Errorf("bad env: %v", err)
+	}
+}
+
+// TestWebhooksOfAPITenant: a tenant created through the admin API, with a
+// webhook in its entry, gets its events like a tenant of the file.
+func TestWebhooksOfAPITenant(t *testing.T) {
+	dir := t.TempDir()
+	hs := newHookStack(t, dir, "", "      - {url: \"https://hooks.evil.example/x\", events: [delivery], secret_file: SECRET}\n")
+	secPath := filepath.Join(dir, "hook.secret") // newHookStack's: the receiver verifies with it
+	srv, s := startHookGateway(t, dir, hs.policy, "--webhook-backoff", "100ms")
+	defer srv.close()
+	hs.receiver.setDown(false)
+	if err := hs.ses.SetEvents(&sestest.EventOptions{URL: "http://" + s.HTTPAddr + DefaultSNSPath, Deliveries: true}); err != nil {
+		t.Fatal(err)
+	}
+	entry := fmt.Sprintf(`{"id": "signup", "identities": ["@signup.example"],
+	  "webhooks": [{"url": %q, "events": ["delivery", "bounce"], "secret_file": %q, "allow_http": true, "allow_networks": ["127.0.0.0/8"]}]}`,
+		hs.receiver.srv.URL+"/hook", secPath)
+	created, err := adminClient(t, s, hs.admin).CreateTenant(t.Context(), []byte(entry), false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id, sesID string
+	waitFor(t, "the API tenant's token", 10*time.Second, func() bool {
+		body, _ := json.Marshal(map[string]any{"from": "hi@signup.example", "to": []string{"bounce1@example.net", "ok1@example.net"}, "subject": "s", "text": "t"})
+		req, _ := http.NewRequest("POST", "http://"+s.HTTPAddr+"/v1/messages", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+created.Token.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var out struct {
+			ID        string `json:"id"`
+			MessageID string `json:"message_id"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		id, sesID = out.ID, out.MessageID
+		return resp.StatusCode == http.StatusOK
+	})
+	waitFor(t, "the API tenant's webhook events", 30*time.Second, func() bool {
+		got, _, _ := hs.receiver.snapshot()
+		types := map[string]bool{}
+		for _, ev := range got {
+			if ev.Data.Tenant == "signup" && ev.Data.MessageID == id && ev.Data.SESMessageID == sesID {
+				types[ev.Type] = true
+			}
+		}
+		return types["bounce"] && types["delivery"]
+	})
+	if _, _, bad := hs.receiver.snapshot(); bad != 0 {
+		t.Fatalf("%d deliveries failed verification", bad)
 	}
 }

@@ -120,6 +120,19 @@
 // the channel sesgate:changes, which every replica subscribes to (and polls
 // the generation every second in case a publication is lost).
 //
+// # Tenants of the admin API and change logs
+//
+// TenantStore (tenants.go) keeps the tenants created through the admin
+// API as their entries (opaque JSON); every create, update and delete
+// stamps the record with the next version of one counter, a delete leaves
+// a tombstone, and ChangedTenants returns what changed after a version.
+// TokenLog does the same for the token records (CreateToken, RevokeToken,
+// ExpireToken; not TouchTokens). So a replica applies one change of
+// 100,000 tenants or tokens by reading that one record. On Redis the
+// tenants live in the slot {tn} (gw:{tn}:tenants, :ver, :ids, :seq; one
+// script per change) and the token log beside the tokens (gw:{g}:tok:ver,
+// gw:{g}:tok:seq); ListTokens reads with HSCAN pages.
+//
 // # Suppression
 //
 // Lists are per tenant and global (tenant ""), keyed by the lowercased

@@ -50,6 +50,13 @@ func (r *runner) program() cli.Program {
 			{Name: "freeze", Args: "ID [--reason R]", About: "kill switch on for one tenant", Run: command(r.tenantsFreeze)},
 			{Name: "unfreeze", Args: "ID", About: "kill switch off", Run: command(r.tenantsUnfreeze)},
 		}},
+		{Name: "tenant", Subs: []cli.Command{ // the tenants of the API (tenants.go)
+			{Name: "create", Args: "-f FILE [--mint-token]", About: "create a tenant from an entry (JSON or YAML, a policy tenant entry)", Run: command(r.tenantCreate)},
+			{Name: "list", Args: "[--prefix P] [--source file|api]", About: "a page of tenants, file and API (--limit N, --cursor C)", Run: command(r.tenantList)},
+			{Name: "get", Args: "ID", About: "how a tenant is defined (an API tenant's entry)", Run: command(r.tenantGet)},
+			{Name: "update", Args: "ID -f FILE", About: "replace an API tenant's entry", Run: command(r.tenantUpdate)},
+			{Name: "delete", Args: "ID", About: "delete an API tenant and revoke its tokens", Run: command(r.tenantDelete)},
+		}},
 		{Name: "freeze-all", Args: "[--reason R]", About: "freeze all sending", Run: command(r.freezeAll)},
 		{Name: "unfreeze-all", About: "unfreeze all sending", Run: command(r.unfreezeAll)},
 		{Name: "breaker", Subs: []cli.Command{

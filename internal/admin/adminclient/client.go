@@ -86,6 +86,8 @@ type APIError struct {
 	Code    string
 	Message string
 	Lines   []admin.LineError
+	// Problems of a refused tenant entry.
+	Problems []string
 }
 
 func (e *APIError) Error() string {
@@ -133,16 +135,17 @@ func (c *Client) request(ctx context.Context, method, path string, q url.Values,
 func readError(resp *http.Response) error {
 	var e struct {
 		Error struct {
-			Code    string            `json:"code"`
-			Message string            `json:"message"`
-			Lines   []admin.LineError `json:"lines"`
+			Code     string            `json:"code"`
+			Message  string            `json:"message"`
+			Lines    []admin.LineError `json:"lines"`
+			Problems []string          `json:"problems"`
 		} `json:"error"`
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" {
 		return &APIError{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(b[:min(len(b), 200)]))}
 	}
-	return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Lines: e.Error.Lines}
+	return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Lines: e.Error.Lines, Problems: e.Error.Problems}
 }
 
 // call sends one JSON call and decodes the answer into out (when not nil),
@@ -159,12 +162,22 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, bo
 	if err != nil {
 		return nil, err
 	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return raw, fmt.Errorf("decoding the answer: %w", err)
-		}
+	return raw, decodeAnswer(bytes.NewReader(raw), out)
+}
+
+// decodeAnswer decodes a JSON answer into out (nil: none).
+func decodeAnswer(body io.Reader, out any) error {
+	if out == nil {
+		return nil
 	}
-	return raw, nil
+	raw, err := io.ReadAll(io.LimitReader(body, maxAnswer))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decoding the answer: %w", err)
+	}
+	return nil
 }
 
 func esc(s string) string { return url.PathEscape(s) }

@@ -15,6 +15,17 @@
 //   - A failed call changes nothing that was not already written; an
 //     unknown tenant is ErrNotFound before any write.
 //   - The audit log keeps the newest AuditKeep entries (default 10000).
+//   - Tenants of the API (tenants.go) are stored as their entries and
+//     decoded with the policy file's decoder against the file's plans; the
+//     served table is the file's tenants plus the API's, the file winning
+//     an id both define (the API tenant is shadowed: listed, logged, not
+//     served). A file tenant cannot be created, changed or deleted here.
+//     Deleting an API tenant revokes its tokens.
+//   - Each process applies only what changed (ApplyTo): the tenants and
+//     token records changed since its last versions (store.TenantStore,
+//     store.TokenLog), patched into the token table; the table is rebuilt
+//     whole after a reload and after the token cache's whole read (at
+//     start and every 5 minutes).
 package storeadmin
 
 import (
@@ -33,6 +44,7 @@ import (
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/limiter/guard"
 	"github.com/sesgate/sesgate/limiter/store"
@@ -42,6 +54,8 @@ import (
 type Store interface {
 	store.Store
 	store.Ops
+	store.TenantStore
+	store.TokenLog
 }
 
 // Policy is the part of the running policy the backend reads: the tenants
@@ -49,6 +63,14 @@ type Store interface {
 type Policy struct {
 	Tenants []*gateway.Tenant
 	Entries []auth.Entry
+	// File is the policy file (nil: none): its plans apply to the API
+	// tenants (tenants.go); FilePath names it in messages.
+	File     *config.Policy
+	FilePath string
+
+	byID      map[string]*gateway.Tenant // set by SetPolicy
+	sortedIDs []string
+	entryOf   map[string]auth.Entry // key id -> Entries' entry
 }
 
 // Options configure a Backend. Store is required.
@@ -77,6 +99,11 @@ type Backend struct {
 	timeout time.Duration
 	policy  atomic.Pointer[Policy]
 	brk     admin.Breakers
+	ts      store.TenantStore
+	api     apiTenants
+	toks    tokenCache   // the authenticator's view of the store's tokens
+	applied applied      // ApplyTo's state (apply.go)
+	decoded atomic.Int64 // API tenant entries decoded (tests count them)
 }
 
 // New builds a Backend serving policy p.
@@ -84,7 +111,7 @@ func New(opts Options, p *Policy) (*Backend, error) {
 	if opts.Store == nil {
 		return nil, errors.New("storeadmin: Store is required")
 	}
-	b := &Backend{st: opts.Store, log: opts.Logger, now: opts.Now, brk: opts.Breakers, kick: make(chan struct{}, 1), keep: opts.AuditKeep, poll: opts.PollEvery, timeout: opts.CallTimeout}
+	b := &Backend{st: opts.Store, ts: opts.Store, api: apiTenants{byID: map[string]*apiTenant{}, pending: map[string]bool{}}, log: opts.Logger, now: opts.Now, brk: opts.Breakers, kick: make(chan struct{}, 1), keep: opts.AuditKeep, poll: opts.PollEvery, timeout: opts.CallTimeout}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,8 +131,35 @@ func New(opts Options, p *Policy) (*Backend, error) {
 	return b, nil
 }
 
-// SetPolicy swaps the policy (a reload).
-func (b *Backend) SetPolicy(p *Policy) { b.policy.Store(p) }
+// SetPolicy swaps the policy (a reload): the file's tenants, and the API
+// tenants whose plan changed are decoded again. An API tenant whose id the
+// file now uses is shadowed (the file wins) and logged.
+func (b *Backend) SetPolicy(p *Policy) {
+	np := *p
+	np.byID = make(map[string]*gateway.Tenant, len(p.Tenants))
+	np.sortedIDs = make([]string, 0, len(p.Tenants))
+	for _, t := range p.Tenants {
+		np.byID[t.ID] = t
+		np.sortedIDs = append(np.sortedIDs, t.ID)
+	}
+	slices.Sort(np.sortedIDs)
+	np.entryOf = make(map[string]auth.Entry, len(p.Entries))
+	for _, e := range p.Entries {
+		np.entryOf[e.Record.KeyID] = e
+	}
+	old := b.policy.Swap(&np)
+	if old == nil {
+		return
+	}
+	b.replan(old.File, np.File)
+	b.api.mu.RLock()
+	for id := range b.api.byID {
+		if np.byID[id] != nil {
+			b.log.Warn("API tenant shadowed: the policy file defines the same id and wins", "tenant", id, "file", np.FilePath)
+		}
+	}
+	b.api.mu.RUnlock()
+}
 
 // Tokens returns the admin.Tokens view.
 func (b *Backend) Tokens() admin.Tokens { return tokensView{b} }
@@ -119,14 +173,18 @@ func (b *Backend) Suppressions() admin.Suppressions { return suppressionsView{b}
 // Audit returns the admin.Audit view.
 func (b *Backend) Audit() admin.Audit { return auditView{b} }
 
+// tenant returns the served tenant id: the file's, else the API's.
 func (b *Backend) tenant(id string) *gateway.Tenant {
-	for _, t := range b.policy.Load().Tenants {
-		if t.ID == id {
-			return t
-		}
+	if t := b.fileTenant(id); t != nil {
+		return t
+	}
+	if a, ok := b.apiTenant(id); ok {
+		return a.gt
 	}
 	return nil
 }
+
+func (b *Backend) fileTenant(id string) *gateway.Tenant { return b.policy.Load().byID[id] }
 
 // bump announces a change to every replica and applies it here.
 func (b *Backend) bump(ctx context.Context) error {
@@ -152,38 +210,39 @@ type tokensView struct{ *Backend }
 
 // Entries returns the token table of the authenticator: the policy file's
 // tokens and the store's, without revoked ones, with rotation deadlines.
+// ApplyTo keeps a table in step with it, patching what changed.
 func (b *Backend) Entries(ctx context.Context) ([]auth.Entry, error) {
-	recs, err := b.st.ListTokens(ctx)
+	if err := b.SyncTenants(ctx); err != nil {
+		return nil, err
+	}
+	recs, err := b.tokenRecords(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := b.policy.Load()
+	return b.entriesLocked(b.policy.Load(), recs), nil
+}
+
+// entriesLocked builds the whole table of policy p from the token records.
+func (b *Backend) entriesLocked(p *Policy, recs []store.TokenRecord) []auth.Entry {
 	byID := make(map[string]store.TokenRecord, len(recs))
 	for _, r := range recs {
 		byID[r.KeyID] = r
 	}
 	out := make([]auth.Entry, 0, len(p.Entries)+len(recs))
 	for _, e := range p.Entries {
-		r, ok := byID[e.Record.KeyID]
-		if ok && !r.Revoked.IsZero() {
-			continue
+		if e, ok := b.entryFor(p, e.Record.KeyID, byID); ok {
+			out = append(out, e)
 		}
-		e.Expires = r.Expires
-		out = append(out, e)
-		delete(byID, e.Record.KeyID)
 	}
 	for _, r := range recs {
-		if _, left := byID[r.KeyID]; !left || r.SHA256 == "" || !r.Revoked.IsZero() {
+		if _, inPolicy := p.entryOf[r.KeyID]; inPolicy {
 			continue
 		}
-		t := b.tenant(r.Tenant)
-		h, err := auth.ParseHash(r.SHA256)
-		if t == nil || err != nil {
-			continue // tenant gone from the policy, or a damaged record
+		if e, ok := b.entryFor(p, r.KeyID, byID); ok {
+			out = append(out, e)
 		}
-		out = append(out, auth.Entry{Record: auth.Record{KeyID: r.KeyID, Hash: h, Tenant: r.Tenant}, Tenant: t, Expires: r.Expires})
 	}
-	return out, nil
+	return out
 }
 
 func (v tokensView) List(ctx context.Context) ([]admin.TokenInfo, error) {

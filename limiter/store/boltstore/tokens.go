@@ -49,7 +49,10 @@ func (s *Store) CreateToken(ctx context.Context, r store.TokenRecord) error {
 			return store.ErrExists
 		}
 		v, _ := json.Marshal(r)
-		return b.Put([]byte(r.KeyID), v)
+		if err := b.Put([]byte(r.KeyID), v); err != nil {
+			return err
+		}
+		return logToken(b.Tx(), r.KeyID)
 	})
 }
 
@@ -63,7 +66,10 @@ func (s *Store) editToken(keyID string, f func(r *store.TokenRecord)) error {
 		}
 		f(&r)
 		v, _ := json.Marshal(r)
-		return b.Put([]byte(keyID), v)
+		if err := b.Put([]byte(keyID), v); err != nil {
+			return err
+		}
+		return logToken(b.Tx(), keyID) // tokenlog.go
 	})
 }
 

@@ -29,9 +29,10 @@ const (
 
 var _ store.Ops = (*Store)(nil)
 
-// CreateToken stores a new token record (HSETNX).
+// CreateToken stores a new token record (HSETNX); CreateToken, RevokeToken
+// and ExpireToken also log the change (tokenlog.go).
 func (s *Store) CreateToken(ctx context.Context, r store.TokenRecord) error {
-	ok, err := s.c.HSetNX(ctx, keyTokens, r.KeyID, fmt.Sprintf("%s|%s|%d", r.Tenant, r.SHA256, r.Created.UnixMilli())).Result()
+	ok, err := s.writeToken(ctx, keyTokens, "nx", r.KeyID, fmt.Sprintf("%s|%s|%d", r.Tenant, r.SHA256, r.Created.UnixMilli()))
 	if err != nil {
 		return err
 	}
@@ -43,23 +44,29 @@ func (s *Store) CreateToken(ctx context.Context, r store.TokenRecord) error {
 
 // RevokeToken records the first revocation time of keyID.
 func (s *Store) RevokeToken(ctx context.Context, keyID string, at time.Time) error {
-	return s.c.HSetNX(ctx, keyTokRevoke, keyID, at.UnixMilli()).Err()
+	_, err := s.writeToken(ctx, keyTokRevoke, "nx", keyID, at.UnixMilli())
+	return err
 }
 
 // ExpireToken sets the deadline of keyID.
 func (s *Store) ExpireToken(ctx context.Context, keyID string, at time.Time) error {
-	return s.c.HSet(ctx, keyTokExpire, keyID, at.UnixMilli()).Err()
+	_, err := s.writeToken(ctx, keyTokExpire, "set", keyID, at.UnixMilli())
+	return err
 }
 
-// ListTokens reads the four token hashes in one pipeline.
+// ListTokens reads the four token hashes, each in pages (HSCAN), so that
+// no reply of 100,000 tokens outlasts the read timeout.
 func (s *Store) ListTokens(ctx context.Context) ([]store.TokenRecord, error) {
-	var toks, rev, exp, used *redis.MapStringStringCmd
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		toks, rev, exp, used = p.HGetAll(ctx, keyTokens), p.HGetAll(ctx, keyTokRevoke), p.HGetAll(ctx, keyTokExpire), p.HGetAll(ctx, keyTokUsed)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	var toks, rev, exp, used mapCmd
+	for _, h := range []struct {
+		key string
+		dst *mapCmd
+	}{{keyTokens, &toks}, {keyTokRevoke, &rev}, {keyTokExpire, &exp}, {keyTokUsed, &used}} {
+		m, err := s.hscanAll(ctx, h.key)
+		if err != nil {
+			return nil, err
+		}
+		*h.dst = m
 	}
 	byID := map[string]*store.TokenRecord{}
 	get := func(id string) *store.TokenRecord {
