@@ -190,9 +190,23 @@ func TestCentralManifest(t *testing.T) {
 	if _, ok := m.accounts[pod.ServiceAccountName]; !ok {
 		t.Errorf("service account %q not defined", pod.ServiceAccountName)
 	}
+	env := map[string]corev1.EnvVar{}
 	for _, e := range c.Env {
 		if strings.HasPrefix(e.Name, "AWS_SECRET") || strings.HasPrefix(e.Name, "AWS_ACCESS_KEY") {
 			t.Errorf("static AWS credentials in the manifest (%s): use IRSA or pod identity", e.Name)
+		}
+		env[e.Name] = e
+	}
+	// With Redis the gateway refuses to start without a recipient key, the
+	// same on every replica: from a Secret of the manifest.
+	if env["SESGATE_REDIS_URL"].Value != "" {
+		ref := env["SESGATE_RECIPIENT_KEY"].ValueFrom
+		if ref == nil || ref.SecretKeyRef == nil {
+			t.Fatal("SESGATE_REDIS_URL without SESGATE_RECIPIENT_KEY from a Secret: the gateway would not start")
+		}
+		sec, ok := m.secrets[ref.SecretKeyRef.Name]
+		if !ok || len(sec.StringData[ref.SecretKeyRef.Key]) < 16 {
+			t.Errorf("Secret %s has no %s of at least 16 bytes", ref.SecretKeyRef.Name, ref.SecretKeyRef.Key)
 		}
 	}
 }
