@@ -177,4 +177,3 @@ func (g *Guard) CheckWindows(ctx context.Context) {
 		}
 	}
 }
-
