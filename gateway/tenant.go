@@ -92,12 +92,36 @@ func LimitNames() []string {
 // first contacts that are outstanding (sent, no Delivery, Bounce or
 // Complaint event yet) may not exceed the window. Each Delivery of an
 // outstanding first contact grows it (+1 below Threshold, slow start; +1/window
-// above, additive), each hard bounce or complaint halves it (and sets the
-// threshold), within Min..Max. Outstanding entries expire after
-// OutstandingTimeout without growing it. Max 0 means no window.
+// above, additive). Hard bounces shrink it by rate, not one by one: every
+// Sample settled first contacts (delivered or hard-bounced) end an epoch,
+// and the window halves (and sets the threshold) when more than
+// ShrinkBounceRate of them bounced. Each complaint halves it at once. All
+// within Min..Max. Outstanding entries expire after OutstandingTimeout
+// without growing it. Max 0 means no window.
 type FirstContactWindow struct {
 	Initial, Min, Max, Threshold int64
 	OutstandingTimeout           time.Duration
+	// Sample is the settled first contacts per epoch (0: DefaultWindowSample).
+	Sample int64
+	// ShrinkBounceRate is the bounce rate of an epoch above which the window
+	// halves (0: DefaultWindowShrinkBounceRate).
+	ShrinkBounceRate float64
+}
+
+// SampleSize is Sample, or its default when unset.
+func (w FirstContactWindow) SampleSize() int64 {
+	if w.Sample <= 0 {
+		return DefaultWindowSample
+	}
+	return w.Sample
+}
+
+// BounceRate is ShrinkBounceRate, or its default when unset.
+func (w FirstContactWindow) BounceRate() float64 {
+	if w.ShrinkBounceRate <= 0 {
+		return DefaultWindowShrinkBounceRate
+	}
+	return w.ShrinkBounceRate
 }
 
 // On reports whether a window is configured.
@@ -110,6 +134,11 @@ const (
 	DefaultWindowMax       = 2000
 	DefaultWindowThreshold = 1000
 	DefaultWindowTimeout   = 10 * time.Minute
+	// DefaultWindowSample: 20 settled first contacts per epoch, so one
+	// bounce in 20 (5%) is tolerated and two are not.
+	DefaultWindowSample = 20
+	// DefaultWindowShrinkBounceRate is SES's review line for bounces (5%).
+	DefaultWindowShrinkBounceRate = 0.05
 )
 
 // WindowActive reports whether the first-contact window applies to the

@@ -46,7 +46,7 @@ func TestLoadGood(t *testing.T) {
 	}
 	want := gateway.Limits{Rate: 10, Burst: 20, MaxRecipients: 20, MaxMessageBytes: 10_000_000, RatePerRecipient: true,
 		PerHour: 1000, PerDay: 5000, FirstContactPerHour: 100, FirstContactPerDay: 300, PerDomainRate: 2, PerDomainBurst: 20,
-		FirstContactWindow: gateway.FirstContactWindow{Initial: 20, Min: 5, Max: 500, Threshold: 1000, OutstandingTimeout: 5 * time.Minute},
+		FirstContactWindow: gateway.FirstContactWindow{Initial: 20, Min: 5, Max: 500, Threshold: 1000, OutstandingTimeout: 5 * time.Minute, Sample: 50, ShrinkBounceRate: 0.05},
 		Shadow:             []string{"per_day"}}
 	if !reflect.DeepEqual(b.Limits, want) {
 		t.Fatalf("limits = %+v\nwant %+v", b.Limits, want)
@@ -106,14 +106,18 @@ var badFiles = []struct {
   tenants[0].limits.per_domain_rate (line 18): must be >= 0
   tenants[0].limits.shadow[1] (line 19): "speed" is not a limit (want one of rate, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, first_contact_window)
   tenants[1].limits.burst (line 22, not set): with rate_per: recipient the burst (5) must be at least max_recipients (50), or large messages never pass`},
-	{"window.bad.yml", `7 problem(s):
+	{"window.bad.yml", `11 problem(s):
   tenants[0].ses.delivery_events (line 4): needs an event input to receive them (events.sns.topic_arns or events.sqs.queue_url)
   tenants[0].limits.first_contact_window.initial (line 7): initial (20) must be between min (-1) and max (10)
   tenants[0].limits.first_contact_window.min (line 8): must be between 1 and 1000000 (or left out for the default)
   tenants[0].limits.first_contact_window.outstanding_timeout (line 10): must be between 10s and 24h
-  tenants[1].limits.first_contact_window.initial (line 15): initial (45) must be between min (50) and max (40)
-  tenants[1].limits.first_contact_window.min (line 16): min (50) must not exceed max (40)
-  tenants[1].limits.first_contact_window.intial (line 18): unknown key (want one of: initial, min, max, threshold, outstanding_timeout)`},
+  tenants[0].limits.first_contact_window.sample (line 11): must be between 5 and 10000
+  tenants[0].limits.first_contact_window.shrink_bounce_rate (line 12): must be between 0.001 and 1
+  tenants[1].limits.first_contact_window.initial (line 17): initial (45) must be between min (50) and max (40)
+  tenants[1].limits.first_contact_window.min (line 18): min (50) must not exceed max (40)
+  tenants[1].limits.first_contact_window.intial (line 20): unknown key (want one of: initial, min, max, threshold, outstanding_timeout, sample, shrink_bounce_rate)
+  tenants[1].limits.first_contact_window.sample (line 21): must be between 5 and 10000
+  tenants[1].limits.first_contact_window.shrink_bounce_rate (line 22): must be between 0.001 and 1`},
 	{"types.bad.yml", `11 problem(s):
   ses (line 1): want key: value pairs, got "eu-west-1"
   store.redis.url (line 3): want text, got a list

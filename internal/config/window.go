@@ -24,6 +24,13 @@ type FirstContactWindow struct {
 	// OutstandingTimeout frees the slot of a first contact no event
 	// settled (default 10m).
 	OutstandingTimeout time.Duration `yaml:"outstanding_timeout"`
+	// Sample: settled first contacts (delivered or hard-bounced) per epoch
+	// (default 20). Nil: left out.
+	Sample *int64 `yaml:"sample"`
+	// ShrinkBounceRate: the window halves when more than this fraction of
+	// an epoch's settled first contacts hard-bounced (default 0.05, SES's
+	// review line). Nil: left out.
+	ShrinkBounceRate *float64 `yaml:"shrink_bounce_rate"`
 }
 
 // Bounds of the window's keys.
@@ -31,6 +38,9 @@ const (
 	maxWindow        = 1_000_000
 	minWindowTimeout = 10 * time.Second
 	maxWindowTimeout = 24 * time.Hour
+	minWindowSample  = 5
+	maxWindowSample  = 10_000
+	minShrinkRate    = 0.001
 )
 
 // Resolved is the window with its defaults filled in.
@@ -49,6 +59,13 @@ func (w *FirstContactWindow) Resolved() gateway.FirstContactWindow {
 	if g.OutstandingTimeout == 0 {
 		g.OutstandingTimeout = gateway.DefaultWindowTimeout
 	}
+	g.Sample, g.ShrinkBounceRate = gateway.DefaultWindowSample, gateway.DefaultWindowShrinkBounceRate
+	if w.Sample != nil {
+		g.Sample = *w.Sample
+	}
+	if w.ShrinkBounceRate != nil {
+		g.ShrinkBounceRate = *w.ShrinkBounceRate
+	}
 	return g
 }
 
@@ -64,6 +81,12 @@ func (w *FirstContactWindow) validate(path string, add func(path, format string,
 	}
 	if w.OutstandingTimeout != 0 && (w.OutstandingTimeout < minWindowTimeout || w.OutstandingTimeout > maxWindowTimeout) {
 		add(path+".outstanding_timeout", "must be between 10s and 24h")
+	}
+	if w.Sample != nil && (*w.Sample < minWindowSample || *w.Sample > maxWindowSample) {
+		add(path+".sample", "must be between %d and %d", minWindowSample, maxWindowSample)
+	}
+	if r := w.ShrinkBounceRate; r != nil && !(*r >= minShrinkRate && *r <= 1) {
+		add(path+".shrink_bounce_rate", "must be between %g and 1", minShrinkRate)
 	}
 	g := w.Resolved()
 	if g.Min > g.Max {

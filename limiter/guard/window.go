@@ -58,8 +58,10 @@ func settleOutcome(ev *feedback.Event) (store.Settle, bool) {
 	switch {
 	case ev.Type == feedback.TypeDelivery:
 		return store.SettleDelivery, true
-	case ev.HardBounces() > 0 || ev.Complaints() > 0:
-		return store.SettleShrink, true
+	case ev.Complaints() > 0:
+		return store.SettleComplaint, true
+	case ev.HardBounces() > 0:
+		return store.SettleBounce, true
 	case ev.Type == feedback.TypeBounce || ev.Type == feedback.TypeComplaint || ev.Type == feedback.TypeReject:
 		return store.SettleNeutral, true
 	}
@@ -90,7 +92,7 @@ func (g *Guard) settle(ctx context.Context, ev *feedback.Event) {
 		return
 	}
 	ws.set(ev.Tenant, res.Status)
-	if outcome == store.SettleShrink && res.Status.Window < float64(w.Max) {
+	if res.Shrunk {
 		g.log.Info("first-contact window shrunk", "tenant", ev.Tenant, "window", int64(res.Status.Window), "outstanding", res.Status.Outstanding)
 	}
 }
@@ -175,4 +177,3 @@ func (g *Guard) CheckWindows(ctx context.Context) {
 		}
 	}
 }
-

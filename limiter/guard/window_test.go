@@ -18,7 +18,8 @@ import (
 )
 
 // TestWindowFromEvents: Delivery events grow the window of the tenant
-// whose window is active, a hard bounce halves it, a soft bounce only
+// whose window is active, a hard bounce only counts in the epoch (the
+// sample is not complete), a complaint halves it, a soft bounce only
 // settles; the tenant without Delivery events keeps no window; the gauges
 // follow.
 func TestWindowFromEvents(t *testing.T) {
@@ -60,8 +61,12 @@ func TestWindowFromEvents(t *testing.T) {
 		t.Fatalf("after a soft bounce: %+v; want window 6, 1 outstanding", st)
 	}
 	event("acme", feedback.TypeBounce, feedback.BouncePermanent, "d@x.example")
-	if st, _ = e.g.Window(ctx, "acme"); st.Window != 3 || st.Outstanding != 0 {
-		t.Fatalf("after a hard bounce: %+v; want window 3, none outstanding", st)
+	if st, _ = e.g.Window(ctx, "acme"); st.Window != 6 || st.Outstanding != 0 || st.EpochBounced != 1 || st.EpochDelivered != 2 {
+		t.Fatalf("after a hard bounce: %+v; want window 6, none outstanding, 2 delivered and 1 bounced in the epoch", st)
+	}
+	event("acme", feedback.TypeComplaint, "", "a@x.example")
+	if st, _ = e.g.Window(ctx, "acme"); st.Window != 3 || st.Threshold != 3 {
+		t.Fatalf("after a complaint: %+v; want window 3", st)
 	}
 	if got := gaugeOf(t, e.g.win.out.WithLabelValues("acme")); got != 0 {
 		t.Fatalf("sesgate_first_contact_outstanding = %v; want 0", got)

@@ -27,13 +27,20 @@ import (
 // SettleFirstContacts is the event processor's call: it settles the
 // outstanding entries of an event's recipients and moves the window.
 // Delivery settles and grows (+1 per settled recipient below the
-// threshold, +1/window above, up to Max); Shrink (a hard bounce or a
-// complaint) settles and halves the window once per event (threshold =
-// window = max(floor(window/2), Min)), at most once per (tenant,
-// recipient) within SettleMemory, so a duplicate event changes nothing;
-// Neutral (a soft bounce, a reject) only settles. Deliveries are counted
-// (WindowStatus.Deliveries) whether or not they settle anything: the
-// gateway's evidence that the tenant's configuration set publishes them.
+// threshold, +1/window above, up to Max). Bounce (a hard bounce) settles.
+// Bounces shrink by rate, not one by one: the settled Deliveries and
+// Bounces of the tenant's current epoch are counted
+// (WindowStatus.EpochDelivered, EpochBounced), and when they reach the
+// window's SampleSize the epoch ends (EndEpoch): the window halves
+// (threshold = window = max(floor(window/2), Min)) when more than
+// BounceRate of them bounced, and a new epoch starts either way. Only
+// settled entries count, so a duplicate event counts nothing. Complaint
+// halves the window at once, once per event, at most once per (tenant,
+// recipient) within SettleMemory, so a duplicate complaint changes
+// nothing: complaints are rare and serious. Neutral (a soft bounce, a
+// reject) only settles. Deliveries are counted (WindowStatus.Deliveries)
+// whether or not they settle anything: the gateway's evidence that the
+// tenant's configuration set publishes them.
 
 // ReasonFirstWindow is the refusal of a message whose new recipients do not
 // fit in the tenant's first-contact window.
@@ -51,9 +58,10 @@ type Settle string
 
 // Settle outcomes.
 const (
-	SettleDelivery Settle = "delivery"
-	SettleShrink   Settle = "shrink"
-	SettleNeutral  Settle = "neutral"
+	SettleDelivery  Settle = "delivery"
+	SettleBounce    Settle = "bounce"    // a hard bounce: counted in the epoch
+	SettleComplaint Settle = "complaint" // halves at once
+	SettleNeutral   Settle = "neutral"
 )
 
 // MaxSettleRecipients bounds one SettleFirstContacts call.
@@ -78,7 +86,7 @@ func (r *SettleRequest) Validate() error {
 		return errors.New("store: settle without a window")
 	}
 	switch r.Outcome {
-	case SettleDelivery, SettleShrink, SettleNeutral:
+	case SettleDelivery, SettleBounce, SettleComplaint, SettleNeutral:
 		return nil
 	}
 	return fmt.Errorf("store: settle outcome %q", r.Outcome)
@@ -87,6 +95,7 @@ func (r *SettleRequest) Validate() error {
 // SettleResult is what a SettleFirstContacts call did.
 type SettleResult struct {
 	Settled int          // outstanding entries removed
+	Shrunk  bool         // the window halved (a complaint, or a bad epoch)
 	Status  WindowStatus // after the call
 }
 
@@ -98,6 +107,8 @@ type WindowStatus struct {
 	Held        int64   // messages refused by the window (counted, never limiting)
 	Deliveries  int64   // Delivery events' recipients seen
 	Expired     int64   // outstanding entries that expired without an event
+	// The current epoch's settled first contacts: delivered, hard-bounced.
+	EpochDelivered, EpochBounced int64
 }
 
 // WindowStore is the first-contact window's part of a store; both stores
@@ -133,7 +144,22 @@ func GrowWindow(cwnd float64, thresh int64, settled int, w gateway.FirstContactW
 	return ClampWindow(cwnd, w)
 }
 
-// ShrinkWindow is the window and threshold after a hard bounce or complaint.
+// EndEpoch ends the epoch when its settled first contacts (delivered d,
+// bounced b) reach w's SampleSize: the window halves (ShrinkWindow) when
+// b/(d+b) exceeds w's BounceRate (shrunk true, even at the floor), and
+// the counts restart at 0. Otherwise it returns its arguments unchanged.
+func EndEpoch(cwnd float64, thresh, d, b int64, w gateway.FirstContactWindow) (_ float64, _, _, _ int64, shrunk bool) {
+	if d+b < w.SampleSize() {
+		return cwnd, thresh, d, b, false
+	}
+	if float64(b)/float64(d+b) > w.BounceRate() {
+		cwnd, thresh = ShrinkWindow(cwnd, w)
+		shrunk = true
+	}
+	return cwnd, thresh, 0, 0, shrunk
+}
+
+// ShrinkWindow is the window and threshold after a complaint or a bad epoch.
 func ShrinkWindow(cwnd float64, w gateway.FirstContactWindow) (float64, int64) {
 	v := ClampWindow(float64(int64(cwnd/2)), w)
 	return v, int64(v)

@@ -395,6 +395,12 @@ func expectChecks(s *Scenario, r *Report) []Check {
 				t.ID, rw.RampPercent, rw.OfferedNew, rw.OfferedNew*rw.RampPercent/100, RampSpan, secs(rw.Ramp), e.RampWithin, rw.WindowHeld)
 			out = append(out, Check{Name: "ramp:" + t.ID, OK: rw.Ramp != nil && *rw.Ramp <= e.RampWithin.Seconds(), Detail: detail})
 		}
+		if e.SustainPercent > 0 {
+			want := rw.OfferedNew * e.SustainPercent / 100
+			out = append(out, Check{Name: "sustain:" + t.ID, OK: rw.SecondHalfNew >= want,
+				Detail: fmt.Sprintf("%s sent %.1f new recipients/s over the second half; want at least %g%% of %g (%.1f); held %d",
+					t.ID, rw.SecondHalfNew, e.SustainPercent, rw.OfferedNew, want, rw.WindowHeld)})
+		}
 		if e.NeverHeld {
 			out = append(out, Check{Name: "never_held:" + t.ID, OK: rw.WindowHeld == 0,
 				Detail: fmt.Sprintf("%s held back by its first-contact window %d times (%d sent)", t.ID, rw.WindowHeld, rw.Sent)})

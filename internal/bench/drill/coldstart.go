@@ -43,6 +43,10 @@ type Expect struct {
 	// NeverHeld: the tenant's first-contact window must hold back none of
 	// its messages.
 	NeverHeld bool `yaml:"never_held"`
+	// SustainPercent: the tenant's mean rate of first contacts over the
+	// second half of the run must be at least this share of its offered
+	// rate of new recipients (the ramp held). Needs ramp_within.
+	SustainPercent float64 `yaml:"sustain_percent"`
 }
 
 // OfferedNew is the rate of new recipients t offers: its traffic rate when
@@ -84,6 +88,12 @@ func (t *Tenant) expectProblems(key string, d time.Duration) []string {
 		bad(".expect.ramp_percent", "only with ramp_within")
 	case e.RampPercent < 0 || e.RampPercent > 100:
 		bad(".expect.ramp_percent", "%v outside (0, 100]", e.RampPercent)
+	}
+	switch {
+	case e.RampWithin == 0 && e.SustainPercent != 0:
+		bad(".expect.sustain_percent", "only with ramp_within")
+	case e.SustainPercent < 0 || e.SustainPercent > 100:
+		bad(".expect.sustain_percent", "%v outside (0, 100]", e.SustainPercent)
 	}
 	if e.NeverHeld && t.Limits.FirstContactWindow == nil {
 		bad(".expect.never_held", "the tenant has no first_contact_window to hold it back")

@@ -145,6 +145,31 @@ func TestEvaluateColdStart(t *testing.T) {
 			t.Fatalf("failed %v, want [ramp:c]", failed(r))
 		}
 	})
+	t.Run("sustained, then collapsed", func(t *testing.T) {
+		rec := coldRecord(10*time.Second, 0)
+		rec.Scenario.Tenants[0].Expect.SustainPercent = 80
+		if r := Evaluate(rec); !r.Passed || !slices.Contains(checkNames(r), "sustain:c") {
+			t.Fatalf("sustained: failed %v, checks %v", failed(r), checkNames(r))
+		}
+		// From 10 s on, c gets 2 new recipients a second out of 20: 2 < 16.
+		t10 := rec.Start.Add(10 * time.Second)
+		kept := rec.Messages[:0]
+		seen := map[int64]int{}
+		for _, m := range rec.Messages {
+			if m.Tenant == "c" && !m.At.Before(t10) {
+				sec := m.At.Unix()
+				if seen[sec]++; seen[sec] > 2 {
+					continue
+				}
+			}
+			kept = append(kept, m)
+		}
+		rec.Messages = kept
+		r := Evaluate(rec)
+		if r.Passed || !slices.Equal(failed(r), []string{"sustain:c"}) {
+			t.Fatalf("collapsed: failed %v, want [sustain:c]", failed(r))
+		}
+	})
 	t.Run("steady held", func(t *testing.T) {
 		r := Evaluate(coldRecord(10*time.Second, 1))
 		if r.Passed || !slices.Equal(failed(r), []string{"never_held:s"}) {
@@ -182,6 +207,8 @@ tenants:
 			"tenants[0].expect.ramp_within: needs traffic that mails only new recipients: traffic.rate above 0, not warm, traffic.recipients at least rate × duration (1200)"},
 		{"percent", "ramp_within: 30s}", "ramp_within: 30s, ramp_percent: 120}", "tenants[0].expect.ramp_percent: 120 outside (0, 100]"},
 		{"percent alone", "{never_held: true}", "{never_held: true, ramp_percent: 50}", "tenants[1].expect.ramp_percent: only with ramp_within"},
+		{"sustain", "ramp_within: 30s}", "ramp_within: 30s, sustain_percent: 101}", "tenants[0].expect.sustain_percent: 101 outside (0, 100]"},
+		{"sustain alone", "{never_held: true}", "{never_held: true, sustain_percent: 50}", "tenants[1].expect.sustain_percent: only with ramp_within"},
 		{"empty expect", "{never_held: true}", "{}", "tenants[1].expect: set ramp_within, or never_held: true"},
 		{"never held without a window", "first_contact_window: {initial: 40}", "first_contact_per_hour: 100",
 			"tenants[1].expect.never_held: the tenant has no first_contact_window to hold it back"},
@@ -204,4 +231,12 @@ tenants:
 			}
 		})
 	}
+}
+
+func checkNames(r Report) []string {
+	out := make([]string, len(r.Checks))
+	for i, c := range r.Checks {
+		out[i] = c.Name
+	}
+	return out
 }

@@ -66,9 +66,11 @@ func (s *Scenario) latencyCeil() time.Duration {
 //
 //	S_0 = 0, S_k = S_{k-1} + min(max, initial + S_{k-1}), bound = S_ceil(T/L).
 //
-// Bounces only shrink the window, and above the threshold it grows by
-// 1/window per Delivery, so the real figure is far below: the bound
-// assumes every first contact delivered.
+// Only Deliveries grow the window; hard bounces (by epoch, when more
+// than shrink_bounce_rate of a sample bounced) and complaints only shrink
+// it, and above the threshold it grows by 1/window per Delivery, so the
+// real figure is far below: the bound assumes every first contact
+// delivered, whatever the shrink rule.
 func (s *Scenario) WindowBound() int64 {
 	v := s.Victim()
 	if v == nil || v.Limits.FirstContactWindow == nil {

@@ -19,12 +19,14 @@ import (
 // figures.
 const (
 	keyOutstanding = "fco:" // + HMAC: outstanding until its expiry
-	keyShrunk      = "fcs:" // + HMAC: a shrink was applied (store.SettleMemory)
+	keyShrunk      = "fcs:" // + HMAC: a complaint's shrink was applied (store.SettleMemory)
 	keyWinWindow   = "fcw:w"
 	keyWinThresh   = "fcw:th"
 	keyWinHeld     = "fcw:h"
 	keyWinDeliv    = "fcw:dl"
 	keyWinExpired  = "fcw:exp"
+	keyWinEpochD   = "fcw:ed" // the epoch's settled Deliveries
+	keyWinEpochB   = "fcw:eb" // the epoch's settled hard bounces
 )
 
 // outstanding counts the tenant's live outstanding first contacts, deleting
@@ -159,7 +161,7 @@ func (s *Store) settle(ctx context.Context, req store.SettleRequest) (store.Sett
 					return err
 				}
 			}
-			if req.Outcome == store.SettleShrink {
+			if req.Outcome == store.SettleComplaint {
 				if _, ok := k.get(p + keyShrunk + h); !ok {
 					fresh = true
 					if err := k.put(p+keyShrunk+h, "1", now+store.SettleMemory.Milliseconds()); err != nil {
@@ -169,6 +171,7 @@ func (s *Store) settle(ctx context.Context, req store.SettleRequest) (store.Sett
 			}
 		}
 		cwnd, thresh := readWindow(k, p, w)
+		ed, eb := int64(k.num(p+keyWinEpochD)), int64(k.num(p+keyWinEpochB))
 		changed := false
 		switch {
 		case req.Outcome == store.SettleDelivery:
@@ -176,11 +179,25 @@ func (s *Store) settle(ctx context.Context, req store.SettleRequest) (store.Sett
 				return err
 			}
 			cwnd, changed = store.GrowWindow(cwnd, thresh, res.Settled, w), res.Settled > 0
-		case req.Outcome == store.SettleShrink && fresh:
+			ed += int64(res.Settled)
+		case req.Outcome == store.SettleBounce:
+			eb += int64(res.Settled)
+			changed = res.Settled > 0
+		case req.Outcome == store.SettleComplaint && fresh:
 			cwnd, thresh = store.ShrinkWindow(cwnd, w)
-			changed = true
+			changed, res.Shrunk = true, true
+		}
+		if ed+eb >= w.SampleSize() {
+			var bad bool
+			cwnd, thresh, ed, eb, bad = store.EndEpoch(cwnd, thresh, ed, eb, w)
+			changed, res.Shrunk = true, res.Shrunk || bad
 		}
 		if changed {
+			for key, v := range map[string]int64{keyWinEpochD: ed, keyWinEpochB: eb} {
+				if err := k.put(p+key, strconv.FormatInt(v, 10), 0); err != nil {
+					return err
+				}
+			}
 			if err := k.put(p+keyWinWindow, strconv.FormatFloat(cwnd, 'g', 17, 64), 0); err != nil {
 				return err
 			}
@@ -193,7 +210,8 @@ func (s *Store) settle(ctx context.Context, req store.SettleRequest) (store.Sett
 			return err
 		}
 		res.Status = store.WindowStatus{Window: cwnd, Threshold: thresh, Outstanding: out,
-			Held: int64(k.num(p + keyWinHeld)), Deliveries: int64(k.num(p + keyWinDeliv)), Expired: int64(k.num(p + keyWinExpired))}
+			Held: int64(k.num(p + keyWinHeld)), Deliveries: int64(k.num(p + keyWinDeliv)), Expired: int64(k.num(p + keyWinExpired)),
+			EpochDelivered: ed, EpochBounced: eb}
 		return nil
 	})
 	if err != nil {

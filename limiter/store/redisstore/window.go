@@ -14,7 +14,8 @@ import (
 // The first-contact window's keys, after tenantPrefix (same slot as the
 // admission script's): a hash of the window's figures, a sorted set of the
 // outstanding first contacts (HMAC -> expiry, unix ms), and one marker per
-// (recipient HMAC) that a shrink was applied (store.SettleMemory).
+// (recipient HMAC) that a complaint's shrink was applied
+// (store.SettleMemory).
 const (
 	keyWindow      = "fcw"
 	keyOutstanding = "fco"
@@ -25,11 +26,13 @@ const (
 	fieldWinHeld       = "h"   // messages refused by the window
 	fieldWinDeliveries = "dl"  // Delivery recipients seen
 	fieldWinExpired    = "exp" // outstanding entries expired
+	fieldWinEpochD     = "ed"  // the epoch's settled Deliveries
+	fieldWinEpochB     = "eb"  // the epoch's settled hard bounces
 )
 
 // windowArgc is the number of ARGV slots window.lua names before the
 // recipients' HMACs.
-const windowArgc = 7
+const windowArgc = 9
 
 //go:embed window.lua
 var windowSrc string
@@ -42,10 +45,12 @@ func windowConsts() []admitConst {
 	ms := func(d interface{ Milliseconds() int64 }) int64 { return d.Milliseconds() }
 	return []admitConst{
 		{"SECOND", int64(1000)}, {"MS_US", int64(1000)}, {"ARGC", int64(windowArgc)},
-		{"DELIVERY", string(store.SettleDelivery)}, {"SHRINK", string(store.SettleShrink)},
+		{"DELIVERY", string(store.SettleDelivery)}, {"BOUNCE", string(store.SettleBounce)},
+		{"COMPLAINT", string(store.SettleComplaint)},
 		{"SETTLE_MEMORY", ms(store.SettleMemory)}, {"K_WSHRUNK", keyShrunk},
 		{"F_W_WINDOW", fieldWinWindow}, {"F_W_THRESH", fieldWinThresh}, {"F_W_HELD", fieldWinHeld},
 		{"F_W_DELIVERIES", fieldWinDeliveries}, {"F_W_EXPIRED", fieldWinExpired},
+		{"F_W_EPOCH_D", fieldWinEpochD}, {"F_W_EPOCH_B", fieldWinEpochB},
 	}
 }
 
@@ -77,7 +82,8 @@ func (s *Store) FirstContactWindow(ctx context.Context, tenant string, w gateway
 func (s *Store) runWindow(ctx context.Context, tenant string, outcome store.Settle, rcpts []string, w gateway.FirstContactWindow) (store.SettleResult, error) {
 	p := tenantPrefix(tenant)
 	argv := make([]any, 0, windowArgc+len(rcpts))
-	argv = append(argv, s.nowArg(), string(outcome), w.Initial, w.Min, w.Max, w.Threshold, p)
+	argv = append(argv, s.nowArg(), string(outcome), w.Initial, w.Min, w.Max, w.Threshold, p,
+		w.SampleSize(), strconv.FormatFloat(w.BounceRate(), 'g', 17, 64))
 	for _, a := range rcpts {
 		argv = append(argv, s.keyer.Hash(strings.ToLower(a)))
 	}
@@ -90,7 +96,7 @@ func (s *Store) runWindow(ctx context.Context, tenant string, outcome store.Sett
 
 func parseWindow(res []any) (store.SettleResult, error) {
 	bad := fmt.Errorf("redisstore: window script returned a bad answer")
-	if len(res) != 7 {
+	if len(res) != 10 {
 		return store.SettleResult{}, bad
 	}
 	ws, ok := res[1].(string)
@@ -98,15 +104,16 @@ func parseWindow(res []any) (store.SettleResult, error) {
 	if !ok || err != nil {
 		return store.SettleResult{}, bad
 	}
-	var n [6]int64
-	for i, j := range []int{0, 2, 3, 4, 5, 6} {
+	var n [9]int64
+	for i, j := range []int{0, 2, 3, 4, 5, 6, 7, 8, 9} {
 		v, ok := res[j].(int64)
 		if !ok {
 			return store.SettleResult{}, bad
 		}
 		n[i] = v
 	}
-	return store.SettleResult{Settled: int(n[0]), Status: store.WindowStatus{
+	return store.SettleResult{Settled: int(n[0]), Shrunk: n[8] == 1, Status: store.WindowStatus{
 		Window: cwnd, Threshold: n[1], Outstanding: n[2], Held: n[3], Deliveries: n[4], Expired: n[5],
+		EpochDelivered: n[6], EpochBounced: n[7],
 	}}, nil
 }

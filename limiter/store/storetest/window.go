@@ -126,25 +126,25 @@ func RunWindow(t *testing.T, newPair WindowPair) {
 		admit(t, s, ten2, big, rcpts(9, "y.example", 21), ok)
 		admit(t, s, ten2, big, rcpts(1, "y.example", 30), full)
 	})
-	t.Run("a hard bounce or complaint halves the window once per recipient, down to the floor", func(t *testing.T) {
+	t.Run("a complaint halves the window at once, once per recipient, down to the floor", func(t *testing.T) {
 		s, w, _, _ := get(t)
 		ten := "win-shrink"
 		admit(t, s, ten, lim, rcpts(4, "x.example", 0), ok)
 		settle(t, w, ten, store.SettleDelivery, rcpts(2, "x.example", 0)...) // window 6
-		r := settle(t, w, ten, store.SettleShrink, "user2@x.example")
-		if r.Settled != 1 || r.Status.Window != 3 || r.Status.Threshold != 3 || r.Status.Outstanding != 1 {
-			t.Fatalf("after a bounce %+v; want window 3, threshold 3, 1 outstanding", r)
+		r := settle(t, w, ten, store.SettleComplaint, "user2@x.example")
+		if r.Settled != 1 || !r.Shrunk || r.Status.Window != 3 || r.Status.Threshold != 3 || r.Status.Outstanding != 1 {
+			t.Fatalf("after a complaint %+v; want window 3, threshold 3, 1 outstanding", r)
 		}
-		r = settle(t, w, ten, store.SettleShrink, "user2@x.example") // duplicate
-		if r.Status.Window != 3 {
-			t.Fatalf("duplicate bounce shrank again: %+v", r)
+		r = settle(t, w, ten, store.SettleComplaint, "user2@x.example") // duplicate
+		if r.Shrunk || r.Status.Window != 3 {
+			t.Fatalf("duplicate complaint shrank again: %+v", r)
 		}
 		// A complaint about a delivered (settled) recipient still shrinks, once.
-		r = settle(t, w, ten, store.SettleShrink, "user0@x.example")
+		r = settle(t, w, ten, store.SettleComplaint, "user0@x.example")
 		if r.Settled != 0 || r.Status.Window != 2 {
 			t.Fatalf("complaint %+v; want window 2 (the floor)", r)
 		}
-		r = settle(t, w, ten, store.SettleShrink, "user1@x.example")
+		r = settle(t, w, ten, store.SettleComplaint, "user1@x.example")
 		if r.Status.Window != 2 || r.Status.Threshold != 2 {
 			t.Fatalf("below the floor: %+v", r)
 		}
@@ -155,6 +155,157 @@ func RunWindow(t *testing.T, newPair WindowPair) {
 		r = settle(t, w, ten, store.SettleDelivery, "user10@x.example")
 		if r.Status.Window != 2.5 {
 			t.Fatalf("window %v; want 2.5", r.Status.Window)
+		}
+	})
+	t.Run("hard bounces at 2% never shrink the window", func(t *testing.T) {
+		s, w, _, _ := get(t)
+		ten := "win-2pct"
+		bw := gateway.FirstContactWindow{Initial: 4, Min: 2, Max: 1000, Threshold: 1000, OutstandingTimeout: time.Minute} // sample 20, 5%
+		l := gateway.Limits{FirstContactWindow: bw}
+		// 200 first contacts, one at a time; every 50th hard-bounces. Each
+		// epoch of 20 has at most one bounce: 5%, not above it.
+		for i := range 200 {
+			to := fmt.Sprintf("user%d@x.example", i)
+			admit(t, s, ten, l, []string{to}, ok)
+			o := store.SettleDelivery
+			if i%50 == 7 {
+				o = store.SettleBounce
+			}
+			r, err := w.SettleFirstContacts(ctx, store.SettleRequest{Tenant: ten, Outcome: o, Recipients: []string{to}, Window: bw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Settled != 1 || r.Shrunk || r.Status.EpochDelivered+r.Status.EpochBounced != int64((i+1)%20) {
+				t.Fatalf("settle %d (%s): %+v; want 1 settled, no shrink, %d in the epoch", i, o, r, (i+1)%20)
+			}
+		}
+		if st, err := w.FirstContactWindow(ctx, ten, bw); err != nil || st.Window != 4+196 || st.Threshold != 1000 {
+			t.Fatalf("status %+v, %v; want window 200 (4 + 196 deliveries), threshold 1000", st, err)
+		}
+	})
+	t.Run("hard bounces at 30% halve the window once per sample; duplicates count nothing", func(t *testing.T) {
+		s, w, _, _ := get(t)
+		ten := "win-30pct"
+		bw := gateway.FirstContactWindow{Initial: 100, Min: 2, Max: 1000, Threshold: 1000, OutstandingTimeout: time.Minute, Sample: 10, ShrinkBounceRate: 0.05}
+		l := gateway.Limits{FirstContactWindow: bw}
+		admit(t, s, ten, l, rcpts(40, "x.example", 0), ok)
+		one := func(o store.Settle, to string) store.SettleResult {
+			t.Helper()
+			r, err := w.SettleFirstContacts(ctx, store.SettleRequest{Tenant: ten, Outcome: o, Recipients: []string{to}, Window: bw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		shrinks := 0
+		for e := range 4 {
+			// Each epoch: 3 bounces first (no shrink before the sample is
+			// complete), then 7 deliveries; the 10th settles the epoch.
+			for i := range 10 {
+				to := fmt.Sprintf("user%d@x.example", e*10+i)
+				o := store.SettleDelivery
+				if i < 3 {
+					o = store.SettleBounce
+				}
+				st, err := w.FirstContactWindow(ctx, ten, bw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				before := st.Window
+				r := one(o, to)
+				if r.Shrunk != (i == 9) {
+					t.Fatalf("epoch %d settle %d: %+v; want a shrink only on the 10th", e, i, r)
+				}
+				if i == 2 && (r.Status.Window != before || r.Status.EpochBounced != 3 || r.Status.EpochDelivered != 0) {
+					t.Fatalf("after 3 bounces %+v; want window %v, 3 bounced in the epoch", r, before)
+				}
+				if i == 2 {
+					// The same bounce again: nothing outstanding, nothing counted.
+					if d := one(store.SettleBounce, to); d.Settled != 0 || d.Status.EpochBounced != 3 {
+						t.Fatalf("duplicate bounce %+v; want nothing counted", d)
+					}
+				}
+				if r.Shrunk {
+					shrinks++
+					if e == 0 && (r.Status.Window != 53 || r.Status.Threshold != 53) {
+						t.Fatalf("first shrink %+v; want window and threshold 53 (floor((100+7)/2))", r)
+					}
+					if r.Status.EpochDelivered != 0 || r.Status.EpochBounced != 0 {
+						t.Fatalf("epoch not reset: %+v", r)
+					}
+				}
+			}
+		}
+		if shrinks != 4 {
+			t.Fatalf("%d shrinks; want 4", shrinks)
+		}
+	})
+	t.Run("epochs reset: a bounce counts in one epoch only", func(t *testing.T) {
+		s, w, _, _ := get(t)
+		ten := "win-epoch"
+		// 15%: one bounce in 10 is fine, two are not. Were epochs not
+		// reset, 3 bounces in 20 (15%) would never shrink.
+		bw := gateway.FirstContactWindow{Initial: 8, Min: 2, Max: 1000, Threshold: 1000, OutstandingTimeout: time.Minute, Sample: 10, ShrinkBounceRate: 0.15}
+		l := gateway.Limits{FirstContactWindow: bw}
+		admit(t, s, ten, l, rcpts(20, "x.example", 0), ok)
+		set := func(o store.Settle, from, n int) store.SettleResult {
+			t.Helper()
+			r, err := w.SettleFirstContacts(ctx, store.SettleRequest{Tenant: ten, Outcome: o, Recipients: rcpts(n, "x.example", from), Window: bw})
+			if err != nil || r.Settled != n {
+				t.Fatalf("settle %+v, %v; want %d settled", r, err, n)
+			}
+			return r
+		}
+		set(store.SettleBounce, 0, 1)
+		if r := set(store.SettleDelivery, 1, 9); r.Shrunk || r.Status.Window != 17 || r.Status.EpochDelivered != 0 || r.Status.EpochBounced != 0 {
+			t.Fatalf("end of the first epoch %+v; want window 17 (8+9), no shrink, a new epoch", r)
+		}
+		if r := set(store.SettleBounce, 10, 2); r.Status.EpochBounced != 2 || r.Status.EpochDelivered != 0 {
+			t.Fatalf("second epoch %+v; want 2 bounced, 0 delivered", r)
+		}
+		if r := set(store.SettleDelivery, 12, 8); !r.Shrunk || r.Status.Window != 12 || r.Status.Threshold != 12 {
+			t.Fatalf("end of the second epoch %+v; want a shrink to floor((17+8)/2) = 12", r)
+		}
+	})
+	t.Run("two clients settling bounces at once shrink once per sample", func(t *testing.T) {
+		a, w, b, _ := get(t)
+		wb, ok2 := b.(store.WindowStore)
+		if !ok2 {
+			t.Fatal("second client does not implement store.WindowStore")
+		}
+		ten := "win-race-bounce"
+		bw := gateway.FirstContactWindow{Initial: 64, Min: 2, Max: 1000, Threshold: 1000, OutstandingTimeout: time.Minute, Sample: 10, ShrinkBounceRate: 0.05}
+		admit(t, a, ten, gateway.Limits{FirstContactWindow: bw}, rcpts(40, "x.example", 0), ok)
+		var shrinks atomic.Int64
+		var wg sync.WaitGroup
+		for g := range 8 {
+			c := w
+			if g%2 == 1 {
+				c = wb
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 5 {
+					r, err := c.SettleFirstContacts(ctx, store.SettleRequest{Tenant: ten, Outcome: store.SettleBounce,
+						Recipients: rcpts(1, "x.example", g*5+i), Window: bw})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if r.Shrunk {
+						shrinks.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		st, err := w.FirstContactWindow(ctx, ten, bw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shrinks.Load() != 4 || st.Window != 4 || st.Outstanding != 0 || st.EpochBounced != 0 {
+			t.Fatalf("%d shrinks, status %+v; want 4 shrinks (64 -> 4), nothing outstanding", shrinks.Load(), st)
 		}
 	})
 	t.Run("outstanding entries expire without growing the window", func(t *testing.T) {
