@@ -145,21 +145,27 @@ func GrowWindow(cwnd float64, thresh int64, settled int, w gateway.FirstContactW
 }
 
 // EndEpoch ends the epoch when its settled first contacts (delivered d,
-// bounced b) reach w's SampleSize: the window halves (ShrinkWindow) when
-// b/(d+b) exceeds w's BounceRate (shrunk true, even at the floor), and
-// the counts restart at 0. Otherwise it returns its arguments unchanged.
+// bounced b) reach w's SampleSize: the window halves when b/(d+b) exceeds
+// w's BounceRate (shrunk true, even at the floor), and the counts restart
+// at 0. Otherwise it returns its arguments unchanged. A bad epoch keeps
+// the threshold (unlike a complaint, ShrinkWindow): Deliveries then double
+// the window again up to it, so a tenant whose bounces only now and then
+// cross the rate by chance (2% bounces, a sample of 20 with two) recovers
+// within a few event latencies, while one that bounces badly epoch after
+// epoch is halved every sample.
 func EndEpoch(cwnd float64, thresh, d, b int64, w gateway.FirstContactWindow) (_ float64, _, _, _ int64, shrunk bool) {
 	if d+b < w.SampleSize() {
 		return cwnd, thresh, d, b, false
 	}
 	if float64(b)/float64(d+b) > w.BounceRate() {
-		cwnd, thresh = ShrinkWindow(cwnd, w)
+		cwnd, _ = ShrinkWindow(cwnd, w)
 		shrunk = true
 	}
 	return cwnd, thresh, 0, 0, shrunk
 }
 
-// ShrinkWindow is the window and threshold after a complaint or a bad epoch.
+// ShrinkWindow is the window and threshold after a complaint (a bad epoch
+// keeps the threshold: EndEpoch).
 func ShrinkWindow(cwnd float64, w gateway.FirstContactWindow) (float64, int64) {
 	v := ClampWindow(float64(int64(cwnd/2)), w)
 	return v, int64(v)

@@ -31,10 +31,12 @@ local cwnd, thresh = tonumber(w[1]) or winit, tonumber(w[2]) or wthresh
 local ed, eb = tonumber(w[3]) or 0, tonumber(w[4]) or 0
 cwnd = clamp(cwnd)
 local changed, shrunk = false, 0
-local function halve()
+-- halve halves the window; a complaint also sets the threshold, a bad
+-- epoch keeps it (store.EndEpoch, store.ShrinkWindow).
+local function halve(keep)
   shrunk = 1
   cwnd = clamp(math.floor(cwnd / 2))
-  thresh = cwnd
+  if not keep then thresh = cwnd end
 end
 if outcome == DELIVERY then
   redis.call('HINCRBY', KEYS[1], F_W_DELIVERIES, #ARGV - ARGC)
@@ -53,7 +55,7 @@ elseif outcome == COMPLAINT and fresh then
 end
 -- the epoch (store.EndEpoch)
 if ed + eb >= sample then
-  if eb / (ed + eb) > brate then halve() end
+  if eb / (ed + eb) > brate then halve(true) end
   ed, eb = 0, 0
   changed = true
 end

@@ -227,8 +227,8 @@ func RunWindow(t *testing.T, newPair WindowPair) {
 				}
 				if r.Shrunk {
 					shrinks++
-					if e == 0 && (r.Status.Window != 53 || r.Status.Threshold != 53) {
-						t.Fatalf("first shrink %+v; want window and threshold 53 (floor((100+7)/2))", r)
+					if e == 0 && (r.Status.Window != 53 || r.Status.Threshold == 53) {
+						t.Fatalf("first shrink %+v; want window 53 (floor((100+7)/2)) and the threshold kept (a bad epoch is not a complaint)", r)
 					}
 					if r.Status.EpochDelivered != 0 || r.Status.EpochBounced != 0 {
 						t.Fatalf("epoch not reset: %+v", r)
@@ -263,8 +263,14 @@ func RunWindow(t *testing.T, newPair WindowPair) {
 		if r := set(store.SettleBounce, 10, 2); r.Status.EpochBounced != 2 || r.Status.EpochDelivered != 0 {
 			t.Fatalf("second epoch %+v; want 2 bounced, 0 delivered", r)
 		}
-		if r := set(store.SettleDelivery, 12, 8); !r.Shrunk || r.Status.Window != 12 || r.Status.Threshold != 12 {
-			t.Fatalf("end of the second epoch %+v; want a shrink to floor((17+8)/2) = 12", r)
+		if r := set(store.SettleDelivery, 12, 8); !r.Shrunk || r.Status.Window != 12 || r.Status.Threshold != 1000 {
+			t.Fatalf("end of the second epoch %+v; want a shrink to floor((17+8)/2) = 12, the threshold kept at 1000", r)
+		}
+		// Deliveries then grow it by one each again (slow start up to the
+		// kept threshold), not by 1/window.
+		admit(t, s, ten, l, rcpts(4, "x.example", 20), ok)
+		if r := set(store.SettleDelivery, 20, 4); r.Status.Window != 16 {
+			t.Fatalf("after 4 deliveries %+v; want 16 (slow start again below the threshold)", r)
 		}
 	})
 	t.Run("two clients settling bounces at once shrink once per sample", func(t *testing.T) {
