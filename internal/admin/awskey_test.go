@@ -48,3 +48,31 @@ func TestMintAWSKey(t *testing.T) {
 		t.Fatalf("aws without a server key: %d %s", a.status, a.body)
 	}
 }
+
+// TestCreateTenantWithAWSKey: POST /v1/tenants?mint_aws_key=true creates
+// the tenant with its first AWS key (shown once), next to or without a
+// token; without a server key it is refused before the tenant is created.
+func TestCreateTenantWithAWSKey(t *testing.T) {
+	keys, _ := auth.NewAWSKeys([]byte("0123456789abcdef0123456789abcdef"))
+	e := newEnv(t, func(o *admin.Options) { o.AWSKeys = keys })
+	a := e.call(t, "POST", "/v1/tenants?mint_token=true&mint_aws_key=true", `{"id": "web-1", "identities": ["@web.example"]}`)
+	if a.status != 201 {
+		t.Fatalf("create: %d %s", a.status, a.body)
+	}
+	var c admin.Created
+	a.json(t, &c)
+	if c.Token == nil || c.Token.Tenant != "web-1" || c.AWSKey == nil || c.AWSKey.Tenant != "web-1" ||
+		c.AWSKey.Kind != admin.KindAWS || c.AWSKey.SecretAccessKey != keys.Secret(c.AWSKey.AccessKeyID) {
+		t.Fatalf("created: %+v token %+v aws %+v", c, c.Token, c.AWSKey)
+	}
+	if a := e.call(t, "POST", "/v1/tenants?mint_aws_key=maybe", `{"id": "web-2", "identities": ["*"]}`); a.status != 400 {
+		t.Fatalf("mint_aws_key=maybe: %d %s", a.status, a.body)
+	}
+	plain := newEnv(t, nil)
+	if a := plain.call(t, "POST", "/v1/tenants?mint_aws_key=true", `{"id": "web-3", "identities": ["*"]}`); a.status < 400 || a.status >= 500 {
+		t.Fatalf("aws without a server key: %d %s", a.status, a.body)
+	}
+	if a := plain.call(t, "GET", "/v1/tenants/web-3/entry", ""); a.status != 404 {
+		t.Fatalf("the refused tenant exists: %d %s", a.status, a.body)
+	}
+}

@@ -46,7 +46,7 @@ func TestTenantEntriesAPI(t *testing.T) {
 	if a.status != 400 || bad.Error.Code != "invalid_tenant" || strings.Join(bad.Error.Problems, "\n") != strings.Join([]string{
 		"identities (line 1, not set): at least one identity is required",
 		"limits.rate (line 1): must be >= 0",
-		"limits.colour (line 1): unknown key (want one of: rate, burst, max_recipients, max_message_size, rate_per, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, per_domain_burst, shadow)",
+		"limits.colour (line 1): unknown key (want one of: rate, burst, max_recipients, max_message_size, rate_per, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, per_domain_burst, first_contact_window, shadow)",
 	}, "\n") {
 		t.Fatalf("bad entry: %d %s", a.status, a.body)
 	}

@@ -93,7 +93,7 @@ tenants:
   plans.Bad Name (line 3): the name must be 1 to 63 lower-case letters, digits, - or _, the first a letter or digit
   plans.Bad Name.limits.rate (line 4): must be >= 0
   plans.Bad Name.limits.rate_per (line 4): must be message or recipient
-  plans.Bad Name.limits.extra (line 4): unknown key (want one of: rate, burst, max_recipients, max_message_size, rate_per, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, per_domain_burst, shadow)
+  plans.Bad Name.limits.extra (line 4): unknown key (want one of: rate, burst, max_recipients, max_message_size, rate_per, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, per_domain_burst, first_contact_window, shadow)
   plans.Bad Name.breaker.bounce_rate (line 5): 2 outside [0, 1]
   plans.ok.limits.burst (line 6): want a whole number, got a list
   tenants[1].limits.rate (line 14): must be >= 0`},
@@ -149,7 +149,7 @@ func TestParseTenant(t *testing.T) {
   identities (line 1, not set): at least one identity is required
   id (line 1): must be 1 to 63 lower-case letters, digits, - or _, the first a letter or digit
   limits.rate (line 1): must be >= 0
-  limits.nope (line 1): unknown key (want one of: rate, burst, max_recipients, max_message_size, rate_per, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, per_domain_burst, shadow)
+  limits.nope (line 1): unknown key (want one of: rate, burst, max_recipients, max_message_size, rate_per, per_hour, per_day, first_contact_per_hour, first_contact_per_day, per_domain_rate, per_domain_burst, first_contact_window, shadow)
   plan (line 1): unknown plan "gold" (want one of: basic, pro)
   tokens (line 1): not accepted through the API: mint a token with the tenant (mint_token) or with POST /v1/tokens
   tokens[0].key_id (line 1): not a key id (use ` + "`sesgate token new`" + `)
