@@ -193,7 +193,7 @@ func warmUp(ctx context.Context, url string, s Sender) (held int64, err error) {
 						heldN.Add(1)
 					}
 					switch code {
-					case codeFirstContactLimited, "rate_limited":
+					case codeFirstContactLimited, "rate_limited", "store_unavailable": // temporary: retried, as a client would
 						sleepUntil(ctx, time.Now().Add(warmRetry))
 					default:
 						mu.Lock()
