@@ -118,6 +118,9 @@ func newFeedback(ctx context.Context, o feedbackOptions) (_ *feedbackSide, err e
 	if f.hooks, err = newWebhooks(gs, o); err != nil {
 		return nil, err
 	}
+	if o.Policy != nil {
+		f.api.file = o.Policy.Webhooks() // kept for the API tenants' (apitenants.go)
+	}
 	f.guard, err = guard.New(guard.Options{
 		Store: gs, Tenants: f.cfgs.ids(), Account: account, Deny: o.Deny, Alerts: f.alerts, Notify: f.hooks,
 		Status: gs, StatusTTL: ev.MessageTTL,

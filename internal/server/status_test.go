@@ -35,7 +35,7 @@ func TestStatusAPI(t *testing.T) {
 	dir := t.TempDir()
 	hs := newHookStack(t, dir, "", "      - {url: \"https://hooks.evil.example/x\", events: [delivery], secret_file: SECRET}\n")
 	hs.receiver.setDown(false)
-	srv, s := startGateway(t, dir, hs.policy)
+	srv, s := startHookGateway(t, dir, hs.policy)
 	defer srv.close()
 	if err := hs.ses.SetEvents(&sestest.EventOptions{URL: "http://" + s.HTTPAddr + DefaultSNSPath, Deliveries: true}); err != nil {
 		t.Fatal(err)
