@@ -212,7 +212,7 @@ func TestDashboardIncidentInChromium(t *testing.T) {
 	shots := os.Getenv("SCREENSHOT_DIR")
 	shot := func(name string) {
 		t.Helper()
-		b := run(t, bctx, chromedp.FullScreenshot(90))
+		b := run(t, bctx, chromedp.FullScreenshot(100))
 		if len(b) < 10000 {
 			t.Fatalf("screenshot %s of %d bytes: blank page?", name, len(b))
 		}
@@ -284,6 +284,7 @@ func TestDashboardIncidentInChromium(t *testing.T) {
 	if got := text(beta + "td.refused"); got != "7 breaker_open, 2 rate_limited" {
 		t.Errorf("beta's refusals %q", got)
 	}
+	shot("overview.png")
 	do("sort by name", chromedp.SetValue(chromedp.ID("sort"), "id"),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('sort').dispatchEvent(new Event('change'))`))
 	order = run(t, bctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#tenants tbody tr')).map(r => r.dataset.tenant)`))
@@ -302,7 +303,6 @@ func TestDashboardIncidentInChromium(t *testing.T) {
 	if got := text(`#feed li[data-kind="log"] .text`); !strings.HasPrefix(got, "store unavailable: admission degraded") {
 		t.Errorf("logged warning in the feed: %q", got)
 	}
-	shot("overview.png")
 
 	// 4. A message's journey, by sesgate id, then by SES MessageId.
 	for _, id := range []string{"gw-journey-1", "0100019-ses-abc"} {
