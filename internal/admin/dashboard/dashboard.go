@@ -10,6 +10,10 @@
 //   - Served with CSP (self only, no inline script or style), frame-ancestors
 //     'none' and X-Frame-Options DENY by the admin handler.
 //   - Every value from the API is written with textContent, never as HTML.
+//   - Charts are drawn by uPlot, vendored under assets/vendor (version,
+//     source and hashes in its README.md): a canvas, element styles set
+//     through the CSSOM (allowed by style-src 'self'); the page reports a
+//     CSP violation it sees in #message and body[data-csp-violations].
 package dashboard
 
 import (
