@@ -271,7 +271,7 @@ type MessageJourney struct {
 	ID           string               `json:"id"` // sesgate's id
 	Tenant       string               `json:"tenant"`
 	SESMessageID string               `json:"ses_message_id,omitempty"`
-	Events       []store.MessageEvent `json:"events"` // oldest first
+	Events       []store.MessageEvent `json:"events"` // the acceptance, then by time
 }
 
 var messageIDRE = regexp.MustCompile(`^[A-Za-z0-9._@+=-]{1,200}$`)
@@ -305,12 +305,25 @@ func (h *Handler) message(r *http.Request) (any, error) {
 	if len(evs) == 0 {
 		return nil, fmt.Errorf("%w: no message %s (kept for the message memory's TTL)", ErrNotFound, truncate(id, 70))
 	}
+	// The acceptance first (SES's event times can be a moment before
+	// sesgate's clock read the answer, and an event can be recorded before
+	// it), then the events in time order.
+	slices.SortStableFunc(evs, func(a, b store.MessageEvent) int {
+		return cmp.Or(boolRank(b.Type == "accepted")-boolRank(a.Type == "accepted"), a.At.Compare(b.At))
+	})
 	j := MessageJourney{ID: gid, Events: evs}
 	for _, e := range evs {
 		j.Tenant = cmp.Or(j.Tenant, e.Tenant)
 		j.SESMessageID = cmp.Or(j.SESMessageID, e.SESMessageID)
 	}
 	return j, nil
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // incidentRoutes mounts the incident views; /v1/messages/{id} only with

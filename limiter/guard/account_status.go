@@ -33,11 +33,5 @@ func (g *Guard) AccountStatus(ctx context.Context) (st Status, minutes map[int64
 	if r.State == store.Open {
 		st.OpenUntil = r.OpenUntil
 	}
-	minutes = make(map[int64]breaker.Bucket, len(d.Snap.Minutes))
-	for _, b := range d.Snap.Minutes {
-		if b.At != 0 {
-			minutes[b.At] = b
-		}
-	}
-	return st, minutes, true, nil
+	return st, d.minuteCounts(), true, nil
 }
