@@ -280,6 +280,9 @@ func TestDashboardIncidentInChromium(t *testing.T) {
 	if got := text(beta + ".badge.breaker"); got != strings.ReplaceAll(string(bst.State), "_", "-") {
 		t.Errorf("beta's breaker badge %q; state %s", got, bst.State)
 	}
+	if got := text(beta + "td.bounce .value"); got != "10.00 %" {
+		t.Errorf("beta's bounce rate over the hour %q; want 10.00 %% (100 of 1,000, though its breaker restarted its window)", got)
+	}
 	if got := text(beta + "td.refused"); got != "7 breaker_open, 2 rate_limited" {
 		t.Errorf("beta's refusals %q", got)
 	}
@@ -328,6 +331,9 @@ func TestDashboardIncidentInChromium(t *testing.T) {
 	}
 	if got := attr("#t-chart-rates", "data-max"); !near(got, 0.2) {
 		t.Errorf("beta's bounce chart peaks at %s; want 10 of 50", got)
+	}
+	if got := text("#t-bounce"); got != "10.00 %" {
+		t.Errorf("beta's page bounce rate %q; want 10.00 %%", got)
 	}
 	if got, want := text("#t-day"), commas(betaDay); got != want {
 		t.Errorf("beta's recipients today %q; want %s", got, want)

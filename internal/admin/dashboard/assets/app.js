@@ -54,7 +54,11 @@
     const rate = (k) => points.map((p) => (p.sent > 0 ? p[k] / p.sent : null));
     const total = sent.reduce((a, b) => a + b, 0);
     const last5 = sent.slice(-5).reduce((a, b) => a + b, 0) / 5;
-    return { sent: sent, bounce: rate('bounces'), complaint: rate('complaints'), total: total, perMin5: last5 };
+    const sum = (k) => points.reduce((x, p) => x + p[k], 0);
+    // The hour's rates by send minute: unlike the breaker's window, not
+    // restarted by a trip or a reset.
+    return { sent: sent, bounce: rate('bounces'), complaint: rate('complaints'), total: total, perMin5: last5,
+      hourBounce: total > 0 ? sum('bounces') / total : 0, hourComplaint: total > 0 ? sum('complaints') / total : 0 };
   }
 
   // spark draws values (oldest first) as a polyline scaled to max(values, floor).
@@ -196,13 +200,14 @@
 
   // worst scores a tenant: its breaker, its freeze, then its rates against
   // the breaker's trip lines (and SES's when the breaker has none).
-  function worst(t, b) {
-    let s = STATE_SCORE[t.breaker] || 0;
-    if (t.freeze.frozen) s += 1000;
-    if (b && b.warning) s += 500;
+  function worst(t, b, s) {
+    let score = STATE_SCORE[t.breaker] || 0;
+    if (t.freeze.frozen) score += 1000;
+    if (b && b.warning) score += 500;
     const tb = (b && parseFloat(b.windows && b.windows.bounce_threshold)) || 0.05;
     const tc = (b && parseFloat(b.windows && b.windows.complaint_threshold)) || 0.001;
-    return s + 100 * Math.max(t.rates.bounce_rate / tb, t.rates.complaint_rate / tc);
+    const br = Math.max(t.rates.bounce_rate, s.hourBounce), cr = Math.max(t.rates.complaint_rate, s.hourComplaint);
+    return score + 100 * Math.max(br / tb, cr / tc);
   }
 
   function button(text, cls, confirmText, onClick) {
@@ -262,8 +267,8 @@
     tr.appendChild(el('td', { class: 'usage' }, t.usage.hour + lim(t.limits.per_hour) + ' · ' + t.usage.day + lim(t.limits.per_day)));
     tr.appendChild(el('td', { class: 'window' }, windowText(t)));
     tr.appendChild(sparkCell(spark(s.sent, 'sent', 1, s.total + ' sent in the last hour'), s.perMin5.toFixed(1) + '/min', 'sent'));
-    tr.appendChild(sparkCell(spark(s.bounce, 'bounce', 0.05, 'bounce rate per send minute'), pct(t.rates.bounce_rate), 'bounce'));
-    tr.appendChild(sparkCell(spark(s.complaint, 'complaint', 0.001, 'complaint rate per send minute'), pct(t.rates.complaint_rate), 'complaint'));
+    tr.appendChild(sparkCell(spark(s.bounce, 'bounce', 0.05, 'bounce rate per send minute; breaker window ' + pct(t.rates.bounce_rate)), pct(s.hourBounce), 'bounce'));
+    tr.appendChild(sparkCell(spark(s.complaint, 'complaint', 0.001, 'complaint rate per send minute; breaker window ' + pct(t.rates.complaint_rate)), pct(s.hourComplaint), 'complaint'));
     tr.appendChild(el('td', { class: 'refused' }, refusedText(refused)));
     const act = el('td', { class: 'actions' });
     for (const b of tenantActions(t)) act.appendChild(b);
@@ -289,7 +294,7 @@
     const idx = d.tenants.tenants.map((t, i) => i);
     const bmap = {};
     for (const b of d.breakers) bmap[b.tenant] = b;
-    const score = idx.map((i) => worst(d.tenants.tenants[i], bmap[d.tenants.tenants[i].id]));
+    const score = idx.map((i) => worst(d.tenants.tenants[i], bmap[d.tenants.tenants[i].id], summarize(d.series[i] || [])));
     const sent = idx.map((i) => summarize(d.series[i] || []).total);
     const cmpId = (a, b) => (d.tenants.tenants[a].id < d.tenants.tenants[b].id ? -1 : 1);
     if (by === 'worst') idx.sort((a, b) => score[b] - score[a] || sent[b] - sent[a] || cmpId(a, b));
@@ -374,9 +379,9 @@
     $('t-state').className = 'badge state ' + (t.freeze.frozen ? 'frozen' : 'sending');
     $('t-state').textContent = t.freeze.frozen ? 'frozen' + (t.freeze.reason ? ': ' + t.freeze.reason : '') : 'sending';
     $('t-sent').textContent = s.perMin5.toFixed(1) + '/min';
-    $('t-window').textContent = '(' + t.rates.window + ')';
-    $('t-bounce').textContent = pct(t.rates.bounce_rate);
-    $('t-complaint').textContent = pct(t.rates.complaint_rate);
+    $('t-window').textContent = '(last hour; breaker window ' + t.rates.window + ': ' + pct(t.rates.bounce_rate) + ')';
+    $('t-bounce').textContent = pct(s.hourBounce);
+    $('t-complaint').textContent = pct(s.hourComplaint);
     const lim = (n) => (n > 0 ? ' of ' + num(n) : '');
     $('t-hour').textContent = num(t.usage.hour) + lim(t.limits.per_hour);
     $('t-day').textContent = num(t.usage.day) + lim(t.limits.per_day);
