@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -73,12 +74,33 @@ func TestDashboardAgainstRunningGateway(t *testing.T) {
 	if !slices.Equal(rows, []string{"dev"}) {
 		t.Fatalf("tenants on the page: %v, want [dev]", rows)
 	}
+	// The dev tenant has no quota: its usage is counted all the same
+	// (issue 16: it read "0 · 0").
+	usage, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector('#tenants tr[data-tenant="dev"] td.usage').textContent`))
+	if err != nil || usage != "1 · 1" {
+		t.Fatalf("dev's recipients this hour · today: %q %v; want 1 · 1", usage, err)
+	}
+	// Freeze asks for confirmation: accept it.
+	asked := make(chan string, 1)
+	dialogs := chromedp.Events(bctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			asked <- ev.Message
+			_, _ = chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
 	err = chromedp.Do(bctx,
 		chromedp.Click(chromedp.CSS(`#tenants tr[data-tenant="dev"] button.freeze`)),
 		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="dev"] button.unfreeze`)),
 	)
 	if err != nil {
 		t.Fatalf("freeze from the page: %v", err)
+	}
+	if q := <-asked; q != "Freeze tenant dev? Its mail is refused until unfrozen." {
+		t.Errorf("confirmation %q", q)
 	}
 	within(t, time.Second, "dev refused after the freeze from the page", func() bool {
 		r := postJSON(t, g.httpAddr, tok, msg)

@@ -82,6 +82,17 @@
 //
 //	GET    /v1/audit?limit=100                    {"entries":[AuditEntry]} newest first
 //
+//	GET    /v1/account                            AccountView: SES's and the account guard's lines, the
+//	                                              guard's state, 60 minutes summed over the tenants,
+//	                                              sesgate's own hour/day counts, the SES quota read at start
+//	GET    /v1/feed?limit=100                     {"items":[FeedItem]} newest first (limit <= 500): audited
+//	                                              actions, breaker and account guard trips, and the
+//	                                              warnings and errors logged (Options.Events, a ring)
+//	GET    /v1/refusals                           {"scope","tenants":{id:{reason:n}}}: this replica's
+//	                                              refused messages since it started (its metrics)
+//	GET    /v1/messages/{id}                      MessageJourney by sesgate id or SES MessageId (with
+//	                                              Options.Messages); a recipient is 400 (not indexed)
+//
 // Freeze, unfreeze and reset are idempotent (200 when already in that state).
 //
 // # Examples

@@ -46,6 +46,15 @@ type Options struct {
 	// (tenantentries.go).
 	TenantEntries TenantEntries
 
+	// Messages, when set, serves GET /v1/messages/{id} (incident.go).
+	Messages Messages
+	// SESQuota is the SES account's quota read at start (GetAccount); nil:
+	// not read (the outbox, or SES did not answer).
+	SESQuota *SESQuota
+	// Events, when set, adds the server's logged warnings and errors to
+	// the feed (GET /v1/feed).
+	Events *EventLog
+
 	// AdminTokens are the tokens accepted on /v1/ and /metrics; replace
 	// them at run time with SetAdminTokens. Sending tokens are never
 	// accepted: they are not in this list.
@@ -86,6 +95,10 @@ type Handler struct {
 	webhooks     Webhooks
 	health       WebhookHealthReader // the store's webhook health, when it has it
 	entries      TenantEntries
+	messages     Messages
+	sesQuota     *SESQuota
+	events       *EventLog
+	gatherer     prometheus.Gatherer
 	log          *slog.Logger
 	now          func() time.Time
 
@@ -118,8 +131,9 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{
 		tokens: opts.Tokens, awsKeys: opts.AWSKeys, tenants: opts.Tenants, breakers: opts.Breakers,
 		suppressions: opts.Suppressions, audit: opts.Audit, webhooks: opts.Webhooks, entries: opts.TenantEntries,
-		log: opts.Logger, now: opts.Now,
-		maxBody: opts.MaxBodyBytes, maxImport: opts.MaxImportBytes, maxLines: opts.MaxImportLines,
+		log: opts.Logger, now: opts.Now, messages: opts.Messages, sesQuota: opts.SESQuota, events: opts.Events,
+		gatherer: opts.Metrics,
+		maxBody:  opts.MaxBodyBytes, maxImport: opts.MaxImportBytes, maxLines: opts.MaxImportLines,
 		callTimeout: opts.CallTimeout, bulkTimeout: opts.BulkTimeout,
 	}
 	if h.log == nil {
@@ -156,6 +170,7 @@ func New(opts Options) (*Handler, error) {
 		m.Handle("GET /metrics", promhttp.HandlerFor(opts.Metrics, promhttp.HandlerOpts{}))
 	}
 	h.routes(m)
+	h.incidentRoutes(m)
 	if h.entries != nil {
 		h.tenantEntryRoutes(m)
 	}

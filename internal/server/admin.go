@@ -38,6 +38,10 @@ type adminOptions struct {
 	OnApply func(apiTenants)
 	Logger  *slog.Logger
 	AWSKeys *auth.AWSKeys // mints AWS keys; nil: none
+	// Events is the feed's ring of logged warnings and errors;
+	// SESQuota the account's quota read at start (nil: not read).
+	Events   *admin.EventLog
+	SESQuota *admin.SESQuota
 }
 
 // adminSide is the admin API and dashboard of one serve process, on its
@@ -80,6 +84,7 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 		Tokens: a.backend.Tokens(), Tenants: a.backend.Tenants(), Suppressions: a.backend.Suppressions(), Audit: a.backend.Audit(),
 		Breakers: breakers, Webhooks: o.Webhooks, TenantEntries: a.backend.TenantEntries(),
 		AdminTokens: adminTokens, Metrics: o.Metrics, Logger: o.Logger, AWSKeys: o.AWSKeys,
+		Events: o.Events, SESQuota: o.SESQuota, Messages: messagesOf(o.Store),
 	})
 	if err != nil {
 		return nil, err
@@ -195,4 +200,11 @@ func (a *adminSide) close() {
 	if a.srv != nil {
 		a.srv.Close()
 	}
+}
+
+// messagesOf is the store's message status (both stores keep it); nil
+// when it has none.
+func messagesOf(st storeadmin.Store) admin.Messages {
+	m, _ := st.(admin.Messages)
+	return m
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/logthrottle"
+	"github.com/sesgate/sesgate/internal/admin"
 	"github.com/sesgate/sesgate/internal/admin/storeadmin"
 	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter"
@@ -83,6 +84,10 @@ func Run(ctx context.Context, o Options) error {
 // shutdown.
 func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	s, log := o.Settings, o.Logger
+	// The admin feed shows the warnings and errors logged (degraded store,
+	// SES errors, the account guard's actions): tee them into its ring.
+	events := admin.NewEventLog(0)
+	log = slog.New(slog.NewMultiHandler(log.Handler(), events))
 	srv := &Server{s: s, log: log}
 	defer func() {
 		if err != nil {
@@ -195,6 +200,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	srv.admin, err = newAdmin(ctx, adminOptions{
 		Addr: s.AdminAddr, DataDir: s.DataDir, Store: ops, Breakers: fb.breakers(), Webhooks: fb.dead, Policy: pol,
 		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log, AWSKeys: awsKeys, OnApply: fb.apiTenantsApplied,
+		Events: events, SESQuota: dst.quota,
 	})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/gateway/outbox"
 	"github.com/sesgate/sesgate/gateway/ses"
+	"github.com/sesgate/sesgate/internal/admin"
 	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter"
 )
@@ -34,6 +35,9 @@ type dest struct {
 	sink gateway.Sink
 	desc string  // for the banner
 	rate float64 // the SES account's max send rate; 0: unknown or the outbox
+	// quota is the account's quota as GetAccount answered at start; nil
+	// when not asked (the outbox, or the rate set in the policy) or failed.
+	quota *admin.SESQuota
 	// region is the SES region (the outbox's: the policy's, else us-east-1).
 	region string
 }
@@ -63,25 +67,31 @@ func newDest(ctx context.Context, o destOptions) (dest, error) {
 	}
 	d := dest{sink: sk, desc: "Amazon SES (SES v2 SendEmail, region " + client.Options().Region + ")", rate: c.MaxSendRate, region: client.Options().Region}
 	if d.rate == 0 {
-		if d.rate, err = sesMaxSendRate(ctx, client); err != nil {
+		if d.quota, err = sesQuota(ctx, client); err != nil {
+			d.quota = nil
 			o.Logger.Warn("SES max send rate unknown; the account rate is left to SES", "err", err.Error())
+		} else {
+			d.rate = d.quota.MaxSendRate
 		}
 	}
 	return d, nil
 }
 
-// sesMaxSendRate reads the account's max send rate once from SES.
-func sesMaxSendRate(ctx context.Context, c *sesv2.Client) (float64, error) {
+// sesQuota reads the account's send quota once from SES (its max send
+// rate paces the sends; the dashboard shows the rest).
+func sesQuota(ctx context.Context, c *sesv2.Client) (*admin.SESQuota, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	out, err := c.GetAccount(ctx, &sesv2.GetAccountInput{})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if out.SendQuota == nil || out.SendQuota.MaxSendRate <= 0 {
-		return 0, errors.New("GetAccount returned no send quota")
+	q := out.SendQuota
+	if q == nil || q.MaxSendRate <= 0 {
+		return nil, errors.New("GetAccount returned no send quota")
 	}
-	return out.SendQuota.MaxSendRate, nil
+	return &admin.SESQuota{Max24HourSend: q.Max24HourSend, MaxSendRate: q.MaxSendRate, SentLast24Hours: q.SentLast24Hours,
+		At: time.Now().UTC()}, nil
 }
 
 // newAccount returns the pacing of sends at the account's rate, shared

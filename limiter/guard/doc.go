@@ -1,7 +1,7 @@
 // Package guard wires the SES feedback into the running gateway on the
 // shared store: it is the feedback.Processor that turns events into
 // suppressions and breaker decisions, the breakers' keeper for operators
-// (Status, Reset, ForceOpen and MinuteCounts; ErrUnknownTenant for a
+// (Status, Reset, ForceOpen, MinuteCounts and AccountStatus; ErrUnknownTenant for a
 // tenant without a breaker config), the attribution memory (SES MessageId
 // -> tenant), the shared duplicate check, the trip propagation to every
 // replica and the alert webhook.
@@ -20,7 +20,9 @@
 //     data, so a recipient is never counted twice), the observation is
 //     made by mail time and event time, and the admission fields (state,
 //     open_until, probes, warning) are written so the one admission call
-//     enforces them;
+//     enforces them; the same data keeps the hard bounces and complaints
+//     by send minute for 3 hours, which no trip or reset clears
+//     (MinuteCounts, AccountStatus: the dashboard's series);
 //   - the account guard (when configured) gets the same inputs over all
 //     tenants; when it trips it sheds the worst tenants (RankByBounces),
 //     forcing their breakers open until an operator resets them, until

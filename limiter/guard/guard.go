@@ -173,6 +173,58 @@ type data struct {
 	Snap    breaker.Snapshot `json:"snap"`
 	Sent    map[int64]int64  `json:"sent,omitempty"` // unix minute -> recipients fed to the breaker
 	History []store.Trip     `json:"history,omitempty"`
+	// Feedback: hard bounces and complaints by the unix minute the mail
+	// was sent, over the last feedbackKeep, that nothing resets (a trip, a
+	// force-open or a reset restarts Snap's window): the dashboard's
+	// per-minute series (MinuteCounts).
+	Feedback map[int64]breaker.Bucket `json:"feedback,omitempty"`
+}
+
+// feedbackKeep is how long data.Feedback keeps a minute.
+const feedbackKeep = 3 * time.Hour
+
+// noteFeedback adds an observation's bounces and complaints to d.Feedback
+// and drops the minutes older than feedbackKeep.
+func (d *data) noteFeedback(o *breaker.Observation, now time.Time) {
+	if o == nil || (o.HardBounces == 0 && o.Complaints == 0) {
+		return
+	}
+	oldest := now.Add(-feedbackKeep).Unix() / 60
+	at := o.MailTime.Unix() / 60
+	if at < oldest {
+		return
+	}
+	if d.Feedback == nil {
+		d.Feedback = map[int64]breaker.Bucket{}
+	}
+	b := d.Feedback[at]
+	b.At = at
+	b.Bounces += int64(o.HardBounces)
+	b.Complaints += int64(o.Complaints)
+	d.Feedback[at] = b
+	for m := range d.Feedback {
+		if m < oldest {
+			delete(d.Feedback, m)
+		}
+	}
+}
+
+// minuteCounts merges the breaker's minute buckets with Feedback (which
+// outlives a trip): unix minute -> counts.
+func (d *data) minuteCounts() map[int64]breaker.Bucket {
+	out := make(map[int64]breaker.Bucket, len(d.Snap.Minutes)+len(d.Feedback))
+	for _, b := range d.Snap.Minutes {
+		if b.At != 0 {
+			out[b.At] = b
+		}
+	}
+	for at, f := range d.Feedback {
+		b := out[at]
+		b.At = at
+		b.Bounces, b.Complaints = max(b.Bounces, f.Bounces), max(b.Complaints, f.Complaints)
+		out[at] = b
+	}
+	return out
 }
 
 func (g *Guard) decode(tenant string, raw []byte) data {
@@ -233,6 +285,7 @@ func (g *Guard) update(ctx context.Context, tenant string, cfg breaker.Config, i
 		if in.obs != nil {
 			obs = append(obs, *in.obs)
 		}
+		d.noteFeedback(in.obs, now)
 		snap := d.Snap
 		if in.op != nil {
 			snap, res.changes = in.op(snap, now)

@@ -99,7 +99,8 @@ func (g *Guard) ForceOpen(ctx context.Context, tenant, reason string) error {
 
 // MinuteCounts returns the hard bounces and complaints of tenant by the
 // minute the bounced mail was sent (unix minute -> counts), over the
-// breaker's window: the per-minute series of the dashboard.
+// breaker's window and the last 3 hours whatever tripped or reset it
+// (data.Feedback): the per-minute series of the dashboard.
 func (g *Guard) MinuteCounts(ctx context.Context, tenant string) (map[int64]breaker.Bucket, error) {
 	if _, err := g.config(tenant); err != nil {
 		return nil, err
@@ -109,11 +110,5 @@ func (g *Guard) MinuteCounts(ctx context.Context, tenant string) (map[int64]brea
 		return nil, err
 	}
 	d := g.decode(tenant, r.Data)
-	out := make(map[int64]breaker.Bucket, len(d.Snap.Minutes))
-	for _, b := range d.Snap.Minutes {
-		if b.At != 0 {
-			out[b.At] = b
-		}
-	}
-	return out, nil
+	return d.minuteCounts(), nil
 }

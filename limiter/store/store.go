@@ -175,8 +175,11 @@ func ValidateUsageAdd(tenant string, add Usage) error {
 }
 
 // Usage is a tenant's use of its windowed limits, in recipients, in the
-// current UTC clock hour and day (counted only for the limits the tenant
-// has: a tenant without per_hour has Hour 0).
+// current UTC clock hour and day. Hour and Day are counted for every
+// tenant, quota or not, in the same admission call (the operator's usage;
+// Redis: two fields of the state hash the script already writes; bbolt:
+// two counters in the same transaction); the first-contact figures only
+// for a tenant with a first-contact budget or window.
 type Usage struct {
 	Hour, Day                         int64 // quota counters
 	FirstContactHour, FirstContactDay int64 // first contacts

@@ -10,6 +10,10 @@
 //   - Served with CSP (self only, no inline script or style), frame-ancestors
 //     'none' and X-Frame-Options DENY by the admin handler.
 //   - Every value from the API is written with textContent, never as HTML.
+//   - Charts are drawn by uPlot, vendored under assets/vendor (version,
+//     source and hashes in its README.md): a canvas, element styles set
+//     through the CSSOM (allowed by style-src 'self'); the page reports a
+//     CSP violation it sees in #message and body[data-csp-violations].
 package dashboard
 
 import (
@@ -29,8 +33,12 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 //go:embed assets
 var assets embed.FS
 
+// assetFiles are the files served beside the page (the vendored charting
+// library, uPlot, under vendor/: see vendor/README.md).
+var assetFiles = []string{"app.js", "app.css", "vendor/uPlot.iife.min.js", "vendor/uPlot.min.css"}
+
 // Handler serves the page at "/" and the assets beside it ("/app.js",
-// "/app.css"); mount it under a prefix with http.StripPrefix.
+// "/app.css", "/vendor/..."); mount it under a prefix with http.StripPrefix.
 func Handler() (http.Handler, error) {
 	static, err := fs.Sub(assets, "assets")
 	if err != nil {
@@ -43,7 +51,7 @@ func Handler() (http.Handler, error) {
 	// The version (a hash of the assets) keeps a browser from mixing a
 	// cached script with a new page.
 	sum := sha256.New()
-	for _, name := range []string{"app.js", "app.css"} {
+	for _, name := range assetFiles {
 		b, err := fs.ReadFile(static, name)
 		if err != nil {
 			return nil, err
@@ -60,7 +68,8 @@ func Handler() (http.Handler, error) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(page.Bytes())
 	})
-	mux.Handle("GET /app.js", files)
-	mux.Handle("GET /app.css", files)
+	for _, name := range assetFiles {
+		mux.Handle("GET /"+name, files)
+	}
 	return mux, nil
 }

@@ -225,7 +225,9 @@ func (a *admission) readCounters() (*store.Decision, error) {
 		}
 		return a.counter(key)
 	}
-	a.qh, a.qd = read(l.PerHour, keyQuotaHour+a.hour), read(l.PerDay, keyQuotaDay+a.day)
+	// The recipients of the hour and day are counted for every tenant,
+	// quota or not (the operator's usage), so they are always read.
+	a.qh, a.qd = a.counter(keyQuotaHour+a.hour), a.counter(keyQuotaDay+a.day)
 	a.fh, a.fd = read(l.FirstContactPerHour, keyFirstHour+a.hour), read(l.FirstContactPerDay, keyFirstDay+a.day)
 	a.d.Remaining = a.remaining(0, 0)
 	return nil, nil
@@ -383,8 +385,8 @@ func (a *admission) countWindows() error {
 		by   int64
 		life int64
 	}{
-		{l.PerHour > 0, keyQuotaHour + a.hour, m, a.hourLeft + grace},
-		{l.PerDay > 0, keyQuotaDay + a.day, m, a.dayLeft + grace},
+		{true, keyQuotaHour + a.hour, m, a.hourLeft + grace}, // counted with or without a quota
+		{true, keyQuotaDay + a.day, m, a.dayLeft + grace},
 		{l.FirstContactPerHour > 0, keyFirstHour + a.hour, a.newc, a.hourLeft + grace},
 		{l.FirstContactPerDay > 0, keyFirstDay + a.day, a.newc, a.dayLeft + grace},
 		{true, keySent + sent, m, a.s.sentTTL.Milliseconds()},

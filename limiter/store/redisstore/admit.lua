@@ -243,8 +243,12 @@ end
 
 -- 8. commit
 local upd = {}
-if perhour > 0 then table.insert(upd, F_QH); table.insert(upd, hour .. ':' .. (qh + m)) end
-if perday > 0 then table.insert(upd, F_QD); table.insert(upd, day .. ':' .. (qd + m)) end
+-- recipients of the hour and day are counted quota or not (the operator's
+-- usage): two fields of the HSET below, no extra call
+if m > 0 then
+  table.insert(upd, F_QH); table.insert(upd, hour .. ':' .. (qh + m))
+  table.insert(upd, F_QD); table.insert(upd, day .. ':' .. (qd + m))
+end
 if fchour > 0 and newc > 0 then table.insert(upd, F_FH); table.insert(upd, hour .. ':' .. (fh + newc)) end
 if fcday > 0 and newc > 0 then table.insert(upd, F_FD); table.insert(upd, day .. ':' .. (fd + newc)) end
 if newtat then table.insert(upd, F_TAT); table.insert(upd, string.format('%.3f', newtat)) end

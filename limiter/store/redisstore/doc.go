@@ -19,7 +19,8 @@
 //	gw:{t:<id>}:brk             hash    frozen (operator flag), state, open_until (unix ms), probes (+ feedback's own fields)
 //	gw:{t:<id>}:sup             hash    lowercased address -> "reason|added_ms|expires_ms"
 //	gw:{t:<id>}:st              hash    gcra (rate TAT, ms); qh, qd, fh, fd: "<window>:<count>" for the
-//	                                    hour/day quota and first-contact counters (a new window resets)
+//	                                    hour/day quota and first-contact counters (a new window resets;
+//	                                    qh and qd are counted for every tenant, quota or not)
 //	gw:{t:<id>}:kn:<period>     hash    known recipients: hmac -> expiry (ms); period = KnownTTL; the
 //	                                    current and previous period are read, each hash expires after
 //	                                    the next period ends

@@ -119,7 +119,7 @@ var scenarios = []scenario{
 		// cacheable, since 1 recipient still fits.
 		admit(t, s, ten, l, rcpts(2, "a.example", 4), want{reason: store.ReasonPerHour, retry: time.Hour, cache: 0})
 		admit(t, s, ten, l, rcpts(1, "a.example", 4), ok)
-		if u, err := s.Usage(context.Background(), ten); err != nil || u != (store.Usage{Hour: 5}) {
+		if u, err := s.Usage(context.Background(), ten); err != nil || u != (store.Usage{Hour: 5, Day: 5}) {
 			t.Fatalf("Usage = %+v, %v", u, err)
 		}
 		c.Add(15 * time.Minute)
@@ -129,6 +129,22 @@ var scenarios = []scenario{
 		}
 		c.Add(45 * time.Minute)
 		admit(t, s, ten, l, rcpts(5, "a.example", 10), ok)
+	}},
+	{"usage is counted for a tenant without quotas", func(t *testing.T, s store.Store, c *Clock, ten string) {
+		// The operator's "recipients this hour · today" (issue 16): counted
+		// in the same admission call whether or not a quota is set.
+		admit(t, s, ten, gateway.Limits{}, rcpts(3, "a.example", 0), ok)
+		admit(t, s, ten, gateway.Limits{Rate: 100}, rcpts(2, "a.example", 3), ok)
+		if u, err := s.Usage(context.Background(), ten); err != nil || u != (store.Usage{Hour: 5, Day: 5}) {
+			t.Fatalf("Usage = %+v, %v; want 5 this hour and today", u, err)
+		}
+		c.Add(time.Hour)
+		admit(t, s, ten, gateway.Limits{}, rcpts(1, "a.example", 5), ok)
+		if u, err := s.Usage(context.Background(), ten); err != nil || u != (store.Usage{Hour: 1, Day: 6}) {
+			t.Fatalf("an hour later: Usage = %+v, %v; want 1 this hour, 6 today", u, err)
+		}
+		// A quota set later starts from what was counted.
+		admit(t, s, ten, gateway.Limits{PerHour: 2}, rcpts(2, "a.example", 6), want{reason: store.ReasonPerHour, retry: -1, cache: -1})
 	}},
 	{"quota per day", func(t *testing.T, s store.Store, c *Clock, ten string) {
 		l := gateway.Limits{PerDay: 3, PerHour: 100}
@@ -170,7 +186,7 @@ var scenarios = []scenario{
 			}
 		}
 		admit(t, s, ten, l, []string{"a@x.example", "c@x.example"}, ok)
-		if u, err := s.Usage(context.Background(), ten); err != nil || u != (store.Usage{FirstContactHour: 3, FirstContactDay: 3}) {
+		if u, err := s.Usage(context.Background(), ten); err != nil || u != (store.Usage{Hour: 24, Day: 24, FirstContactHour: 3, FirstContactDay: 3}) {
 			t.Fatalf("Usage = %+v, %v", u, err)
 		}
 		c.Add(time.Hour)

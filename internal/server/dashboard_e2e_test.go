@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/internal/sestest"
+	"github.com/sesgate/sesgate/limiter/store"
+)
+
+// TestDashboardBounceSpikeE2E runs a whole gateway (Start, the SES sink
+// on internal/sestest, signed SNS events back) through a bounce spike:
+// 30 % of the recipients bounce (EventOptions.BounceFraction) until the
+// tenant's breaker trips and refuses the rest. The admin API and the
+// dashboard in headless Chromium then show: the tenant's recipients this
+// hour counted though it has no quota (issue 16: it read 0), its breaker
+// open with the trip in the feed, its refusals by reason, the account's
+// sent count and bounces, and a bounced message's journey by SES
+// MessageId.
+func TestDashboardBounceSpikeE2E(t *testing.T) {
+	bin := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium not found; the CI setup must run: apt-get install -y chromium")
+		}
+		t.Skip("chromium not found")
+	}
+	dir := t.TempDir()
+	hs := newHookStack(t, dir, "", "      - {url: \"https://hooks.evil.example/x\", events: [delivery], secret_file: SECRET}\n")
+	hs.receiver.setDown(false)
+	_, s := startHookGateway(t, dir, hs.policy)
+	if err := hs.ses.SetEvents(&sestest.EventOptions{URL: "http://" + s.HTTPAddr + DefaultSNSPath, BounceFraction: 0.3, Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	adminURL := "http://" + s.AdminAddr
+	adminGet := func(path string, v any) {
+		t.Helper()
+		code, body := getJSON(t, "GET", adminURL+path, hs.admin)
+		if code != 200 || json.Unmarshal([]byte(body), v) != nil {
+			t.Fatalf("GET %s: %d %s", path, code, body)
+		}
+	}
+
+	// Send one recipient a message until the breaker refuses (at most 400).
+	var accepted, refused int
+	var sesIDs []string
+	for i := 0; i < 400 && refused < 5; i++ {
+		body := fmt.Sprintf(`{"from":"shop@app.example","to":["user%d@example.net"],"subject":"x","text":"x"}`, i)
+		req, _ := http.NewRequest("POST", "http://"+s.HTTPAddr+"/v1/messages", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hs.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			MessageID string `json:"message_id"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case 200:
+			accepted++
+			sesIDs = append(sesIDs, out.MessageID)
+		case 503, 429:
+			refused++
+		default:
+			t.Fatalf("send %d: %s", i, resp.Status)
+		}
+		if i%20 == 19 {
+			time.Sleep(100 * time.Millisecond) // let the events catch up
+		}
+	}
+	var brk admin.BreakerStatus
+	waitFor(t, "app's breaker to trip", 30*time.Second, func() bool {
+		adminGet("/v1/breakers/app", &brk)
+		return brk.State == "open" || brk.State == "forced_open"
+	})
+	if refused == 0 {
+		t.Fatalf("%d accepted, none refused: the breaker never refused", accepted)
+	}
+	var ten admin.TenantStatus
+	adminGet("/v1/tenants/app", &ten)
+	if ten.Limits.PerHour != 0 || ten.Usage.Hour != int64(accepted) {
+		t.Fatalf("app (per_hour %d) used %d this hour; %d accepted", ten.Limits.PerHour, ten.Usage.Hour, accepted)
+	}
+	var acct admin.AccountView
+	adminGet("/v1/account", &acct)
+	var sent, bounces int64
+	for _, p := range acct.Points {
+		sent += p.Sent
+		bounces += p.Bounces
+	}
+	if sent != int64(accepted) || bounces == 0 || acct.Usage.Hour != int64(accepted) {
+		t.Fatalf("account: %d sent, %d bounces, usage %+v; %d accepted", sent, bounces, acct.Usage, accepted)
+	}
+	// A bounced message, found by its SES MessageId.
+	var bouncedSES string
+	for _, id := range sesIDs {
+		code, body := getJSON(t, "GET", adminURL+"/v1/messages/"+id, hs.admin)
+		var j admin.MessageJourney
+		if code == 200 && json.Unmarshal([]byte(body), &j) == nil &&
+			slices.ContainsFunc(j.Events, func(e store.MessageEvent) bool { return e.Type == "bounce" }) {
+			bouncedSES = id
+			break
+		}
+	}
+	if bouncedSES == "" {
+		t.Fatal("no bounced message found by SES MessageId")
+	}
+
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+	cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	actx, acancel := chromedp.NewExecAllocator(cctx, opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(adminURL+"/dashboard/"),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SendKeys(chromedp.ID("token"), hs.admin),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="app"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#chart-bounce canvas`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(bctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	row := `document.querySelector('#tenants tr[data-tenant="app"] `
+	if got, want := eval(row+`td.usage').textContent`), fmt.Sprintf("%d · %d", accepted, accepted); got != want {
+		t.Errorf("app's recipients this hour · today %q; want %q", got, want)
+	}
+	if got := eval(row + `.badge.breaker').textContent`); got != strings.ReplaceAll(string(brk.State), "_", "-") {
+		t.Errorf("app's breaker badge %q; state %s", got, brk.State)
+	}
+	if got := eval(row + `td.refused').textContent`); !strings.Contains(got, fmt.Sprint(refused)+" ") {
+		t.Errorf("app's refusals %q; %d refused", got, refused)
+	}
+	if got := eval(`document.getElementById('acct-usage').textContent`); got != fmt.Sprintf("%d · %d", accepted, accepted) {
+		t.Errorf("account usage %q; %d accepted", got, accepted)
+	}
+	if got, want := eval(`document.getElementById('acct-bounce').textContent`), fmt.Sprintf("%.2f %%", 100*float64(bounces)/float64(sent)); got != want {
+		t.Errorf("account bounce rate %q; want %q", got, want)
+	}
+	if got := eval(`document.getElementById('acct-quota').textContent`); got != "not read" {
+		t.Errorf("SES quota %q (the policy sets max_send_rate: GetAccount is not called)", got)
+	}
+	if got := eval(`Array.from(document.querySelectorAll('#feed li[data-kind="breaker.trip"] a.tenant')).map(a => a.textContent).join(',')`); !strings.Contains(got, "app") {
+		t.Errorf("feed trips of %q; want app", got)
+	}
+	if got := eval(`document.body.dataset.cspViolations`); got != "0" {
+		t.Errorf("CSP violations: %s", got)
+	}
+	if err := chromedp.Do(bctx,
+		chromedp.SetValue(chromedp.ID("lookup-id"), bouncedSES),
+		chromedp.Click(chromedp.ID("lookup-go")),
+		chromedp.WaitVisible(chromedp.ID("journey")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if got := eval(`Array.from(document.querySelectorAll('#journey-steps li')).map(l => l.dataset.type).join(',')`); got != "accepted,bounce" {
+		t.Errorf("journey of %s: %q", bouncedSES, got)
+	}
+}
