@@ -51,31 +51,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	e.trip(t, "gamma")
 
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(bin),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-
-	do := func(name string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, steps...); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
+	bctx, do := newBrowser(t, bin, 1280, 800, 30*time.Second)
 	rows := `Array.from(document.querySelectorAll('#tenants tbody tr')).map(r => r.dataset.tenant)`
 
 	do("load", // "/" redirects to /dashboard/
@@ -164,4 +140,24 @@ func run[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// newBrowser starts headless Chromium (bin) with a w×h window for at most
+// d, and returns its context and do, which runs steps or fails the test.
+func newBrowser(t *testing.T, bin string, w, h int, d time.Duration) (context.Context, func(string, ...chromedp.Action[chromedp.Void])) {
+	t.Helper()
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(w, h))
+	cctx, cancel := context.WithTimeout(context.Background(), d)
+	actx, acancel := chromedp.NewExecAllocator(cctx, opts...)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { bcancel(); acancel(); cancel() })
+	return bctx, func(name string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(bctx, steps...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
 }
