@@ -153,7 +153,6 @@ func (m MintedAWSKey) PolicyLine() string {
 // The result is CodeBadCredentials or CodeAuthThrottled; check was not
 // called when the key is unknown, which the caller may tell apart.
 func (r *Registry) VerifyAWS(_ context.Context, akid string, src netip.Addr, check func(secret string) bool) (*gateway.Tenant, error) {
-	srcKey := throttleKey{src: gateway.SourceKey(src)}
 	var (
 		e     Entry
 		known bool
@@ -162,22 +161,7 @@ func (r *Registry) VerifyAWS(_ context.Context, akid string, src netip.Addr, che
 		e, known = r.table.Load().get(kid)
 		known = known && e.Record.IsAWSKey() && (e.Expires.IsZero() || r.now().Before(e.Expires))
 	}
-	if !known {
-		if r.throttled(srcKey) {
-			return nil, r.throttledError()
-		}
-		r.fail(srcKey)
-		return nil, &gateway.Error{Code: gateway.CodeBadCredentials, Msg: "unknown access key id"}
-	}
-	kidKey := throttleKey{src: srcKey.src, kid: e.Record.KeyID}
-	if r.throttled(kidKey) {
-		return nil, r.throttledError()
-	}
-	if check(r.awsKeys.Secret(AccessKeyID(e.Record.KeyID))) {
-		return e.Tenant, nil
-	}
-	if srcSpent := r.fail(kidKey, srcKey); srcSpent {
-		return nil, r.throttledError()
-	}
-	return nil, &gateway.Error{Code: gateway.CodeBadCredentials, Msg: "signature does not match"}
+	return r.attempt(src, e, known, func() bool {
+		return check(r.awsKeys.Secret(AccessKeyID(e.Record.KeyID)))
+	}, "unknown access key id", "signature does not match")
 }

@@ -180,7 +180,6 @@ func (r *Registry) Patch(set []Entry, remove []string) {
 // CodeBadCredentials while the source's budget is spent, so the answers do
 // not tell an attacker which key ids exist.
 func (r *Registry) Authenticate(_ context.Context, username, token string, src netip.Addr) (*gateway.Tenant, error) {
-	srcKey := throttleKey{src: gateway.SourceKey(src)}
 	var (
 		e     Entry
 		known bool
@@ -188,12 +187,26 @@ func (r *Registry) Authenticate(_ context.Context, username, token string, src n
 	if kid, ok := KeyID(token); ok {
 		e, known = r.table.Load().get(kid)
 	}
+	return r.attempt(src, e, known, func() bool {
+		return e.Record.Hash.Matches(token) && (username == "" || username == e.Tenant.ID) &&
+			(e.Expires.IsZero() || r.now().Before(e.Expires))
+	}, "invalid credentials", "invalid credentials")
+}
+
+// attempt throttles and charges one attempt from src as Authenticate
+// describes, for a token (Authenticate) or an AWS key (VerifyAWS): e is the
+// table's entry of the presented key id when known; ok, called only then,
+// reports whether the presented secret is right. unknownMsg and wrongMsg
+// are the CodeBadCredentials messages of an unknown key id and of a wrong
+// secret.
+func (r *Registry) attempt(src netip.Addr, e Entry, known bool, ok func() bool, unknownMsg, wrongMsg string) (*gateway.Tenant, error) {
+	srcKey := throttleKey{src: gateway.SourceKey(src)}
 	if !known {
 		if r.throttled(srcKey) {
 			return nil, r.throttledError()
 		}
 		r.fail(srcKey)
-		return nil, &gateway.Error{Code: gateway.CodeBadCredentials, Msg: "invalid credentials"}
+		return nil, &gateway.Error{Code: gateway.CodeBadCredentials, Msg: unknownMsg}
 	}
 	// The key comes from the table, not the token, so the table never
 	// holds on to a presented (wrong) secret.
@@ -201,14 +214,13 @@ func (r *Registry) Authenticate(_ context.Context, username, token string, src n
 	if r.throttled(kidKey) {
 		return nil, r.throttledError()
 	}
-	if e.Record.Hash.Matches(token) && (username == "" || username == e.Tenant.ID) &&
-		(e.Expires.IsZero() || r.now().Before(e.Expires)) {
+	if ok() {
 		return e.Tenant, nil
 	}
 	if srcSpent := r.fail(kidKey, srcKey); srcSpent {
 		return nil, r.throttledError()
 	}
-	return nil, &gateway.Error{Code: gateway.CodeBadCredentials, Msg: "invalid credentials"}
+	return nil, &gateway.Error{Code: gateway.CodeBadCredentials, Msg: wrongMsg}
 }
 
 func (r *Registry) throttledError() *gateway.Error {
