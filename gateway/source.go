@@ -33,7 +33,15 @@ func ClientAddr(a net.Addr) netip.Addr {
 	case nil:
 		return netip.Addr{}
 	}
-	ap, err := netip.ParseAddrPort(a.String())
+	return RemoteAddr(a.String())
+}
+
+// RemoteAddr is the IP address of an "ip:port" remote address, such as
+// http.Request.RemoteAddr (IPv4-mapped addresses as IPv4); the zero Addr
+// when it cannot be parsed, which a tenant with source networks then
+// refuses.
+func RemoteAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {
 		return netip.Addr{}
 	}

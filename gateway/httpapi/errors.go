@@ -133,7 +133,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	default:
 		tenant = h.p.TenantOf(bearerToken(r.Header.Get("Authorization")))
 	}
-	who := logthrottle.Source(gateway.SourceKey(clientAddr(r.RemoteAddr)))
+	who := logthrottle.Source(gateway.SourceKey(gateway.RemoteAddr(r.RemoteAddr)))
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),

@@ -265,7 +265,7 @@ type admitted struct {
 // length, or the limit when none is declared). release gives back what
 // was taken.
 func (h *Handler) admit(r *http.Request) (a admitted, release func(), err error) {
-	a.src = clientAddr(r.RemoteAddr)
+	a.src = gateway.RemoteAddr(r.RemoteAddr)
 	authCtx, cancelAuth := context.WithTimeout(r.Context(), h.submitTimeout)
 	t, err := h.authenticate(authCtx, r, a.src)
 	cancelAuth()
@@ -422,16 +422,6 @@ func bearerToken(h string) string {
 		return ""
 	}
 	return strings.TrimSpace(token)
-}
-
-// clientAddr is the TCP peer's address; invalid when it cannot be parsed,
-// which a tenant with source networks then refuses.
-func clientAddr(remote string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 func printableASCII(s string) bool {

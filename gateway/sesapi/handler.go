@@ -135,7 +135,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authenticate reads the body within the memory budget and the size limit,
 // checks the SigV4 signature, and takes one of the tenant's request slots.
 func (h *Handler) authenticate(r *http.Request, w http.ResponseWriter) (*call, func(), error) {
-	c := &call{src: clientAddr(r.RemoteAddr)}
+	c := &call{src: gateway.RemoteAddr(r.RemoteAddr)}
 	ctx, cancel := context.WithTimeout(r.Context(), h.o.SubmitTimeout)
 	defer cancel()
 	if h.o.Keys == nil {
@@ -218,15 +218,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, gateway.Wrap(gateway.CodeMalformed, err, "reading the request body failed")
 	}
 	return buf.Bytes(), nil
-}
-
-// clientAddr is the TCP peer (X-Forwarded-For is never trusted).
-func clientAddr(remote string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 // submit runs one envelope through the pipeline with the submit deadline.

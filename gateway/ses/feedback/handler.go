@@ -335,7 +335,7 @@ func (h *SNSHandler) serve(w http.ResponseWriter, r *http.Request) (int, string,
 // take gives a request hold bytes of the budget and one of its source's
 // places until release; false when either is full.
 func (h *SNSHandler) take(r *http.Request, hold int64) (release func(), ok bool) {
-	src := gateway.SourceKey(sourceAddr(r.RemoteAddr))
+	src := gateway.SourceKey(gateway.RemoteAddr(r.RemoteAddr))
 	if !h.reading.Take(src) {
 		return nil, false
 	}
@@ -347,15 +347,6 @@ func (h *SNSHandler) take(r *http.Request, hold int64) (release func(), ok bool)
 		h.budget.Release(hold)
 		h.reading.Give(src)
 	}, true
-}
-
-// sourceAddr is the TCP peer's address; the zero Addr when unparsable.
-func sourceAddr(remote string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 // readBody reads the body, at most maxBody bytes (within the deadline
