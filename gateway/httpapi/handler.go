@@ -435,10 +435,6 @@ func printableASCII(s string) bool {
 
 // writeJSON writes v as the JSON answer with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
+	writeJSONHeader(w, status)
 	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do then
 }

@@ -145,10 +145,15 @@ func (c *idemClaim) release() {
 
 // writeRaw writes a JSON body as is, with writeJSON's headers.
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	writeJSONHeader(w, status)
+	_, _ = w.Write(append(bytes.TrimSpace(body), '\n'))
+}
+
+// writeJSONHeader writes the status and the headers of a JSON answer.
+func writeJSONHeader(w http.ResponseWriter, status int) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(bytes.TrimSpace(body), '\n'))
 }
