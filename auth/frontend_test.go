@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,8 +23,7 @@ import (
 
 	"github.com/sesgate/sesgate/auth"
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/gateway/httpapi"
-	"github.com/sesgate/sesgate/gateway/smtpd"
+	"github.com/sesgate/sesgate/gateway/gatewaytest"
 )
 
 const feBurst = 4 // failures allowed before the throttle answers
@@ -59,23 +57,7 @@ func newFEStack(t *testing.T) *feStack {
 	})
 	log := slog.New(slog.DiscardHandler)
 	p := gateway.NewPipeline(gateway.Options{Auth: reg, Sink: s.sink, Logger: log})
-	srv, err := smtpd.New(smtpd.Options{Pipeline: p, Domain: "mx.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	hs := httptest.NewServer(httpapi.New(httpapi.Options{Pipeline: p}))
-	t.Cleanup(hs.Close)
-	s.smtpAddr, s.httpURL = l.Addr().String(), hs.URL
+	s.smtpAddr, s.httpURL = gatewaytest.FrontEnds(t, p)
 	return s
 }
 

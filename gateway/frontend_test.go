@@ -11,22 +11,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/mail"
 	"net/netip"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/sesgate/sesgate/gateway"
-	"github.com/sesgate/sesgate/gateway/httpapi"
-	"github.com/sesgate/sesgate/gateway/smtpd"
+	"github.com/sesgate/sesgate/gateway/gatewaytest"
 )
 
 const feToken = "sg_fe_token"
@@ -66,23 +62,8 @@ func frontEnds(t *testing.T) (smtpAddr, httpURL string, sink *feSink) {
 	sink = &feSink{}
 	ten := &gateway.Tenant{ID: "acme", Identities: []string{"@acme.example", "ops@other.example"}}
 	p := gateway.NewPipeline(gateway.Options{Auth: feAuth{ten}, Sink: sink, Logger: slog.New(slog.DiscardHandler)})
-	srv, err := smtpd.New(smtpd.Options{Pipeline: p, Domain: "mx.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	hs := httptest.NewServer(httpapi.New(httpapi.Options{Pipeline: p}))
-	t.Cleanup(hs.Close)
-	return l.Addr().String(), hs.URL, sink
+	smtpAddr, httpURL = gatewaytest.FrontEnds(t, p)
+	return smtpAddr, httpURL, sink
 }
 
 // sendSMTP submits msg over SMTP and returns the DATA error (nil on 250).
