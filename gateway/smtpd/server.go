@@ -482,12 +482,6 @@ func (s *Server) reject(c net.Conn, line string) {
 	}()
 }
 
-// takeBuffer takes n bytes from the memory budget; false when it would go
-// over.
-func (s *Server) takeBuffer(n int64) bool { return s.budget.TryTake(n) }
-
-func (s *Server) releaseBuffer(n int64) { s.budget.Release(n) }
-
 // errorLog sends go-smtp's internal errors to the structured log.
 type errorLog struct{ log *slog.Logger }
 

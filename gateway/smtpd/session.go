@@ -391,7 +391,7 @@ type heldBuffer struct {
 func (h *heldBuffer) Write(p []byte) (int, error) {
 	if need := int64(h.buf.Len()+len(p)) - h.held; need > 0 {
 		step := max(need, bufferStep)
-		if !h.srv.takeBuffer(step) {
+		if !h.srv.budget.TryTake(step) {
 			return 0, errBufferFull
 		}
 		h.held += step
@@ -401,7 +401,7 @@ func (h *heldBuffer) Write(p []byte) (int, error) {
 
 // release gives the bytes back once the message is no longer needed.
 func (h *heldBuffer) release() {
-	h.srv.releaseBuffer(h.held)
+	h.srv.budget.Release(h.held)
 	h.held = 0
 }
 
