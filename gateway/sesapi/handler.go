@@ -163,7 +163,7 @@ func (h *Handler) authenticate(r *http.Request, w http.ResponseWriter) (*call, f
 		return nil, nil, err
 	}
 	c.body = body
-	_, payload, f := sig.checkScope(r, body, h.o.Region, h.o.Now())
+	payload, f := sig.checkScope(r, body, h.o.Region, h.o.Now())
 	if f != nil {
 		release()
 		return nil, nil, h.charge(ctx, c.src, f)

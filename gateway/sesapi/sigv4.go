@@ -114,41 +114,41 @@ func parseSigV4(v string) (*sigv4, *authFailure) {
 
 // checkScope checks what needs no secret: the date, its skew from now, the
 // scope's region and service, the signed headers, the payload hash. It
-// returns the request time and the hex payload hash.
-func (a *sigv4) checkScope(r *http.Request, body []byte, region string, now time.Time) (time.Time, string, *authFailure) {
+// returns the hex payload hash.
+func (a *sigv4) checkScope(r *http.Request, body []byte, region string, now time.Time) (string, *authFailure) {
 	if r.Header.Get("X-Amz-Security-Token") != "" {
-		return time.Time{}, "", &authFailure{authToken, "The security token included in the request is invalid: sesgate keys take no session token."}
+		return "", &authFailure{authToken, "The security token included in the request is invalid: sesgate keys take no session token."}
 	}
 	amzDate := r.Header.Get("X-Amz-Date")
 	t, err := time.Parse(amzDateLayout, amzDate)
 	if err != nil {
-		return time.Time{}, "", incomplete("Authorization requires a valid X-Amz-Date header (yyyyMMddTHHmmssZ).")
+		return "", incomplete("Authorization requires a valid X-Amz-Date header (yyyyMMddTHHmmssZ).")
 	}
 	if a.Date != amzDate[:8] {
-		return t, "", &authFailure{authMismatch, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP."}
+		return "", &authFailure{authMismatch, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP."}
 	}
 	if d := now.Sub(t); d > MaxClockSkew || d < -MaxClockSkew {
-		return t, "", &authFailure{authExpired, "Signature expired: " + amzDate + " is not within " + MaxClockSkew.String() +
+		return "", &authFailure{authExpired, "Signature expired: " + amzDate + " is not within " + MaxClockSkew.String() +
 			" of the server's time " + now.UTC().Format(amzDateLayout) + "."}
 	}
 	if a.Service != "ses" && a.Service != "email" {
-		return t, "", &authFailure{authMismatch, "Credential should be scoped to correct service: 'ses' (got '" + clip(a.Service) + "')."}
+		return "", &authFailure{authMismatch, "Credential should be scoped to correct service: 'ses' (got '" + clip(a.Service) + "')."}
 	}
 	if a.Region != region {
-		return t, "", &authFailure{authMismatch, "Credential should be scoped to a valid region, not '" + clip(a.Region) + "': this endpoint is '" + region + "'."}
+		return "", &authFailure{authMismatch, "Credential should be scoped to a valid region, not '" + clip(a.Region) + "': this endpoint is '" + region + "'."}
 	}
 	if !slices.Contains(a.SignedHeaders, "host") {
-		return t, "", &authFailure{authMismatch, "'Host' must be a signed header."}
+		return "", &authFailure{authMismatch, "'Host' must be a signed header."}
 	}
 	sum := sha256.Sum256(body)
 	payload := hex.EncodeToString(sum[:])
 	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != payload {
 		if h == unsignedBody {
-			return t, "", &authFailure{authMismatch, "UNSIGNED-PAYLOAD is not accepted: sign the body."}
+			return "", &authFailure{authMismatch, "UNSIGNED-PAYLOAD is not accepted: sign the body."}
 		}
-		return t, "", &authFailure{authMismatch, "The provided 'x-amz-content-sha256' header does not match what was computed."}
+		return "", &authFailure{authMismatch, "The provided 'x-amz-content-sha256' header does not match what was computed."}
 	}
-	return t, payload, nil
+	return payload, nil
 }
 
 // verify reports in constant time whether the signature is the one secret

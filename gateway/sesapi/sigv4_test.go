@@ -48,7 +48,7 @@ func verifyReq(r *http.Request, body []byte, now time.Time, secret string) *auth
 	if f != nil {
 		return f
 	}
-	_, payload, f := a.checkScope(r, body, "us-east-1", now)
+	payload, f := a.checkScope(r, body, "us-east-1", now)
 	if f != nil {
 		return f
 	}
