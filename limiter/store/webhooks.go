@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,6 +30,17 @@ import (
 // The Redis store keeps the queue in one hash slot ({wh}); times are the
 // caller's clock (replicas' clocks only shift when a lapsed lease is
 // taken over).
+
+// WebhookQueue is the webhook queue's part of a store, as the dispatcher
+// (package limiter/webhook) uses it; both stores implement it.
+type WebhookQueue interface {
+	EnqueueWebhook(ctx context.Context, it WebhookItem, now time.Time, max int) (bool, error)
+	ClaimWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]WebhookClaim, error)
+	AckWebhook(ctx context.Context, c WebhookClaim, now time.Time) (bool, error)
+	RetryWebhook(ctx context.Context, c WebhookClaim, it WebhookItem, due time.Time) (bool, error)
+	DeadWebhook(ctx context.Context, c WebhookClaim, it WebhookItem, now time.Time, maxDead int) (bool, error)
+	WebhookStats(ctx context.Context, tenants []string) (map[string]WebhookStat, error)
+}
 
 // Bounds of the webhook queue.
 const (

@@ -30,14 +30,7 @@ import (
 
 // Queue is the durable webhook queue of the shared store (both stores
 // implement it; store.WebhookItem has the semantics).
-type Queue interface {
-	EnqueueWebhook(ctx context.Context, it store.WebhookItem, now time.Time, max int) (bool, error)
-	ClaimWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.WebhookClaim, error)
-	AckWebhook(ctx context.Context, c store.WebhookClaim, now time.Time) (bool, error)
-	RetryWebhook(ctx context.Context, c store.WebhookClaim, it store.WebhookItem, due time.Time) (bool, error)
-	DeadWebhook(ctx context.Context, c store.WebhookClaim, it store.WebhookItem, now time.Time, maxDead int) (bool, error)
-	WebhookStats(ctx context.Context, tenants []string) (map[string]store.WebhookStat, error)
-}
+type Queue = store.WebhookQueue
 
 // Endpoint is one webhook of a tenant, as the policy gives it.
 type Endpoint struct {

@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -79,7 +78,7 @@ func (s *Store) changeTenant(id string, f func(cur *store.TenantRecord) (*store.
 			return err
 		}
 		if cur != nil {
-			if err := vb.Delete(verKey(cur.Version)); err != nil {
+			if err := vb.Delete(u64(cur.Version)); err != nil {
 				return err
 			}
 		}
@@ -95,11 +94,9 @@ func (s *Store) changeTenant(id string, f func(cur *store.TenantRecord) (*store.
 		if err := b.Put([]byte(id), data); err != nil {
 			return err
 		}
-		return vb.Put(verKey(next.Version), []byte(id))
+		return vb.Put(u64(next.Version), []byte(id))
 	})
 }
-
-func verKey(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
 
 // GetTenant reads the live record.
 func (s *Store) GetTenant(ctx context.Context, id string) (store.TenantRecord, error) {
@@ -154,7 +151,7 @@ func (s *Store) ChangedTenants(ctx context.Context, since int64, limit int) ([]s
 			return nil
 		}
 		c := vb.Cursor()
-		for k, id := c.Seek(verKey(since + 1)); k != nil && len(out) < limit; k, id = c.Next() {
+		for k, id := c.Seek(u64(since + 1)); k != nil && len(out) < limit; k, id = c.Next() {
 			var r store.TenantRecord
 			if err := json.Unmarshal(b.Get(id), &r); err != nil {
 				return err

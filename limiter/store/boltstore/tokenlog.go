@@ -62,7 +62,7 @@ func (s *Store) ChangedTokens(ctx context.Context, since int64, limit int) ([]st
 			return nil
 		}
 		c := vb.Cursor()
-		for k, id := c.Seek(binary.BigEndian.AppendUint64(nil, uint64(since+1))); k != nil && len(out) < limit; k, id = c.Next() {
+		for k, id := c.Seek(u64(since + 1)); k != nil && len(out) < limit; k, id = c.Next() {
 			ch := store.TokenChange{Version: int64(binary.BigEndian.Uint64(k)), TokenRecord: store.TokenRecord{KeyID: string(id)}}
 			if v := tb.Get(id); v != nil {
 				if err := json.Unmarshal(v, &ch.TokenRecord); err != nil {

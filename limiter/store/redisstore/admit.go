@@ -117,7 +117,7 @@ func admitConsts() []admitConst {
 		{"WINDOW_RETRY", ms(store.WindowRetry)},
 		{"KNOWN_GRACE", ms(knownGrace)}, {"TAT_GRACE", ms(tatGrace)}, {"TOLERANCE", gcraTolerance},
 		// ms per second, us per ms; the warning level's rate factor
-		{"SECOND", ms(time.Second)}, {"MS_US", int64(time.Millisecond / time.Microsecond)},
+		clockConsts[0], clockConsts[1],
 		{"WARNING_RATE", store.WarningRateFactor},
 		// derived keys after the tenant's prefix (same slot)
 		{"K_KNOWN", keyKnown}, {"K_DOMAIN", keyDomain}, {"K_SENT", keySent}, {"K_WIN", keyWindow}, {"K_WOUT", keyOutstanding},
@@ -130,12 +130,18 @@ func admitConsts() []admitConst {
 	}
 }
 
+// clockConsts are the constants of the scripts' reading of Redis's TIME:
+// ms per second, us per ms.
+var clockConsts = [2]admitConst{
+	{"SECOND", time.Second.Milliseconds()}, {"MS_US", int64(time.Millisecond / time.Microsecond)},
+}
+
 // usageConsts are the constants usage.lua uses, bound as admitConsts'.
 func usageConsts() []admitConst {
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	return []admitConst{
 		{"HOUR", ms(windowHour)}, {"DAY", ms(windowDay)},
-		{"SECOND", ms(time.Second)}, {"MS_US", int64(time.Millisecond / time.Microsecond)},
+		clockConsts[0], clockConsts[1],
 		{"F_QH", fieldQuotaHour}, {"F_QD", fieldQuotaDay}, {"F_FH", fieldFirstHour}, {"F_FD", fieldFirstDay},
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/sesgate/sesgate/internal/redistest"
 	"github.com/sesgate/sesgate/limiter/store"
 	"github.com/sesgate/sesgate/limiter/store/storetest"
@@ -16,13 +14,7 @@ import (
 
 func TestBreakerConformance(t *testing.T) {
 	srv := redistest.Start(t)
-	storetest.RunBreaker(t, factory(func(t *testing.T) redis.UniversalClient {
-		c, err := NewClient(ConnOptions{URL: "redis://" + srv.Addr}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}))
+	storetest.RunBreaker(t, factory(connect(ConnOptions{URL: "redis://" + srv.Addr})))
 }
 
 // TestTripWaitsForReplica: a trip written on a primary with a replica is

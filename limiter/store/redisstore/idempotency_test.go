@@ -6,21 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/sesgate/sesgate/internal/redistest"
 	"github.com/sesgate/sesgate/limiter/store/storetest"
 )
 
 func TestIdempotencyConformance(t *testing.T) {
 	srv := redistest.Start(t)
-	storetest.RunIdempotency(t, factory(func(t *testing.T) redis.UniversalClient {
-		c, err := NewClient(ConnOptions{URL: "redis://" + srv.Addr}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}))
+	storetest.RunIdempotency(t, factory(connect(ConnOptions{URL: "redis://" + srv.Addr})))
 }
 
 // TestIdempotencyKeys: a record is in the tenant's slot and carries a TTL

@@ -26,26 +26,25 @@ func factory(client func(t *testing.T) redis.UniversalClient) storetest.Factory 
 	}
 }
 
-func TestConformanceStandalone(t *testing.T) {
-	srv := redistest.Start(t)
-	storetest.Run(t, factory(func(t *testing.T) redis.UniversalClient {
-		c, err := NewClient(ConnOptions{URL: "redis://" + srv.Addr}, nil)
+// connect returns a client factory on conn.
+func connect(conn ConnOptions) func(t *testing.T) redis.UniversalClient {
+	return func(t *testing.T) redis.UniversalClient {
+		c, err := NewClient(conn, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
-	}))
+	}
+}
+
+func TestConformanceStandalone(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.Run(t, factory(connect(ConnOptions{URL: "redis://" + srv.Addr})))
 }
 
 func TestConformanceCluster(t *testing.T) {
 	cl := redistest.StartCluster(t)
-	storetest.Run(t, factory(func(t *testing.T) redis.UniversalClient {
-		c, err := NewClient(ConnOptions{Addrs: cl.Addrs()}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}))
+	storetest.Run(t, factory(connect(ConnOptions{Addrs: cl.Addrs()})))
 }
 
 // TestConnect reaches each deployment through its URL form and admits one
@@ -97,22 +96,10 @@ func windowPair(client func(t *testing.T) redis.UniversalClient) storetest.Windo
 
 func TestWindowConformanceStandalone(t *testing.T) {
 	srv := redistest.Start(t)
-	storetest.RunWindow(t, windowPair(func(t *testing.T) redis.UniversalClient {
-		c, err := NewClient(ConnOptions{URL: "redis://" + srv.Addr}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}))
+	storetest.RunWindow(t, windowPair(connect(ConnOptions{URL: "redis://" + srv.Addr})))
 }
 
 func TestWindowConformanceCluster(t *testing.T) {
 	cl := redistest.StartCluster(t)
-	storetest.RunWindow(t, windowPair(func(t *testing.T) redis.UniversalClient {
-		c, err := NewClient(ConnOptions{Addrs: cl.Addrs()}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}))
+	storetest.RunWindow(t, windowPair(connect(ConnOptions{Addrs: cl.Addrs()})))
 }

@@ -13,11 +13,9 @@ import (
 // flushed returns a client on conn whose server(s) were emptied first:
 // the webhook scenarios share key names.
 func flushed(t *testing.T, conn ConnOptions) redis.UniversalClient {
-	c, err := NewClient(conn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := connect(conn)(t)
 	ctx := context.Background()
+	var err error
 	if cc, ok := c.(*redis.ClusterClient); ok {
 		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.FlushDB(ctx).Err() })
 	} else {

@@ -42,12 +42,11 @@ func windowScript() string { return withConsts("windowConsts", windowConsts(), w
 
 // windowConsts are the constants window.lua uses.
 func windowConsts() []admitConst {
-	ms := func(d interface{ Milliseconds() int64 }) int64 { return d.Milliseconds() }
 	return []admitConst{
-		{"SECOND", int64(1000)}, {"MS_US", int64(1000)}, {"ARGC", int64(windowArgc)},
+		clockConsts[0], clockConsts[1], {"ARGC", int64(windowArgc)},
 		{"DELIVERY", string(store.SettleDelivery)}, {"BOUNCE", string(store.SettleBounce)},
 		{"COMPLAINT", string(store.SettleComplaint)},
-		{"SETTLE_MEMORY", ms(store.SettleMemory)}, {"K_WSHRUNK", keyShrunk},
+		{"SETTLE_MEMORY", store.SettleMemory.Milliseconds()}, {"K_WSHRUNK", keyShrunk},
 		{"F_W_WINDOW", fieldWinWindow}, {"F_W_THRESH", fieldWinThresh}, {"F_W_HELD", fieldWinHeld},
 		{"F_W_DELIVERIES", fieldWinDeliveries}, {"F_W_EXPIRED", fieldWinExpired},
 		{"F_W_EPOCH_D", fieldWinEpochD}, {"F_W_EPOCH_B", fieldWinEpochB},

@@ -11,16 +11,12 @@ import (
 	"github.com/sesgate/sesgate/limiter/store"
 )
 
-// WebhookStore is the webhook queue both stores implement (store.WebhookItem).
+// WebhookStore is the webhook queue both stores implement, with its
+// dead-letter list (store.WebhookItem).
 type WebhookStore interface {
-	EnqueueWebhook(ctx context.Context, it store.WebhookItem, now time.Time, max int) (bool, error)
-	ClaimWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.WebhookClaim, error)
-	AckWebhook(ctx context.Context, c store.WebhookClaim, now time.Time) (bool, error)
-	RetryWebhook(ctx context.Context, c store.WebhookClaim, it store.WebhookItem, due time.Time) (bool, error)
-	DeadWebhook(ctx context.Context, c store.WebhookClaim, it store.WebhookItem, now time.Time, maxDead int) (bool, error)
+	store.WebhookQueue
 	ListDeadWebhooks(ctx context.Context, tenant string, limit int) ([]store.DeadWebhook, error)
 	ReplayDeadWebhook(ctx context.Context, id string, now time.Time) (bool, error)
-	WebhookStats(ctx context.Context, tenants []string) (map[string]store.WebhookStat, error)
 }
 
 // RunWebhooks runs the webhook queue scenarios (per-chain order, leases

@@ -21,6 +21,16 @@ type WindowPair func(t *testing.T, clock *Clock) (store.Store, store.Store)
 // slow start below 6, outstanding for a minute.
 var testWindow = gateway.FirstContactWindow{Initial: 4, Min: 2, Max: 10, Threshold: 6, OutstandingTimeout: time.Minute}
 
+// together runs f for g = 0..7 at once and returns when all are done; the
+// race scenarios give odd g the second client.
+func together(f func(g int)) {
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() { f(g) })
+	}
+	wg.Wait()
+}
+
 // RunWindow runs the first-contact window scenarios (store/window.go)
 // against stores from newPair.
 func RunWindow(t *testing.T, newPair WindowPair) {
@@ -283,29 +293,23 @@ func RunWindow(t *testing.T, newPair WindowPair) {
 		bw := gateway.FirstContactWindow{Initial: 64, Min: 2, Max: 1000, Threshold: 1000, OutstandingTimeout: time.Minute, Sample: 10, ShrinkBounceRate: 0.05}
 		admit(t, a, ten, gateway.Limits{FirstContactWindow: bw}, rcpts(40, "x.example", 0), ok)
 		var shrinks atomic.Int64
-		var wg sync.WaitGroup
-		for g := range 8 {
+		together(func(g int) {
 			c := w
 			if g%2 == 1 {
 				c = wb
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range 5 {
-					r, err := c.SettleFirstContacts(ctx, store.SettleRequest{Tenant: ten, Outcome: store.SettleBounce,
-						Recipients: rcpts(1, "x.example", g*5+i), Window: bw})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if r.Shrunk {
-						shrinks.Add(1)
-					}
+			for i := range 5 {
+				r, err := c.SettleFirstContacts(ctx, store.SettleRequest{Tenant: ten, Outcome: store.SettleBounce,
+					Recipients: rcpts(1, "x.example", g*5+i), Window: bw})
+				if err != nil {
+					t.Error(err)
+					return
 				}
-			}()
-		}
-		wg.Wait()
+				if r.Shrunk {
+					shrinks.Add(1)
+				}
+			}
+		})
 		st, err := w.FirstContactWindow(ctx, ten, bw)
 		if err != nil {
 			t.Fatal(err)
@@ -375,29 +379,23 @@ func RunWindow(t *testing.T, newPair WindowPair) {
 		ten := "win-race"
 		wl := gateway.Limits{FirstContactWindow: gateway.FirstContactWindow{Initial: 7, Min: 2, Max: 50, Threshold: 50, OutstandingTimeout: time.Minute}}
 		var admitted atomic.Int64
-		var wg sync.WaitGroup
-		for g := range 8 {
+		together(func(g int) {
 			s := a
 			if g%2 == 1 {
 				s = b
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range 10 {
-					to := []string{fmt.Sprintf("g%d-%d@x.example", g, i), fmt.Sprintf("g%d-%d-b@x.example", g, i)}
-					d, err := s.Admit(ctx, store.AdmitRequest{Tenant: ten, Recipients: to, Limits: wl})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if d.Admitted {
-						admitted.Add(int64(d.NewRecipients))
-					}
+			for i := range 10 {
+				to := []string{fmt.Sprintf("g%d-%d@x.example", g, i), fmt.Sprintf("g%d-%d-b@x.example", g, i)}
+				d, err := s.Admit(ctx, store.AdmitRequest{Tenant: ten, Recipients: to, Limits: wl})
+				if err != nil {
+					t.Error(err)
+					return
 				}
-			}()
-		}
-		wg.Wait()
+				if d.Admitted {
+					admitted.Add(int64(d.NewRecipients))
+				}
+			}
+		})
 		st, err := w.FirstContactWindow(ctx, ten, wl.FirstContactWindow)
 		if err != nil {
 			t.Fatal(err)
