@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +10,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/sesgate/sesgate/internal/browsertest"
 )
 
 // TestDashboardAgainstRunningGateway opens the dashboard of a real
@@ -19,19 +19,7 @@ import (
 // directory) in headless Chromium: the page lists the gateway's tenant, and
 // a click on Freeze stops that tenant's sending (HTTP 503 tenant_frozen).
 func TestDashboardAgainstRunningGateway(t *testing.T) {
-	bin := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium not found; the CI setup must run: apt-get install -y chromium")
-		}
-		t.Skip("chromium not found (apt-get install -y chromium)")
-	}
+	bin := browsertest.FindChromium(t)
 	g := startGateway(t, baseEnv(t))
 	adminTok, err := os.ReadFile(filepath.Join(g.dataDir, "admin-token"))
 	if err != nil {
@@ -46,27 +34,13 @@ func TestDashboardAgainstRunningGateway(t *testing.T) {
 		t.Fatalf("send before the freeze: %d %v", r.status, r.body)
 	}
 
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	err = chromedp.Do(bctx,
+	bctx, do := browsertest.Start(t, bin, 1280, 800, 30*time.Second)
+	do("dashboard",
 		chromedp.Navigate("http://"+g.adminAddr+"/"),
 		chromedp.WaitVisible(chromedp.ID("login-form")),
 		chromedp.SendKeys(chromedp.ID("token"), strings.TrimSpace(string(adminTok))),
 		chromedp.Click(chromedp.ID("signin")),
-		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="dev"]`)),
-	)
-	if err != nil {
-		t.Fatalf("dashboard: %v", err)
-	}
+		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="dev"]`)))
 	rows, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#tenants tbody tr')).map(r => r.dataset.tenant)`))
 	if err != nil {
 		t.Fatal(err)
@@ -92,13 +66,9 @@ func TestDashboardAgainstRunningGateway(t *testing.T) {
 			_, _ = chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 		}
 	}()
-	err = chromedp.Do(bctx,
+	do("freeze from the page",
 		chromedp.Click(chromedp.CSS(`#tenants tr[data-tenant="dev"] button.freeze`)),
-		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="dev"] button.unfreeze`)),
-	)
-	if err != nil {
-		t.Fatalf("freeze from the page: %v", err)
-	}
+		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="dev"] button.unfreeze`)))
 	if q := <-asked; q != "Freeze tenant dev? Its mail is refused until unfrozen." {
 		t.Errorf("confirmation %q", q)
 	}

@@ -3,7 +3,6 @@ package admin_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -12,24 +11,9 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/sesgate/sesgate/internal/browsertest"
 	"github.com/sesgate/sesgate/limiter/store"
 )
-
-// findChromium returns the browser binary, or skips (outside CI) or fails
-// (in CI, where the setup installs Debian's chromium package).
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium not found; the CI setup must run: apt-get install -y chromium")
-	}
-	t.Skip("chromium not found (install it with: apt-get install -y chromium); skipping the browser test")
-	return ""
-}
 
 // TestDashboardInChromium loads the dashboard in a real headless Chromium:
 // the page shows nothing until the token is given, then the tenants of the
@@ -37,7 +21,7 @@ func findChromium(t *testing.T) string {
 // Reset breaker closes a tripped breaker. Set DASHBOARD_SCREENSHOT to keep
 // the screenshot somewhere to look at.
 func TestDashboardInChromium(t *testing.T) {
-	bin := findChromium(t)
+	bin := browsertest.FindChromium(t)
 	e := newEnv(t, nil)
 	now := e.clock.Now()
 	// Within alpha's limits: 1,000 recipients and 50 first contacts an hour.
@@ -51,7 +35,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	e.trip(t, "gamma")
 
-	bctx, do := newBrowser(t, bin, 1280, 800, 30*time.Second)
+	bctx, do := browsertest.Start(t, bin, 1280, 800, 30*time.Second)
 	rows := `Array.from(document.querySelectorAll('#tenants tbody tr')).map(r => r.dataset.tenant)`
 
 	do("load", // "/" redirects to /dashboard/
@@ -140,24 +124,4 @@ func run[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// newBrowser starts headless Chromium (bin) with a w×h window for at most
-// d, and returns its context and do, which runs steps or fails the test.
-func newBrowser(t *testing.T, bin string, w, h int, d time.Duration) (context.Context, func(string, ...chromedp.Action[chromedp.Void])) {
-	t.Helper()
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(w, h))
-	cctx, cancel := context.WithTimeout(context.Background(), d)
-	actx, acancel := chromedp.NewExecAllocator(cctx, opts...)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { bcancel(); acancel(); cancel() })
-	return bctx, func(name string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, steps...); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
 }

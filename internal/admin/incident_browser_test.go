@@ -23,6 +23,7 @@ import (
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/internal/admin"
 	"github.com/sesgate/sesgate/internal/admin/storeadmin"
+	"github.com/sesgate/sesgate/internal/browsertest"
 	"github.com/sesgate/sesgate/limiter/breaker"
 	"github.com/sesgate/sesgate/limiter/guard"
 	"github.com/sesgate/sesgate/limiter/store"
@@ -96,7 +97,7 @@ func newIncidentEnv(t *testing.T) (*env, *slog.Logger, *prometheus.CounterVec) {
 // the dark theme, and a phone-sized viewport. SCREENSHOT_DIR keeps the
 // screenshots (scripts/screenshots.sh).
 func TestDashboardIncidentInChromium(t *testing.T) {
-	bin := findChromium(t)
+	bin := browsertest.FindChromium(t)
 	e, logger, refused := newIncidentEnv(t)
 	ctx := context.Background()
 	now := e.clock.Now()
@@ -172,7 +173,7 @@ func TestDashboardIncidentInChromium(t *testing.T) {
 		t.Errorf("account usage %+v; want hour %d, day %d", acct.Usage, alphaHour+betaHour, 1200+betaDay)
 	}
 
-	bctx, do := newBrowser(t, bin, 1280, 900, 90*time.Second)
+	bctx, do := browsertest.Start(t, bin, 1280, 900, 90*time.Second)
 	text := func(sel string) string {
 		t.Helper()
 		q, _ := json.Marshal(sel)

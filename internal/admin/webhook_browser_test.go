@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/sesgate/sesgate/internal/browsertest"
 	"github.com/sesgate/sesgate/limiter/store"
 	"github.com/sesgate/sesgate/limiter/store/boltstore"
 )
@@ -20,7 +21,7 @@ import (
 // a click on Replay asks for confirmation: dismissed, nothing happens;
 // accepted, the event leaves the dead-letter list and is queued again.
 func TestDashboardWebhooksInChromium(t *testing.T) {
-	bin := findChromium(t)
+	bin := browsertest.FindChromium(t)
 	st, err := boltstore.Open(boltstore.Options{Path: filepath.Join(t.TempDir(), "store.db"), RecipientKey: []byte("0123456789abcdef0123")})
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +48,7 @@ func TestDashboardWebhooksInChromium(t *testing.T) {
 		t.Fatalf("dead: %v %v", ok, err)
 	}
 
-	bctx, do := newBrowser(t, bin, 1280, 900, 40*time.Second)
+	bctx, do := browsertest.Start(t, bin, 1280, 900, 40*time.Second)
 	text := func(sel string) string {
 		t.Helper()
 		// One evaluation (not a node id that a refresh may replace).

@@ -18,6 +18,9 @@ type apiTenants interface {
 	APITenantIDs() ([]string, int64)
 	APITenant(id string) *gateway.Tenant // nil: none served
 	APIWebhooks() (map[string][]webhook.Endpoint, int64)
+	// APIGenerations returns the numbers of APITenantIDs and APIWebhooks
+	// without building their lists.
+	APIGenerations() (ids, hooks int64)
 }
 
 // apiBreakers extends the file's breaker settings (breakerConfigs) with
@@ -48,7 +51,9 @@ func (f *feedbackSide) apiTenantsApplied(src apiTenants) {
 	f.api.src.Store(&src)
 	f.api.mu.Lock()
 	defer f.api.mu.Unlock()
-	if hooks, gen := src.APIWebhooks(); !f.api.primed || gen != f.api.hooks {
+	idsGen, hooksGen := src.APIGenerations()
+	if !f.api.primed || hooksGen != f.api.hooks {
+		hooks, gen := src.APIWebhooks()
 		all := maps.Clone(f.api.file)
 		if all == nil {
 			all = map[string][]webhook.Endpoint{}
@@ -61,10 +66,10 @@ func (f *feedbackSide) apiTenantsApplied(src apiTenants) {
 		f.hooks.SetEndpoints(all)
 		f.api.hooks = gen
 	}
-	ids, gen := src.APITenantIDs()
-	if f.api.primed && gen == f.api.seen {
+	if f.api.primed && idsGen == f.api.seen {
 		return
 	}
+	ids, gen := src.APITenantIDs()
 	f.api.primed, f.api.seen = true, gen
 	f.guard.SetTenants(slices.Concat(f.cfgs.ids(), ids))
 }

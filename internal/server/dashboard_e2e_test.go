@@ -1,12 +1,9 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sesgate/sesgate/internal/admin"
+	"github.com/sesgate/sesgate/internal/browsertest"
 	"github.com/sesgate/sesgate/internal/sestest"
 	"github.com/sesgate/sesgate/limiter/store"
 )
@@ -29,19 +27,7 @@ import (
 // sent count and bounces, and a bounced message's journey by SES
 // MessageId.
 func TestDashboardBounceSpikeE2E(t *testing.T) {
-	bin := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium not found; the CI setup must run: apt-get install -y chromium")
-		}
-		t.Skip("chromium not found")
-	}
+	bin := browsertest.FindChromium(t)
 	dir := t.TempDir()
 	hs := newHookStack(t, dir, "", "      - {url: \"https://hooks.evil.example/x\", events: [delivery], secret_file: SECRET}\n")
 	hs.receiver.setDown(false)
@@ -126,26 +112,14 @@ func TestDashboardBounceSpikeE2E(t *testing.T) {
 		t.Fatal("no bounced message found by SES MessageId")
 	}
 
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
-	cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(cctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	if err := chromedp.Do(bctx,
+	bctx, do := browsertest.Start(t, bin, 1280, 900, 60*time.Second)
+	do("dashboard",
 		chromedp.Navigate(adminURL+"/dashboard/"),
 		chromedp.WaitVisible(chromedp.ID("login-form")),
 		chromedp.SendKeys(chromedp.ID("token"), hs.admin),
 		chromedp.Click(chromedp.ID("signin")),
 		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="app"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#chart-bounce canvas`)),
-	); err != nil {
-		t.Fatal(err)
-	}
+		chromedp.WaitVisible(chromedp.CSS(`#chart-bounce canvas`)))
 	eval := func(js string) string {
 		t.Helper()
 		v, err := chromedp.Run(bctx, chromedp.Evaluate[string](js))
@@ -179,13 +153,10 @@ func TestDashboardBounceSpikeE2E(t *testing.T) {
 	if got := eval(`document.body.dataset.cspViolations`); got != "0" {
 		t.Errorf("CSP violations: %s", got)
 	}
-	if err := chromedp.Do(bctx,
+	do("lookup",
 		chromedp.SetValue(chromedp.ID("lookup-id"), bouncedSES),
 		chromedp.Click(chromedp.ID("lookup-go")),
-		chromedp.WaitVisible(chromedp.ID("journey")),
-	); err != nil {
-		t.Fatal(err)
-	}
+		chromedp.WaitVisible(chromedp.ID("journey")))
 	if got := eval(`Array.from(document.querySelectorAll('#journey-steps li')).map(l => l.dataset.type).join(',')`); got != "accepted,bounce" {
 		t.Errorf("journey of %s: %q", bouncedSES, got)
 	}

@@ -229,12 +229,12 @@ func (f *feedbackSide) reload(p *config.Policy, tenants []*gateway.Tenant) {
 	f.windows.set(tenants, f.log)
 	f.api.mu.Lock()
 	f.api.file = p.Webhooks()
-	f.hooks.SetEndpoints(f.api.file)
 	f.api.primed = false // the next apply sets the whole lists again
 	f.api.mu.Unlock()
 	if src := f.api.src.Load(); src != nil {
-		f.apiTenantsApplied(*src)
+		f.apiTenantsApplied(*src) // the file's webhooks with the API tenants'
 	} else {
+		f.hooks.SetEndpoints(f.api.file)
 		f.guard.SetTenants(f.cfgs.ids())
 	}
 }

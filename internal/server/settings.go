@@ -221,18 +221,27 @@ func frontEndFlags(fs *flag.FlagSet, s *Settings) error {
 		return cli.UsageError{Msg: "SESGATE_SNS_BODY_TIMEOUT: " + err.Error()}
 	}
 	fs.DurationVar(&s.SNSBodyTimeout, "sns-body-timeout", bodyTO, "bound on reading one SNS request body; a slower one is cut (env SESGATE_SNS_BODY_TIMEOUT)")
-	for _, f := range []struct {
-		v          *int
-		name, help string
-		def        int
-	}{
+	return intFlags(fs, []intFlag{
 		{&s.HTTPMaxConns, "http-max-conns", "HTTP connections open at once; more wait in the kernel's backlog", httpapi.DefaultMaxConns},
 		{&s.HTTPMaxConnsPerSource, "http-max-conns-per-source", "HTTP connections open at once from one source (an IPv4 address or IPv6 /64); more are answered 503", httpapi.DefaultMaxConnsPerSource},
 		{&s.HTTPMaxRequestsPerTenant, "http-max-requests-per-tenant", "HTTP requests of one tenant in flight; more are answered 429", httpapi.DefaultMaxRequestsPerTenant},
 		{&s.SNSMaxBodiesPerSource, "sns-max-bodies-per-source", "SNS request bodies read at once from one source (an IPv4 address or IPv6 /64); more are answered 503", feedback.DefaultMaxBodiesPerSource},
-	} {
+	})
+}
+
+// intFlag is an int flag whose default is read from its environment
+// variable, SESGATE_ and the flag's name in capitals.
+type intFlag struct {
+	v          *int
+	name, help string
+	def        int
+}
+
+// intFlags adds flags.
+func intFlags(fs *flag.FlagSet, flags []intFlag) error {
+	for _, f := range flags {
 		name := "SESGATE_" + strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))
-		def, err := strconv.Atoi(env(name, strconv.Itoa(f.def)))
+		def, err := strconv.Atoi(cli.Env(name, strconv.Itoa(f.def)))
 		if err != nil {
 			return cli.UsageError{Msg: name + ": not a number"}
 		}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,20 +45,11 @@ func webhookFlags(fs *flag.FlagSet, w *WebhookSettings) error {
 		}
 		fs.DurationVar(d.v, d.name, def, d.help+" (env "+name+")")
 	}
-	for _, f := range []struct {
-		v          *int
-		name, help string
-		def        int
-	}{
+	if err := intFlags(fs, []intFlag{
 		{&w.Concurrency, "webhook-concurrency", "app webhook deliveries in flight per webhook and replica", webhook.DefaultConcurrency},
 		{&w.MaxBacklog, "webhook-max-backlog", "app webhook events queued per tenant; more are dropped, counted and logged", webhook.DefaultMaxBacklog},
-	} {
-		name := "SESGATE_" + strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))
-		def, err := strconv.Atoi(env(name, strconv.Itoa(f.def)))
-		if err != nil {
-			return cli.UsageError{Msg: name + ": not a number"}
-		}
-		fs.IntVar(f.v, f.name, def, f.help+" (env "+name+")")
+	}); err != nil {
+		return err
 	}
 	parse := func(v string) error {
 		w.AllowNetworks = nil

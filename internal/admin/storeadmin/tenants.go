@@ -212,6 +212,15 @@ func (b *Backend) BreakerConfig(id string) (breaker.Config, bool) {
 	return a.brk, true
 }
 
+// APIGenerations returns the numbers APITenantIDs and APIWebhooks would
+// return now, without building their lists (a caller asks for a list only
+// when its number moved).
+func (b *Backend) APIGenerations() (ids, hooks int64) {
+	b.api.mu.RLock()
+	defer b.api.mu.RUnlock()
+	return b.api.idsGen, b.api.cfgGen
+}
+
 // APITenantIDs returns the ids of the served API tenants and a number
 // that changes when the set of stored ones changes (so a caller redoes its
 // list only then; a reload redoes it anyway).
