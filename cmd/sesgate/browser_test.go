@@ -99,8 +99,13 @@ func TestDashboardAgainstRunningGateway(t *testing.T) {
 	if err != nil {
 		t.Fatalf("freeze from the page: %v", err)
 	}
-	if q := <-asked; q != "Freeze tenant dev? Its mail is refused until unfrozen." {
-		t.Errorf("confirmation %q", q)
+	select {
+	case q := <-asked:
+		if q != "Freeze tenant dev? Its mail is refused until unfrozen." {
+			t.Errorf("confirmation %q", q)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the freeze was not confirmed first (no dialog)")
 	}
 	within(t, time.Second, "dev refused after the freeze from the page", func() bool {
 		r := postJSON(t, g.httpAddr, tok, msg)
