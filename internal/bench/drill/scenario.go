@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sesgate/sesgate/internal/config"
+	"github.com/sesgate/sesgate/internal/sestest"
 	"github.com/sesgate/sesgate/limiter/breaker"
 )
 
@@ -35,9 +36,10 @@ type Scenario struct {
 	Drain    time.Duration `yaml:"drain"`
 	// EventDelay is how long after a send SES publishes its events.
 	EventDelay time.Duration `yaml:"event_delay"`
-	// EventLatency, when set, replaces EventDelay with a distribution
-	// (window.go): fixed, or a median with a long tail.
-	EventLatency *EventLatency `yaml:"event_latency"`
+	// EventLatency, when set, replaces EventDelay with a distribution:
+	// fixed, or a log-normal median with a long tail clamped to min..max
+	// (sestest.Latency, its keys the fields' names in lower case).
+	EventLatency *sestest.Latency `yaml:"event_latency"`
 	// Store is "redis" (a redis-server started for the drill) or
 	// "embedded".
 	Store string `yaml:"store"`
@@ -277,7 +279,7 @@ func (s *Scenario) Validate() error {
 	between("drain", s.Drain, 0, MaxDuration)
 	between("event_delay", s.EventDelay, 0, MaxEventDelay)
 	if l := s.EventLatency; l != nil {
-		if err := l.Latency().Check(); err != nil {
+		if err := l.Check(); err != nil {
 			bad("event_latency", "%s", strings.TrimPrefix(err.Error(), "sestest: "))
 		}
 		if l.Fixed > MaxEventDelay || l.Max > MaxEventDelay || (l.Fixed == 0 && l.Max == 0) {
