@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -62,19 +63,28 @@ func strictly(doc string, v any) error {
 	return d.Decode(v)
 }
 
-// readValues reads a values file ("" : none).
-func readValues(t *testing.T, path string) map[string]any {
-	t.Helper()
+// valuesOf reads a values file ("" : none).
+func valuesOf(path string) (map[string]any, error) {
 	if path == "" {
-		return map[string]any{}
+		return map[string]any{}, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	vals, err := chartutil.ReadValues(b)
 	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return vals, nil
+}
+
+// readValues reads a values file ("" : none) or fails the test.
+func readValues(t *testing.T, path string) map[string]any {
+	t.Helper()
+	vals, err := valuesOf(path)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return vals
 }
@@ -87,15 +97,9 @@ func template(valuesFile string, overrides ...string) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	vals := map[string]any{}
-	if valuesFile != "" {
-		b, err := os.ReadFile(valuesFile)
-		if err != nil {
-			return "", "", err
-		}
-		if vals, err = chartutil.ReadValues(b); err != nil {
-			return "", "", err
-		}
+	vals, err := valuesOf(valuesFile)
+	if err != nil {
+		return "", "", err
 	}
 	for _, o := range overrides {
 		ov, err := chartutil.ReadValues([]byte(o))
@@ -133,13 +137,7 @@ func render(t *testing.T, valuesFile string, overrides ...string) *rendered {
 	if len(docs) == 0 {
 		t.Fatal("the chart rendered nothing")
 	}
-	for _, key := range slices.Sorted(func(yield func(string) bool) {
-		for k := range docs {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, key := range slices.Sorted(maps.Keys(docs)) {
 		doc := docs[key]
 		var head struct {
 			APIVersion, Kind string
@@ -152,35 +150,25 @@ func render(t *testing.T, valuesFile string, overrides ...string) *rendered {
 		var v any
 		switch head.APIVersion + "/" + head.Kind {
 		case "apps/v1/Deployment":
-			o := &appsv1.Deployment{}
-			r.deployments[name], v = o, o
+			v = into(r.deployments, name)
 		case "apps/v1/StatefulSet":
-			o := &appsv1.StatefulSet{}
-			r.statefulSets[name], v = o, o
+			v = into(r.statefulSets, name)
 		case "v1/Service":
-			o := &corev1.Service{}
-			r.services[name], v = o, o
+			v = into(r.services, name)
 		case "v1/ConfigMap":
-			o := &corev1.ConfigMap{}
-			r.configMaps[name], v = o, o
+			v = into(r.configMaps, name)
 		case "v1/Secret":
-			o := &corev1.Secret{}
-			r.secrets[name], v = o, o
+			v = into(r.secrets, name)
 		case "v1/ServiceAccount":
-			o := &corev1.ServiceAccount{}
-			r.accounts[name], v = o, o
+			v = into(r.accounts, name)
 		case "policy/v1/PodDisruptionBudget":
-			o := &policyv1.PodDisruptionBudget{}
-			r.pdbs[name], v = o, o
+			v = into(r.pdbs, name)
 		case "networking.k8s.io/v1/NetworkPolicy":
-			o := &networkingv1.NetworkPolicy{}
-			r.netpols[name], v = o, o
+			v = into(r.netpols, name)
 		case "monitoring.coreos.com/v1/ServiceMonitor":
-			o := &monitoringv1.ServiceMonitor{}
-			r.serviceMonitors[name], v = o, o
+			v = into(r.serviceMonitors, name)
 		case "monitoring.coreos.com/v1/PrometheusRule":
-			o := &monitoringv1.PrometheusRule{}
-			r.rules[name], v = o, o
+			v = into(r.rules, name)
 		default:
 			t.Fatalf("%s: unexpected %s %s", key, head.APIVersion, head.Kind)
 		}
@@ -192,6 +180,13 @@ func render(t *testing.T, valuesFile string, overrides ...string) *rendered {
 		}
 	}
 	return r
+}
+
+// into puts a new T under name in m and returns it to be decoded into.
+func into[T any](m map[string]*T, name string) any {
+	o := new(T)
+	m[name] = o
+	return o
 }
 
 // count is the number of objects of each kind, for a compact assertion.

@@ -41,18 +41,10 @@ trap 'rm -rf "$tmp"' EXIT
 # the run, and go test writes the input to testdata/fuzz/<target>/ (make it a
 # regression seed). Before the tests, so that testsummary's closing line
 # stays the last line.
-fuzz_targets=(
-  "./gateway FuzzPrepareMessage"
-  "./gateway FuzzParseAddress"
-  "./gateway/httpapi FuzzDecodeJSON"
-  "./gateway/httpapi FuzzCompose"
-  "./gateway/smtpd FuzzLoginServer"
-  "./gateway/ses/feedback FuzzParseSNS"
-  "./gateway/ses/feedback FuzzSNSStringToSign"
-  "./gateway/ses/feedback FuzzParseEvent"
-  "./internal/config FuzzParse"
-  "./internal/sestest FuzzParseAuthorization"
-)
+# The targets are every func Fuzz* of the main module's tests, found in the
+# source so that a new one is run without being listed here.
+mapfile -t fuzz_targets < <(grep -rE --include='*_test.go' --exclude-dir=deploy '^func Fuzz[A-Za-z0-9_]*\(' . |
+  sed -E 's#^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\(.*#\1 \2#' | sort)
 fuzz_one() {
   local pkg=$1 target=$2 start=$SECONDS log="$FUZZ_TMP/$2.log"
   if go test -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZ_TIME" -parallel 1 "$pkg" >"$log" 2>&1; then

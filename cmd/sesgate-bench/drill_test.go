@@ -18,13 +18,7 @@ import (
 // its bound, the victim's breaker refusing within 5 s of its threshold, the
 // bystanders never refused by a breaker, the account under 2% bounces.
 func TestDrillEndToEnd(t *testing.T) {
-	redistest.Require(t)
-	bin := buildSesgate(t)
-	jsonPath := filepath.Join(t.TempDir(), "drill.json")
-	start := time.Now()
-	out := runBench(t, 90*time.Second, "drill", "--sesgate", bin, "--json", jsonPath, "testdata/drill-ci.yml")
-	took := time.Since(start)
-	r := readReport[drill.Report](t, jsonPath)
+	out, r := runDrill(t, "testdata/drill-ci.yml")
 	if !r.Passed || len(r.Checks) != 7 {
 		t.Fatalf("report: passed %v, checks %+v", r.Passed, r.Checks)
 	}
@@ -58,7 +52,6 @@ func TestDrillEndToEnd(t *testing.T) {
 			t.Errorf("text report lacks %q:\n%s", want, out)
 		}
 	}
-	t.Logf("drill took %v\n%s", took, out)
 }
 
 func TestParseDrill(t *testing.T) {
@@ -109,13 +102,7 @@ func TestParseDrill(t *testing.T) {
 // and the steady tenant mailing only known recipients must never be held
 // back by its window.
 func TestDrillColdStart(t *testing.T) {
-	redistest.Require(t)
-	bin := buildSesgate(t)
-	jsonPath := filepath.Join(t.TempDir(), "drill.json")
-	start := time.Now()
-	out := runBench(t, 90*time.Second, "drill", "--sesgate", bin, "--json", jsonPath, "testdata/drill-coldstart-ci.yml")
-	took := time.Since(start)
-	r := readReport[drill.Report](t, jsonPath)
+	out, r := runDrill(t, "testdata/drill-coldstart-ci.yml")
 	if !r.Passed || len(r.Checks) != 8 {
 		t.Fatalf("report: passed %v, checks %+v\n%s", r.Passed, r.Checks, out)
 	}
@@ -137,5 +124,18 @@ func TestDrillColdStart(t *testing.T) {
 			t.Errorf("text report lacks %q:\n%s", want, out)
 		}
 	}
-	t.Logf("drill took %v\n%s", took, out)
+}
+
+// runDrill runs `sesgate-bench drill` on scenario against a fresh
+// sesgate build and Redis, and returns its text and JSON reports (the
+// text is logged with the time it took).
+func runDrill(t *testing.T, scenario string) (string, drill.Report) {
+	t.Helper()
+	redistest.Require(t)
+	bin := buildSesgate(t)
+	jsonPath := filepath.Join(t.TempDir(), "drill.json")
+	start := time.Now()
+	out := runBench(t, 90*time.Second, "drill", "--sesgate", bin, "--json", jsonPath, scenario)
+	t.Logf("drill took %v\n%s", time.Since(start), out)
+	return out, readReport[drill.Report](t, jsonPath)
 }

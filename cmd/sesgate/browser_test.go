@@ -69,8 +69,13 @@ func TestDashboardAgainstRunningGateway(t *testing.T) {
 	do("freeze from the page",
 		chromedp.Click(chromedp.CSS(`#tenants tr[data-tenant="dev"] button.freeze`)),
 		chromedp.WaitVisible(chromedp.CSS(`#tenants tr[data-tenant="dev"] button.unfreeze`)))
-	if q := <-asked; q != "Freeze tenant dev? Its mail is refused until unfrozen." {
-		t.Errorf("confirmation %q", q)
+	select {
+	case q := <-asked:
+		if q != "Freeze tenant dev? Its mail is refused until unfrozen." {
+			t.Errorf("confirmation %q", q)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the freeze was not confirmed first (no dialog)")
 	}
 	within(t, time.Second, "dev refused after the freeze from the page", func() bool {
 		r := postJSON(t, g.httpAddr, tok, msg)

@@ -125,6 +125,7 @@ type pendingEvent struct {
 
 func (o *EventOptions) check() error {
 	u, err := url.Parse(o.URL)
+	latErr := o.checkLatencies()
 	switch {
 	case o.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https"):
 		return errors.New("sestest: EventOptions.URL must be an http(s) URL")
@@ -136,8 +137,8 @@ func (o *EventOptions) check() error {
 		return fmt.Errorf("sestest: signature version %q", o.SignatureVersion)
 	case o.BounceFraction < 0 || o.BounceFraction > 1:
 		return errors.New("sestest: bounce fraction outside [0, 1]")
-	case o.checkLatencies() != nil:
-		return o.checkLatencies()
+	case latErr != nil:
+		return latErr
 	case o.QueueSize < 0 || o.QueueSize > MaxEventQueue:
 		return fmt.Errorf("sestest: queue size outside [0, %d]", MaxEventQueue)
 	case o.BounceType != "" && o.BounceType != "Permanent" && o.BounceType != "Transient" && o.BounceType != "Undetermined":

@@ -95,7 +95,7 @@ func (l Latency) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads Go duration strings; unknown keys are errors.
 func (l *Latency) UnmarshalJSON(b []byte) error {
 	var j latencyJSON
-	dec := json.NewDecoder(bytesReader(b))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&j); err != nil {
 		return fmt.Errorf("latency: %w", err)
@@ -176,8 +176,6 @@ func (h *dueHeap) Pop() any {
 }
 
 var _ heap.Interface = (*dueHeap)(nil)
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // Floor is the shortest latency l can draw.
 func (l *Latency) Floor() time.Duration {

@@ -1,9 +1,9 @@
 package drill
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,10 +161,8 @@ func rampTime(perSecond []int64, seconds int, want float64) *float64 {
 // other than a limit, or when the warm-up takes longer than warmLimit.
 func warmUp(ctx context.Context, url string, s Sender) (held int64, err error) {
 	workers := max(s.Workers, 1)
-	tr := &http.Transport{MaxIdleConns: workers, MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers,
-		ResponseHeaderTimeout: sendTimeout, DisableCompression: true}
-	client := &http.Client{Transport: tr, Timeout: sendTimeout}
-	defer tr.CloseIdleConnections()
+	client := senderClient(workers)
+	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, warmLimit)
 	defer cancel()
 	var next, heldN atomic.Int64
@@ -181,7 +179,7 @@ func warmUp(ctx context.Context, url string, s Sender) (held int64, err error) {
 				for {
 					if ctx.Err() != nil {
 						mu.Lock()
-						firstErr = cmpOr(firstErr, fmt.Errorf("warm-up of %s: address %d of %d not admitted within %v", s.Name, i, s.List.N, warmLimit))
+						firstErr = cmp.Or(firstErr, fmt.Errorf("warm-up of %s: address %d of %d not admitted within %v", s.Name, i, s.List.N, warmLimit))
 						mu.Unlock()
 						return
 					}
@@ -197,7 +195,7 @@ func warmUp(ctx context.Context, url string, s Sender) (held int64, err error) {
 						sleepUntil(ctx, time.Now().Add(warmRetry))
 					default:
 						mu.Lock()
-						firstErr = cmpOr(firstErr, fmt.Errorf("warm-up of %s: address %d answered %s %s", s.Name, i, code, example))
+						firstErr = cmp.Or(firstErr, fmt.Errorf("warm-up of %s: address %d answered %s %s", s.Name, i, code, example))
 						mu.Unlock()
 						cancel()
 						return
@@ -208,11 +206,4 @@ func warmUp(ctx context.Context, url string, s Sender) (held int64, err error) {
 	}
 	wg.Wait()
 	return heldN.Load(), firstErr
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }

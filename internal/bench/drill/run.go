@@ -157,7 +157,8 @@ func Run(ctx context.Context, sc *Scenario, o RunOptions) (_ *Report, err error)
 	evo := &sestest.EventOptions{URL: relayURL, Delay: sc.EventDelay, BounceFraction: 0, Deliveries: true,
 		QueueSize: min(sesCapacity(sc), sestest.MaxEventQueue)}
 	if sc.EventLatency != nil {
-		evo.Latency = sc.EventLatency.Latency()
+		l := *sc.EventLatency
+		evo.Latency = &l
 	}
 	if err := st.ses.SetEvents(evo); err != nil {
 		return nil, err

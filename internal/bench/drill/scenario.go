@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sesgate/sesgate/internal/config"
+	"github.com/sesgate/sesgate/internal/sestest"
 	"github.com/sesgate/sesgate/limiter/breaker"
 )
 
@@ -35,9 +36,10 @@ type Scenario struct {
 	Drain    time.Duration `yaml:"drain"`
 	// EventDelay is how long after a send SES publishes its events.
 	EventDelay time.Duration `yaml:"event_delay"`
-	// EventLatency, when set, replaces EventDelay with a distribution
-	// (window.go): fixed, or a median with a long tail.
-	EventLatency *EventLatency `yaml:"event_latency"`
+	// EventLatency, when set, replaces EventDelay with a distribution:
+	// fixed, or a log-normal median with a long tail clamped to min..max
+	// (sestest.Latency, its keys the fields' names in lower case).
+	EventLatency *sestest.Latency `yaml:"event_latency"`
 	// Store is "redis" (a redis-server started for the drill) or
 	// "embedded".
 	Store string `yaml:"store"`
@@ -248,27 +250,36 @@ func (s *Scenario) fillChecks() {
 	}
 }
 
+// problems gathers a scenario's problems, each naming its key.
+type problems []string
+
+func (p *problems) bad(key, format string, a ...any) {
+	*p = append(*p, key+": "+fmt.Sprintf(format, a...))
+}
+
+func (p *problems) between(key string, d, lo, hi time.Duration) {
+	if d < lo || d > hi {
+		p.bad(key, "%v outside [%v, %v]", d, lo, hi)
+	}
+}
+
+func (p *problems) fraction(key string, f float64) {
+	if f < 0 || f > 1 {
+		p.bad(key, "%v outside [0, 1]", f)
+	}
+}
+
 var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // Validate reports every problem at once, each naming its key.
 func (s *Scenario) Validate() error {
-	var errs []string
-	bad := func(key, format string, a ...any) { errs = append(errs, key+": "+fmt.Sprintf(format, a...)) }
-	between := func(key string, d, lo, hi time.Duration) {
-		if d < lo || d > hi {
-			bad(key, "%v outside [%v, %v]", d, lo, hi)
-		}
-	}
-	fraction := func(key string, f float64) {
-		if f < 0 || f > 1 {
-			bad(key, "%v outside [0, 1]", f)
-		}
-	}
+	var errs problems
+	bad, between, fraction := errs.bad, errs.between, errs.fraction
 	between("duration", s.Duration, time.Second, MaxDuration)
 	between("drain", s.Drain, 0, MaxDuration)
 	between("event_delay", s.EventDelay, 0, MaxEventDelay)
 	if l := s.EventLatency; l != nil {
-		if err := l.Latency().Check(); err != nil {
+		if err := l.Check(); err != nil {
 			bad("event_latency", "%s", strings.TrimPrefix(err.Error(), "sestest: "))
 		}
 		if l.Fixed > MaxEventDelay || l.Max > MaxEventDelay || (l.Fixed == 0 && l.Max == 0) {
@@ -339,18 +350,8 @@ func (s *Scenario) Validate() error {
 
 // attackerProblems checks the attacker and the checks that are about it.
 func (s *Scenario) attackerProblems() []string {
-	var errs []string
-	bad := func(key, format string, a ...any) { errs = append(errs, key+": "+fmt.Sprintf(format, a...)) }
-	between := func(key string, d, lo, hi time.Duration) {
-		if d < lo || d > hi {
-			bad(key, "%v outside [%v, %v]", d, lo, hi)
-		}
-	}
-	fraction := func(key string, f float64) {
-		if f < 0 || f > 1 {
-			bad(key, "%v outside [0, 1]", f)
-		}
-	}
+	var errs problems
+	bad, between, fraction := errs.bad, errs.between, errs.fraction
 	a := s.Attacker
 	v := s.Victim()
 	if !s.HasAttacker() {

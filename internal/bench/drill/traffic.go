@@ -139,12 +139,18 @@ func Play(ctx context.Context, o PlayOptions) map[string]*Tally {
 	return out
 }
 
-func play(ctx context.Context, url string, t0 time.Time, s Sender) *Tally {
-	workers := max(s.Workers, 1)
+// senderClient is the HTTP client of one sender: workers connections,
+// each send bounded by sendTimeout.
+func senderClient(workers int) *http.Client {
 	tr := &http.Transport{MaxIdleConns: workers, MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers,
 		IdleConnTimeout: 30 * time.Second, ResponseHeaderTimeout: sendTimeout, DisableCompression: true}
-	client := &http.Client{Transport: tr, Timeout: sendTimeout}
-	defer tr.CloseIdleConnections()
+	return &http.Client{Transport: tr, Timeout: sendTimeout}
+}
+
+func play(ctx context.Context, url string, t0 time.Time, s Sender) *Tally {
+	workers := max(s.Workers, 1)
+	client := senderClient(workers)
+	defer client.CloseIdleConnections()
 
 	stop := t0.Add(s.Stop)
 	ctx, cancel := context.WithDeadline(ctx, stop)

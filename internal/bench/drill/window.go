@@ -7,26 +7,10 @@ import (
 	"github.com/sesgate/sesgate/internal/sestest"
 )
 
-// EventLatency is a scenario's event_latency: how long after a send SES
-// publishes each event, fixed or log-normal (median, sigma) clamped to
-// min..max (sestest.Latency). It replaces event_delay.
-type EventLatency struct {
-	Fixed  time.Duration `yaml:"fixed"`
-	Median time.Duration `yaml:"median"`
-	Sigma  float64       `yaml:"sigma"`
-	Min    time.Duration `yaml:"min"`
-	Max    time.Duration `yaml:"max"`
-}
-
-// Latency is the test server's form.
-func (e *EventLatency) Latency() *sestest.Latency {
-	return &sestest.Latency{Fixed: e.Fixed, Median: e.Median, Sigma: e.Sigma, Min: e.Min, Max: e.Max}
-}
-
 // latencyFloor is the shortest event latency of the scenario.
 func (s *Scenario) latencyFloor() time.Duration {
 	if s.EventLatency != nil {
-		return s.EventLatency.Latency().Floor()
+		return s.EventLatency.Floor()
 	}
 	return s.EventDelay
 }
