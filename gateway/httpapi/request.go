@@ -237,9 +237,10 @@ func parseMailbox(field, s string) (mail.Address, error) {
 // sesParams returns the request's SES parameters, tags sorted by name.
 // Their rules (names, values, allowed configuration sets) are checked by
 // gateway.Tenant.CheckSESParams in Submit, after the X-SES-* header fields
-// of a raw message are merged in; here only what cannot be expressed
-// there: more tags than the limit, an empty configuration_set, a
-// list_management without contact_list.
+// of a raw message are merged in. Here: what only the JSON can get wrong
+// (an empty configuration_set), and, ahead of Submit with the JSON field
+// names in the message, more tags than the limit and a list_management
+// without contact_list (CheckSESParams refuses those too).
 func (j *jsonMessage) sesParams() (gateway.SESParams, error) {
 	var p gateway.SESParams
 	if cs := j.ConfigurationSet; cs != nil {
