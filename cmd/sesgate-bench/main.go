@@ -6,6 +6,8 @@
 //	sesgate-bench load   [flags]   drive the gateway over HTTP and/or SMTP
 //	sesgate-bench refuse [flags]   hammer a tenant that is over its limit
 //	sesgate-bench drill  [FILE]    the leaked-token drill (default scenario without FILE)
+//	sesgate-bench thin-relay --smtp-addr ADDR --ses-endpoint URL
+//	                               the thin relay baseline (package thinrelay), as a process
 //
 // With no target (--http, --smtp) it starts what it needs on free loopback
 // ports and stops it at the end: the local SES v2 server (package sestest)
@@ -81,6 +83,7 @@ func program() cli.Program {
 		{Name: "load", About: "drive the gateway over HTTP and SMTP, with a direct-SDK baseline", Run: loadCmd},
 		{Name: "refuse", About: "refusals per second of a tenant over its limit (HTTP keep-alive)", Run: refuseCmd},
 		{Name: "drill", Args: "[SCENARIO.yml]", About: "the leaked-token drill: a built-in scenario, or a scenario file", Run: drillCmd},
+		{Name: "thin-relay", About: "run the thin go-smtp -> SES v2 relay load compares with (loopback, no auth)", Run: thinRelayCmd},
 	}}
 }
 

@@ -1,0 +1,92 @@
+package load
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sesgate/sesgate/auth"
+)
+
+// FullTenant is the tenant of the realistic scenario: every limit set.
+const FullTenant = "full"
+
+// Limits are the limits written for the full tenant (the keys of the
+// policy file's limits section).
+type Limits struct {
+	Rate                float64 `json:"rate"`
+	Burst               int     `json:"burst"`
+	PerHour             int64   `json:"per_hour"`
+	PerDay              int64   `json:"per_day"`
+	FirstContactPerHour int64   `json:"first_contact_per_hour"`
+	FirstContactPerDay  int64   `json:"first_contact_per_day"`
+	PerDomainRate       float64 `json:"per_domain_rate"`
+	PerDomainBurst      int     `json:"per_domain_burst"`
+}
+
+// FullLimits are set far above what any run reaches (the flags bound a
+// run to 10 million messages per phase, 20 runs, 512 workers, about
+// 10,000 messages per second), so every limit is evaluated and counted
+// and none refuses.
+func FullLimits() Limits {
+	return Limits{
+		Rate: 1_000_000, Burst: 1_000_000,
+		PerHour: 10_000_000_000, PerDay: 100_000_000_000,
+		FirstContactPerHour: 10_000_000_000, FirstContactPerDay: 100_000_000_000,
+		PerDomainRate: 1_000_000, PerDomainBurst: 1_000_000,
+	}
+}
+
+// String is the limits as the report prints them.
+func (l Limits) String() string {
+	return fmt.Sprintf("rate %g/s burst %d, per_hour %d per_day %d, first_contact_per_hour %d first_contact_per_day %d, per_domain_rate %g/s per_domain_burst %d",
+		l.Rate, l.Burst, l.PerHour, l.PerDay, l.FirstContactPerHour, l.FirstContactPerDay, l.PerDomainRate, l.PerDomainBurst)
+}
+
+// PolicyOptions shape the generated policy.
+type PolicyOptions struct {
+	Token  auth.Record // the measured tenant's stored token
+	Tenant string     // its id; default FullTenant
+	Limits Limits
+	// Idle adds this many more tenants (idle-<n>, each with a token and
+	// the same limits) that send nothing: the policy file's size.
+	Idle int
+}
+
+// Policy renders the policy file.
+func Policy(o PolicyOptions) string {
+	id := o.Tenant
+	if id == "" {
+		id = FullTenant
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by sesgate-bench: tenant %s with every limit set, %d idle tenants\ntenants:\n", id, o.Idle)
+	tenant := func(id string, rec auth.Record) {
+		l := o.Limits
+		fmt.Fprintf(&b, "  - id: %s\n    tokens:\n      - %s\n    identities: [\"*\"]\n", id, rec.PolicyLine())
+		fmt.Fprintf(&b, "    limits: {rate: %g, burst: %d, per_hour: %d, per_day: %d, first_contact_per_hour: %d, first_contact_per_day: %d, per_domain_rate: %g, per_domain_burst: %d}\n",
+			l.Rate, l.Burst, l.PerHour, l.PerDay, l.FirstContactPerHour, l.FirstContactPerDay, l.PerDomainRate, l.PerDomainBurst)
+	}
+	tenant(id, o.Token)
+	for i := range o.Idle {
+		name := fmt.Sprintf("idle-%d", i)
+		tenant(name, auth.NewToken(name).Record)
+	}
+	return b.String()
+}
+
+// WritePolicy mints the measured tenant's token, writes the policy to
+// dir/policy.yml and returns the file and the token.
+func WritePolicy(dir string, o PolicyOptions) (path, token string, err error) {
+	if o.Tenant == "" {
+		o.Tenant = FullTenant
+	}
+	m := auth.NewToken(o.Tenant)
+	o.Token = m.Record
+	path = filepath.Join(dir, "policy.yml")
+	if err := os.WriteFile(path, []byte(Policy(o)), 0o600); err != nil {
+		return "", "", err
+	}
+	return path, m.Token, nil
+}
