@@ -47,7 +47,7 @@ func (l Limits) String() string {
 // PolicyOptions shape the generated policy.
 type PolicyOptions struct {
 	Token  auth.Record // the measured tenant's stored token
-	Tenant string     // its id; default FullTenant
+	Tenant string      // its id; default FullTenant
 	Limits Limits
 	// Idle adds this many more tenants (idle-<n>, each with a token and
 	// the same limits) that send nothing: the policy file's size.
