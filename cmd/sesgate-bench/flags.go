@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +25,7 @@ const (
 	maxRate        = 1_000_000
 	maxWarmup      = 100_000
 	maxRuns        = 20
+	maxLevels      = 8 // concurrencies in one -c list
 )
 
 // parseSettings parses the flags of load or refuse (cmd) and checks them
@@ -32,7 +35,16 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*load.Settings,
 	fs.SetOutput(stderr)
 	s := &load.Settings{}
 	refuse := cmd == "refuse"
-	if !refuse {
+	var concList, storeList string
+	if refuse {
+		fs.IntVar(&s.Concurrency, "c", 16, "concurrent workers (HTTP requests in flight)")
+	} else {
+		fs.StringVar(&concList, "c", "16", "concurrent workers (HTTP requests in flight, SMTP connections, SDK calls); a list (1,8,32) measures each in every run")
+		fs.StringVar(&storeList, "store", "", "self-started gateways, one per store, measured in turn: redis, embedded or redis,embedded (redis starts a redis-server unless --redis-url); default: redis with --start-redis or --redis-url, else embedded")
+		fs.StringVar(&s.Tenant, "tenant", "full", "scenario: full (a tenant with every limit set, recipients mixing known addresses and first contacts) or dev (the dev tenant, no limits)")
+		fs.Float64Var(&s.KnownFraction, "known-fraction", 0.5, "full: share of recipients from a pool mailed before the runs; the rest are first contacts")
+		fs.IntVar(&s.Domains, "domains", 50, "full: recipient domains the sends spread over")
+		fs.BoolVar(&s.ThinRelay, "thin-relay", true, "also measure the thin relay (go-smtp -> sesv2, no auth, no policy; a child process) over SMTP; self-started only")
 		fs.StringVar(&s.Proto, "proto", "both", "http, smtp or both")
 		fs.Float64Var(&s.Rate, "rate", 0, "open-loop pacing in messages per second over all workers; 0: as fast as answers come")
 		fs.IntVar(&s.PerConn, "per-conn", 0, "SMTP messages per connection before a new one; 0: one connection per worker for the whole phase")
@@ -48,7 +60,6 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*load.Settings,
 	if refuse {
 		defCount, defDur = 0, 5*time.Second
 	}
-	fs.IntVar(&s.Concurrency, "c", 16, "concurrent workers (HTTP requests in flight, SMTP connections, SDK calls)")
 	fs.Int64Var(&s.Count, "n", defCount, "messages per phase; 0: until --duration")
 	fs.DurationVar(&s.Duration, "duration", defDur, "time cap per phase; 0: until -n")
 	fs.IntVar(&s.Size, "size", 1000, "approximate raw message size in bytes")
@@ -74,10 +85,27 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*load.Settings,
 	if fs.NArg() > 0 {
 		return nil, usageError{Msg: cmd + " takes no arguments"}
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var problems []string
 	if refuse {
-		s.Proto = "http"
+		s.Proto, s.Tenant = "http", "dev"
+		if s.Concurrency < 1 || s.Concurrency > maxConcurrency {
+			problems = append(problems, fmt.Sprintf("-c must be 1 to %d", maxConcurrency))
+		}
+	} else {
+		var cp []string
+		s.Concurrencies, cp = parseConcurrencies(concList)
+		problems = append(problems, cp...)
+		if len(s.Concurrencies) > 0 {
+			s.Concurrency = s.Concurrencies[0]
+		}
+		var sp []string
+		s.Stores, sp = parseStores(storeList)
+		problems = append(problems, sp...)
 	}
-	if problems := check(s); len(problems) > 0 {
+	problems = append(problems, check(s, set)...)
+	if len(problems) > 0 {
 		return nil, usageError{Msg: strings.Join(problems, "; ")}
 	}
 	return s, nil
@@ -85,15 +113,32 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*load.Settings,
 
 // check returns every problem of the settings; with a target and the
 // default --proto both, it drives what the target has.
-func check(s *load.Settings) (problems []string) {
+func check(s *load.Settings, set map[string]bool) (problems []string) {
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	switch s.Tenant {
+	case "full", "dev":
+	default:
+		bad("--tenant %q: want full or dev", s.Tenant)
+	}
+	if s.Tenant == "full" && (s.KnownFraction < 0 || s.KnownFraction > 1) {
+		bad("--known-fraction must be 0 to 1")
+	}
+	if s.Tenant == "full" && (s.Domains < 1 || s.Domains > load.MaxDomains) {
+		bad("--domains must be 1 to %d", load.MaxDomains)
+	}
+	if s.Tenant == "dev" && (set["known-fraction"] || set["domains"]) {
+		bad("--known-fraction and --domains are for --tenant full")
+	}
+	if s.ThinRelay && set["thin-relay"] && s.Proto == "http" {
+		bad("--thin-relay is an SMTP phase: not with --proto http")
+	}
+	if len(s.Stores) > 0 && !slices.Contains(s.Stores, "redis") && (s.StartRedis || s.RedisURL != "") {
+		bad("--start-redis and --redis-url are for --store redis")
+	}
 	switch s.Proto {
 	case "http", "smtp", "both":
 	default:
 		bad("--proto %q: want http, smtp or both", s.Proto)
-	}
-	if s.Concurrency < 1 || s.Concurrency > maxConcurrency {
-		bad("-c must be 1 to %d", maxConcurrency)
 	}
 	if s.Count < 0 || s.Count > maxCount {
 		bad("-n must be 0 to %d", maxCount)
@@ -135,6 +180,10 @@ func check(s *load.Settings) (problems []string) {
 		if s.StartRedis || s.Sesgate != "" || s.SESLatency != 0 || s.ProfileDir != "" {
 			bad("--start-redis, --sesgate, --ses-latency and --cpu-profile are for a self-started gateway, not a target")
 		}
+		if len(s.Stores) > 0 || (set["thin-relay"] && s.ThinRelay) {
+			bad("--store and --thin-relay are for a self-started gateway, not a target")
+		}
+		s.ThinRelay = false // it needs the in-process SES server
 		if s.HTTPURL != "" {
 			if u, err := url.Parse(s.HTTPURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				bad("--http %q: want http://host:port", s.HTTPURL)
@@ -160,6 +209,46 @@ func check(s *load.Settings) (problems []string) {
 		bad("--token, --gateway-pid and --ses-endpoint need a target (--http or --smtp)")
 	}
 	return problems
+}
+
+// parseConcurrencies reads -c: one worker count or a list of distinct
+// ones.
+func parseConcurrencies(v string) (cs []int, problems []string) {
+	parts := strings.Split(v, ",")
+	if len(parts) > maxLevels {
+		return nil, []string{fmt.Sprintf("-c lists at most %d concurrencies", maxLevels)}
+	}
+	for _, p := range parts {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			return nil, []string{fmt.Sprintf("-c %q: want a number or a list like 1,8,32", v)}
+		case n < 1 || n > maxConcurrency:
+			return nil, []string{fmt.Sprintf("-c must be 1 to %d", maxConcurrency)}
+		case slices.Contains(cs, n):
+			return nil, []string{fmt.Sprintf("-c lists %d twice", n)}
+		}
+		cs = append(cs, n)
+	}
+	return cs, nil
+}
+
+// parseStores reads --store: redis, embedded or both, in the order given.
+func parseStores(v string) (stores []string, problems []string) {
+	if v == "" {
+		return nil, nil
+	}
+	for p := range strings.SplitSeq(v, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p != "redis" && p != "embedded":
+			return nil, []string{fmt.Sprintf("--store %q: want redis, embedded or redis,embedded", v)}
+		case slices.Contains(stores, p):
+			return nil, []string{fmt.Sprintf("--store lists %s twice", p)}
+		}
+		stores = append(stores, p)
+	}
+	return stores, nil
 }
 
 type drillSettings struct {

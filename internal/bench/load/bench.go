@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -28,29 +29,45 @@ import (
 // themselves (package stack).
 type Settings struct {
 	Proto       string // http, smtp or both
-	Concurrency int    // workers
-	Count       int64  // messages per phase; 0: until Duration
-	Duration    time.Duration
-	Rate        float64 // open-loop pacing over all workers; 0: closed loop
-	Size        int     // approximate raw message size in bytes
-	PerConn     int     // SMTP messages per connection; 0: one connection per worker
-	Pipelining  bool    // SMTP PIPELINING
-	StartTLS    bool
-	Insecure    bool  // do not verify the gateway's certificate
-	Warmup      int64 // messages before each phase, not counted
-	Baseline    bool  // also send straight to SES with the SDK
-	SESLatency  time.Duration
-	Sesgate     string // the sesgate binary to start (stack.Binary)
-	RedisURL    string
-	StartRedis  bool
-	LogLevel    string // the started gateway's
-	JSONPath    string // write the report as JSON here
-	Keep        bool   // keep the temporary directory
-	ProfileDir  string // CPU profiles of the started gateway, one per phase
-	ProfileDur  time.Duration
-	Runs        int
-	From        string
-	Domain      string // recipients are rcpt<N>@Domain
+	Concurrency int    // workers (refuse; load: the first of Concurrencies)
+	// Concurrencies are the worker counts load measures, each in every
+	// run, in this order; nil: Concurrency alone.
+	Concurrencies []int
+	Count         int64 // messages per phase; 0: until Duration
+	Duration      time.Duration
+	Rate          float64 // open-loop pacing over all workers; 0: closed loop
+	Size          int     // approximate raw message size in bytes
+	PerConn       int     // SMTP messages per connection; 0: one connection per worker
+	Pipelining    bool    // SMTP PIPELINING
+	StartTLS      bool
+	Insecure      bool  // do not verify the gateway's certificate
+	Warmup        int64 // messages before each phase, not counted
+	Baseline      bool  // also send straight to SES with the SDK
+	// ThinRelay adds the thin relay's SMTP phase (package thinrelay, run
+	// as a child process) before the SDK's: self-started only.
+	ThinRelay  bool
+	SESLatency time.Duration
+	Sesgate    string // the sesgate binary to start (stack.Binary)
+	RedisURL   string
+	StartRedis bool
+	// Stores are the self-started gateways, one per store, "redis" or
+	// "embedded", measured in turn in every run; nil: redis with
+	// StartRedis or RedisURL, else embedded.
+	Stores []string
+	// Tenant is the scenario: "full" (a policy with every limit set and
+	// the recipient Mix) or "dev" (the dev tenant, no limits, 100
+	// recipients in turn).
+	Tenant        string
+	KnownFraction float64 // full: share of sends to known recipients
+	Domains       int     // full: recipient domains
+	LogLevel      string  // the started gateway's
+	JSONPath      string  // write the report as JSON here
+	Keep          bool    // keep the temporary directory
+	ProfileDir    string  // CPU profiles of the started gateway, one per phase
+	ProfileDur    time.Duration
+	Runs          int
+	From          string
+	Domain        string // recipients are rcpt<N>@Domain (dev) or @d<N>.Domain (full)
 	// A target: a running gateway.
 	HTTPURL    string
 	SMTPAddr   string
@@ -63,12 +80,32 @@ type Settings struct {
 // Target reports whether the settings name a running gateway.
 func (s *Settings) Target() bool { return s.HTTPURL != "" || s.SMTPAddr != "" }
 
-// bed is what a run drives: a started stack or a target.
-type bed struct {
-	s        *Settings
-	stderr   io.Writer
-	dir      string
-	ses      *stack.SES // nil for a target
+// concurrencies returns the worker counts to measure.
+func (s *Settings) concurrencies() []int {
+	if len(s.Concurrencies) > 0 {
+		return s.Concurrencies
+	}
+	return []int{s.Concurrency}
+}
+
+// stores returns the self-started gateways' stores.
+func (s *Settings) stores() []string {
+	switch {
+	case len(s.Stores) > 0:
+		return s.Stores
+	case s.StartRedis || s.RedisURL != "":
+		return []string{"redis"}
+	}
+	return []string{"embedded"}
+}
+
+// mixed reports whether recipients follow the Mix (the full scenario).
+func (s *Settings) mixed() bool { return s.Tenant != "dev" }
+
+// node is one gateway a run drives: self-started on one store, or the
+// target.
+type node struct {
+	store    string // "redis", "embedded", or "target"
 	gw       *stack.Gateway
 	redis    *stack.Proc
 	redisURL string
@@ -76,50 +113,77 @@ type bed struct {
 	smtpAddr string
 	token    string
 	user     string
-	pid      int            // gateway pid, 0: unknown
+	pid      int // gateway pid, 0: unknown
+	// pprofAddr serves the gateway's profiles (--cpu-profile).
+	pprofAddr string
+}
+
+func (n *node) stop() {
+	if n.gw != nil {
+		n.gw.Stop()
+	}
+	if n.redis != nil {
+		n.redis.Stop()
+	}
+}
+
+// bed is what a run drives: a started stack or a target.
+type bed struct {
+	s        *Settings
+	stderr   io.Writer
+	dir      string
+	ses      *stack.SES // nil for a target
+	thin     *stack.ThinRelay
+	nodes    []*node
 	pool     *x509.CertPool // trusts the generated certificate
 	sdkCreds aws.CredentialsProvider
 	sdkURL   string
 	sdkReg   string
-	// pprofAddr serves the gateway's profiles (--cpu-profile); profiled
-	// is set after the first run.
-	pprofAddr string
-	profiled  bool
+	limits   *Limits // the full tenant's, when this run wrote its policy
+	seeded   int64   // known recipients mailed per gateway before the runs
+	phases   int     // phases measured so far, tags their first contacts
+	// profiled is set after the first run (profiles of that run only).
+	profiled bool
 }
 
 func (b *bed) close() {
-	if b.gw != nil {
-		b.gw.Stop()
+	for _, n := range b.nodes {
+		n.stop()
 	}
-	if b.redis != nil {
-		b.redis.Stop()
+	if b.thin != nil {
+		b.thin.Stop()
 	}
 	if b.ses != nil {
 		b.ses.Close()
 	}
 	switch {
 	case b.dir != "" && b.s.Keep:
-		fmt.Fprintf(b.stderr, "kept %s (gateway.log, redis.log, policy)\n", b.dir)
+		fmt.Fprintf(b.stderr, "kept %s (per store: gateway.log, redis.log; policy.yml, thin-relay.log)\n", b.dir)
 	case b.dir != "":
 		_ = os.RemoveAll(b.dir)
 	}
 }
 
+// policyFunc writes a policy file in dir and returns it with the token and
+// the SMTP user (tenant id) to use.
+type policyFunc func(bin, dir string) (path, token, user string, err error)
+
 // setUp starts the stack (or checks the target). policy, when set, writes
-// the policy file and returns the token to use.
-func setUp(ctx context.Context, s *Settings, stderr io.Writer, policy func(bin, dir string) (string, string, error)) (_ *bed, err error) {
-	b := &bed{s: s, stderr: stderr, redisURL: s.RedisURL, user: s.User}
+// the policy file; without it the full scenario writes its own, the dev
+// scenario none.
+func setUp(ctx context.Context, s *Settings, stderr io.Writer, policy policyFunc) (_ *bed, err error) {
+	b := &bed{s: s, stderr: stderr}
 	defer func() {
 		if err != nil {
 			b.close()
 		}
 	}()
 	if s.Target() {
-		b.token, b.pid = s.Token, s.GatewayPID
+		n := &node{store: "target", redisURL: s.RedisURL, user: s.User, token: s.Token, pid: s.GatewayPID, smtpAddr: s.SMTPAddr}
 		if s.HTTPURL != "" {
-			b.httpURL = strings.TrimRight(s.HTTPURL, "/") + "/v1/messages"
+			n.httpURL = strings.TrimRight(s.HTTPURL, "/") + "/v1/messages"
 		}
-		b.smtpAddr = s.SMTPAddr
+		b.nodes = []*node{n}
 		if s.SESURL != "" {
 			cfg, err := config.LoadDefaultConfig(ctx)
 			if err != nil {
@@ -127,7 +191,7 @@ func setUp(ctx context.Context, s *Settings, stderr io.Writer, policy func(bin, 
 			}
 			b.sdkCreds, b.sdkURL, b.sdkReg = cfg.Credentials, s.SESURL, cfg.Region
 		}
-		return b, nil
+		return b, b.seed(ctx)
 	}
 
 	if b.dir, err = os.MkdirTemp("", "sesgate-bench-"); err != nil {
@@ -143,55 +207,139 @@ func setUp(ctx context.Context, s *Settings, stderr io.Writer, policy func(bin, 
 	}
 	b.sdkCreds = credentials.NewStaticCredentialsProvider(stack.AccessKey, stack.SecretKey, "")
 	b.sdkURL, b.sdkReg = b.ses.URL, stack.Region
-	if s.StartRedis {
-		if b.redis, b.redisURL, err = stack.StartRedis(ctx, b.dir); err != nil {
+	if policy == nil && s.mixed() {
+		policy = func(_, dir string) (string, string, string, error) {
+			l := FullLimits()
+			b.limits = &l
+			path, token, err := WritePolicy(dir, PolicyOptions{Limits: l})
+			return path, token, FullTenant, err
+		}
+	}
+	var policyPath, policyToken, policyUser string
+	if policy != nil {
+		if policyPath, policyToken, policyUser, err = policy(bin, b.dir); err != nil {
 			return nil, err
 		}
 	}
-	o := stack.GatewayOptions{Bin: bin, Dir: b.dir, SESURL: b.ses.URL, RedisURL: b.redisURL, LogLevel: s.LogLevel}
+	var certPath, keyPath string
+	if s.StartTLS {
+		if certPath, keyPath, b.pool, err = stack.WriteCert(b.dir); err != nil {
+			return nil, err
+		}
+	}
 	if s.ProfileDir != "" {
 		if err := os.MkdirAll(s.ProfileDir, 0o755); err != nil {
 			return nil, err
 		}
-		if b.pprofAddr, err = stack.FreeAddr(); err != nil {
+	}
+	for _, store := range s.stores() {
+		n := &node{store: store, user: s.User}
+		b.nodes = append(b.nodes, n)
+		dir := filepath.Join(b.dir, store)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
-		o.Env = append(o.Env, "SESGATE_PPROF_ADDR="+b.pprofAddr)
-	}
-	if s.StartTLS {
-		if o.TLSCert, o.TLSKey, b.pool, err = stack.WriteCert(b.dir); err != nil {
+		if store == "redis" {
+			n.redisURL = s.RedisURL
+			if n.redisURL == "" {
+				if n.redis, n.redisURL, err = stack.StartRedis(ctx, dir); err != nil {
+					return nil, err
+				}
+			}
+		}
+		o := stack.GatewayOptions{Bin: bin, Dir: dir, SESURL: b.ses.URL, RedisURL: n.redisURL, LogLevel: s.LogLevel,
+			ConfigPath: policyPath, TLSCert: certPath, TLSKey: keyPath}
+		if s.ProfileDir != "" {
+			if n.pprofAddr, err = stack.FreeAddr(); err != nil {
+				return nil, err
+			}
+			o.Env = append(o.Env, "SESGATE_PPROF_ADDR="+n.pprofAddr)
+		}
+		if n.gw, err = stack.StartGateway(ctx, o); err != nil {
 			return nil, err
 		}
+		n.token = n.gw.Token
+		if policyToken != "" {
+			n.token, n.user = policyToken, policyUser
+		}
+		n.pid = n.gw.Pid()
+		n.httpURL = n.gw.HTTPURL + "/v1/messages"
+		n.smtpAddr = n.gw.SMTPAddr
+		redis := "no redis (embedded store)"
+		if n.redisURL != "" {
+			redis = "redis " + n.redisURL
+		}
+		fmt.Fprintf(stderr, "started: gateway pid %d (SMTP %s, HTTP %s), %s\n", n.pid, n.smtpAddr, n.gw.HTTPURL, redis)
 	}
-	var policyToken string
-	if policy != nil {
-		if o.ConfigPath, policyToken, err = policy(bin, b.dir); err != nil {
+	if s.ThinRelay && s.Proto != "http" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("the thin relay runs this executable: %w", err)
+		}
+		if b.thin, err = stack.StartThinRelay(ctx, exe, b.dir, b.ses.URL); err != nil {
 			return nil, err
 		}
-		b.user = "limited"
+		fmt.Fprintf(stderr, "started: thin relay pid %d (SMTP %s)\n", b.thin.Pid(), b.thin.SMTPAddr)
 	}
-	if b.gw, err = stack.StartGateway(ctx, o); err != nil {
-		return nil, err
-	}
-	b.token = b.gw.Token
-	if policyToken != "" {
-		b.token = policyToken
-	}
-	b.pid = b.gw.Pid()
-	b.httpURL = b.gw.HTTPURL + "/v1/messages"
-	b.smtpAddr = b.gw.SMTPAddr
-	redis := "no redis"
-	if b.redisURL != "" {
-		redis = "redis " + b.redisURL
-	}
-	fmt.Fprintf(stderr, "started: SES server %s (latency %s), gateway pid %d (SMTP %s, HTTP %s), %s\n",
-		b.ses.URL, s.SESLatency, b.pid, b.smtpAddr, b.gw.HTTPURL, redis)
-	return b, nil
+	fmt.Fprintf(stderr, "SES server %s (latency %s)\n", b.ses.URL, s.SESLatency)
+	return b, b.seed(ctx)
 }
 
-// Bench is `sesgate-bench load`: the baseline (the SDK straight to SES)
-// and the gateway's front ends, s.Runs times on one stack; the report, with
-// the medians over the runs, goes to stdout and to s.JSONPath.
+// seed mails every known address of the Mix once through each gateway
+// (HTTP when driven, else SMTP), so they are known recipients when the
+// phases send to them again.
+func (b *bed) seed(ctx context.Context) error {
+	s := b.s
+	if !s.mixed() {
+		return nil
+	}
+	msg := Message{From: s.From, Domain: s.Domain, Size: s.Size, Mix: &Mix{Seed: true, Domains: s.Domains, Domain: s.Domain}}
+	for _, n := range b.nodes {
+		newSender, done, err := b.gatewaySender(n, s.Proto != "smtp", msg)
+		if err != nil {
+			return err
+		}
+		res, err := Run(ctx, Options{Workers: max(s.concurrencies()[0], 8), Count: KnownPool, Duration: time.Minute, NewSender: newSender})
+		done()
+		if err != nil {
+			return fmt.Errorf("mailing the known recipients: %w", err)
+		}
+		ok := res.Codes["200"] + res.Codes["250"]
+		if ok != KnownPool {
+			return fmt.Errorf("mailing the %d known recipients through the %s gateway: answers %v (e.g. %v)", KnownPool, n.store, res.Codes, res.Errors)
+		}
+		b.seeded = ok
+	}
+	return nil
+}
+
+// gatewaySender returns the sender factory of a gateway over HTTP (or
+// SMTP) and what to call when done with it.
+func (b *bed) gatewaySender(n *node, overHTTP bool, msg Message) (func(int) (Sender, error), func(), error) {
+	s := b.s
+	if overHTTP {
+		h, err := NewHTTP(HTTPOptions{URL: n.httpURL, Token: n.token, Message: msg, Conns: maxConc(s), TLSConfig: stack.TLSClientConfig(b.pool, s.Insecure)})
+		if err != nil {
+			return nil, nil, err
+		}
+		return h.NewSender, h.Close, nil
+	}
+	sm, err := NewSMTP(SMTPOptions{
+		Addr: n.smtpAddr, User: n.user, Token: n.token, StartTLS: s.StartTLS,
+		TLSConfig: stack.TLSClientConfig(b.pool, s.Insecure), PerConn: s.PerConn, Pipelining: s.Pipelining, Message: msg,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return sm.NewSender, func() {}, nil
+}
+
+func maxConc(s *Settings) int { return slices.Max(s.concurrencies()) }
+
+// Bench is `sesgate-bench load`: per run and concurrency, the thin relay,
+// the baseline (the SDK straight to SES) and each gateway's front ends,
+// s.Runs times on one stack; the report, with the medians over the runs,
+// goes to stdout and to s.JSONPath.
 func Bench(ctx context.Context, s *Settings, stdout, stderr io.Writer) error {
 	b, err := setUp(ctx, s, stderr, nil)
 	if err != nil {
@@ -216,65 +364,98 @@ func Bench(ctx context.Context, s *Settings, stdout, stderr io.Writer) error {
 	return rep.write(stdout, s.JSONPath)
 }
 
-// loadPhases measures the baseline and the gateway's front ends once.
+// subject is what a phase measures besides the load generator: a process
+// (CPU per message), its Redis, its profile.
+type subject struct {
+	store     string
+	pid       int
+	redisURL  string
+	pprofAddr string
+}
+
+// loadPhases measures, for each concurrency in turn, the thin relay, the
+// baseline and every gateway's front ends once.
 func (b *bed) loadPhases(ctx context.Context) ([]Phase, error) {
 	s := b.s
 	var phases []Phase
-	msg := Message{From: s.From, Domain: s.Domain, Size: s.Size}
-	if s.Baseline && b.sdkURL != "" {
-		sdk, err := NewSDK(SDKOptions{Endpoint: b.sdkURL, Region: b.sdkReg, Credentials: b.sdkCreds, Message: msg, Conns: s.Concurrency})
-		if err != nil {
-			return nil, err
+	add := func(p Phase, err error) error {
+		if err == nil {
+			phases = append(phases, p)
 		}
-		p, err := b.measure(ctx, "baseline-sdk", "200", false, sdk.NewSender)
-		if err != nil {
-			return nil, err
-		}
-		phases = append(phases, p)
+		return err
 	}
-	if s.Proto == "http" || s.Proto == "both" {
-		h, err := NewHTTP(HTTPOptions{URL: b.httpURL, Token: b.token, Message: msg, Conns: s.Concurrency, TLSConfig: stack.TLSClientConfig(b.pool, s.Insecure)})
-		if err != nil {
-			return nil, err
+	for _, c := range s.concurrencies() {
+		if b.thin != nil {
+			msg := b.message()
+			sm, err := NewSMTP(SMTPOptions{Addr: b.thin.SMTPAddr, NoAuth: true, PerConn: s.PerConn, Pipelining: s.Pipelining, Message: msg})
+			if err != nil {
+				return nil, err
+			}
+			if err := add(b.measure(ctx, "thin-relay", "250", c, msg, subject{pid: b.thin.Pid()}, sm.NewSender)); err != nil {
+				return nil, err
+			}
 		}
-		p, err := b.measure(ctx, "http", "200", true, h.NewSender)
-		h.Close()
-		if err != nil {
-			return nil, err
+		if s.Baseline && b.sdkURL != "" {
+			msg := b.message()
+			sdk, err := NewSDK(SDKOptions{Endpoint: b.sdkURL, Region: b.sdkReg, Credentials: b.sdkCreds, Message: msg, Conns: c})
+			if err != nil {
+				return nil, err
+			}
+			if err := add(b.measure(ctx, "baseline-sdk", "200", c, msg, subject{}, sdk.NewSender)); err != nil {
+				return nil, err
+			}
 		}
-		phases = append(phases, p)
-	}
-	if s.Proto == "smtp" || s.Proto == "both" {
-		sm, err := NewSMTP(SMTPOptions{
-			Addr: b.smtpAddr, User: b.user, Token: b.token, StartTLS: s.StartTLS,
-			TLSConfig: stack.TLSClientConfig(b.pool, s.Insecure), PerConn: s.PerConn, Pipelining: s.Pipelining, Message: msg,
-		})
-		if err != nil {
-			return nil, err
+		for _, n := range b.nodes {
+			sub := subject{store: n.store, pid: n.pid, redisURL: n.redisURL, pprofAddr: n.pprofAddr}
+			for _, proto := range []string{"http", "smtp"} {
+				if s.Proto != proto && s.Proto != "both" {
+					continue
+				}
+				msg := b.message()
+				newSender, done, err := b.gatewaySender(n, proto == "http", msg)
+				if err != nil {
+					return nil, err
+				}
+				ok := map[string]string{"http": "200", "smtp": "250"}[proto]
+				err = add(b.measure(ctx, proto, ok, c, msg, sub, newSender))
+				done()
+				if err != nil {
+					return nil, err
+				}
+			}
 		}
-		p, err := b.measure(ctx, "smtp", "250", true, sm.NewSender)
-		if err != nil {
-			return nil, err
-		}
-		phases = append(phases, p)
 	}
 	return phases, nil
+}
+
+// message is the next phase's message: with the Mix, first contacts no
+// phase used before.
+func (b *bed) message() Message {
+	s := b.s
+	msg := Message{From: s.From, Domain: s.Domain, Size: s.Size}
+	if s.mixed() {
+		b.phases++
+		msg.Mix = &Mix{KnownFraction: s.KnownFraction, Domains: s.Domains, Domain: s.Domain, Tag: fmt.Sprintf("p%d", b.phases)}
+	}
+	return msg
 }
 
 // Refuse is `sesgate-bench refuse`: HTTP sends of a tenant over its limit
 // (self-started: a policy with one tenant at one message per second), so
 // nearly every answer is a refusal; the report as for Bench.
 func Refuse(ctx context.Context, s *Settings, stdout, stderr io.Writer) error {
-	b, err := setUp(ctx, s, stderr, func(bin, dir string) (string, string, error) {
-		return stack.WriteLimitedPolicy(ctx, bin, dir)
+	b, err := setUp(ctx, s, stderr, func(bin, dir string) (string, string, string, error) {
+		path, token, err := stack.WriteLimitedPolicy(ctx, bin, dir)
+		return path, token, "limited", err
 	})
 	if err != nil {
 		return err
 	}
 	defer b.close()
 	rep := newReport("refuse", s, b)
-	h, err := NewHTTP(HTTPOptions{URL: b.httpURL, Token: b.token,
-		Message: Message{From: s.From, Domain: s.Domain, Size: s.Size}, Conns: s.Concurrency, TLSConfig: stack.TLSClientConfig(b.pool, s.Insecure)})
+	n := b.nodes[0]
+	msg := Message{From: s.From, Domain: s.Domain, Size: s.Size}
+	h, err := NewHTTP(HTTPOptions{URL: n.httpURL, Token: n.token, Message: msg, Conns: s.Concurrency, TLSConfig: stack.TLSClientConfig(b.pool, s.Insecure)})
 	if err != nil {
 		return err
 	}
@@ -283,7 +464,8 @@ func Refuse(ctx context.Context, s *Settings, stdout, stderr io.Writer) error {
 		if s.Runs > 1 {
 			fmt.Fprintf(stderr, "run %d of %d\n", run+1, s.Runs)
 		}
-		p, err := b.measure(ctx, "refuse-http", "429", true, h.NewSender)
+		p, err := b.measure(ctx, "refuse-http", "429", s.Concurrency, msg,
+			subject{store: n.store, pid: n.pid, redisURL: n.redisURL, pprofAddr: n.pprofAddr}, h.NewSender)
 		if err != nil {
 			return err
 		}
@@ -294,19 +476,25 @@ func Refuse(ctx context.Context, s *Settings, stdout, stderr io.Writer) error {
 	return rep.write(stdout, s.JSONPath)
 }
 
-// measure runs the warm-up, then the measured phase with the CPU, Redis and
-// SES counters read around it.
-func (b *bed) measure(ctx context.Context, name, okCode string, gateway bool, newSender func(int) (Sender, error)) (Phase, error) {
+// measure runs the warm-up, then the measured phase with c workers and
+// the CPU, Redis and SES counters read around it.
+func (b *bed) measure(ctx context.Context, name, okCode string, c int, msg Message, sub subject, newSender func(int) (Sender, error)) (Phase, error) {
 	s := b.s
-	opts := Options{Workers: s.Concurrency, NewSender: newSender, SendTimeout: 30 * time.Second}
+	label := name
+	if sub.store != "" {
+		label += "[" + sub.store + "]"
+	}
+	label = fmt.Sprintf("%s c=%d", label, c)
+	opts := Options{Workers: c, NewSender: newSender, SendTimeout: 30 * time.Second}
 	if s.Warmup > 0 {
 		w := opts
 		w.Count, w.Duration = s.Warmup, min(s.Duration, 10*time.Second)
 		if w.Duration == 0 {
 			w.Duration = 10 * time.Second
 		}
+		w.SeqBase = warmupSeqBase
 		if _, err := Run(ctx, w); err != nil {
-			return Phase{}, fmt.Errorf("%s warm-up: %w", name, err)
+			return Phase{}, fmt.Errorf("%s warm-up: %w", label, err)
 		}
 	}
 	opts.Count, opts.Duration, opts.Rate = s.Count, s.Duration, s.Rate
@@ -321,17 +509,17 @@ func (b *bed) measure(ctx context.Context, name, okCode string, gateway bool, ne
 	}
 
 	var errs []error
-	var gwBefore, selfBefore time.Duration
+	var procBefore, selfBefore time.Duration
 	var err error
-	if gateway && b.pid != 0 {
-		gwBefore, err = bench.ProcCPU(b.pid)
+	if sub.pid != 0 {
+		procBefore, err = bench.ProcCPU(sub.pid)
 		errs = append(errs, err)
 	}
 	selfBefore, err = bench.SelfCPU()
 	errs = append(errs, err)
 	var redisBefore bench.RedisSnapshot
-	if gateway && b.redisURL != "" {
-		redisBefore, err = bench.RedisStats(ctx, b.redisURL)
+	if sub.redisURL != "" {
+		redisBefore, err = bench.RedisStats(ctx, sub.redisURL)
 		errs = append(errs, err)
 	}
 	var sesBefore int64
@@ -339,41 +527,43 @@ func (b *bed) measure(ctx context.Context, name, okCode string, gateway bool, ne
 		sesBefore = b.ses.Server.Accepted()
 	}
 	if err := errors.Join(errs...); err != nil {
-		return Phase{}, fmt.Errorf("%s: reading counters: %w", name, err)
+		return Phase{}, fmt.Errorf("%s: reading counters: %w", label, err)
 	}
 
 	var profiled chan error
-	if gateway && b.pprofAddr != "" && !b.profiled {
+	if sub.pprofAddr != "" && !b.profiled {
 		profiled = make(chan error, 1)
-		go func() { profiled <- b.profile(ctx, name) }()
+		file := fmt.Sprintf("%s-%s-c%d", name, sub.store, c)
+		go func() { profiled <- b.profile(ctx, sub.pprofAddr, file) }()
 	}
-	bar := startProgress(b.stderr, name, s.Count, s.Duration, &done)
+	bar := startProgress(b.stderr, label, s.Count, s.Duration, &done)
 	res, err := Run(ctx, opts)
 	bar.stop()
 	if profiled != nil {
 		if perr := <-profiled; perr != nil {
-			fmt.Fprintf(b.stderr, "%s: CPU profile: %v\n", name, perr)
+			fmt.Fprintf(b.stderr, "%s: CPU profile: %v\n", label, perr)
 		}
 	}
 	if err != nil {
-		return Phase{}, fmt.Errorf("%s: %w", name, err)
+		return Phase{}, fmt.Errorf("%s: %w", label, err)
 	}
 
 	p := newPhase(name, okCode, res)
-	if gateway && b.pid != 0 {
-		after, err := bench.ProcCPU(b.pid)
+	p.Store, p.Concurrency = sub.store, c
+	if sub.pid != 0 {
+		after, err := bench.ProcCPU(sub.pid)
 		if err != nil {
-			return Phase{}, fmt.Errorf("%s: gateway CPU: %w", name, err)
+			return Phase{}, fmt.Errorf("%s: process CPU: %w", label, err)
 		}
-		p.GatewayCPUPerMsgUs = perMsg(float64(after-gwBefore)/1e3, res.Sent)
+		p.GatewayCPUPerMsgUs = perMsg(float64(after-procBefore)/1e3, res.Sent)
 	}
 	if selfAfter, err := bench.SelfCPU(); err == nil {
 		p.BenchCPUPerMsgUs = perMsg(float64(selfAfter-selfBefore)/1e3, res.Sent)
 	}
-	if gateway && b.redisURL != "" {
-		after, err := bench.RedisStats(ctx, b.redisURL)
+	if sub.redisURL != "" {
+		after, err := bench.RedisStats(ctx, sub.redisURL)
 		if err != nil {
-			return Phase{}, fmt.Errorf("%s: Redis INFO: %w", name, err)
+			return Phase{}, fmt.Errorf("%s: Redis INFO: %w", label, err)
 		}
 		p.Redis = redisFigures(after.Sub(redisBefore), res.Sent)
 	}
@@ -383,6 +573,10 @@ func (b *bed) measure(ctx context.Context, name, okCode string, gateway bool, ne
 	}
 	return p, nil
 }
+
+// warmupSeqBase numbers a warm-up's sends apart from its phase's (so its
+// first contacts are its own).
+const warmupSeqBase = 1 << 40
 
 func perMsg(total float64, n int64) *float64 {
 	if n == 0 {
@@ -400,11 +594,11 @@ func hostInfo() Host {
 
 // profile writes a CPU profile of the gateway, --cpu-profile-time long, to
 // the --cpu-profile directory as <phase>.pprof.
-func (b *bed) profile(ctx context.Context, phase string) error {
+func (b *bed) profile(ctx context.Context, pprofAddr, phase string) error {
 	secs := int(b.s.ProfileDur / time.Second)
 	ctx, cancel := context.WithTimeout(ctx, b.s.ProfileDur+10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.pprofAddr, secs), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs), nil)
 	if err != nil {
 		return err
 	}

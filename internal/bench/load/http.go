@@ -30,13 +30,15 @@ type HTTPOptions struct {
 type HTTP struct {
 	url    string
 	token  string
+	msg    Message
 	bodies [][]byte
 	client *http.Client
 }
 
 // NewHTTP prepares the request bodies and the connection pool.
 func NewHTTP(opts HTTPOptions) (*HTTP, error) {
-	bodies, err := opts.Message.withDefaults().jsonBodies()
+	msg := opts.Message.withDefaults()
+	bodies, err := msg.jsonBodies()
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +48,7 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 		IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: time.Minute,
 		DisableCompression: true, TLSClientConfig: opts.TLSConfig,
 	}
-	return &HTTP{url: opts.URL, token: "Bearer " + opts.Token, bodies: bodies, client: &http.Client{Transport: tr}}, nil
+	return &HTTP{url: opts.URL, token: "Bearer " + opts.Token, msg: msg, bodies: bodies, client: &http.Client{Transport: tr}}, nil
 }
 
 // NewSender returns a sender; all of them share the pool.
@@ -61,7 +63,7 @@ func (s httpSender) Close() error { return nil }
 
 func (s httpSender) Send(ctx context.Context, seq int64) Outcome {
 	h := s.h
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(h.bodies[seq%int64(len(h.bodies))]))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(h.msg.body(h.bodies, seq)))
 	if err != nil {
 		return Outcome{Code: CodeError, Err: err}
 	}

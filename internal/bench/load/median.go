@@ -39,8 +39,24 @@ func (r *Report) median() {
 				rs = append(rs, run.Ratios[i])
 			}
 		}
+		var thins []ThinRatio
+		for _, x := range rs {
+			if x.Thin != nil {
+				thins = append(thins, *x.Thin)
+			}
+		}
+		var thin *ThinRatio
+		if len(thins) > 0 {
+			thin = &ThinRatio{
+				ThroughputRatio: med(thins, func(x ThinRatio) float64 { return x.ThroughputRatio }),
+				CPURatio:        med(thins, func(x ThinRatio) float64 { return x.CPURatio }),
+				AddedP50Ms:      med(thins, func(x ThinRatio) float64 { return x.AddedP50Ms }),
+				AddedP99Ms:      med(thins, func(x ThinRatio) float64 { return x.AddedP99Ms }),
+				AddedP50Ratio:   med(thins, func(x ThinRatio) float64 { return x.AddedP50Ratio }),
+			}
+		}
 		r.Ratios = append(r.Ratios, Ratio{
-			Phase:           rs[0].Phase,
+			Phase: rs[0].Phase, Store: rs[0].Store, Concurrency: rs[0].Concurrency, Thin: thin,
 			ThroughputRatio: med(rs, func(x Ratio) float64 { return x.ThroughputRatio }),
 			LatencyP50Ratio: med(rs, func(x Ratio) float64 { return x.LatencyP50Ratio }),
 			AddedP50Ms:      med(rs, func(x Ratio) float64 { return x.AddedP50Ms }),
@@ -83,7 +99,7 @@ func medSummary(ss []bench.Summary) bench.Summary {
 
 // medianPhase folds one phase's runs.
 func medianPhase(ps []Phase) Phase {
-	p := Phase{Name: ps[0].Name, OKCode: ps[0].OKCode, Codes: map[string]int64{}}
+	p := Phase{Name: ps[0].Name, Store: ps[0].Store, Concurrency: ps[0].Concurrency, OKCode: ps[0].OKCode, Codes: map[string]int64{}}
 	var lat, ses, added []bench.Summary
 	var gw, self []float64
 	var redis []*Redis

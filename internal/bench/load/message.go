@@ -16,6 +16,10 @@ type Message struct {
 	Domain     string // recipients are rcpt<N>@Domain; default example.net
 	Recipients int    // distinct recipients used in turn; default 100
 	Size       int    // approximate size of the raw message in bytes; default 1000
+	// Mix, when set, chooses each send's recipient instead (known
+	// addresses and first contacts over several domains); the raw
+	// message is then one, its To header a fixed list address.
+	Mix *Mix
 }
 
 func (m Message) withDefaults() Message {
@@ -52,6 +56,25 @@ func (m Message) text() string {
 	return b.String()
 }
 
+// rcpt returns the envelope recipient of send seq.
+func (m Message) rcpt(seq int64) string {
+	if m.Mix != nil {
+		return m.Mix.Recipient(seq)
+	}
+	return m.recipient(seq % int64(m.Recipients))
+}
+
+// body returns the HTTP request body of send seq: bodies holds one body
+// per recipient, or, with a Mix, the two halves around the recipient.
+func (m Message) body(bodies [][]byte, seq int64) []byte {
+	if m.Mix == nil {
+		return bodies[seq%int64(len(bodies))]
+	}
+	r := m.Mix.Recipient(seq)
+	b := make([]byte, 0, len(bodies[0])+len(r)+len(bodies[1]))
+	return append(append(append(b, bodies[0]...), r...), bodies[1]...)
+}
+
 func (m Message) recipient(seq int64) string {
 	return fmt.Sprintf("rcpt%d@%s", seq%int64(m.Recipients), m.Domain)
 }
@@ -59,6 +82,16 @@ func (m Message) recipient(seq int64) string {
 // jsonBodies returns the HTTP API request body for each recipient.
 func (m Message) jsonBodies() ([][]byte, error) {
 	text := m.text()
+	if m.Mix != nil {
+		const mark = "\x00rcpt\x00"
+		b, err := json.Marshal(map[string]any{"from": m.From, "to": []string{mark}, "subject": "sesgate-bench", "text": text})
+		if err != nil {
+			return nil, err
+		}
+		// The addresses need no JSON escaping: letters, digits, - . @.
+		head, tail, _ := strings.Cut(string(b), `"\u0000rcpt\u0000"`)
+		return [][]byte{[]byte(head + `"`), []byte(`"` + tail)}, nil
+	}
 	out := make([][]byte, m.Recipients)
 	for i := range out {
 		b, err := json.Marshal(map[string]any{
@@ -77,13 +110,17 @@ func (m Message) jsonBodies() ([][]byte, error) {
 // line starting with a dot, so it needs no dot-stuffing).
 func (m Message) raw() [][]byte {
 	text := m.text()
-	out := make([][]byte, m.Recipients)
+	n, to := m.Recipients, func(i int) string { return m.recipient(int64(i)) }
+	if m.Mix != nil {
+		n, to = 1, func(int) string { return "bench-list@" + m.Domain }
+	}
+	out := make([][]byte, n)
 	for i := range out {
 		out[i] = fmt.Appendf(nil, "From: %s\r\nTo: %s\r\nSubject: sesgate-bench\r\n"+
 			"Date: Mon, 02 Jan 2006 15:04:05 +0000\r\nMessage-ID: <bench-%d@example.com>\r\n"+
 			"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"+
 			"Content-Transfer-Encoding: 7bit\r\n\r\n%s",
-			m.From, m.recipient(int64(i)), i, text)
+			m.From, to(i), i, text)
 	}
 	return out
 }

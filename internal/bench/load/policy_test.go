@@ -1,6 +1,7 @@
 package load
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -103,5 +104,30 @@ func TestMix(t *testing.T) {
 	}
 	if len(pool) != KnownPool {
 		t.Errorf("seed mailed %d addresses, want %d", len(pool), KnownPool)
+	}
+}
+
+// TestMixedBodies: with a Mix, each HTTP body and SMTP envelope names the
+// send's own recipient.
+func TestMixedBodies(t *testing.T) {
+	m := Message{Mix: &Mix{KnownFraction: 0.5, Domains: 3, Tag: "t"}}.withDefaults()
+	bodies, err := m.jsonBodies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := range int64(4) {
+		var got struct {
+			To   []string `json:"to"`
+			From string   `json:"from"`
+		}
+		if err := json.Unmarshal(m.body(bodies, seq), &got); err != nil {
+			t.Fatalf("body %d: %v", seq, err)
+		}
+		if len(got.To) != 1 || got.To[0] != m.Mix.Recipient(seq) || m.rcpt(seq) != got.To[0] || got.From != "bench@example.com" {
+			t.Errorf("send %d: body to %v from %s, want %s", seq, got.To, got.From, m.Mix.Recipient(seq))
+		}
+	}
+	if len(m.raw()) != 1 {
+		t.Errorf("%d raw messages with a mix, want 1", len(m.raw()))
 	}
 }

@@ -45,32 +45,45 @@ type Host struct {
 
 // Setup is how the run was made.
 type Setup struct {
-	Target       string  `json:"target"` // "self-started" or the addresses driven
-	Concurrency  int     `json:"concurrency"`
-	Count        int64   `json:"count_per_phase"`
-	DurationCap  float64 `json:"duration_cap_s"`
-	Rate         float64 `json:"rate_per_s"` // 0: closed loop
-	Size         int     `json:"message_size"`
-	PerConn      int     `json:"smtp_per_conn"`
-	Pipelining   bool    `json:"smtp_pipelining"`
-	StartTLS     bool    `json:"starttls"`
-	Warmup       int64   `json:"warmup"`
-	SESLatencyMs float64 `json:"ses_latency_ms"`
-	Redis        string  `json:"redis"` // "none", "started", "given"
-	GatewayLog   string  `json:"gateway_log_level,omitempty"`
+	Target        string   `json:"target"` // "self-started" or the addresses driven
+	Concurrency   int      `json:"concurrency"`
+	Concurrencies []int    `json:"concurrencies"`
+	Stores        []string `json:"stores"`
+	// Tenant is the scenario: full (every limit, the recipient mix) or dev.
+	Tenant        string  `json:"tenant"`
+	Limits        *Limits `json:"limits,omitempty"` // the full tenant's, when written by the run
+	KnownFraction float64 `json:"known_fraction,omitempty"`
+	Domains       int     `json:"recipient_domains,omitempty"`
+	KnownSeeded   int64   `json:"known_recipients_seeded,omitempty"`
+	ThinRelay     bool    `json:"thin_relay"`
+	Count         int64   `json:"count_per_phase"`
+	DurationCap   float64 `json:"duration_cap_s"`
+	Rate          float64 `json:"rate_per_s"` // 0: closed loop
+	Size          int     `json:"message_size"`
+	PerConn       int     `json:"smtp_per_conn"`
+	Pipelining    bool    `json:"smtp_pipelining"`
+	StartTLS      bool    `json:"starttls"`
+	Warmup        int64   `json:"warmup"`
+	SESLatencyMs  float64 `json:"ses_latency_ms"`
+	Redis         string  `json:"redis"` // "none", "started", "given"
+	GatewayLog    string  `json:"gateway_log_level,omitempty"`
 }
 
 // Phase is one measured run against one path.
 type Phase struct {
-	Name       string            `json:"name"`
-	OKCode     string            `json:"ok_code"`
-	Messages   int64             `json:"messages"`
-	Seconds    float64           `json:"seconds"`
-	Throughput float64           `json:"msgs_per_s"`
-	OKPerSec   float64           `json:"ok_per_s"` // answers with OKCode per second
-	Codes      map[string]int64  `json:"codes"`
-	Errors     map[string]string `json:"errors,omitempty"`
-	Latency    bench.Summary     `json:"latency"`
+	Name string `json:"name"`
+	// Store is the gateway's ("redis", "embedded", "target"); empty for
+	// the thin relay and the SDK baseline.
+	Store       string            `json:"store,omitempty"`
+	Concurrency int               `json:"concurrency"`
+	OKCode      string            `json:"ok_code"`
+	Messages    int64             `json:"messages"`
+	Seconds     float64           `json:"seconds"`
+	Throughput  float64           `json:"msgs_per_s"`
+	OKPerSec    float64           `json:"ok_per_s"` // answers with OKCode per second
+	Codes       map[string]int64  `json:"codes"`
+	Errors      map[string]string `json:"errors,omitempty"`
+	Latency     bench.Summary     `json:"latency"`
 	// SESTime is the SES server's own handling time of the matched sends,
 	// Added their end-to-end latency minus it (per send).
 	SESTime            *bench.Summary `json:"ses_time,omitempty"`
@@ -97,27 +110,55 @@ type Redis struct {
 	TotalCPUSeconds  float64            `json:"total_cpu_s"`
 }
 
-// Ratio compares a gateway phase with the baseline.
+// Ratio compares a phase with the SDK baseline and, for the gateway's
+// phases, with the thin relay, both at the same concurrency in the same
+// run.
 type Ratio struct {
 	Phase           string  `json:"phase"`
+	Store           string  `json:"store,omitempty"`
+	Concurrency     int     `json:"concurrency"`
 	ThroughputRatio float64 `json:"throughput_ratio"`
 	LatencyP50Ratio float64 `json:"latency_p50_ratio"`
 	AddedP50Ms      float64 `json:"added_over_baseline_p50_ms"`
 	AddedP99Ms      float64 `json:"added_over_baseline_p99_ms"`
 	AddedP999Ms     float64 `json:"added_over_baseline_p99_9_ms"`
+	// Thin compares with the thin relay; nil for the thin relay itself
+	// and without one.
+	Thin *ThinRatio `json:"thin_relay,omitempty"`
+}
+
+// ThinRatio compares a gateway phase with the thin relay.
+type ThinRatio struct {
+	ThroughputRatio float64 `json:"throughput_ratio"`
+	// CPURatio is the gateway's CPU per message over the relay's; 0 when
+	// either was not measured.
+	CPURatio float64 `json:"cpu_per_msg_ratio"`
+	// AddedP50Ms and AddedP99Ms are the gateway's added latency minus the
+	// relay's; AddedP50Ratio is their added-over-SDK p50 in ratio (0 when
+	// the relay added nothing measurable).
+	AddedP50Ms    float64 `json:"added_over_thin_p50_ms"`
+	AddedP99Ms    float64 `json:"added_over_thin_p99_ms"`
+	AddedP50Ratio float64 `json:"added_over_sdk_p50_ratio"`
 }
 
 func newReport(cmd string, s *Settings, b *bed) *Report {
 	r := &Report{
 		Command: cmd, Date: time.Now().UTC().Truncate(time.Second), Host: hostInfo(),
 		Setup: Setup{
-			Target: "self-started", Concurrency: s.Concurrency, Count: s.Count, DurationCap: s.Duration.Seconds(),
+			Target: "self-started", Concurrency: s.Concurrency, Concurrencies: s.concurrencies(), Tenant: s.Tenant,
+			ThinRelay: b.thin != nil, Limits: b.limits, KnownSeeded: b.seeded, Count: s.Count, DurationCap: s.Duration.Seconds(),
 			Rate: s.Rate, Size: s.Size, PerConn: s.PerConn, Pipelining: s.Pipelining, StartTLS: s.StartTLS, Warmup: s.Warmup,
 			SESLatencyMs: float64(s.SESLatency) / 1e6, Redis: "none",
 		},
 	}
+	if s.mixed() {
+		r.Setup.KnownFraction, r.Setup.Domains = s.KnownFraction, s.Domains
+	}
+	for _, n := range b.nodes {
+		r.Setup.Stores = append(r.Setup.Stores, n.store)
+	}
 	switch {
-	case s.StartRedis:
+	case s.RedisURL == "" && slices.Contains(r.Setup.Stores, "redis"):
 		r.Setup.Redis = "started"
 	case s.RedisURL != "":
 		r.Setup.Redis = "given"
@@ -131,7 +172,8 @@ func newReport(cmd string, s *Settings, b *bed) *Report {
 	}
 	r.Notes = append(r.Notes,
 		"added = end-to-end latency minus the SES server's time for the same message; added over baseline = gateway added minus SDK added, by percentile",
-		"gateway CPU comes from /proc/<pid>/stat (10 ms ticks); bench CPU is this process: load generator and, when self-started, the SES server",
+		"thin-relay is `sesgate-bench thin-relay`, a child process: go-smtp in (no AUTH), one default sesv2 client out, 250 with the MessageId; its CPU is read like the gateway's",
+		"gateway CPU (the thin relay's on its row) comes from /proc/<pid>/stat (10 ms ticks); bench CPU is this process: load generator and, when self-started, the SES server",
 		"Redis calls include commands run inside scripts; Redis CPU is INFO cpu used_cpu_user+used_cpu_sys")
 	return r
 }
@@ -172,25 +214,54 @@ func redisFigures(d bench.RedisDelta, n int64) *Redis {
 	return r
 }
 
-// ratios compares each gateway phase with the baseline, if there is one.
+// ratios compares each phase with the baseline and the thin relay of the
+// same concurrency, if there are.
 func (r *Report) ratios() {
-	i := slices.IndexFunc(r.Phases, func(p Phase) bool { return p.Name == "baseline-sdk" })
-	if i < 0 {
-		return
+	find := func(name string, c int) *Phase {
+		i := slices.IndexFunc(r.Phases, func(p Phase) bool { return p.Name == name && p.Concurrency == c })
+		if i < 0 {
+			return nil
+		}
+		return &r.Phases[i]
 	}
-	base := r.Phases[i]
 	for _, p := range r.Phases {
-		if p.Name == base.Name || base.Throughput == 0 {
+		if p.Name == "baseline-sdk" {
 			continue
 		}
-		ra := Ratio{Phase: p.Name, ThroughputRatio: p.Throughput / base.Throughput}
-		if base.Latency.P50 > 0 {
-			ra.LatencyP50Ratio = p.Latency.P50 / base.Latency.P50
+		base, thin := find("baseline-sdk", p.Concurrency), find("thin-relay", p.Concurrency)
+		if p.Name == "thin-relay" {
+			thin = nil
 		}
-		if p.Added != nil && base.Added != nil {
-			ra.AddedP50Ms = p.Added.P50 - base.Added.P50
-			ra.AddedP99Ms = p.Added.P99 - base.Added.P99
-			ra.AddedP999Ms = p.Added.P999 - base.Added.P999
+		ra := Ratio{Phase: p.Name, Store: p.Store, Concurrency: p.Concurrency}
+		if base != nil && base.Throughput > 0 {
+			ra.ThroughputRatio = p.Throughput / base.Throughput
+			if base.Latency.P50 > 0 {
+				ra.LatencyP50Ratio = p.Latency.P50 / base.Latency.P50
+			}
+			if p.Added != nil && base.Added != nil {
+				ra.AddedP50Ms = p.Added.P50 - base.Added.P50
+				ra.AddedP99Ms = p.Added.P99 - base.Added.P99
+				ra.AddedP999Ms = p.Added.P999 - base.Added.P999
+			}
+		}
+		if thin != nil && thin.Throughput > 0 {
+			t := &ThinRatio{ThroughputRatio: p.Throughput / thin.Throughput}
+			if p.GatewayCPUPerMsgUs != nil && thin.GatewayCPUPerMsgUs != nil && *thin.GatewayCPUPerMsgUs > 0 {
+				t.CPURatio = *p.GatewayCPUPerMsgUs / *thin.GatewayCPUPerMsgUs
+			}
+			if p.Added != nil && thin.Added != nil {
+				t.AddedP50Ms = p.Added.P50 - thin.Added.P50
+				t.AddedP99Ms = p.Added.P99 - thin.Added.P99
+				if base != nil && base.Added != nil {
+					if ta := thin.Added.P50 - base.Added.P50; ta > 0 {
+						t.AddedP50Ratio = (p.Added.P50 - base.Added.P50) / ta
+					}
+				}
+			}
+			ra.Thin = t
+		}
+		if base == nil && ra.Thin == nil {
+			continue
 		}
 		r.Ratios = append(r.Ratios, ra)
 	}
@@ -215,21 +286,32 @@ func (r *Report) text(w io.Writer) {
 	if s.Rate > 0 {
 		rate = fmt.Sprintf("%.0f/s open loop", s.Rate)
 	}
-	fmt.Fprintf(w, "target %s; SES latency %.1f ms; redis %s; c=%d n=%d cap=%.0fs %s; size %dB; warm-up %d",
-		s.Target, s.SESLatencyMs, s.Redis, s.Concurrency, s.Count, s.DurationCap, rate, s.Size, s.Warmup)
+	fmt.Fprintf(w, "target %s; SES latency %.1f ms; stores %s (redis %s); c=%s n=%d cap=%.0fs %s; size %dB; warm-up %d",
+		s.Target, s.SESLatencyMs, strings.Join(s.Stores, ","), s.Redis, joinInts(s.Concurrencies), s.Count, s.DurationCap, rate, s.Size, s.Warmup)
 	if s.StartTLS {
 		fmt.Fprint(w, "; STARTTLS")
 	}
 	if s.Pipelining {
 		fmt.Fprint(w, "; SMTP PIPELINING")
 	}
-	fmt.Fprint(w, "\n\n")
+	fmt.Fprintln(w)
+	switch {
+	case s.Tenant == "dev":
+		fmt.Fprintln(w, "scenario: the dev tenant (no limits), recipients rcpt0..99 in turn")
+	default:
+		fmt.Fprintf(w, "scenario: tenant %s, recipients %.0f%% known (a pool of %d mailed before the runs: %d) and %.0f%% first contacts over %d domains\n",
+			FullTenant, 100*s.KnownFraction, KnownPool, s.KnownSeeded, 100*(1-s.KnownFraction), s.Domains)
+	}
+	if s.Limits != nil {
+		fmt.Fprintf(w, "limits of tenant %s (every one set, none reached): %s\n", FullTenant, s.Limits)
+	}
+	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tmsgs\tmsgs/s\tp50 ms\tp99 ms\tp99.9 ms\tSES p50\tadded p50\tadded p99\tadded p99.9\tgw CPU µs/msg\tredis calls/msg\tredis CPU µs/msg\t")
+	fmt.Fprintln(tw, "phase\tstore\tC\tmsgs\tmsgs/s\tp50 ms\tp99 ms\tp99.9 ms\tSES p50\tadded p50\tadded p99\tadded p99.9\tgw CPU µs/msg\tredis calls/msg\tredis CPU µs/msg\t")
 	for _, p := range r.Phases {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			p.Name, p.Messages, p.Throughput, p.Latency.P50, p.Latency.P99, p.Latency.P999,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			p.Name, orDash(p.Store), p.Concurrency, p.Messages, p.Throughput, p.Latency.P50, p.Latency.P99, p.Latency.P999,
 			optMs(p.SESTime, func(s *bench.Summary) float64 { return s.P50 }),
 			optMs(p.Added, func(s *bench.Summary) float64 { return s.P50 }),
 			optMs(p.Added, func(s *bench.Summary) float64 { return s.P99 }),
@@ -245,7 +327,7 @@ func (r *Report) text(w io.Writer) {
 		for _, k := range slices.Sorted(maps.Keys(p.Codes)) {
 			codes = append(codes, fmt.Sprintf("%s=%d", k, p.Codes[k]))
 		}
-		fmt.Fprintf(w, "%-13s answers %s", p.Name, strings.Join(codes, " "))
+		fmt.Fprintf(w, "%-24s answers %s", phaseLabel(p), strings.Join(codes, " "))
 		if p.SESAccepted != nil {
 			fmt.Fprintf(w, "; SES accepted %d", *p.SESAccepted)
 		}
@@ -261,14 +343,14 @@ func (r *Report) text(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 		for _, k := range slices.Sorted(maps.Keys(p.Errors)) {
-			fmt.Fprintf(w, "%-13s   e.g. %s: %s\n", "", k, p.Errors[k])
+			fmt.Fprintf(w, "%-24s   e.g. %s: %s\n", "", k, p.Errors[k])
 		}
 		if p.Redis != nil && len(p.Redis.CallsByCommand) > 0 {
 			var cmds []string
 			for _, k := range slices.Sorted(maps.Keys(p.Redis.CallsByCommand)) {
 				cmds = append(cmds, fmt.Sprintf("%s=%.3g", k, p.Redis.CallsByCommand[k]))
 			}
-			fmt.Fprintf(w, "%-13s   redis calls/msg %s; script µs/msg %.1f (command µs/msg %.1f, a script's commands counted twice)\n", "", strings.Join(cmds, " "), p.Redis.ScriptUsecPerMsg, p.Redis.CmdUsecPerMsg)
+			fmt.Fprintf(w, "%-24s   redis calls/msg %s; script µs/msg %.1f (command µs/msg %.1f, a script's commands counted twice)\n", "", strings.Join(cmds, " "), p.Redis.ScriptUsecPerMsg, p.Redis.CmdUsecPerMsg)
 		}
 	}
 	if len(r.Runs) > 1 {
@@ -281,14 +363,19 @@ func (r *Report) text(w io.Writer) {
 					p99 = append(p99, fmt.Sprintf("%.3f", run.Phases[i].Latency.P99))
 				}
 			}
-			fmt.Fprintf(w, "  %-13s msgs/s %s; p99 ms %s\n", p.Name, strings.Join(tp, " "), strings.Join(p99, " "))
+			fmt.Fprintf(w, "  %-24s msgs/s %s; p99 ms %s\n", phaseLabel(p), strings.Join(tp, " "), strings.Join(p99, " "))
 		}
 	}
 	if len(r.Ratios) > 0 {
-		fmt.Fprintln(w, "\nagainst baseline-sdk (same SES server, same concurrency):")
+		fmt.Fprintln(w, "\nagainst baseline-sdk and the thin relay (same SES server, same concurrency, same run):")
 		for _, ra := range r.Ratios {
-			fmt.Fprintf(w, "  %-6s throughput %.2fx, p50 latency %.2fx; added over baseline p50 %+.3f ms, p99 %+.3f ms, p99.9 %+.3f ms\n",
-				ra.Phase, ra.ThroughputRatio, ra.LatencyP50Ratio, ra.AddedP50Ms, ra.AddedP99Ms, ra.AddedP999Ms)
+			fmt.Fprintf(w, "  %-24s vs SDK: throughput %.2fx, p50 latency %.2fx; added over baseline p50 %+.3f ms, p99 %+.3f ms, p99.9 %+.3f ms\n",
+				phaseLabel(Phase{Name: ra.Phase, Store: ra.Store, Concurrency: ra.Concurrency}),
+				ra.ThroughputRatio, ra.LatencyP50Ratio, ra.AddedP50Ms, ra.AddedP99Ms, ra.AddedP999Ms)
+			if t := ra.Thin; t != nil {
+				fmt.Fprintf(w, "  %-24s vs thin relay: throughput %.2fx, CPU per message %s; added over the relay p50 %+.3f ms, p99 %+.3f ms (added over SDK p50 %s the relay's)\n",
+					"", t.ThroughputRatio, ratioOrNA(t.CPURatio), t.AddedP50Ms, t.AddedP99Ms, ratioOrNA(t.AddedP50Ratio))
+			}
 		}
 	}
 	fmt.Fprintln(w)
@@ -316,4 +403,34 @@ func optRedis(r *Redis, f func(*Redis) float64, format string) string {
 		return "n/a"
 	}
 	return fmt.Sprintf(format, f(r))
+}
+
+// phaseLabel names a phase with its store and concurrency.
+func phaseLabel(p Phase) string {
+	if p.Store != "" {
+		return fmt.Sprintf("%s[%s] c=%d", p.Name, p.Store, p.Concurrency)
+	}
+	return fmt.Sprintf("%s c=%d", p.Name, p.Concurrency)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func ratioOrNA(v float64) string {
+	if v == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fx", v)
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ",")
 }

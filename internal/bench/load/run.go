@@ -44,6 +44,9 @@ type Options struct {
 	SESTime func(id string) (time.Duration, bool)
 	// Done, when set, is incremented after every send (for a progress bar).
 	Done *atomic.Int64
+	// SeqBase is added to every sequence number: a warm-up and its phase
+	// get disjoint ones (and so different first-contact recipients).
+	SeqBase int64
 }
 
 // lateThreshold is how far behind its slot a paced send may start before it
@@ -123,7 +126,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if opts.Count > 0 && i >= opts.Count {
 			return slot{}, false
 		}
-		return slot{seq: i}, true
+		return slot{seq: opts.SeqBase + i}, true
 	}
 	if opts.Rate > 0 {
 		go pace(ctx, opts, start, slots)
@@ -172,7 +175,7 @@ func pace(ctx context.Context, opts Options, start time.Time, slots chan<- slot)
 			}
 		}
 		select {
-		case slots <- slot{seq: i, due: due}:
+		case slots <- slot{seq: opts.SeqBase + i, due: due}:
 		case <-ctx.Done():
 			return
 		}

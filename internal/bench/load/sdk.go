@@ -28,6 +28,7 @@ type SDKOptions struct {
 type SDK struct {
 	client *sesv2.Client
 	inputs []*sesv2.SendEmailInput
+	msg    Message
 }
 
 // NewSDK makes the client and the requests. Like the gateway's own client
@@ -53,11 +54,11 @@ func NewSDK(opts SDKOptions) (*SDK, error) {
 	for i, raw := range raws {
 		inputs[i] = &sesv2.SendEmailInput{
 			FromEmailAddress: aws.String(m.From),
-			Destination:      &types.Destination{ToAddresses: []string{m.recipient(int64(i))}},
+			Destination:      &types.Destination{ToAddresses: []string{m.rcpt(int64(i))}},
 			Content:          &types.EmailContent{Raw: &types.RawMessage{Data: raw}},
 		}
 	}
-	return &SDK{client: client, inputs: inputs}, nil
+	return &SDK{client: client, inputs: inputs, msg: m}, nil
 }
 
 // NewSender returns a sender; all of them share the client.
@@ -68,7 +69,13 @@ type sdkSender struct{ s *SDK }
 func (sdkSender) Close() error { return nil }
 
 func (c sdkSender) Send(ctx context.Context, seq int64) Outcome {
-	out, err := c.s.client.SendEmail(ctx, c.s.inputs[seq%int64(len(c.s.inputs))])
+	in := c.s.inputs[seq%int64(len(c.s.inputs))]
+	if c.s.msg.Mix != nil {
+		cp := *in
+		cp.Destination = &types.Destination{ToAddresses: []string{c.s.msg.Mix.Recipient(seq)}}
+		in = &cp
+	}
+	out, err := c.s.client.SendEmail(ctx, in)
 	if err != nil {
 		var ae smithy.APIError
 		if errors.As(err, &ae) {

@@ -30,6 +30,8 @@ type SMTPOptions struct {
 	// PIPELINING.
 	Pipelining bool
 	Message    Message
+	// NoAuth skips AUTH (the thin relay has none).
+	NoAuth bool
 	// Helo is the EHLO name; default sesgate-bench.localhost.
 	Helo string
 	// DialTimeout bounds connecting; default 5s.
@@ -132,7 +134,7 @@ func (c *smtpSender) Send(ctx context.Context, seq int64) Outcome {
 
 func (c *smtpSender) transaction(seq int64) Outcome {
 	raw := c.s.raws[seq%int64(len(c.s.raws))]
-	rcpt := c.s.opts.Message.recipient(seq % int64(len(c.s.raws)))
+	rcpt := c.s.opts.Message.rcpt(seq)
 	if c.s.opts.Pipelining {
 		if err := c.pipelined(rcpt); err != nil {
 			return outcome(err)
@@ -163,10 +165,7 @@ func (c *smtpSender) transaction(seq int64) Outcome {
 		return outcome(err)
 	}
 	out := Outcome{Code: "250"}
-	// "2.0.0 Ok: queued as <gateway id> ses=<SES MessageId>"
-	if _, after, ok := strings.Cut(msg, "ses="); ok {
-		out.SESID, _, _ = strings.Cut(after, " ")
-	}
+	out.SESID = sesID(msg)
 	return out
 }
 
@@ -201,6 +200,21 @@ func (c *smtpSender) pipelined(rcpt string) error {
 		}
 	}
 	return first
+}
+
+// sesID returns the SES MessageId of a 250 reply: the gateway's "2.0.0
+// Ok: queued as <gateway id> ses=<SES MessageId>", or the thin relay's
+// "2.0.0 Ok: queued as <SES MessageId>".
+func sesID(msg string) string {
+	if _, after, ok := strings.Cut(msg, "ses="); ok {
+		id, _, _ := strings.Cut(after, " ")
+		return id
+	}
+	if _, after, ok := strings.Cut(msg, "queued as "); ok {
+		id, _, _ := strings.Cut(after, " ")
+		return id
+	}
+	return ""
 }
 
 func (c *smtpSender) connect(ctx context.Context) error {
@@ -240,6 +254,9 @@ func (c *smtpSender) connect(ctx context.Context) error {
 	}
 	if o.Pipelining && !strings.Contains(ext, "PIPELINING") {
 		return errors.New("server does not offer PIPELINING")
+	}
+	if o.NoAuth {
+		return nil
 	}
 	_, err = c.cmd(235, "AUTH PLAIN %s", c.s.auth)
 	return err
