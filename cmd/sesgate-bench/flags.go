@@ -72,7 +72,7 @@ func parseSettings(cmd string, args []string, stderr io.Writer) (*load.Settings,
 	fs.StringVar(&s.JSONPath, "json", "", "write the report as JSON to this file")
 	fs.BoolVar(&s.Keep, "keep", false, "keep the temporary directory (gateway and redis logs, policy file) and print its name")
 	fs.IntVar(&s.Runs, "runs", 1, "repeat the measurement this many times on the same stack; the summary shows the median of each figure")
-	fs.StringVar(&s.ProfileDir, "cpu-profile", "", "write a CPU profile of the self-started gateway during each gateway phase to DIR/<phase>.pprof (SESGATE_PPROF_ADDR)")
+	fs.StringVar(&s.ProfileDir, "cpu-profile", "", "write a CPU profile of the self-started gateway during each gateway phase to DIR/<phase>-<store>-c<C>.pprof (SESGATE_PPROF_ADDR)")
 	fs.DurationVar(&s.ProfileDur, "cpu-profile-time", 5*time.Second, "length of each CPU profile, from the start of the phase")
 	fs.StringVar(&s.From, "from", "bench@example.com", "sender address")
 	fs.StringVar(&s.Domain, "to-domain", "example.net", "recipients are rcpt<N>@ this domain")

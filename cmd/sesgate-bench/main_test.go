@@ -132,15 +132,16 @@ func readReport[R any](t *testing.T, path string) R {
 	return r
 }
 
-// TestLoadEndToEnd starts the whole stack and checks that the report adds
-// up: every send answered and counted once, SES got exactly the accepted
-// ones, every accepted send matched to its SES timing, percentiles in
-// order, CPU per message measured.
+// TestLoadEndToEnd starts the whole stack (the dev scenario, no thin
+// relay) and checks that the report adds up: every send answered and
+// counted once, SES got exactly the accepted ones, every accepted send
+// matched to its SES timing, percentiles in order, CPU per message
+// measured.
 func TestLoadEndToEnd(t *testing.T) {
 	bin := buildSesgate(t)
 	jsonPath := filepath.Join(t.TempDir(), "report.json")
 	args := []string{"load", "--sesgate", bin, "-n", "300", "-c", "4", "--warmup", "20", "--duration", "15s",
-		"--gateway-log-level", "warn", "--json", jsonPath}
+		"--tenant", "dev", "--thin-relay=false", "--gateway-log-level", "warn", "--json", jsonPath}
 	redis := false
 	if _, err := exec.LookPath("redis-server"); err == nil {
 		args, redis = append(args, "--start-redis"), true
@@ -202,7 +203,7 @@ func TestLoadEndToEnd(t *testing.T) {
 	if len(r.Ratios) != 2 || r.Ratios[0].Phase != "http" || r.Ratios[0].ThroughputRatio <= 0 {
 		t.Errorf("ratios %+v, want http and smtp against the baseline", r.Ratios)
 	}
-	for _, want := range []string{"baseline-sdk", "added p50", "against baseline-sdk", "smtp          answers 250="} {
+	for _, want := range []string{"baseline-sdk", "added p50", "against baseline-sdk", "smtp[", "answers 250=", "scenario: the dev tenant"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
@@ -239,7 +240,7 @@ func TestRefuseEndToEnd(t *testing.T) {
 	if len(r.Runs) != 2 || r.Runs[0].Phases[0].Messages+r.Runs[1].Phases[0].Messages != p.Messages {
 		t.Errorf("runs %d, messages %d", len(r.Runs), p.Messages)
 	}
-	if fi, err := os.Stat(filepath.Join(profDir, "refuse-http.pprof")); err != nil || fi.Size() == 0 {
+	if fi, err := os.Stat(filepath.Join(profDir, "refuse-http-embedded-c4.pprof")); err != nil || fi.Size() == 0 {
 		t.Errorf("CPU profile: %v", err)
 	}
 }
