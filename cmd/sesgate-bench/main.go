@@ -6,6 +6,7 @@
 //	sesgate-bench load   [flags]   drive the gateway over HTTP and/or SMTP
 //	sesgate-bench refuse [flags]   hammer a tenant that is over its limit
 //	sesgate-bench drill  [FILE]    the leaked-token drill (default scenario without FILE)
+//	sesgate-bench scale  [flags]   admission cost against the policy's and the suppression list's size
 //	sesgate-bench thin-relay --smtp-addr ADDR --ses-endpoint URL
 //	                               the thin relay baseline (package thinrelay), as a process
 //
@@ -83,6 +84,7 @@ func program() cli.Program {
 		{Name: "load", About: "drive the gateway over HTTP and SMTP, with a direct-SDK baseline", Run: loadCmd},
 		{Name: "refuse", About: "refusals per second of a tenant over its limit (HTTP keep-alive)", Run: refuseCmd},
 		{Name: "drill", Args: "[SCENARIO.yml]", About: "the leaked-token drill: a built-in scenario, or a scenario file", Run: drillCmd},
+		{Name: "scale", About: "admission cost against size: 10 vs 10,000 tenants, 0 vs 10M suppressed addresses; Redis memory per tenant and address", Run: scaleCmd},
 		{Name: "thin-relay", About: "run the thin go-smtp -> SES v2 relay load compares with (loopback, no auth)", Run: thinRelayCmd},
 	}}
 }

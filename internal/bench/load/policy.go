@@ -49,9 +49,21 @@ type PolicyOptions struct {
 	Token  auth.Record // the measured tenant's stored token
 	Tenant string      // its id; default FullTenant
 	Limits Limits
-	// Idle adds this many more tenants (idle-<n>, each with a token and
-	// the same limits) that send nothing: the policy file's size.
-	Idle int
+	// Others are more tenants with the same limits (the policy file's
+	// size), each by its token's record (Record.Tenant is the id); see
+	// IdleTenants.
+	Others []auth.Record
+}
+
+// IdleTenants mints n tenants idle-0 .. idle-<n-1> and returns their
+// records and tokens.
+func IdleTenants(n int) ([]auth.Record, []string) {
+	recs, toks := make([]auth.Record, n), make([]string, n)
+	for i := range n {
+		m := auth.NewToken(fmt.Sprintf("idle-%d", i))
+		recs[i], toks[i] = m.Record, m.Token
+	}
+	return recs, toks
 }
 
 // Policy renders the policy file.
@@ -61,7 +73,7 @@ func Policy(o PolicyOptions) string {
 		id = FullTenant
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# written by sesgate-bench: tenant %s with every limit set, %d idle tenants\ntenants:\n", id, o.Idle)
+	fmt.Fprintf(&b, "# written by sesgate-bench: tenant %s with every limit set, %d more tenants\ntenants:\n", id, len(o.Others))
 	tenant := func(id string, rec auth.Record) {
 		l := o.Limits
 		fmt.Fprintf(&b, "  - id: %s\n    tokens:\n      - %s\n    identities: [\"*\"]\n", id, rec.PolicyLine())
@@ -69,9 +81,8 @@ func Policy(o PolicyOptions) string {
 			l.Rate, l.Burst, l.PerHour, l.PerDay, l.FirstContactPerHour, l.FirstContactPerDay, l.PerDomainRate, l.PerDomainBurst)
 	}
 	tenant(id, o.Token)
-	for i := range o.Idle {
-		name := fmt.Sprintf("idle-%d", i)
-		tenant(name, auth.NewToken(name).Record)
+	for _, rec := range o.Others {
+		tenant(rec.Tenant, rec)
 	}
 	return b.String()
 }

@@ -14,7 +14,8 @@ import (
 // written values, and the token minted with it authenticates as full.
 func TestPolicyPassesTheGatewayDecoder(t *testing.T) {
 	dir := t.TempDir()
-	path, token, err := WritePolicy(dir, PolicyOptions{Limits: FullLimits(), Idle: 3})
+	others, _ := IdleTenants(3)
+	path, token, err := WritePolicy(dir, PolicyOptions{Limits: FullLimits(), Others: others})
 	if err != nil {
 		t.Fatal(err)
 	}
