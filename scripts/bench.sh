@@ -3,8 +3,9 @@
 # then runs every measurement with medians over several runs, writing each
 # report (text and JSON) to the directory given (default
 # /tmp/sesgate-bench-results).
-# Needs redis-server. Takes about 6 minutes on 2 cores; run it on a quiet
-# machine (check `uptime`).
+# Needs redis-server and about 2 GB of memory (10 million suppressed
+# addresses in Redis). Takes about 12-14 minutes on 2 cores; run it on a
+# quiet machine (check `uptime`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${TMPDIR:-/tmp}/sesgate-bench-results}
@@ -31,13 +32,19 @@ run() { # name, then the arguments of sesgate-bench
   cat "$out/$name.txt"
 }
 
-# Throughput, closed loop, 16 workers; SMTP reuses one connection per worker.
-run load-redis load "${common[@]}" --start-redis -n 10000 --runs 5
-run load-embedded load "${common[@]}" -n 10000 --runs 5
-# Added latency at a stated rate (open loop).
-run latency-1000 load "${common[@]}" --start-redis --rate 1000 -n 10000 --runs 3
+# The default matrix: tenant full (every limit set, none reached), 50% known
+# recipients over 50 domains; the thin relay, the SDK baseline, then HTTP and
+# SMTP on the Redis store and on the embedded store, at C=1, 8 and 32 in turn,
+# three times; medians per phase and concurrency, ratios within each run.
+run matrix load "${common[@]}" -c 1,8,32 --store redis,embedded -n 3000 --runs 3
+# The dev tenant (no limits), the second table.
+run dev load "${common[@]}" --tenant dev -c 8 --store redis,embedded -n 5000 --runs 3
+# Added latency at a stated rate (open loop), tenant full, Redis store.
+run latency-1000 load "${common[@]}" --store redis --rate 1000 -n 5000 --runs 3
 # The same over SMTP with PIPELINING (MAIL, RCPT and DATA in one write), as MTAs send.
-run latency-1000-pipelining load "${common[@]}" --start-redis --proto smtp --smtp-pipelining --rate 1000 -n 10000 --runs 3
+run latency-1000-pipelining load "${common[@]}" --store redis --proto smtp --smtp-pipelining --rate 1000 -n 5000 --runs 3
+# Admission cost against size: 10 vs 10,000 tenants, 0 vs 10 million suppressed addresses.
+run scale scale --sesgate "$out/sesgate" --runs 3 -n 3000
 # Refusals of a tenant over its limit (rate 1/s, burst 1), HTTP keep-alive.
 run refuse refuse "${common[@]}" --start-redis --runs 5
 # The leaked-token drill, built-in scenario, three times.
