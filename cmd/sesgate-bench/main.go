@@ -19,7 +19,10 @@
 //
 // Examples:
 //
-//	sesgate-bench load                          # baseline, HTTP, SMTP: 5000 messages each, 16 workers
+//	sesgate-bench load                          # thin relay, SDK baseline, HTTP, SMTP: tenant full, 5000 messages each, 16 workers
+//	sesgate-bench load -c 1,8,32 --store redis,embedded --runs 3   # the matrix, interleaved, medians per phase and C
+//	sesgate-bench load --tenant dev             # the dev tenant (no limits), as before
+//	sesgate-bench scale                         # admission cost: 10 vs 10,000 tenants, 0 vs 10M suppressed addresses
 //	sesgate-bench load --proto http --rate 1000 # latency at a stated rate (open loop)
 //	sesgate-bench load --start-redis            # with the Redis store: Redis calls and CPU per message
 //	sesgate-bench load --proto smtp --starttls --per-conn 100
@@ -53,6 +56,15 @@
 // account's bounce and complaint rates, and a verdict; it exits 1 when a
 // check failed. The built-in scenario takes about 50 s;
 // testdata/drill-ci.yml is the one CI runs (about 20 s).
+//
+// By default load measures the realistic scenario: the self-started
+// gateways get a policy with tenant full, every limit set at values no run
+// reaches, and recipients mix known addresses (--known-fraction of them,
+// from a pool mailed before the runs) and first contacts over --domains
+// recipient domains. Next to the SDK baseline it measures the thin relay
+// (package thinrelay: go-smtp in, one default sesv2 client out, no auth, no
+// policy), started as a child process running `sesgate-bench thin-relay`,
+// and gives every gateway figure as a ratio to both.
 //
 // Gateway-added latency is measured per message: the SES server's handling
 // time of each request is recorded under the MessageId it answers with, and

@@ -1,7 +1,8 @@
 // Package stack starts what sesgate-bench drives, on free loopback ports,
 // and stops it: the SES v2 test server in the process (every request
 // timed), the gateway (`sesgate serve`, built from the repository or
-// given) pointed at it, and a redis-server; and the files they need (a
+// given) pointed at it, a redis-server, and the thin relay
+// (`sesgate-bench thin-relay`, StartThinRelay); and the files they need (a
 // self-signed certificate, a policy with one tenant over its limit).
 //
 // Invariants:
