@@ -10,8 +10,7 @@
 // runs after a warm-up with the gateway's CPU, the Redis server's work and
 // the SES server's count read around it; a Report gives the figures per
 // phase, the ratios against the SDK baseline and the thin relay, and the
-// medians over repeated
-// runs.
+// medians over repeated runs.
 //
 // Invariants:
 //   - Every Run ends by itself: Options must bound it by a message count, a
