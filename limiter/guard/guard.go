@@ -57,8 +57,9 @@ const (
 	DefaultCheckEvery = time.Second
 	DefaultEvalEvery  = 10 * time.Second
 	// sentLookback is how far back the sent counters are re-read (the
-	// store keeps store.DefaultSentTTL).
-	sentLookback = store.DefaultSentTTL
+	// store keeps them store.DefaultSentTTL, the dashboard's longest span;
+	// the breaker needs 2 hours at most).
+	sentLookback = 2 * time.Hour
 	maxHistory   = 20
 )
 
@@ -183,8 +184,9 @@ type data struct {
 	Timeline []TimelineEntry `json:"timeline,omitempty"`
 }
 
-// feedbackKeep is how long data.Feedback keeps a minute.
-const feedbackKeep = 3 * time.Hour
+// feedbackKeep is how long data.Feedback keeps a minute: the dashboard's
+// longest span.
+const feedbackKeep = store.SeriesSpan
 
 // noteFeedback adds an observation's bounces and complaints to d.Feedback
 // and drops the minutes older than feedbackKeep.

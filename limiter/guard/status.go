@@ -103,7 +103,7 @@ func (g *Guard) ForceOpen(ctx context.Context, tenant, reason string) error {
 
 // MinuteCounts returns the hard bounces and complaints of tenant by the
 // minute the bounced mail was sent (unix minute -> counts), over the
-// breaker's window and the last 3 hours whatever tripped or reset it
+// breaker's window and the last 6 hours (store.SeriesSpan) whatever tripped or reset it
 // (data.Feedback): the per-minute series of the dashboard.
 func (g *Guard) MinuteCounts(ctx context.Context, tenant string) (map[int64]breaker.Bucket, error) {
 	if _, err := g.config(tenant); err != nil {
