@@ -468,7 +468,8 @@
       if (it.tenant === id && it.kind.indexOf('breaker.') !== 0) tl.push(it);
       else if (it.tenant === id && (it.kind === 'breaker.reset' || it.kind === 'breaker.force_open')) tl.push(it); // audited: who did it
     }
-    tl.sort((x, y) => (x.at < y.at ? 1 : -1));
+    // Newest first; equal times keep the server's order (stable sort).
+    tl.sort((x, y) => new Date(y.at) - new Date(x.at));
     $('t-timeline').replaceChildren(...(tl.length ? tl.map(feedItem) : [el('li', { class: 'muted' }, 'no trips, freezes or resets')]));
 
     const l = t.limits;
@@ -509,7 +510,7 @@
 
   function timelineText(x) {
     let s = (x.from && x.to && x.from !== x.to ? x.from.replace('_', '-') + ' → ' + x.to.replace('_', '-') + ': ' : '') + (x.reason || '');
-    if (x.event === 'probe') s = x.probe_sent + ' probe recipients sent, ' + (x.probe_bounces || 0) + ' hard bounces, ' + (x.probe_complaints || 0) + ' complaints';
+    if (x.event === 'probe') s = (x.probe_sent || 0) + ' probe recipients sent, ' + (x.probe_bounces || 0) + ' hard bounces, ' + (x.probe_complaints || 0) + ' complaints';
     return s;
   }
 
