@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,9 @@ func span(r *http.Request) (time.Duration, error) {
 	d, _ := time.ParseDuration(s)
 	return d, nil
 }
+
+// spanName is how a span is written: "1h", "3h", "6h".
+func spanName(d time.Duration) string { return strings.TrimSuffix(d.String(), "0m0s") }
 
 // SpanSeries is implemented by a Tenants backend that serves series over
 // more than the last hour (storeadmin's does, up to store.SeriesSpan).
@@ -139,7 +143,7 @@ func (h *Handler) tenantRefusals(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := RefusalSeries{Tenant: id, Span: d.String(), Points: make([]RefusalPoint, n), Reasons: map[string]int64{}}
+	out := RefusalSeries{Tenant: id, Span: spanName(d), Points: make([]RefusalPoint, n), Reasons: map[string]int64{}}
 	for i := range out.Points {
 		out.Points[i].At = time.Unix((from+int64(i))*60, 0).UTC()
 	}
@@ -168,7 +172,7 @@ func (h *Handler) sharedRefusals(r *http.Request, d time.Duration) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	out := Refusals{Since: "all replicas, the last " + d.String(), Span: d.String(), Tenants: map[string]map[string]int64{},
+	out := Refusals{Since: "all replicas, the last " + spanName(d), Span: spanName(d), Tenants: map[string]map[string]int64{},
 		Minutes: map[string][]int64{}}
 	for _, c := range counts {
 		if out.Tenants[c.Tenant] == nil {

@@ -150,7 +150,7 @@ func TestSharedViews(t *testing.T) {
 			var rf admin.Refusals
 			r1.call(t, "GET", "/v1/refusals?span=1h", "").json(t, &rf)
 			if rf.Tenants["alpha"]["rate_limited"] != 5 || rf.Tenants["beta"]["frozen"] != 2 || len(rf.Minutes["alpha"]) != 60 ||
-				rf.Minutes["alpha"][59] != 5 || rf.Span != "1h0m0s" || len(rf.Tenants) != 2 {
+				rf.Minutes["alpha"][59] != 5 || rf.Span != "1h" || rf.Since != "all replicas, the last 1h" || len(rf.Tenants) != 2 {
 				t.Fatalf("refusals: %+v", rf)
 			}
 			var rs admin.RefusalSeries
