@@ -162,6 +162,10 @@ type BreakerStatus struct {
 	// {"window": "1h", "min_volume": "100", "bounce_threshold": "0.05"}.
 	Windows map[string]string `json:"windows,omitempty"`
 	Trips   []store.Trip      `json:"trips"` // newest first
+	// Timeline: trips, half-open probes and their outcomes, resets,
+	// forced opens and warnings, newest first (the breaker record's, the
+	// same on every replica).
+	Timeline []guard.TimelineEntry `json:"timeline"`
 }
 
 // BreakerView is the API's view of a breaker's status: rates and windows
@@ -177,7 +181,8 @@ func BreakerView(s guard.Status) BreakerStatus {
 			"complaint_window":    cfg.ComplaintWindow.String(),
 			"complaint_threshold": strconv.FormatFloat(cfg.TripComplaintRate, 'g', -1, 64),
 		},
-		Trips: append([]store.Trip{}, s.Trips...),
+		Trips:    append([]store.Trip{}, s.Trips...),
+		Timeline: append([]guard.TimelineEntry{}, s.Timeline...),
 	}
 	if cfg.Window > 0 {
 		out.Rates.SentPerMinute = float64(st.Sent) / cfg.Window.Minutes()

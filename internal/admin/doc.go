@@ -82,16 +82,28 @@
 //
 //	GET    /v1/audit?limit=100                    {"entries":[AuditEntry]} newest first
 //
-//	GET    /v1/account                            AccountView: SES's and the account guard's lines, the
-//	                                              guard's state, 60 minutes summed over the tenants,
-//	                                              sesgate's own hour/day counts, the SES quota read at start
+//	GET    /v1/account?span=1h                    AccountView: SES's and the account guard's lines, the
+//	                                              guard's state, the span's minutes (1h, 3h or 6h) summed over
+//	                                              the tenants, sesgate's own hour/day counts, the SES quota
 //	GET    /v1/feed?limit=100                     {"items":[FeedItem]} newest first (limit <= 500): audited
-//	                                              actions, breaker and account guard trips, and the
-//	                                              warnings and errors logged (Options.Events, a ring)
-//	GET    /v1/refusals                           {"scope","tenants":{id:{reason:n}}}: this replica's
-//	                                              refused messages since it started (its metrics)
+//	                                              actions, and every replica's logged warnings and errors
+//	                                              (breaker trips, the account guard, degraded store, SES
+//	                                              errors) from the shared feed (Options.Dashboard; without
+//	                                              it the breaker trips and this replica's ring); token,
+//	                                              tenant and breaker reads cached 5 s
+//	GET    /v1/refusals?span=1h                   {"scope","span","tenants":{id:{reason:n}},"minutes":{id:[n]}}:
+//	                                              every replica's refusals over the span (Options.Dashboard);
+//	                                              without it this replica's metrics since it started
+//	GET    /v1/tenants/{id}/refusals?span=1h      RefusalSeries: per minute by reason (Options.Dashboard)
+//	GET    /v1/tenants/{id}/series?span=1h        per-minute points over 1h, 3h or 6h
 //	GET    /v1/messages/{id}                      MessageJourney by sesgate id or SES MessageId (with
-//	                                              Options.Messages); a recipient is 400 (not indexed)
+//	                                              Options.Messages); an address is 400 (use the route below)
+//	GET    /v1/recipients/{address}/messages?tenant=
+//	                                              RecipientSearch: the last 20 messages to the address,
+//	                                              newest first, with their journeys (Options.Dashboard and
+//	                                              Options.Messages)
+//
+// A span other than 1h, 3h or 6h is 400 "span: want 1h, 3h or 6h, got ...".
 //
 // Freeze, unfreeze and reset are idempotent (200 when already in that state).
 //

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sesgate/sesgate/limiter/guard"
 )
 
 // EventLog keeps the newest warnings and errors the server logged (the
@@ -26,6 +28,15 @@ type ring struct {
 	items []FeedItem
 	next  int
 	full  bool
+	fwd   func(FeedItem) // Forward's
+}
+
+// Forward also hands every kept record to f (a FeedWriter's Add: the
+// shared feed); f must not block.
+func (e *EventLog) Forward(f func(FeedItem)) {
+	e.r.mu.Lock()
+	e.r.fwd = f
+	e.r.mu.Unlock()
 }
 
 const maxEventText = 400
@@ -73,12 +84,25 @@ func (e *EventLog) Handle(_ context.Context, rec slog.Record) error {
 	if it.At.IsZero() {
 		it.At = time.Now().UTC()
 	}
+	// The guard's breaker changes ("breaker trip", "breaker forced_open",
+	// "breaker warning") get their own kind; the account guard's record
+	// is not a tenant.
+	if ev, ok := strings.CutPrefix(rec.Message, "breaker "); ok && !strings.Contains(ev, " ") {
+		it.Kind = "breaker." + ev
+		if it.Tenant == guard.AccountID {
+			it.Kind, it.Tenant = "account."+ev, ""
+		}
+	}
 	e.r.mu.Lock()
-	defer e.r.mu.Unlock()
 	e.r.items[e.r.next] = it
 	e.r.next = (e.r.next + 1) % len(e.r.items)
 	if e.r.next == 0 {
 		e.r.full = true
+	}
+	fwd := e.r.fwd
+	e.r.mu.Unlock()
+	if fwd != nil {
+		fwd(it)
 	}
 	return nil
 }

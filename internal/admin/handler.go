@@ -23,6 +23,7 @@ import (
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/internal/admin/dashboard"
 	"github.com/sesgate/sesgate/limiter/guard"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // AdminToken is the stored form of an admin token: sg_<keyid>_<secret> like a
@@ -54,6 +55,10 @@ type Options struct {
 	// Events, when set, adds the server's logged warnings and errors to
 	// the feed (GET /v1/feed).
 	Events *EventLog
+	// Dashboard, when set, is the store's shared dashboard state: the
+	// fleet-wide feed, refusals per minute and the recipient search
+	// (shared.go).
+	Dashboard store.DashboardStore
 
 	// AdminTokens are the tokens accepted on /v1/ and /metrics; replace
 	// them at run time with SetAdminTokens. Sending tokens are never
@@ -98,6 +103,8 @@ type Handler struct {
 	messages     Messages
 	sesQuota     *SESQuota
 	events       *EventLog
+	dash         store.DashboardStore
+	cache        caches
 	gatherer     prometheus.Gatherer
 	log          *slog.Logger
 	now          func() time.Time
@@ -132,6 +139,7 @@ func New(opts Options) (*Handler, error) {
 		tokens: opts.Tokens, awsKeys: opts.AWSKeys, tenants: opts.Tenants, breakers: opts.Breakers,
 		suppressions: opts.Suppressions, audit: opts.Audit, webhooks: opts.Webhooks, entries: opts.TenantEntries,
 		log: opts.Logger, now: opts.Now, messages: opts.Messages, sesQuota: opts.SESQuota, events: opts.Events,
+		dash:     opts.Dashboard,
 		gatherer: opts.Metrics,
 		maxBody:  opts.MaxBodyBytes, maxImport: opts.MaxImportBytes, maxLines: opts.MaxImportLines,
 		callTimeout: opts.CallTimeout, bulkTimeout: opts.BulkTimeout,

@@ -1,9 +1,7 @@
 package admin
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -19,9 +17,11 @@ import (
 
 // The incident views of the dashboard (issue 16), read only:
 //
-//	GET /v1/account        AccountView: the account as SES judges it
+//	GET /v1/account?span=  AccountView: the account as SES judges it
 //	GET /v1/feed?limit=    {"items":[FeedItem]} newest first: what just happened
 //	GET /v1/messages/{id}  MessageJourney by sesgate id or SES MessageId
+//
+// and the fleet-wide views of shared.go.
 
 // SES's lines for an account (the SES developer guide's reputation
 // metrics): at these bounce and complaint rates an account is put under
@@ -60,7 +60,8 @@ type AccountView struct {
 	Lines Lines `json:"lines"`
 	// Guard is the account guard's breaker; nil when none runs.
 	Guard *BreakerStatus `json:"guard,omitempty"`
-	// Points are the last 60 minutes, oldest first, by send minute: the
+	// Points are the minutes of the span (?span=, default the last 60
+	// minutes), oldest first, by send minute: the
 	// sum of the tenants' series ("tenants", at most MaxAccountTenants):
 	// recipients sent from the store's counters, bounces and complaints
 	// as the tenants' breakers keep them (a trip or a reset restarts a
@@ -87,6 +88,10 @@ type accountStatuser interface {
 
 func (h *Handler) account(r *http.Request) (any, error) {
 	ctx := r.Context()
+	d, err := span(r)
+	if err != nil {
+		return nil, err
+	}
 	v := AccountView{Lines: Lines{
 		SESBounceReview: SESBounceReview, SESBouncePause: SESBouncePause,
 		SESComplaintReview: SESComplaintReview, SESComplaintPause: SESComplaintPause,
@@ -99,9 +104,10 @@ func (h *Handler) account(r *http.Request) (any, error) {
 		v.Usage.Hour += t.Usage.Hour
 		v.Usage.Day += t.Usage.Day
 	}
+	n := int(d / time.Minute)
 	end := h.now().UTC().Truncate(time.Minute)
-	start := end.Add(-59 * time.Minute)
-	v.Points = make([]Point, 60)
+	start := end.Add(-time.Duration(n-1) * time.Minute)
+	v.Points = make([]Point, n)
 	for i := range v.Points {
 		v.Points[i].At = start.Add(time.Duration(i) * time.Minute)
 	}
@@ -124,12 +130,12 @@ func (h *Handler) account(r *http.Request) (any, error) {
 			v.PointsSource = fmt.Sprintf("tenants (the first %d)", MaxAccountTenants)
 			break
 		}
-		pts, err := h.tenants.Series(ctx, t.ID)
+		pts, err := h.series(ctx, t.ID, d)
 		if err != nil {
 			return nil, err
 		}
 		for _, p := range pts {
-			if j := int(p.At.Sub(start) / time.Minute); j >= 0 && j < 60 {
+			if j := int(p.At.Sub(start) / time.Minute); j >= 0 && j < n {
 				v.Points[j].Sent += p.Sent
 				v.Points[j].Bounces += p.Bounces
 				v.Points[j].Complaints += p.Complaints
@@ -150,6 +156,8 @@ type FeedItem struct {
 	Text   string `json:"text"`
 	// Level: "error", "warn" or "info".
 	Level string `json:"level"`
+	// Replica names the replica that logged it (shared feed only).
+	Replica string `json:"replica,omitempty"`
 }
 
 // Bounds of the feed.
@@ -175,13 +183,19 @@ func (h *Handler) feed(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	toks, err := h.tokens.List(ctx)
+	tokenTenant, err := h.cache.tokenTenant.get(h.now(), func() (map[string]string, error) {
+		toks, err := h.tokens.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]string, len(toks))
+		for _, t := range toks {
+			m[t.KeyID] = t.Tenant
+		}
+		return m, nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	tokenTenant := make(map[string]string, len(toks))
-	for _, t := range toks {
-		tokenTenant[t.KeyID] = t.Tenant
 	}
 	for _, e := range audit {
 		it := FeedItem{At: e.Time, Kind: e.Action, Level: "info", Tenant: auditTenant(e, tokenTenant)}
@@ -197,41 +211,11 @@ func (h *Handler) feed(r *http.Request) (any, error) {
 		}
 		items = append(items, it)
 	}
-	ts, err := h.tenants.List(ctx)
+	shared, err := h.sharedFeed(ctx, limit)
 	if err != nil {
 		return nil, err
 	}
-	for i, t := range ts {
-		if i == maxFeedTenants {
-			break
-		}
-		st, err := h.breakers.Status(ctx, t.ID)
-		if errors.Is(err, guard.ErrUnknownTenant) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, tr := range st.Trips {
-			items = append(items, FeedItem{At: tr.At, Kind: "breaker.trip", Tenant: t.ID, Level: "error",
-				Text: "breaker of " + t.ID + " tripped: " + tr.Reason})
-		}
-	}
-	if as, ok := h.breakers.(accountStatuser); ok {
-		st, _, on, err := as.AccountStatus(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, tr := range st.Trips {
-			if on {
-				items = append(items, FeedItem{At: tr.At, Kind: "account.trip", Level: "error",
-					Text: "account guard tripped: " + tr.Reason})
-			}
-		}
-	}
-	if h.events != nil {
-		items = append(items, h.events.Items()...)
-	}
+	items = append(items, shared...)
 	slices.SortStableFunc(items, func(a, b FeedItem) int { return b.At.Compare(a.At) })
 	if len(items) > limit {
 		items = items[:limit]
@@ -280,7 +264,10 @@ func (h *Handler) message(r *http.Request) (any, error) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	if strings.Contains(id, "@") && !strings.Contains(id, "@email.amazonses.com") {
-		return nil, badRequest("search by recipient is not possible: messages are kept by sesgate id and SES MessageId only")
+		if h.dash != nil {
+			return nil, badRequest("to search by recipient use GET /v1/recipients/{address}/messages")
+		}
+		return nil, badRequest("search by recipient is not possible: this store keeps no recipient index")
 	}
 	if !messageIDRE.MatchString(id) {
 		return nil, badRequest("id: want a sesgate id or an SES MessageId, got %q", truncate(id, 70))
@@ -305,18 +292,7 @@ func (h *Handler) message(r *http.Request) (any, error) {
 	if len(evs) == 0 {
 		return nil, fmt.Errorf("%w: no message %s (kept for the message memory's TTL)", ErrNotFound, truncate(id, 70))
 	}
-	// The acceptance first (SES's event times can be a moment before
-	// sesgate's clock read the answer, and an event can be recorded before
-	// it), then the events in time order.
-	slices.SortStableFunc(evs, func(a, b store.MessageEvent) int {
-		return cmp.Or(boolRank(b.Type == "accepted")-boolRank(a.Type == "accepted"), a.At.Compare(b.At))
-	})
-	j := MessageJourney{ID: gid, Events: evs}
-	for _, e := range evs {
-		j.Tenant = cmp.Or(j.Tenant, e.Tenant)
-		j.SESMessageID = cmp.Or(j.SESMessageID, e.SESMessageID)
-	}
-	return j, nil
+	return journey(gid, evs), nil
 }
 
 func boolRank(b bool) int {
@@ -335,21 +311,33 @@ func (h *Handler) incidentRoutes(m *http.ServeMux) {
 	if h.messages != nil {
 		m.Handle("GET /v1/messages/{id}", h.read(h.message))
 	}
+	h.sharedRoutes(m)
 }
 
 // RefusedMetric is the counter GET /v1/refusals reads: messages refused
 // by tenant and reason (internal/server's metrics).
 const RefusedMetric = "sesgate_messages_refused_total"
 
-// Refusals are the messages this process refused since it started, by
-// tenant and reason (the error code), from its own metrics: one replica's
-// view, no history (a counter).
+// Refusals are the messages refused by tenant and reason (the error
+// code): with the shared store (Options.Dashboard), counted by every
+// replica over the span (?span=), with each tenant's per-minute totals
+// (Minutes, oldest first); without it, this process's own metrics since
+// it started (no Span, no Minutes).
 type Refusals struct {
 	Since   string                      `json:"scope"`
+	Span    string                      `json:"span,omitempty"`
 	Tenants map[string]map[string]int64 `json:"tenants"`
+	Minutes map[string][]int64          `json:"minutes,omitempty"`
 }
 
-func (h *Handler) refusals(*http.Request) (any, error) {
+func (h *Handler) refusals(r *http.Request) (any, error) {
+	d, err := span(r)
+	if err != nil {
+		return nil, err
+	}
+	if h.dash != nil {
+		return h.sharedRefusals(r, d)
+	}
 	out := Refusals{Since: "this replica, since it started", Tenants: map[string]map[string]int64{}}
 	if h.gatherer == nil {
 		return out, nil

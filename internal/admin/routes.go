@@ -240,7 +240,11 @@ func (h *Handler) tenantSeries(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	pts, err := h.tenants.Series(r.Context(), id)
+	d, err := span(r)
+	if err != nil {
+		return nil, err
+	}
+	pts, err := h.series(r.Context(), id, d)
 	if err != nil {
 		return nil, err
 	}

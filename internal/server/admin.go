@@ -18,6 +18,7 @@ import (
 	"github.com/sesgate/sesgate/internal/admin/storeadmin"
 	"github.com/sesgate/sesgate/internal/config"
 	"github.com/sesgate/sesgate/limiter"
+	"github.com/sesgate/sesgate/limiter/store"
 )
 
 // adminOptions are what the admin side is built from.
@@ -42,6 +43,8 @@ type adminOptions struct {
 	// SESQuota the account's quota read at start (nil: not read).
 	Events   *admin.EventLog
 	SESQuota *admin.SESQuota
+	// Dashboard is the store's shared dashboard state (nil: none).
+	Dashboard store.DashboardStore
 }
 
 // adminSide is the admin API and dashboard of one serve process, on its
@@ -84,7 +87,7 @@ func newAdmin(ctx context.Context, o adminOptions) (*adminSide, error) {
 		Tokens: a.backend.Tokens(), Tenants: a.backend.Tenants(), Suppressions: a.backend.Suppressions(), Audit: a.backend.Audit(),
 		Breakers: breakers, Webhooks: o.Webhooks, TenantEntries: a.backend.TenantEntries(),
 		AdminTokens: adminTokens, Metrics: o.Metrics, Logger: o.Logger, AWSKeys: o.AWSKeys,
-		Events: o.Events, SESQuota: o.SESQuota, Messages: messagesOf(o.Store),
+		Events: o.Events, SESQuota: o.SESQuota, Messages: messagesOf(o.Store), Dashboard: o.Dashboard,
 	})
 	if err != nil {
 		return nil, err

@@ -25,13 +25,14 @@ import (
 // hour counted though it has no quota (issue 16: it read 0), its breaker
 // open with the trip in the feed, its refusals by reason, the account's
 // sent count and bounces, and a bounced message's journey by SES
-// MessageId.
+// MessageId and by its recipient; the refusals counted into the store and
+// the trip in the shared feed, named by the replica.
 func TestDashboardBounceSpikeE2E(t *testing.T) {
 	bin := browsertest.FindChromium(t)
 	dir := t.TempDir()
 	hs := newHookStack(t, dir, "", "      - {url: \"https://hooks.evil.example/x\", events: [delivery], secret_file: SECRET}\n")
 	hs.receiver.setDown(false)
-	_, s := startHookGateway(t, dir, hs.policy)
+	_, s := startHookGateway(t, dir, hs.policy, "--replica-name", "replica-e2e")
 	if err := hs.ses.SetEvents(&sestest.EventOptions{URL: "http://" + s.HTTPAddr + DefaultSNSPath, BounceFraction: 0.3, Seed: 7}); err != nil {
 		t.Fatal(err)
 	}
@@ -87,13 +88,26 @@ func TestDashboardBounceSpikeE2E(t *testing.T) {
 	if ten.Limits.PerHour != 0 || ten.Usage.Hour != int64(accepted) {
 		t.Fatalf("app (per_hour %d) used %d this hour; %d accepted", ten.Limits.PerHour, ten.Usage.Hour, accepted)
 	}
+	// SES's events of the last messages still arrive after the breaker
+	// tripped: wait until the account's bounces settle (the same over a
+	// second) before comparing the page with them.
 	var acct admin.AccountView
-	adminGet("/v1/account", &acct)
 	var sent, bounces int64
-	for _, p := range acct.Points {
-		sent += p.Sent
-		bounces += p.Bounces
-	}
+	settled := -1
+	waitFor(t, "the bounce events to settle", 30*time.Second, func() bool {
+		adminGet("/v1/account", &acct)
+		sent, bounces = 0, 0
+		for _, p := range acct.Points {
+			sent += p.Sent
+			bounces += p.Bounces
+		}
+		done := int(bounces) == settled
+		settled = int(bounces)
+		if !done {
+			time.Sleep(time.Second)
+		}
+		return done
+	})
 	if sent != int64(accepted) || bounces == 0 || acct.Usage.Hour != int64(accepted) {
 		t.Fatalf("account: %d sent, %d bounces, usage %+v; %d accepted", sent, bounces, acct.Usage, accepted)
 	}
@@ -111,6 +125,40 @@ func TestDashboardBounceSpikeE2E(t *testing.T) {
 	if bouncedSES == "" {
 		t.Fatal("no bounced message found by SES MessageId")
 	}
+	// The same message found by its recipient (the index written with the
+	// accepted status), with its bounce.
+	var bj admin.MessageJourney
+	adminGet("/v1/messages/"+bouncedSES, &bj)
+	bouncedTo := ""
+	for _, e := range bj.Events {
+		if e.Type == "bounce" && len(e.Recipients) > 0 {
+			bouncedTo = e.Recipients[0]
+		}
+	}
+	var found admin.RecipientSearch
+	adminGet("/v1/recipients/"+bouncedTo+"/messages", &found)
+	if len(found.Messages) != 1 || found.Messages[0].ID != bj.ID || found.Messages[0].Tenant != "app" ||
+		!slices.ContainsFunc(found.Messages[0].Events, func(e store.MessageEvent) bool { return e.Type == "bounce" }) {
+		t.Fatalf("messages to %s: %+v; want %s", bouncedTo, found, bj.ID)
+	}
+	// The refusals, counted into the store by the replica (every 5 s).
+	var rf admin.Refusals
+	waitFor(t, "the refusals in the store", 20*time.Second, func() bool {
+		adminGet("/v1/refusals?span=1h", &rf)
+		var n int64
+		for _, c := range rf.Tenants["app"] {
+			n += c
+		}
+		return n == int64(refused)
+	})
+	// The trip in the shared feed (written every 2 s), named by replica.
+	waitFor(t, "the trip in the shared feed", 20*time.Second, func() bool {
+		var feed struct{ Items []admin.FeedItem }
+		adminGet("/v1/feed?limit=40", &feed)
+		return slices.ContainsFunc(feed.Items, func(it admin.FeedItem) bool {
+			return it.Kind == "breaker.trip" && it.Tenant == "app" && it.Replica == "replica-e2e"
+		})
+	})
 
 	bctx, do := browsertest.Start(t, bin, 1280, 900, 60*time.Second)
 	do("dashboard",
@@ -159,5 +207,13 @@ func TestDashboardBounceSpikeE2E(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("journey")))
 	if got := eval(`Array.from(document.querySelectorAll('#journey-steps li')).map(l => l.dataset.type).join(',')`); got != "accepted,bounce" {
 		t.Errorf("journey of %s: %q", bouncedSES, got)
+	}
+	do("search by recipient",
+		chromedp.SetValue(chromedp.ID("lookup-id"), bouncedTo),
+		chromedp.Click(chromedp.ID("lookup-go")),
+		chromedp.WaitVisible(chromedp.ID("journeys")))
+	if got := eval(`Array.from(document.querySelectorAll('#journeys-list li.journey')).map(l => l.dataset.id + ':' +
+		Array.from(l.querySelectorAll('li.step')).map(s => s.dataset.type).join(',')).join(' ')`); got != bj.ID+":accepted,bounce" {
+		t.Errorf("messages to %s on the page: %q; want %s:accepted,bounce", bouncedTo, got, bj.ID)
 	}
 }

@@ -173,13 +173,18 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	// SES events to tenants), the account's send-rate pacing, then SES or
 	// the outbox.
 	sink := fb.remember.Sink(paced(dst.sink, acct))
+	dash, err := newDashboard(st.Store, s.ReplicaName, events, log)
+	if err != nil {
+		return nil, err
+	}
+	srv.onClose(dash.close)
 
 	registry := auth.NewRegistry(auth.RegistryOptions{Entries: pol.entries, Logger: log, AWSKeys: awsKeys})
 	used := newLastUsed(ops, log)
 	// One throttle for the refusal lines of every front end and of Submit.
 	refusals := logthrottle.New(logthrottle.Options{Rate: rate.Limit(s.RefusalLogRate)})
 	pipe := gateway.NewPipeline(gateway.Options{
-		Auth: used.authenticator(registry), Limiter: lim, Sink: sink, Logger: log, Observe: fb.observed(m.observed),
+		Auth: used.authenticator(registry), Limiter: lim, Sink: sink, Logger: log, Observe: fb.observed(dash.observe(m.observed)),
 		Refusals: refusals,
 	})
 	region := s.SESAPIRegion
@@ -200,7 +205,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 	srv.admin, err = newAdmin(ctx, adminOptions{
 		Addr: s.AdminAddr, DataDir: s.DataDir, Store: ops, Breakers: fb.breakers(), Webhooks: fb.dead, Policy: pol,
 		Registry: registry, Limiter: lim, Metrics: m.reg, Logger: log, AWSKeys: awsKeys, OnApply: fb.apiTenantsApplied,
-		Events: events, SESQuota: dst.quota,
+		Events: events, SESQuota: dst.quota, Dashboard: dash.store,
 	})
 	if err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ type Settings struct {
 	ShutdownTimeout time.Duration
 	ShutdownDelay   time.Duration
 	Domain          string
+	ReplicaName     string        // names this replica in the dashboard's shared feed
 	AdminAddr       string        // empty: no admin listener
 	ReloadPoll      time.Duration // 0: no polling of the policy file
 
@@ -105,6 +106,7 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	fs.DurationVar(&s.ShutdownDelay, "shutdown-delay", sd, "time between readiness going false and listeners closing (env SESGATE_SHUTDOWN_DELAY)")
 	host, _ := os.Hostname()
 	fs.StringVar(&s.Domain, "domain", env("SESGATE_DOMAIN", host), "host name in the SMTP greeting (env SESGATE_DOMAIN)")
+	fs.StringVar(&s.ReplicaName, "replica-name", env("SESGATE_REPLICA_NAME", host), "names this replica on the events it adds to the dashboard's shared feed (env SESGATE_REPLICA_NAME)")
 	adminAddr := DefaultAdminAddr
 	if v, ok := os.LookupEnv("SESGATE_ADMIN_ADDR"); ok { // empty disables
 		adminAddr = v
@@ -186,6 +188,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	}
 	if err := s.Webhook.check(); err != nil {
 		return nil, err
+	}
+	if len(s.ReplicaName) > 64 {
+		return nil, cli.UsageError{Msg: "--replica-name: at most 64 bytes"}
 	}
 	return s, nil
 }

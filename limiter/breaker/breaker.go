@@ -59,6 +59,9 @@ type Change struct {
 	Reason    string
 	At        time.Time
 	OpenUntil time.Time // zero unless To is open
+	// The probes judged, when From is half-open: recipients sent, hard
+	// bounces and complaints of the half-open phase that ends.
+	ProbeSent, ProbeBounces, ProbeComplaints int64
 }
 
 // Observation is one input of Step: Sent recipients sent at MailTime (the
@@ -288,11 +291,14 @@ func (m *machine) trip(reason string) {
 func (m *machine) set(to store.BreakerState, reason string) {
 	s := &m.s
 	from := s.State
+	ch := Change{From: from, To: to, Reason: reason, At: m.now}
+	if from == store.HalfOpen {
+		ch.ProbeSent, ch.ProbeBounces, ch.ProbeComplaints = s.ProbeSent, s.ProbeBounces, s.ProbeComplaints
+	}
 	s.State, s.Reason = to, reason
 	s.OpenUntil, s.ProbeBudget = 0, 0
 	s.HalfOpenSince, s.ProbeSent, s.ProbeBounces, s.ProbeComplaints, s.LastProbe = 0, 0, 0, 0, 0
 	s.Warning = false
-	ch := Change{From: from, To: to, Reason: reason, At: m.now}
 	switch to {
 	case store.Open:
 		d := m.cfg.OpenFor

@@ -28,7 +28,7 @@ func (g *Guard) AccountStatus(ctx context.Context) (st Status, minutes map[int64
 	slices.Reverse(trips)
 	st = Status{
 		Tenant: AccountID, State: cmp.Or(r.State, store.Closed), Reason: d.Snap.Reason, Warning: r.Warning,
-		Config: cfg, Stats: d.Snap.Stats(cfg, g.now()), Trips: trips,
+		Config: cfg, Stats: d.Snap.Stats(cfg, g.now()), Trips: trips, Timeline: d.timeline(),
 	}
 	if r.State == store.Open {
 		st.OpenUntil = r.OpenUntil

@@ -21,7 +21,7 @@
 //     made by mail time and event time, and the admission fields (state,
 //     open_until, probes, warning) are written so the one admission call
 //     enforces them; the same data keeps the hard bounces and complaints
-//     by send minute for 3 hours, which no trip or reset clears
+//     by send minute for 6 hours (store.SeriesSpan), which no trip or reset clears
 //     (MinuteCounts, AccountStatus: the dashboard's series);
 //   - the account guard (when configured) gets the same inputs over all
 //     tenants; when it trips it sheds the worst tenants (RankByBounces),

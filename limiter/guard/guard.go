@@ -57,8 +57,9 @@ const (
 	DefaultCheckEvery = time.Second
 	DefaultEvalEvery  = 10 * time.Second
 	// sentLookback is how far back the sent counters are re-read (the
-	// store keeps store.DefaultSentTTL).
-	sentLookback = store.DefaultSentTTL
+	// store keeps them store.DefaultSentTTL, the dashboard's longest span;
+	// the breaker needs 2 hours at most).
+	sentLookback = 2 * time.Hour
 	maxHistory   = 20
 )
 
@@ -178,10 +179,14 @@ type data struct {
 	// force-open or a reset restarts Snap's window): the dashboard's
 	// per-minute series (MinuteCounts).
 	Feedback map[int64]breaker.Bucket `json:"feedback,omitempty"`
+	// Timeline: trips, half-open probes and their outcomes, resets and
+	// forced opens, oldest first, at most maxTimeline (timeline.go).
+	Timeline []TimelineEntry `json:"timeline,omitempty"`
 }
 
-// feedbackKeep is how long data.Feedback keeps a minute.
-const feedbackKeep = 3 * time.Hour
+// feedbackKeep is how long data.Feedback keeps a minute: the dashboard's
+// longest span.
+const feedbackKeep = store.SeriesSpan
 
 // noteFeedback adds an observation's bounces and complaints to d.Feedback
 // and drops the minutes older than feedbackKeep.
@@ -253,6 +258,8 @@ type input struct {
 	// op: an operator's command (breaker.Reset, breaker.ForceOpen). It
 	// runs before the observations; no caller gives both.
 	op func(breaker.Snapshot, time.Time) (breaker.Snapshot, []breaker.Change)
+	// opName names op in the timeline ("reset", "forced_open").
+	opName string
 }
 
 // result is what one update did.
@@ -294,8 +301,15 @@ func (g *Guard) update(ctx context.Context, tenant string, cfg breaker.Config, i
 		if err != nil {
 			return false, err
 		}
-		d.Snap = snap
+		opChanges := len(res.changes)
 		res.changes = append(res.changes, changes...)
+		before := d.Snap
+		d.Snap = snap
+		opName := ""
+		if in.op != nil {
+			opName = in.opName
+		}
+		d.noteTimeline(before, snap, res.changes, opChanges, opName, now)
 		res.stats = snap.Stats(cfg, now)
 		for _, c := range res.changes {
 			if c.To == store.Open || c.To == store.ForcedOpen {

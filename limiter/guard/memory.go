@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -117,25 +118,45 @@ type rememberSink struct {
 func (rs rememberSink) Send(ctx context.Context, env *gateway.Envelope) (string, error) {
 	id, err := rs.s.Send(ctx, env)
 	if err == nil && id != "" && env.Tenant != nil {
-		rs.r.Add(store.MessageRef{SESMessageID: id, Tenant: env.Tenant.ID, GatewayID: env.ID, At: time.Now().UTC()})
+		// The recipients are copied: a front end may reuse the slice.
+		rs.r.Add(store.MessageRef{SESMessageID: id, Tenant: env.Tenant.ID, GatewayID: env.ID, At: time.Now().UTC(),
+			Recipients: slices.Clone(env.Recipients)})
 	}
 	return id, err
 }
 
-// accepted records the batch's messages as accepted (Options.Status).
+// AcceptedStore records the "accepted" status events with the recipient
+// index of the dashboard's search (store.DashboardStore) in one write.
+type AcceptedStore interface {
+	RecordAccepted(ctx context.Context, msgs []store.AcceptedMessage, ttl time.Duration) error
+}
+
+// accepted records the batch's messages as accepted (Options.Status) and,
+// when the status store is an AcceptedStore, indexes them by recipient in
+// the same write: no extra round trip per batch, none on the send path.
 func (r *Remember) accepted(refs []store.MessageRef) {
 	if r.status == nil || len(refs) == 0 {
 		return
 	}
 	evs := make([]store.MessageEvent, 0, len(refs))
+	var msgs []store.AcceptedMessage
+	as, indexed := r.status.(AcceptedStore)
 	for _, ref := range refs {
 		if ref.GatewayID != "" {
-			evs = append(evs, store.MessageEvent{GatewayID: ref.GatewayID, Tenant: ref.Tenant, Type: "accepted", At: ref.At, SESMessageID: ref.SESMessageID})
+			ev := store.MessageEvent{GatewayID: ref.GatewayID, Tenant: ref.Tenant, Type: "accepted", At: ref.At, SESMessageID: ref.SESMessageID}
+			evs = append(evs, ev)
+			if indexed {
+				msgs = append(msgs, store.AcceptedMessage{Event: ev, Recipients: ref.Recipients})
+			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := r.status.RecordMessageEvents(ctx, evs, r.ttl); err != nil {
+	write := func() error { return r.status.RecordMessageEvents(ctx, evs, r.ttl) }
+	if indexed {
+		write = func() error { return as.RecordAccepted(ctx, msgs, r.ttl) }
+	}
+	if err := write(); err != nil {
 		r.log.Warn("message status records not written", "n", len(evs), "err", err.Error())
 	}
 }

@@ -26,6 +26,10 @@ type Status struct {
 	Config    breaker.Config
 	Stats     breaker.Stats // the window sums now
 	Trips     []store.Trip  // newest first; never nil
+	// Timeline: trips, half-open probes and outcomes, resets, forced
+	// opens, warnings; newest first, never nil (the record's, so every
+	// replica shows the same).
+	Timeline []TimelineEntry
 }
 
 // config returns tenant's breaker config, or ErrUnknownTenant.
@@ -53,7 +57,7 @@ func (g *Guard) Status(ctx context.Context, tenant string) (Status, error) {
 	slices.Reverse(trips)
 	out := Status{
 		Tenant: tenant, State: cmp.Or(r.State, store.Closed), Reason: d.Snap.Reason, Warning: r.Warning,
-		Config: cfg, Stats: d.Snap.Stats(cfg, g.now()), Trips: trips,
+		Config: cfg, Stats: d.Snap.Stats(cfg, g.now()), Trips: trips, Timeline: d.timeline(),
 	}
 	if r.State == store.Open {
 		out.OpenUntil = r.OpenUntil
@@ -68,7 +72,7 @@ func (g *Guard) Reset(ctx context.Context, tenant string) error {
 	if err != nil {
 		return err
 	}
-	res, err := g.update(ctx, tenant, cfg, input{op: func(s breaker.Snapshot, now time.Time) (breaker.Snapshot, []breaker.Change) {
+	res, err := g.update(ctx, tenant, cfg, input{opName: "reset", op: func(s breaker.Snapshot, now time.Time) (breaker.Snapshot, []breaker.Change) {
 		return breaker.Reset(s, now, "operator reset")
 	}})
 	if err != nil {
@@ -87,7 +91,7 @@ func (g *Guard) ForceOpen(ctx context.Context, tenant, reason string) error {
 	if reason == "" {
 		reason = "forced open by an operator"
 	}
-	res, err := g.update(ctx, tenant, cfg, input{op: func(s breaker.Snapshot, now time.Time) (breaker.Snapshot, []breaker.Change) {
+	res, err := g.update(ctx, tenant, cfg, input{opName: "forced_open", op: func(s breaker.Snapshot, now time.Time) (breaker.Snapshot, []breaker.Change) {
 		return breaker.ForceOpen(s, now, reason)
 	}})
 	if err != nil {
@@ -99,7 +103,7 @@ func (g *Guard) ForceOpen(ctx context.Context, tenant, reason string) error {
 
 // MinuteCounts returns the hard bounces and complaints of tenant by the
 // minute the bounced mail was sent (unix minute -> counts), over the
-// breaker's window and the last 3 hours whatever tripped or reset it
+// breaker's window and the last 6 hours (store.SeriesSpan) whatever tripped or reset it
 // (data.Feedback): the per-minute series of the dashboard.
 func (g *Guard) MinuteCounts(ctx context.Context, tenant string) (map[int64]breaker.Bucket, error) {
 	if _, err := g.config(tenant); err != nil {

@@ -24,6 +24,9 @@ type MessageRef struct {
 	Tenant       string
 	GatewayID    string
 	At           time.Time // when SES accepted it (the status record's "accepted")
+	// Recipients the message was sent to: the dashboard's recipient index
+	// (DashboardStore.RecordAccepted); not part of the MessageId record.
+	Recipients []string
 }
 
 // DefaultMessageTTL is how long a MessageRef is remembered.

@@ -106,7 +106,16 @@
 //
 // Sent(tenant, from, to) sums gw:{t:<tenant>}:sent:<unix minute> counters:
 // recipients admitted per minute, the breaker's denominator, kept SentTTL
-// (default 2 h).
+// (default SeriesSpan, 6 h: the dashboard's longest chart; the breaker
+// reads 2 h).
+//
+// DashboardStore (dashboard.go) is the dashboard's fleet-wide state, never
+// written on the send path: RecordAccepted writes the "accepted" status
+// events with the recipient index (gw:rcpt:<Keyer hash>, the last
+// MaxRecipientMessages per address, the status TTL) in one round trip;
+// AddRefusals/Refusals the per-minute refusal counters by tenant and reason
+// (kept SeriesSpan past their hour); AppendFeed/Feed the shared feed
+// (capped at MaxFeedEvents).
 //
 // # Operator state (Ops)
 //

@@ -66,7 +66,9 @@ const MaxRecipients = gateway.DefaultMaxRecipients
 // Defaults of the store options.
 const (
 	DefaultKnownTTL = 180 * 24 * time.Hour
-	DefaultSentTTL  = 2 * time.Hour
+	// DefaultSentTTL keeps the per-minute sent counters for the
+	// dashboard's longest span (SeriesSpan); the breaker reads 2 hours.
+	DefaultSentTTL = SeriesSpan
 	// FrozenRetry is the Retry-After of a frozen or forced-open tenant, and
 	// FrozenCache how long such a refusal may be cached (so an unfreeze or
 	// a breaker reset takes effect within it).

@@ -424,22 +424,30 @@ func (v tenantsView) status(ctx context.Context, t *gateway.Tenant, infos map[st
 }
 
 func (v tenantsView) Series(ctx context.Context, id string) ([]admin.Point, error) {
+	return v.SeriesSpan(ctx, id, time.Hour)
+}
+
+// SeriesSpan returns one point per minute over span (at most
+// store.SeriesSpan) up to now, oldest first, zeros included
+// (admin.SpanSeries).
+func (v tenantsView) SeriesSpan(ctx context.Context, id string, span time.Duration) ([]admin.Point, error) {
 	if v.tenant(id) == nil {
 		return nil, fmt.Errorf("%w: tenant %q", admin.ErrNotFound, id)
 	}
+	n := int(min(max(span, time.Minute), store.SeriesSpan) / time.Minute)
 	end := v.now().Truncate(time.Minute)
-	start := end.Add(-59 * time.Minute)
+	start := end.Add(-time.Duration(n-1) * time.Minute)
 	first, sent, err := v.st.SentMinutes(ctx, id, start, end)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]admin.Point, 60)
+	out := make([]admin.Point, n)
 	for i := range out {
 		out[i].At = start.Add(time.Duration(i) * time.Minute).UTC()
 	}
-	for i, n := range sent {
-		if j := first + int64(i) - start.Unix()/60; j >= 0 && j < 60 {
-			out[j].Sent = n
+	for i, c := range sent {
+		if j := first + int64(i) - start.Unix()/60; j >= 0 && j < int64(n) {
+			out[j].Sent = c
 		}
 	}
 	// Bounces and complaints by the minute the mail was sent, from the
@@ -450,7 +458,7 @@ func (v tenantsView) Series(ctx context.Context, id string) ([]admin.Point, erro
 			return nil, err
 		}
 		for at, b := range counts {
-			if j := at - start.Unix()/60; j >= 0 && j < 60 {
+			if j := at - start.Unix()/60; j >= 0 && j < int64(n) {
 				out[j].Bounces, out[j].Complaints = b.Bounces, b.Complaints
 			}
 		}

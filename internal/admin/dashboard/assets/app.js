@@ -5,6 +5,7 @@
 (function () {
   const KEY = 'sesgate-admin-token';
   const REFRESH_MS = 10000;
+  const FEED_SHOWN = 40; // the feed asks for what it shows
   const SVG = 'http://www.w3.org/2000/svg';
   const $ = (id) => document.getElementById(id);
   let timer = null;
@@ -13,6 +14,10 @@
   const cspViolations = [];
 
   function token() { return sessionStorage.getItem(KEY) || ''; }
+
+  // The charts' span (1h, 3h or 6h), chosen in the header.
+  function chosenSpan() { return ($('span') && $('span').value) || '1h'; }
+  function spanText() { return chosenSpan().replace('h', ' h'); }
 
   class Unauthorized extends Error {}
 
@@ -166,7 +171,7 @@
     const g = a.guard;
     $('acct-source').textContent = '(per send minute, summed over the ' + a.points_source + ')';
     const tb = a.points.reduce((x, p) => x + p.bounces, 0), tc = a.points.reduce((x, p) => x + p.complaints, 0);
-    $('acct-window').textContent = '(last hour)';
+    $('acct-window').textContent = '(last ' + spanText() + ')';
     $('acct-bounce').textContent = s.total > 0 ? pct(tb / s.total) : '–';
     $('acct-complaint').textContent = s.total > 0 ? pct(tc / s.total) : '–';
     if (g) {
@@ -269,7 +274,13 @@
     tr.appendChild(sparkCell(spark(s.sent, 'sent', 1, s.total + ' sent in the last hour'), s.perMin5.toFixed(1) + '/min', 'sent'));
     tr.appendChild(sparkCell(spark(s.bounce, 'bounce', 0.05, 'bounce rate per send minute; breaker window ' + pct(t.rates.bounce_rate)), pct(s.hourBounce), 'bounce'));
     tr.appendChild(sparkCell(spark(s.complaint, 'complaint', 0.001, 'complaint rate per send minute; breaker window ' + pct(t.rates.complaint_rate)), pct(s.hourComplaint), 'complaint'));
-    tr.appendChild(el('td', { class: 'refused' }, refusedText(refused)));
+    const rmin = last && last.refusals.minutes ? last.refusals.minutes[t.id] : null;
+    if (rmin) {
+      const total = rmin.reduce((a, b) => a + b, 0);
+      tr.appendChild(sparkCell(spark(rmin, 'refused', 1, total + ' refused in the last hour, per minute'), refusedText(refused), 'refused'));
+    } else {
+      tr.appendChild(el('td', { class: 'refused' }, refusedText(refused)));
+    }
     const act = el('td', { class: 'actions' });
     for (const b of tenantActions(t)) act.appendChild(b);
     tr.appendChild(act);
@@ -315,6 +326,7 @@
     const li = el('li', { class: 'lvl-' + it.level, 'data-kind': it.kind });
     li.appendChild(el('time', {}, fmtTime(it.at)));
     li.appendChild(el('span', { class: 'kind' }, it.kind));
+    if (it.replica) li.appendChild(el('span', { class: 'replica muted' }, it.replica));
     if (it.tenant) {
       const a = el('a', { href: '#tenant/' + enc(it.tenant), class: 'tenant' }, it.tenant);
       li.appendChild(a);
@@ -324,27 +336,64 @@
   }
 
   function renderFeed(items) {
-    $('feed').replaceChildren(...(items.length ? items.slice(0, 40).map(feedItem) : [el('li', { class: 'muted' }, 'nothing yet')]));
+    $('feed').replaceChildren(...(items.length ? items.slice(0, FEED_SHOWN).map(feedItem) : [el('li', { class: 'muted' }, 'nothing yet')]));
   }
 
   // --- a message's journey ---
 
+  function journeySteps(events) {
+    return events.map((e) => {
+      const li = el('li', { class: 'step ' + e.type, 'data-type': e.type });
+      li.appendChild(el('strong', {}, e.type));
+      li.appendChild(el('time', {}, ' ' + fmtTime(e.at)));
+      const extra = [e.detail, (e.recipients || []).join(', ')].filter(Boolean).join(' · ');
+      if (extra) li.appendChild(el('span', { class: 'muted' }, ' ' + extra));
+      return li;
+    });
+  }
+
+  function showJourney(j) {
+    $('journey-id').textContent = j.id;
+    $('journey-meta').textContent = 'tenant ' + j.tenant + (j.ses_message_id ? ' · SES ' + j.ses_message_id : '');
+    $('journey-steps').replaceChildren(...journeySteps(j.events));
+    $('journey').hidden = false;
+  }
+
+  // An address lists its messages (newest first) with their journeys;
+  // anything else is a sesgate id or an SES MessageId.
   async function lookup(id) {
     $('lookup-error').textContent = '';
     $('journey').hidden = true;
+    $('journeys').hidden = true;
     try {
-      const j = await api('GET', '/v1/messages/' + enc(id));
-      $('journey-id').textContent = j.id;
-      $('journey-meta').textContent = 'tenant ' + j.tenant + (j.ses_message_id ? ' · SES ' + j.ses_message_id : '');
-      $('journey-steps').replaceChildren(...j.events.map((e) => {
-        const li = el('li', { class: 'step ' + e.type, 'data-type': e.type });
-        li.appendChild(el('strong', {}, e.type));
-        li.appendChild(el('time', {}, ' ' + fmtTime(e.at)));
-        const extra = [e.detail, (e.recipients || []).join(', ')].filter(Boolean).join(' · ');
-        if (extra) li.appendChild(el('span', { class: 'muted' }, ' ' + extra));
-        return li;
-      }));
-      $('journey').hidden = false;
+      if (/^[^@\s]+@[^@\s]+$/.test(id) && !/@email\.amazonses\.com$/i.test(id)) {
+        let r = null;
+        try {
+          r = await api('GET', '/v1/recipients/' + enc(id) + '/messages');
+        } catch (e) {
+          if (e.status !== 404) throw e; // no recipient index: the id route says why
+        }
+        if (r) {
+          $('journeys-meta').textContent = r.messages.length + ' message' + (r.messages.length === 1 ? '' : 's') + ' to ' + r.address + ', newest first (' + r.kept + ')';
+          $('journeys-list').replaceChildren(...r.messages.map((j) => {
+            const li = el('li', { class: 'journey', 'data-id': j.id });
+            const head = el('p');
+            head.appendChild(el('strong', {}, j.id));
+            head.appendChild(el('span', { class: 'muted' }, ' '));
+            const a = el('a', { href: '#tenant/' + enc(j.tenant), class: 'tenant' }, j.tenant);
+            head.appendChild(a);
+            if (j.ses_message_id) head.appendChild(el('span', { class: 'muted' }, ' · SES ' + j.ses_message_id));
+            li.appendChild(head);
+            const ol = el('ol', { class: 'steps' });
+            ol.replaceChildren(...journeySteps(j.events));
+            li.appendChild(ol);
+            return li;
+          }));
+          $('journeys').hidden = false;
+          return;
+        }
+      }
+      showJourney(await api('GET', '/v1/messages/' + enc(id)));
     } catch (e) {
       if (e instanceof Unauthorized) return handle(e);
       $('lookup-error').textContent = e.message;
@@ -370,7 +419,11 @@
     }
     const t = d.tenants.tenants[i];
     const b = d.breakers.find((x) => x.tenant === id);
-    const pts = d.series[i] || [];
+    const sp = chosenSpan();
+    const [ser, refs] = await Promise.all([
+      sp === '1h' ? Promise.resolve({ points: d.series[i] || [] }) : api('GET', '/v1/tenants/' + enc(id) + '/series?span=' + sp),
+      optional(api('GET', '/v1/tenants/' + enc(id) + '/refusals?span=' + sp))]);
+    const pts = ser.points;
     const s = summarize(pts);
     const xs = xsOf(pts);
     $('t-id').textContent = id;
@@ -379,7 +432,8 @@
     $('t-state').className = 'badge state ' + (t.freeze.frozen ? 'frozen' : 'sending');
     $('t-state').textContent = t.freeze.frozen ? 'frozen' + (t.freeze.reason ? ': ' + t.freeze.reason : '') : 'sending';
     $('t-sent').textContent = s.perMin5.toFixed(1) + '/min';
-    $('t-window').textContent = '(last hour; breaker window ' + t.rates.window + ': ' + pct(t.rates.bounce_rate) + ')';
+    $('t-window').textContent = '(last ' + spanText() + '; breaker window ' + t.rates.window + ': ' + pct(t.rates.bounce_rate) + ')';
+    document.querySelectorAll('.span-text').forEach((n) => { n.textContent = 'last ' + spanText(); });
     $('t-bounce').textContent = pct(s.hourBounce);
     $('t-complaint').textContent = pct(s.hourComplaint);
     const lim = (n) => (n > 0 ? ' of ' + num(n) : '');
@@ -394,25 +448,35 @@
     }
     const rl = rateLines(xs, s, lines, 'breaker');
     chart('t-chart-rates', xs, rl.bounce.concat(rl.complaint.slice(0, 1)), pfmt);
+    renderTenantRefusals(refs);
 
     const acts = tenantActions(t);
     acts.push(button('Force open breaker', 'force-open danger', 'Force open the breaker of ' + id + '? Its mail is refused until a reset.',
       () => api('POST', '/v1/breakers/' + enc(id) + '/force-open', { reason: 'forced open from the dashboard' })));
     $('t-actions').replaceChildren(...acts);
 
+    // The breaker's own timeline (trips, half-open probes and their
+    // outcome, resets, forced opens; every replica's, from the store), the
+    // audited actions on the tenant from the feed.
     const tl = [];
-    for (const tr of (b && b.trips) || []) tl.push({ at: tr.at, kind: 'breaker.trip', level: 'error', text: tr.reason });
-    for (const it of d.feed.items) {
-      if (it.tenant === id && it.kind !== 'breaker.trip') tl.push(it);
+    if (b && b.timeline) {
+      for (const x of b.timeline) tl.push({ at: x.at, kind: 'breaker.' + x.event, level: TL_LEVEL[x.event] || 'info', text: timelineText(x) });
+    } else {
+      for (const tr of (b && b.trips) || []) tl.push({ at: tr.at, kind: 'breaker.trip', level: 'error', text: tr.reason });
     }
-    tl.sort((x, y) => (x.at < y.at ? 1 : -1));
+    for (const it of d.feed.items) {
+      if (it.tenant === id && it.kind.indexOf('breaker.') !== 0) tl.push(it);
+      else if (it.tenant === id && (it.kind === 'breaker.reset' || it.kind === 'breaker.force_open')) tl.push(it); // audited: who did it
+    }
+    // Newest first; equal times keep the server's order (stable sort).
+    tl.sort((x, y) => new Date(y.at) - new Date(x.at));
     $('t-timeline').replaceChildren(...(tl.length ? tl.map(feedItem) : [el('li', { class: 'muted' }, 'no trips, freezes or resets')]));
 
     const l = t.limits;
     const kv = [['rate', l.rate ? l.rate + ' /s' : 'unlimited'], ['per hour', l.per_hour || 'unlimited'], ['per day', l.per_day || 'unlimited'],
       ['first contacts per hour', l.first_contact_per_hour || '–'], ['first contacts per day', l.first_contact_per_day || '–'],
       ['max recipients', l.max_recipients || 'default'], ['breaker window', b ? b.windows.window + ' (min ' + b.windows.min_volume + ')' : '–'],
-      ['refused (this replica)', refusedText(d.refusals.tenants[id])]];
+      ['refused (' + d.refusals.scope + ')', refusedText(d.refusals.tenants[id])]];
     $('t-limits').tBodies[0].replaceChildren(...kv.map(([k, v]) => {
       const tr = el('tr');
       tr.appendChild(el('th', {}, k));
@@ -440,6 +504,28 @@
         () => api('DELETE', '/v1/suppressions?tenant=' + enc(id) + '&address=' + enc(x.address))));
       return li;
     }) : [el('li', { class: 'muted' }, 'none')]));
+  }
+
+  const TL_LEVEL = { trip: 'error', forced_open: 'error', probe_failed: 'error', warning: 'warn', half_open: 'warn', probe: 'info', probe_passed: 'info', reset: 'info' };
+
+  function timelineText(x) {
+    let s = (x.from && x.to && x.from !== x.to ? x.from.replace('_', '-') + ' → ' + x.to.replace('_', '-') + ': ' : '') + (x.reason || '');
+    if (x.event === 'probe') s = (x.probe_sent || 0) + ' probe recipients sent, ' + (x.probe_bounces || 0) + ' hard bounces, ' + (x.probe_complaints || 0) + ' complaints';
+    return s;
+  }
+
+  // renderTenantRefusals charts a tenant's refusals per minute (every
+  // replica's, from the store): the total, then each reason.
+  function renderTenantRefusals(r) {
+    $('t-refusals-box').hidden = !r;
+    if (!r) return;
+    const xs = xsOf(r.points);
+    const colors = [cssVar('--bad'), cssVar('--warn'), cssVar('--accent'), cssVar('--muted')];
+    const reasons = Object.keys(r.reasons).sort((a, b) => r.reasons[b] - r.reasons[a]);
+    const lines = [{ label: 'refused', values: r.points.map((p) => p.total), color: cssVar('--fg'), width: 2 }];
+    reasons.forEach((k, i) => lines.push({ label: k, values: r.points.map((p) => (p.reasons && p.reasons[k]) || 0), color: colors[i % colors.length] }));
+    chart('t-chart-refusals', xs, lines, (v) => String(Math.round(v)));
+    $('t-refusals-total').textContent = reasons.length ? reasons.map((k) => num(r.reasons[k]) + ' ' + k).join(', ') : 'none';
   }
 
   // --- common ---
@@ -524,8 +610,8 @@
       if (!token()) return showLogin('');
       try {
         const [tenants, breakers, account, feed, refusals, health, dead] = await Promise.all([
-          api('GET', '/v1/tenants'), api('GET', '/v1/breakers'), api('GET', '/v1/account'), api('GET', '/v1/feed?limit=100'),
-          api('GET', '/v1/refusals'), optional(api('GET', '/v1/webhooks/health')), optional(api('GET', '/v1/webhooks/dead?limit=100'))]);
+          api('GET', '/v1/tenants'), api('GET', '/v1/breakers'), api('GET', '/v1/account?span=' + chosenSpan()), api('GET', '/v1/feed?limit=' + FEED_SHOWN),
+          api('GET', '/v1/refusals?span=1h'), optional(api('GET', '/v1/webhooks/health')), optional(api('GET', '/v1/webhooks/dead?limit=100'))]);
         const series = await Promise.all(tenants.tenants.map((t) =>
           api('GET', '/v1/tenants/' + enc(t.id) + '/series').then((s) => s.points, () => [])));
         last = { tenants: tenants, breakers: breakers.breakers, series: series, account: account, feed: feed, refusals: refusals };
@@ -626,6 +712,7 @@
       api('POST', '/v1/unfreeze').catch(handle).finally(refresh);
     });
     $('sort').addEventListener('change', () => { if (last) renderTenants(last); });
+    $('span').addEventListener('change', () => refresh());
     $('lookup-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       const id = $('lookup-id').value.trim();
