@@ -125,7 +125,7 @@ func admitConsts() []admitConst {
 		clockConsts[0], clockConsts[1],
 		{"WARNING_RATE", store.WarningRateFactor},
 		// derived keys after the tenant's prefix (same slot)
-		{"K_KNOWN", keyKnown}, {"K_DOMAIN", keyDomain}, {"K_SENT", keySent}, {"K_WIN", keyWindow}, {"K_WOUT", keyOutstanding},
+		{"K_KNOWN", keyKnown}, {"F_K_TTL", fieldKnownTTL}, {"K_DOMAIN", keyDomain}, {"K_SENT", keySent}, {"K_WIN", keyWindow}, {"K_WOUT", keyOutstanding},
 		{"F_W_WINDOW", fieldWinWindow}, {"F_W_HELD", fieldWinHeld}, {"F_W_EXPIRED", fieldWinExpired},
 		// fields of the breaker hash, of the state hash; a set flag
 		{"F_FROZEN", fieldFrozen}, {"F_STATE", fieldState}, {"F_OPEN_UNTIL", fieldOpenUntil},

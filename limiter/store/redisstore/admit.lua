@@ -46,11 +46,14 @@ for k = 1, K do
 end
 
 local out = {}
+-- none is the empty list of a reply: one table for every reply that has
+-- nothing to list, not one per message
+local none = {}
 
 -- 1. frozen, 2. breaker: refusals every message of the batch shares
 local brk = redis.call('HMGET', KEYS[1], F_FROZEN, F_STATE, F_OPEN_UNTIL, F_PROBES, F_WARNING)
 local function all(reason, retry, cache)
-  for k = 1, K do out[k] = {0, reason, math.ceil(retry), math.ceil(cache), {}, 0, {}, ''} end
+  for k = 1, K do out[k] = {0, reason, math.ceil(retry), math.ceil(cache), none, 0, none, ''} end
   return out
 end
 if brk[1] then
@@ -114,6 +117,9 @@ local function used(v, window)
 end
 local qh, qd, fh, fd = used(st[2], hour), used(st[3], day), used(st[4], hour), used(st[5], day)
 local tat = tonumber(st[1]) or 0 -- the rate's TAT as stored (rounded to %.3f)
+-- an admitted message's TAT before that rounding: rounded (a string.format
+-- and a tonumber) only if a later message of the batch reads it
+local tatraw = nil
 -- left: what a limit (0: none) leaves after count recipients
 local function left(limit, count)
   if limit <= 0 then return UNLIMITED end
@@ -124,12 +130,13 @@ local function leaves(h, d, nh, nd)
   return string.format('%d:%d:%d:%d', left(perhour, h), left(perday, d), left(fchour, nh), left(fcday, nd))
 end
 
--- 4. the known recipients of every message: one HMGET of the current and
--- of the previous period's hash
+-- 4. the known recipients of every message: one HMGET of the current
+-- period's hash and, for those it does not know, one of the previous one's
 local fc = fchour > 0 or fcday > 0 or wmax > 0
 local period = math.floor(now / knownttl)
 local kcur = P .. K_KNOWN .. period
 local known = {} -- HMAC -> expiry (ms)
+local kttl = true -- whether the current period's hash has its expiry
 if fc then
   local uh = {}
   for k = 1, K do
@@ -143,16 +150,28 @@ if fc then
     end
   end
   if #uh > 0 then
-    local cur = redis.call('HMGET', kcur, unpack(uh))
-    local prev = redis.call('HMGET', P .. K_KNOWN .. (period - 1), unpack(uh))
+    -- F_K_TTL first: the hash has its expiry once that field is there
+    local cur = redis.call('HMGET', kcur, F_K_TTL, unpack(uh))
+    kttl = cur[1] ~= false
+    local rest = {}
     for j, h in ipairs(uh) do
-      known[h] = math.max(tonumber(cur[j]) or 0, tonumber(prev[j]) or 0)
+      known[h] = tonumber(cur[j + 1]) or 0
+      if known[h] <= now then rest[#rest + 1] = h end
+    end
+    -- an expiry in the current period's hash is later than any in the
+    -- previous one's: max(cur, prev) needs prev only where cur is past
+    if #rest > 0 then
+      local prev = redis.call('HMGET', P .. K_KNOWN .. (period - 1), unpack(rest))
+      for j, h in ipairs(rest) do
+        known[h] = math.max(known[h], tonumber(prev[j]) or 0)
+      end
     end
   end
 end
 
 -- 7 (read here). the per-domain TATs of every message: one MGET
 local domtat, domkey = {}, {} -- domain -> TAT as stored (%.3f), key
+local domraw = {} -- domain -> an admitted message's TAT before rounding (as tatraw)
 if domrate > 0 then
   local ud, dkeys = {}, {}
   for k = 1, K do
@@ -186,6 +205,7 @@ local shadowed
 -- one is recorded instead.
 local function over(name, bit)
   if shadow % (2 * bit) >= bit then
+    if shadowed == none then shadowed = {} end
     shadowed[#shadowed + 1] = name
     return false
   end
@@ -198,10 +218,11 @@ end
 -- message (Lua 5.1 allows a function 60 upvalues; this one would need more)
 for k = 1, K do repeat
   local first, n = starts[k], counts[k]
-  local supp, live = {}, {}
+  local supp, live = none, {}
   for i = 1, n do
     local e = suppressed[ARGV[first + 3 * (i - 1)]]
     if e then
+      if supp == none then supp = {} end
       supp[#supp + 1] = {i, e[1], e[2], e[3]}
     else
       live[#live + 1] = i
@@ -209,36 +230,36 @@ for k = 1, K do repeat
   end
   local m = #live
   if m == 0 then
-    out[k] = {0, SUPPRESSED, 0, 0, {}, 0, supp, ''}
+    out[k] = {0, SUPPRESSED, 0, 0, none, 0, supp, ''}
     break
   end
   if probing and probes < m then
     local cache = 0
     if probes <= 0 then cache = PROBE_RETRY end
-    out[k] = {0, BREAKER_OPEN, PROBE_RETRY, cache, {}, 0, supp, ''}
+    out[k] = {0, BREAKER_OPEN, PROBE_RETRY, cache, none, 0, supp, ''}
     break
   end
-  shadowed = {}
-  local remaining = leaves(qh, qd, fh, fd)
+  shadowed = none
 
   -- 4. first-contact budget
   local newc = 0
-  local newh = {} -- the first contacts' HMACs
+  local newh = none -- the first contacts' HMACs (the window's)
+  if wmax > 0 then newh = {} end
   if fc then
     for _, i in ipairs(live) do
       local h = ARGV[first + 3 * (i - 1) + 1]
       if known[h] <= now then
         newc = newc + 1
-        newh[newc] = h
+        if wmax > 0 then newh[newc] = h end
       end
     end
   end
   if fchour > 0 and newc > 0 and fh + newc > fchour and over(L_FC_HOUR, B_FC_HOUR) then
-    out[k] = {0, L_FC_HOUR, math.ceil(hour_end), 0, {}, newc, supp, remaining}
+    out[k] = {0, L_FC_HOUR, math.ceil(hour_end), 0, none, newc, supp, leaves(qh, qd, fh, fd)}
     break
   end
   if fcday > 0 and newc > 0 and fd + newc > fcday and over(L_FC_DAY, B_FC_DAY) then
-    out[k] = {0, L_FC_DAY, math.ceil(day_end), 0, {}, newc, supp, remaining}
+    out[k] = {0, L_FC_DAY, math.ceil(day_end), 0, none, newc, supp, leaves(qh, qd, fh, fd)}
     break
   end
 
@@ -256,7 +277,7 @@ for k = 1, K do repeat
       local retry = WINDOW_RETRY
       local oldest = redis.call('ZRANGE', kout, 0, 0, 'WITHSCORES')
       if oldest[2] then retry = math.max(1, math.min(retry, tonumber(oldest[2]) - now)) end
-      out[k] = {0, L_FC_WINDOW, math.ceil(retry), 0, {}, newc, supp, remaining}
+      out[k] = {0, L_FC_WINDOW, math.ceil(retry), 0, none, newc, supp, leaves(qh, qd, fh, fd)}
       break
     end
   end
@@ -265,13 +286,13 @@ for k = 1, K do repeat
   if perhour > 0 and qh + m > perhour and over(L_HOUR, B_HOUR) then
     local cache = 0
     if qh >= perhour then cache = hour_end end
-    out[k] = {0, L_HOUR, math.ceil(hour_end), math.ceil(cache), {}, 0, supp, remaining}
+    out[k] = {0, L_HOUR, math.ceil(hour_end), math.ceil(cache), none, 0, supp, leaves(qh, qd, fh, fd)}
     break
   end
   if perday > 0 and qd + m > perday and over(L_DAY, B_DAY) then
     local cache = 0
     if qd >= perday then cache = day_end end
-    out[k] = {0, L_DAY, math.ceil(day_end), math.ceil(cache), {}, 0, supp, remaining}
+    out[k] = {0, L_DAY, math.ceil(day_end), math.ceil(cache), none, 0, supp, leaves(qh, qd, fh, fd)}
     break
   end
 
@@ -282,27 +303,31 @@ for k = 1, K do repeat
     if perrcpt == YES then cost = m end
     local T = SECOND / rate
     local tau = burst * T
+    if tatraw then
+      tat, tatraw = tonumber(string.format('%.3f', tatraw)), nil
+    end
     local t = tat
     if t < now then t = now end
     if t > now + tau then t = now + tau end -- clock moved back: clamp
     if cost > burst and over(L_RATE, B_RATE) then
-      out[k] = {0, TOO_MANY, 0, 0, {}, 0, supp, remaining}
+      out[k] = {0, TOO_MANY, 0, 0, none, 0, supp, leaves(qh, qd, fh, fd)}
       break
     end
     local allow = t + cost * T - tau
     if allow > now + TOLERANCE and over(L_RATE, B_RATE) then
       local cache = t + T - tau - now
       if cache < 0 then cache = 0 end
-      out[k] = {0, L_RATE, math.ceil(allow - now), math.ceil(cache), {}, 0, supp, remaining}
+      out[k] = {0, L_RATE, math.ceil(allow - now), math.ceil(cache), none, 0, supp, leaves(qh, qd, fh, fd)}
       break
     end
     newtat = t + cost * T
   end
 
   -- 7. per-recipient-domain rate
-  local dnew, dorder = {}, {} -- domain -> its new TAT; the domains in order
+  local dnew, dorder = none, none -- domain -> its new TAT; the domains in order
   if domrate > 0 then
     local count = {}
+    dnew, dorder = {}, {}
     for _, i in ipairs(live) do
       local d = ARGV[first + 3 * (i - 1) + 2]
       if not count[d] then
@@ -314,16 +339,19 @@ for k = 1, K do repeat
     local T = SECOND / domrate
     local tau = domburst * T
     for _, d in ipairs(dorder) do
+      if domraw[d] then
+        domtat[d], domraw[d] = tonumber(string.format('%.3f', domraw[d])), nil
+      end
       local t = domtat[d]
       if t < now then t = now end
       if t > now + tau then t = now + tau end
       if count[d] > domburst and over(L_DOMAIN, B_DOMAIN) then
-        out[k] = {0, TOO_MANY, 0, 0, {}, 0, supp, remaining}
+        out[k] = {0, TOO_MANY, 0, 0, none, 0, supp, leaves(qh, qd, fh, fd)}
         break
       end
       local allow = t + count[d] * T - tau
       if allow > now + TOLERANCE and over(L_DOMAIN, B_DOMAIN) then
-        out[k] = {0, L_DOMAIN, math.ceil(allow - now), 0, {}, 0, supp, remaining}
+        out[k] = {0, L_DOMAIN, math.ceil(allow - now), 0, none, 0, supp, leaves(qh, qd, fh, fd)}
         break
       end
       dnew[d] = t + count[d] * T
@@ -337,13 +365,10 @@ for k = 1, K do repeat
   qh, qd = qh + m, qd + m
   if fchour > 0 and newc > 0 then fh, fh_set = fh + newc, true end
   if fcday > 0 and newc > 0 then fd, fd_set = fd + newc, true end
-  if newtat then
-    tat, tat_set = tonumber(string.format('%.3f', newtat)), true
-  end
+  if newtat then tatraw, tat_set = newtat, true end
   for _, d in ipairs(dorder) do
     if not domset[d] then domorder[#domorder + 1] = d end
-    domset[d] = dnew[d]
-    domtat[d] = tonumber(string.format('%.3f', dnew[d]))
+    domset[d], domraw[d] = dnew[d], dnew[d]
   end
   if fc then
     for _, i in ipairs(live) do
@@ -376,7 +401,7 @@ if sum == 0 then return out end
 local upd = {F_QH, hour .. ':' .. qh, F_QD, day .. ':' .. qd}
 if fh_set then upd[#upd + 1] = F_FH; upd[#upd + 1] = hour .. ':' .. fh end
 if fd_set then upd[#upd + 1] = F_FD; upd[#upd + 1] = day .. ':' .. fd end
-if tat_set then upd[#upd + 1] = F_TAT; upd[#upd + 1] = string.format('%.3f', tat) end
+if tat_set then upd[#upd + 1] = F_TAT; upd[#upd + 1] = string.format('%.3f', tatraw or tat) end
 redis.call('HSET', KEYS[3], unpack(upd))
 if #knew > 0 then
   local kv = {}
@@ -384,8 +409,14 @@ if #knew > 0 then
     kv[#kv + 1] = h
     kv[#kv + 1] = kexp
   end
-  -- the period hash lives until every expiry written into it has passed
-  if redis.call('HSET', kcur, unpack(kv)) > 0 then
+  -- the period hash lives until every expiry written into it has passed:
+  -- set once, with F_K_TTL, not on every new field
+  if not kttl then
+    kv[#kv + 1] = F_K_TTL
+    kv[#kv + 1] = YES
+  end
+  redis.call('HSET', kcur, unpack(kv))
+  if not kttl then
     redis.call('PEXPIRE', kcur, (period + 2) * knownttl + KNOWN_GRACE - now)
   end
 end

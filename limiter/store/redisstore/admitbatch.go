@@ -244,8 +244,9 @@ func scriptLimits(l gateway.Limits) scriptLimitSet {
 	}
 }
 
-// admitCalls runs calls in ONE pipeline (per node on a Cluster: go-redis
-// splits it) and answers each on its done channel. A group that finds the
+// admitCalls runs calls in ONE round trip (a pipeline when there are
+// several script calls; per node on a Cluster: go-redis splits it) and
+// answers each on its done channel. A group that finds the
 // script missing (NOSCRIPT: a restarted or new primary that the connect
 // hook did not reach) is sent again with EVAL, which loads it.
 func (s *Store) admitCalls(ctx context.Context, calls []*admitCall) {
@@ -261,6 +262,14 @@ func (s *Store) admitCalls(ctx context.Context, calls []*admitCall) {
 		keys[i], argv[i] = s.batchArgs(h.Tenant, h.Limits, msgs)
 	}
 	cmds := make([]*redis.Cmd, len(gs))
+	if len(gs) == 1 {
+		// One script call: a plain command (EVALSHA, then EVAL on
+		// NOSCRIPT), which on a Cluster also loads go-redis's command
+		// table that single commands route by (a pipeline does not).
+		cmds[0] = s.admit.Run(ctx, s.c, keys[0], argv[0]...)
+		s.answer(gs, cmds)
+		return
+	}
 	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range gs {
 			cmds[i] = s.admit.EvalSha(ctx, p, keys[i], argv[i]...)
@@ -281,6 +290,12 @@ func (s *Store) admitCalls(ctx context.Context, calls []*admitCall) {
 			return nil
 		})
 	}
+	s.answer(gs, cmds)
+}
+
+// answer gives each call of gs its decision from its group's reply, or the
+// group's error.
+func (s *Store) answer(gs []*admitGroup, cmds []*redis.Cmd) {
 	for i, g := range gs {
 		res, err := cmds[i].Slice()
 		if err == nil && len(res) != len(g.calls) {

@@ -19,8 +19,8 @@ import (
 	"github.com/sesgate/sesgate/limiter/store/storetest"
 )
 
-// pipelines counts the pipelines that carry admissions and the admission
-// script calls in them; hold, when set, blocks each such pipeline until it
+// pipelines counts the round trips that carry admissions (a pipeline, or
+// a script call sent alone) and the script calls in them; hold, when set, blocks each such pipeline until it
 // is closed or receives.
 type pipelines struct {
 	n, calls atomic.Int64
@@ -31,29 +31,40 @@ type pipelines struct {
 
 func (p *pipelines) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (p *pipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+// ProcessHook counts a script call sent alone as a pipeline of one.
+func (p *pipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		p.sent([]redis.Cmder{cmd})
+		return next(ctx, cmd)
+	}
+}
 
 func (p *pipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		scripts := 0
-		for _, c := range cmds {
-			if n := c.Name(); n == "evalsha" || n == "eval" {
-				scripts++
-			}
-		}
-		if scripts > 0 {
-			p.n.Add(1)
-			p.calls.Add(int64(scripts))
-			if p.hold != nil {
-				p.held.Add(1)
-				select {
-				case p.entered <- struct{}{}:
-				default:
-				}
-				<-p.hold
-			}
-		}
+		p.sent(cmds)
 		return next(ctx, cmds)
+	}
+}
+
+func (p *pipelines) sent(cmds []redis.Cmder) {
+	scripts := 0
+	for _, c := range cmds {
+		if n := c.Name(); n == "evalsha" || n == "eval" {
+			scripts++
+		}
+	}
+	if scripts == 0 {
+		return
+	}
+	p.n.Add(1)
+	p.calls.Add(int64(scripts))
+	if p.hold != nil {
+		p.held.Add(1)
+		select {
+		case p.entered <- struct{}{}:
+		default:
+		}
+		<-p.hold
 	}
 }
 
@@ -374,5 +385,66 @@ func TestAdmitBatchNoScript(t *testing.T) {
 	}
 	if n := srv.Calls("eval") - evals; n != 3 {
 		t.Fatalf("%d EVALs; want 3, one per tenant's call", n)
+	}
+}
+
+// TestAdmitCommands counts the commands admit.lua runs for a tenant with
+// every limit set, one recipient per message, once its keys exist: a known
+// recipient needs no read of the previous period's known hash, and a first
+// contact does not set the known hash's expiry again (it has it).
+func TestAdmitCommands(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := storetest.NewClock(storetest.Start)
+	s, err := New(context.Background(), Options{Client: redis.NewClient(&redis.Options{Addr: srv.Addr}),
+		RecipientKey: testKey, KnownTTL: storetest.KnownTTL, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	cmds := []string{"hmget", "mget", "hset", "set", "incrby", "pexpire", "evalsha"}
+	count := func() map[string]int64 {
+		m := map[string]int64{}
+		for _, c := range cmds {
+			m[c] = srv.Calls(c)
+		}
+		return m
+	}
+	admit := func(r string) map[string]int64 {
+		clock.Add(time.Second)
+		before := count()
+		d, err := s.runAdmit(ctx, store.AdmitRequest{Tenant: "cost", Limits: fullLimits}, []string{r})
+		if err != nil || !d.Admitted {
+			t.Fatalf("admit %s: %+v %v", r, d, err)
+		}
+		after := count()
+		for c := range after {
+			after[c] -= before[c]
+		}
+		return after
+	}
+	admit("first@d1.example") // creates the keys
+	for _, tc := range []struct {
+		rcpt string
+		want map[string]int64
+	}{
+		// brk, sup, st, the current known hash
+		{"first@d1.example", map[string]int64{"hmget": 4, "mget": 1, "hset": 2, "set": 1, "incrby": 1, "pexpire": 0, "evalsha": 1}},
+		// and the previous period's known hash
+		{"new@d2.example", map[string]int64{"hmget": 5, "mget": 1, "hset": 2, "set": 1, "incrby": 1, "pexpire": 0, "evalsha": 1}},
+	} {
+		if got := admit(tc.rcpt); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("admit %s: commands %v; want %v", tc.rcpt, got, tc.want)
+		}
+	}
+	// The known hash has its expiry, set by the first admission (at
+	// Start+1s, relative to that): the end of the next period, and grace.
+	now := storetest.Start.Add(time.Second).UnixMilli()
+	ttl := storetest.KnownTTL.Milliseconds()
+	period := now / ttl
+	want := (period+2)*ttl + knownGrace.Milliseconds() - now
+	got, err := s.c.PTTL(ctx, tenantPrefix("cost")+keyKnown+fmt.Sprint(period)).Result()
+	if err != nil || got.Milliseconds() > want || got.Milliseconds() < want-10_000 {
+		t.Fatalf("known hash PTTL %v, %v; want %v", got, err, time.Duration(want)*time.Millisecond)
 	}
 }

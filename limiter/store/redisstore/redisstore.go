@@ -38,6 +38,11 @@ const (
 	keyKnown   = "kn:"   // + period: hash HMAC -> expiry (unix ms)
 	keyDomain  = "d:"    // + domain: the domain's GCRA TAT (ms)
 	keySent    = "sent:" // + minute (sentBucket): recipients admitted
+
+	// fieldKnownTTL is a field of a known-recipient hash (keyKnown), set
+	// with its expiry: admit.lua sets the expiry only where it is missing.
+	// Never an HMAC (22 characters).
+	fieldKnownTTL = "_ttl"
 )
 
 // Fields of the breaker hash (keyBreaker).
