@@ -130,65 +130,58 @@ local function leaves(h, d, nh, nd)
   return string.format('%d:%d:%d:%d', left(perhour, h), left(perday, d), left(fchour, nh), left(fcday, nd))
 end
 
--- 4. the known recipients of every message: one HMGET of the current
--- period's hash and, for those it does not know, one of the previous one's
+-- 4. the known recipients and 7. the per-domain TATs of every message's
+-- live recipients, gathered in one pass: one HMGET of the current known
+-- hash and, for those it does not know, one of the previous period's; one
+-- MGET of the domains
 local fc = fchour > 0 or fcday > 0 or wmax > 0
 local period = math.floor(now / knownttl)
 local kcur = P .. K_KNOWN .. period
 local known = {} -- HMAC -> expiry (ms)
 local kttl = true -- whether the current period's hash has its expiry
-if fc then
-  local uh = {}
+local domtat, domkey = {}, {} -- domain -> TAT as stored (%.3f), key
+local domraw = {} -- domain -> an admitted message's TAT before rounding (as tatraw)
+local uh, ud, dkeys = {}, {}, {}
+if fc or domrate > 0 then
   for k = 1, K do
     for i = 0, counts[k] - 1 do
       local b = starts[k] + 3 * i
-      local h = ARGV[b + 1]
-      if not suppressed[ARGV[b]] and not known[h] then
-        known[h] = 0
-        uh[#uh + 1] = h
-      end
-    end
-  end
-  if #uh > 0 then
-    -- F_K_TTL first: the hash has its expiry once that field is there
-    local cur = redis.call('HMGET', kcur, F_K_TTL, unpack(uh))
-    kttl = cur[1] ~= false
-    local rest = {}
-    for j, h in ipairs(uh) do
-      known[h] = tonumber(cur[j + 1]) or 0
-      if known[h] <= now then rest[#rest + 1] = h end
-    end
-    -- an expiry in the current period's hash is later than any in the
-    -- previous one's: max(cur, prev) needs prev only where cur is past
-    if #rest > 0 then
-      local prev = redis.call('HMGET', P .. K_KNOWN .. (period - 1), unpack(rest))
-      for j, h in ipairs(rest) do
-        known[h] = math.max(known[h], tonumber(prev[j]) or 0)
+      if not suppressed[ARGV[b]] then
+        local h, d = ARGV[b + 1], ARGV[b + 2]
+        if fc and not known[h] then
+          known[h] = 0
+          uh[#uh + 1] = h
+        end
+        if domrate > 0 and not domkey[d] then
+          domkey[d] = P .. K_DOMAIN .. d
+          ud[#ud + 1] = d
+          dkeys[#dkeys + 1] = domkey[d]
+        end
       end
     end
   end
 end
-
--- 7 (read here). the per-domain TATs of every message: one MGET
-local domtat, domkey = {}, {} -- domain -> TAT as stored (%.3f), key
-local domraw = {} -- domain -> an admitted message's TAT before rounding (as tatraw)
-if domrate > 0 then
-  local ud, dkeys = {}, {}
-  for k = 1, K do
-    for i = 0, counts[k] - 1 do
-      local b = starts[k] + 3 * i
-      local d = ARGV[b + 2]
-      if not suppressed[ARGV[b]] and not domkey[d] then
-        domkey[d] = P .. K_DOMAIN .. d
-        ud[#ud + 1] = d
-        dkeys[#dkeys + 1] = domkey[d]
-      end
+if #uh > 0 then
+  -- F_K_TTL first: the hash has its expiry once that field is there
+  local cur = redis.call('HMGET', kcur, F_K_TTL, unpack(uh))
+  kttl = cur[1] ~= false
+  local rest = {}
+  for j, h in ipairs(uh) do
+    known[h] = tonumber(cur[j + 1]) or 0
+    if known[h] <= now then rest[#rest + 1] = h end
+  end
+  -- an expiry in the current period's hash is later than any in the
+  -- previous one's: max(cur, prev) needs prev only where cur is past
+  if #rest > 0 then
+    local prev = redis.call('HMGET', P .. K_KNOWN .. (period - 1), unpack(rest))
+    for j, h in ipairs(rest) do
+      known[h] = math.max(known[h], tonumber(prev[j]) or 0)
     end
   end
-  if #dkeys > 0 then
-    local tats = redis.call('MGET', unpack(dkeys))
-    for j, d in ipairs(ud) do domtat[d] = tonumber(tats[j]) or 0 end
-  end
+end
+if #dkeys > 0 then
+  local tats = redis.call('MGET', unpack(dkeys))
+  for j, d in ipairs(ud) do domtat[d] = tonumber(tats[j]) or 0 end
 end
 
 -- what the admitted messages change, written once at the end

@@ -49,35 +49,53 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	}
 }
 
-// serverStats is what one INFO gives the benchmark: EVALSHA's calls and
-// total µs, and the server's CPU.
+// serverStats is what INFO gives the benchmark: EVALSHA's calls and
+// total µs, the commands the scripts ran (every command but EVALSHA, EVAL
+// and INFO) and the server's CPU.
 type serverStats struct {
-	calls, usec int64
-	cpu         time.Duration
+	calls, usec, inner int64
+	cpu                time.Duration
 }
 
 func readStats(srv *redistest.Server) serverStats {
-	v := srv.Info("commandstats", "cmdstat_evalsha")
-	field := func(name string) int64 {
-		for _, kv := range strings.Split(v, ",") {
-			if k, val, ok := strings.Cut(kv, "="); ok && k == name {
-				n, _ := strconv.ParseInt(val, 10, 64)
-				return n
-			}
+	var st serverStats
+	out, _ := srv.Do("INFO", "commandstats")
+	for _, l := range strings.Split(out, "\r\n") {
+		name, v, ok := strings.Cut(l, ":")
+		cmd, isCmd := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !isCmd {
+			continue
 		}
-		return 0
+		field := func(f string) int64 {
+			for _, kv := range strings.Split(v, ",") {
+				if k, val, ok := strings.Cut(kv, "="); ok && k == f {
+					n, _ := strconv.ParseInt(val, 10, 64)
+					return n
+				}
+			}
+			return 0
+		}
+		switch cmd {
+		case "evalsha":
+			st.calls, st.usec = field("calls"), field("usec")
+		case "eval", "info":
+		default:
+			st.inner += field("calls")
+		}
 	}
-	return serverStats{calls: field("calls"), usec: field("usec"), cpu: srv.CPU()}
+	st.cpu = srv.CPU()
+	return st
 }
 
 // BenchmarkAdmit admits one-recipient messages through runAdmit (the
 // admission call alone, not Admit's other reads) on a real redis-server,
 // with Redis's clock: the dev tenant (no limits) and a tenant with every
 // limit set, whose recipients alternate between known addresses and first
-// contacts over benchDomains domains; serially and from 8 goroutines. It
-// reports per admission: redis_us (EVALSHA's time in INFO commandstats),
-// cpu_us (redis-server's user+sys CPU, network I/O included) and
-// round_trips, and how many admissions one script call decided.
+// contacts over benchDomains domains; serially and from 8 and 32
+// goroutines. It reports per admission: redis_us (EVALSHA's time in INFO
+// commandstats), cpu_us (redis-server's user+sys CPU, network I/O
+// included), round_trips, redis_cmds (the commands the script ran), and
+// admissions/call (how many admissions one script call decided).
 //
 //	go test -run '^$' -bench BenchmarkAdmit -benchtime 3000x ./limiter/store/redisstore
 func BenchmarkAdmit(b *testing.B) {
@@ -94,19 +112,19 @@ func BenchmarkAdmit(b *testing.B) {
 		name   string
 		limits gateway.Limits
 	}{{"dev", gateway.Limits{}}, {"full", fullLimits}} {
-		for _, par := range []bool{false, true} {
+		for _, callers := range []int{1, 8, 32} {
 			name := tc.name + "/serial"
-			if par {
-				name = tc.name + "/parallel8"
+			if callers > 1 {
+				name = fmt.Sprintf("%s/parallel%d", tc.name, callers)
 			}
-			b.Run(name, func(b *testing.B) { benchAdmit(b, s, srv, rt, tc.limits, par) })
+			b.Run(name, func(b *testing.B) { benchAdmit(b, s, srv, rt, tc.limits, callers) })
 		}
 	}
 }
 
 var benchRun atomic.Int64
 
-func benchAdmit(b *testing.B, s *Store, srv *redistest.Server, rt *roundTrips, l gateway.Limits, parallel bool) {
+func benchAdmit(b *testing.B, s *Store, srv *redistest.Server, rt *roundTrips, l gateway.Limits, callers int) {
 	ctx := context.Background()
 	run := benchRun.Add(1)
 	tenant := fmt.Sprintf("bench%d", run)
@@ -131,8 +149,9 @@ func benchAdmit(b *testing.B, s *Store, srv *redistest.Server, rt *roundTrips, l
 	}
 	before, rt0 := readStats(srv), rt.n.Load()
 	b.ResetTimer()
-	if parallel {
-		b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0))) // 8 goroutines
+	b.ReportAllocs()
+	if callers > 1 {
+		b.SetParallelism(max(1, callers/runtime.GOMAXPROCS(0)))
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				one()
@@ -153,4 +172,5 @@ func benchAdmit(b *testing.B, s *Store, srv *redistest.Server, rt *roundTrips, l
 	b.ReportMetric(float64(after.usec-before.usec)/n, "redis_us/op")
 	b.ReportMetric(float64((after.cpu-before.cpu).Microseconds())/n, "cpu_us/op")
 	b.ReportMetric(float64(rts)/n, "round_trips/op")
+	b.ReportMetric(float64(after.inner-before.inner)/n, "redis_cmds/op")
 }

@@ -72,13 +72,30 @@ func newBatchers(s *Store, max int) *batchers {
 
 // runAdmit decides one admission through its node's batcher.
 func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []string) (store.Decision, error) {
-	c := &admitCall{ctx: ctx, req: req, lower: lower, done: make(chan admitResult, 1)}
 	if s.batch.max == 1 {
-		s.admitCalls(ctx, []*admitCall{c})
-		r := <-c.done
-		return r.d, r.err
+		return s.admitOne(ctx, req, lower)
 	}
-	return s.batch.node(ctx, req.Tenant).admit(c)
+	return s.batch.node(ctx, req.Tenant).admit(ctx, req, lower)
+}
+
+// admitOne runs one admission alone: one script call, sent as a plain
+// command (EVALSHA, then EVAL on NOSCRIPT), which on a Cluster also loads
+// go-redis's command table that single commands route by (a pipeline does
+// not).
+func (s *Store) admitOne(ctx context.Context, req store.AdmitRequest, lower []string) (store.Decision, error) {
+	keys, argv := s.admitArgs(req, lower)
+	res, err := s.admit.Run(ctx, s.c, keys, argv...).Slice()
+	if err != nil {
+		return store.Decision{}, fmt.Errorf("redisstore: admit: %w", err)
+	}
+	if len(res) != 1 {
+		return store.Decision{}, fmt.Errorf("redisstore: admit script returned %d answers for 1 message", len(res))
+	}
+	row, ok := res[0].([]any)
+	if !ok {
+		return store.Decision{}, fmt.Errorf("redisstore: admit script returned a bad answer")
+	}
+	return parseAdmit(req.Tenant, lower, row)
 }
 
 // node returns the batcher of the node that holds tenant's slot.
@@ -104,31 +121,31 @@ func (bs *batchers) node(ctx context.Context, tenant string) *batcher {
 // admit sends c at once when no pipeline is in flight, else queues it for
 // the next one. A caller whose ctx ends while queued gets ctx.Err() and its
 // slot is skipped.
-func (b *batcher) admit(c *admitCall) (store.Decision, error) {
-	if err := c.ctx.Err(); err != nil {
+func (b *batcher) admit(ctx context.Context, req store.AdmitRequest, lower []string) (store.Decision, error) {
+	if err := ctx.Err(); err != nil {
 		return store.Decision{}, err
 	}
 	b.mu.Lock()
 	if b.busy {
+		c := &admitCall{ctx: ctx, req: req, lower: lower, done: make(chan admitResult, 1)}
 		b.queue = append(b.queue, c)
 		b.mu.Unlock()
 		select {
 		case r := <-c.done:
 			return r.d, r.err
-		case <-c.ctx.Done():
-			return store.Decision{}, c.ctx.Err()
+		case <-ctx.Done():
+			return store.Decision{}, ctx.Err()
 		}
 	}
 	b.busy = true
 	b.mu.Unlock()
-	b.s.admitCalls(c.ctx, []*admitCall{c})
+	d, err := b.s.admitOne(ctx, req, lower)
 	// What queued meanwhile goes on in its own goroutine: this caller
 	// returns now.
 	if b.more() {
 		go b.drain()
 	}
-	r := <-c.done
-	return r.d, r.err
+	return d, err
 }
 
 // more reports whether calls are queued, and clears busy when none are.
@@ -263,9 +280,7 @@ func (s *Store) admitCalls(ctx context.Context, calls []*admitCall) {
 	}
 	cmds := make([]*redis.Cmd, len(gs))
 	if len(gs) == 1 {
-		// One script call: a plain command (EVALSHA, then EVAL on
-		// NOSCRIPT), which on a Cluster also loads go-redis's command
-		// table that single commands route by (a pipeline does not).
+		// One script call: a plain command, as admitOne sends it.
 		cmds[0] = s.admit.Run(ctx, s.c, keys[0], argv[0]...)
 		s.answer(gs, cmds)
 		return
