@@ -88,16 +88,19 @@ func newBatchStore(t *testing.T, addr string, p *pipelines, batch int) *Store {
 // TestAdmitBatchSameDecisions: a batch decided by one script call gives
 // every message the decision it gets admitted alone, in the same order:
 // suppressed and duplicate recipients, first contacts that become known
-// inside the batch, and quota, burst, domain and first-contact limits that
-// run out in the middle of the batch, for two tenants interleaved.
+// inside the batch, and the hour and day quotas, the rate (per message and
+// per recipient), the domain rate (enforced and shadowed) and the
+// first-contact budget running out in the middle of the batch, for three
+// tenants interleaved.
 func TestAdmitBatchSameDecisions(t *testing.T) {
 	srv := redistest.Start(t)
 	batched, alone := newBatchStore(t, srv.Addr, nil, 0), newBatchStore(t, srv.Addr, nil, 1)
 	ctx := context.Background()
 	limits := []gateway.Limits{
-		{PerHour: 9, Rate: 0.01, Burst: 6, FirstContactPerHour: 5, PerDomainRate: 0.01, PerDomainBurst: 4},
-		{PerDay: 12, Rate: 0.01, Burst: 9, RatePerRecipient: true, FirstContactPerDay: 20, PerDomainRate: 0.01, PerDomainBurst: 3,
+		{PerHour: 6, Rate: 0.01, Burst: 6, FirstContactPerHour: 5, PerDomainRate: 0.01, PerDomainBurst: 4},
+		{PerDay: 7, Rate: 0.01, Burst: 9, RatePerRecipient: true, FirstContactPerDay: 20, PerDomainRate: 0.01, PerDomainBurst: 3,
 			Shadow: []string{gateway.LimitPerDomainRate}},
+		{Rate: 0.01, Burst: 7, PerDomainRate: 0.01, PerDomainBurst: 2},
 	}
 	msgs := [][]string{
 		{"a@x.example"}, {"A@x.example", "b@y.example"}, {"sup@x.example"}, {"sup@x.example", "c@z.example"},
@@ -143,7 +146,7 @@ func TestAdmitBatchSameDecisions(t *testing.T) {
 			r.d.Suppressed[j].Tenant, r.d.Suppressed[j].Added = want[i].Suppressed[j].Tenant, want[i].Suppressed[j].Added
 		}
 		if !reflect.DeepEqual(r.d, want[i]) {
-			t.Errorf("message %d (%v, limits %d):\n batched %+v\n alone   %+v", i/2, msgs[i/2], i%2, r.d, want[i])
+			t.Errorf("message %d (%v, limits %d):\n batched %+v\n alone   %+v", i/len(limits), msgs[i/len(limits)], i%len(limits), r.d, want[i])
 		}
 		if r.d.Admitted {
 			admitted++
