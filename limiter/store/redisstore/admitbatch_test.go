@@ -362,32 +362,67 @@ func TestAdmitBatchRedisDown(t *testing.T) {
 	}
 }
 
-// TestAdmitBatchNoScript: a server that lost the script (SCRIPT FLUSH)
-// answers a pipeline's calls NOSCRIPT; they are sent again with EVAL, and
-// every caller gets its decision.
+// TestAdmitBatchNoScript: servers that lost the script (SCRIPT FLUSH)
+// answer a pipeline's calls NOSCRIPT; they are sent again with EVAL, and
+// every caller gets its decision: on a standalone server, and on a Cluster
+// where the pipeline is split over the nodes.
 func TestAdmitBatchNoScript(t *testing.T) {
 	srv := redistest.Start(t)
-	s := newBatchStore(t, srv.Addr, nil, 0)
-	ctx := context.Background()
-	if _, err := srv.Do("SCRIPT", "FLUSH"); err != nil {
-		t.Fatal(err)
-	}
-	var calls []*admitCall
-	for i := range 6 {
-		lower := []string{fmt.Sprintf("r%d@x.example", i)}
-		calls = append(calls, &admitCall{ctx: ctx, lower: lower, done: make(chan admitResult, 1),
-			req: store.AdmitRequest{Tenant: fmt.Sprintf("ns%d", i%3), Recipients: lower, Limits: gateway.Limits{Rate: 0.001, Burst: 1}}})
-	}
-	evals := srv.Calls("eval")
-	s.admitCalls(ctx, calls)
-	for i, c := range calls {
-		r := <-c.done
-		if r.err != nil || r.d.Admitted != (i < 3) {
-			t.Fatalf("call %d: %+v %v", i, r.d, r.err)
-		}
-	}
-	if n := srv.Calls("eval") - evals; n != 3 {
-		t.Fatalf("%d EVALs; want 3, one per tenant's call", n)
+	cl := redistest.StartCluster(t)
+	for _, tc := range []struct {
+		name  string
+		nodes []*redistest.Server
+		c     redis.UniversalClient
+	}{
+		{"standalone", []*redistest.Server{srv}, redis.NewClient(&redis.Options{Addr: srv.Addr})},
+		{"cluster", cl.Nodes, redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(context.Background(), Options{Client: tc.c, RecipientKey: testKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			evals := func() []int64 {
+				var n []int64
+				for _, node := range tc.nodes {
+					n = append(n, node.Calls("eval"))
+				}
+				return n
+			}
+			for _, node := range tc.nodes {
+				if _, err := node.Do("SCRIPT", "FLUSH"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const tenants = 9
+			var calls []*admitCall
+			for i := range 2 * tenants {
+				lower := []string{fmt.Sprintf("r%d@x.example", i)}
+				calls = append(calls, &admitCall{ctx: ctx, lower: lower, done: make(chan admitResult, 1),
+					req: store.AdmitRequest{Tenant: fmt.Sprintf("ns%d", i%tenants), Recipients: lower, Limits: gateway.Limits{Rate: 0.001, Burst: 1}}})
+			}
+			before := evals()
+			s.admitCalls(ctx, calls)
+			for i, c := range calls {
+				r := <-c.done
+				if r.err != nil || r.d.Admitted != (i < tenants) {
+					t.Fatalf("call %d: %+v %v", i, r.d, r.err)
+				}
+			}
+			var total int64
+			nodes := 0
+			for i, n := range evals() {
+				total += n - before[i]
+				if n > before[i] {
+					nodes++
+				}
+			}
+			if total != tenants || nodes != len(tc.nodes) {
+				t.Fatalf("%d EVALs on %d nodes; want %d, one per tenant's call, on all %d", total, nodes, tenants, len(tc.nodes))
+			}
+		})
 	}
 }
 
