@@ -20,6 +20,12 @@ import (
 // and so on until the queue is empty. Within a pipeline the admissions of
 // one tenant with the same limits are ONE call of admit.lua, which decides
 // them in order as if each had been admitted alone (see admit.lua).
+//
+// Hand-written rather than go-redis's AutoPipeline: that merges the round
+// trips of commands already built, one EVALSHA per admission; most of the
+// saving here is one script call deciding many messages (the tenant's
+// state read and written once), which needs the admissions grouped before
+// the call is built.
 const (
 	// defaultAdmitBatch is Options.AdmitBatch's default.
 	defaultAdmitBatch = 64
