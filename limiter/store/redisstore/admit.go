@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -16,29 +15,32 @@ import (
 const gcraTolerance = 0.001
 
 // admitArgc is the number of ARGV slots admit.lua names before the
-// recipients.
+// messages.
 const admitArgc = 20
 
-func (s *Store) runAdmit(ctx context.Context, req store.AdmitRequest, lower []string) (store.Decision, error) {
-	keys, argv := s.admitArgs(req, lower)
-	res, err := s.admit.Run(ctx, s.c, keys, argv...).Slice()
-	if err != nil {
-		return store.Decision{}, fmt.Errorf("redisstore: admit: %w", err)
-	}
-	return parseAdmit(req.Tenant, lower, res)
+// admitArgs computes the KEYS and ARGV of a batch of one admission (see
+// batchArgs).
+func (s *Store) admitArgs(req store.AdmitRequest, lower []string) (keys []string, argv []any) {
+	return s.batchArgs(req.Tenant, req.Limits, [][]string{lower})
 }
 
-// admitArgs computes the KEYS and ARGV of one admission: the message and
-// the tenant's limits, in the order of the locals at admit.lua's top, then
-// three slots per recipient: the lowercased address, its HMAC (only with a
-// first-contact budget) and its domain (only with a per-domain rate).
-func (s *Store) admitArgs(req store.AdmitRequest, lower []string) (keys []string, argv []any) {
-	l, p := req.Limits, tenantPrefix(req.Tenant)
+// batchArgs computes the KEYS and ARGV of a batch of admissions of one
+// tenant with the same limits: the batch and the tenant's limits, in the
+// order of the locals at admit.lua's top, then per message its recipient
+// count and three slots per recipient: the lowercased address, its HMAC
+// (only with a first-contact budget) and its domain (only with a
+// per-domain rate).
+func (s *Store) batchArgs(tenant string, l gateway.Limits, msgs [][]string) (keys []string, argv []any) {
+	p := tenantPrefix(tenant)
 	w := l.FirstContactWindow
 	keys = []string{p + keyBreaker, p + keySup, p + keyState}
-	argv = make([]any, 0, admitArgc+3*len(lower))
+	n := 0
+	for _, m := range msgs {
+		n += 1 + 3*len(m)
+	}
+	argv = make([]any, 0, admitArgc+n)
 	argv = append(argv,
-		s.nowArg(), len(lower), p,
+		s.nowArg(), len(msgs), p,
 		strconv.FormatFloat(l.Rate, 'g', -1, 64), l.EffectiveBurst(), flag(l.RatePerRecipient),
 		l.PerHour, l.PerDay, l.FirstContactPerHour, l.FirstContactPerDay,
 		strconv.FormatFloat(l.PerDomainRate, 'g', -1, 64), l.EffectivePerDomainBurst(),
@@ -47,15 +49,18 @@ func (s *Store) admitArgs(req store.AdmitRequest, lower []string) (keys []string
 		w.Initial, w.Min, w.Max, w.Threshold, w.OutstandingTimeout.Milliseconds(),
 	)
 	fc, dom := l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0 || w.On(), l.PerDomainRate > 0
-	for _, a := range lower {
-		h, d := "", ""
-		if fc {
-			h = s.keyer.Hash(a)
+	for _, m := range msgs {
+		argv = append(argv, len(m))
+		for _, a := range m {
+			h, d := "", ""
+			if fc {
+				h = s.keyer.Hash(a)
+			}
+			if dom {
+				d = store.Domain(a)
+			}
+			argv = append(argv, a, h, d)
 		}
-		if dom {
-			d = store.Domain(a)
-		}
-		argv = append(argv, a, h, d)
 	}
 	return keys, argv
 }
@@ -120,13 +125,15 @@ func admitConsts() []admitConst {
 		clockConsts[0], clockConsts[1],
 		{"WARNING_RATE", store.WarningRateFactor},
 		// derived keys after the tenant's prefix (same slot)
-		{"K_KNOWN", keyKnown}, {"K_DOMAIN", keyDomain}, {"K_SENT", keySent}, {"K_WIN", keyWindow}, {"K_WOUT", keyOutstanding},
+		{"K_KNOWN", keyKnown}, {"F_K_TTL", fieldKnownTTL}, {"K_DOMAIN", keyDomain}, {"K_SENT", keySent}, {"K_WIN", keyWindow}, {"K_WOUT", keyOutstanding},
 		{"F_W_WINDOW", fieldWinWindow}, {"F_W_HELD", fieldWinHeld}, {"F_W_EXPIRED", fieldWinExpired},
 		// fields of the breaker hash, of the state hash; a set flag
 		{"F_FROZEN", fieldFrozen}, {"F_STATE", fieldState}, {"F_OPEN_UNTIL", fieldOpenUntil},
 		{"F_PROBES", fieldProbes}, {"F_WARNING", fieldWarning},
 		{"F_TAT", fieldTAT}, {"F_QH", fieldQuotaHour}, {"F_QD", fieldQuotaDay}, {"F_FH", fieldFirstHour}, {"F_FD", fieldFirstDay},
 		{"YES", flagSet}, {"UNLIMITED", int64(store.Unlimited)},
+		// the slots named before the messages
+		{"ARGC", int64(admitArgc)},
 	}
 }
 

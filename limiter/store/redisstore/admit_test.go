@@ -18,8 +18,8 @@ func TestAdmitScript(t *testing.T) {
 	req := store.AdmitRequest{Tenant: "t", Recipients: []string{"a@b.example", "c@d.example"},
 		Limits: gateway.Limits{Rate: 1, FirstContactPerDay: 1, PerDomainRate: 1, Shadow: []string{gateway.LimitPerDay}}}
 	keys, argv := s.admitArgs(req, req.Recipients)
-	if len(keys) != 3 || len(argv) != admitArgc+3*len(req.Recipients) {
-		t.Fatalf("%d keys, %d args; want 3 and %d", len(keys), len(argv), admitArgc+3*len(req.Recipients))
+	if want := admitArgc + 1 + 3*len(req.Recipients); len(keys) != 3 || len(argv) != want {
+		t.Fatalf("%d keys, %d args; want 3 and %d", len(keys), len(argv), want)
 	}
 
 	checkScript(t, "admit.lua", admitSrc, admitConsts(), admitArgc, []string{

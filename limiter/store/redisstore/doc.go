@@ -22,8 +22,9 @@
 //	                                    hour/day quota and first-contact counters (a new window resets;
 //	                                    qh and qd are counted for every tenant, quota or not)
 //	gw:{t:<id>}:kn:<period>     hash    known recipients: hmac -> expiry (ms); period = KnownTTL; the
-//	                                    current and previous period are read, each hash expires after
-//	                                    the next period ends
+//	                                    current period is read, the previous one only for recipients
+//	                                    the current one does not know; each hash expires after the
+//	                                    next period ends, set once (its field _ttl says it is set)
 //	gw:{t:<id>}:d:<domain>      string  per-domain rate TAT (ms), PX = time to drain
 //	gw:{t:<id>}:sent:<minute>   string  recipients admitted that minute, PX = SentTTL
 //	gw:{g}:frozen               string  global freeze flag
@@ -31,11 +32,38 @@
 //	gw:{g}:ses                  string  account send rate TAT, leased by replicas
 //
 // The script reads and writes few keys whatever the limits: one HMGET each
-// of brk, sup and st, two HMGETs of the known-recipient hashes (only with a
-// first-contact budget), one MGET of the domain TATs (only with a domain
-// rate), then one HSET of st, one HSET of the known hash, one SET per
-// domain and one INCRBY of the minute counter. Expiries are set once, when
-// a key is created, not on every hit. The st and brk hashes do not expire:
+// of brk, sup and st, one HMGET of the current known-recipient hash and
+// one of the previous period's for the recipients the current one does not
+// know (only with a first-contact budget), one MGET of the domain TATs
+// (only with a domain rate), then one HSET of st, one HSET of the known
+// hash, one SET per domain and one INCRBY of the minute counter: 6
+// commands for a tenant without limits, 10-11 with every limit (TIME
+// included). Expiries are set once, when a key is created, not on every
+// hit.
+//
+// Batching (admitbatch.go). An admission that finds its Redis node idle
+// is sent at once, alone: one round trip, no timer, no added wait. While a
+// call is in flight to a node, further admissions for that node queue;
+// when it returns, the queue goes as ONE pipeline (at most
+// Options.AdmitBatch, 64, admissions), and so on until it is empty (group
+// commit). In a pipeline the admissions of one tenant with the same limits
+// are ONE admit.lua call: the script reads the tenant's state once, decides
+// the messages in arrival order, each exactly as if admitted alone after
+// the ones before it (first contacts become known, counters, TATs and
+// probes move, the stored rounding of TATs is applied in between), and
+// writes once. So N concurrent admissions of a tenant cost about N/2 per
+// call, and the script's reads, writes and round trip are shared. Each
+// caller keeps its own context: one that ends while queued gets ctx.Err()
+// at once and its slot is left out; the pipeline runs until the latest
+// deadline of its callers. An error (Redis down, a timeout) reaches every
+// caller of that pipeline, and the limiter's degraded mode takes over as
+// for a single call. A pipeline's calls that meet NOSCRIPT are sent again
+// with EVAL. One batcher per Cluster node (by the tenant's slot), so a
+// stalled node holds only the admissions of its own slots. The bound this
+// changes: a queued admission waits for the call in flight, then its own:
+// two calls' time instead of one (more when over AdmitBatch are queued),
+// always within the caller's deadline, else the caller gets its deadline
+// error and the limiter's degraded mode decides. The st and brk hashes do not expire:
 // one each per tenant of the policy file. The derived keys (kn, d, sent)
 // are not declared in KEYS; they hash to the declared keys' slot, which
 // Redis 7 allows on a Cluster.

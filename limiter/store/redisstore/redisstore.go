@@ -38,6 +38,11 @@ const (
 	keyKnown   = "kn:"   // + period: hash HMAC -> expiry (unix ms)
 	keyDomain  = "d:"    // + domain: the domain's GCRA TAT (ms)
 	keySent    = "sent:" // + minute (sentBucket): recipients admitted
+
+	// fieldKnownTTL is a field of a known-recipient hash (keyKnown), set
+	// with its expiry: admit.lua sets the expiry only where it is missing.
+	// Never an HMAC (22 characters).
+	fieldKnownTTL = "_ttl"
 )
 
 // Fields of the breaker hash (keyBreaker).
@@ -88,6 +93,10 @@ type Options struct {
 	// Now replaces Redis's TIME in the scripts. Tests only: in production
 	// every replica must use the one Redis clock.
 	Now func() time.Time
+	// AdmitBatch is the most admissions one pipeline carries (see
+	// admitbatch.go); default 64; 1 sends each admission alone, at once,
+	// without queueing (tests and benchmarks compare the two).
+	AdmitBatch int
 }
 
 // Store is the Redis store. It is safe for concurrent use.
@@ -102,6 +111,7 @@ type Store struct {
 	lease    *redis.Script
 	usage    *redis.Script
 	window   *redis.Script
+	batch    *batchers
 }
 
 var _ store.Store = (*Store)(nil)
@@ -122,6 +132,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		admit: redis.NewScript(admitScript()), lease: redis.NewScript(leaseSrc), usage: redis.NewScript(usageScript()),
 		window: redis.NewScript(windowScript()),
 	}
+	s.batch = newBatchers(s, opts.AdmitBatch)
 	if s.knownTTL <= 0 {
 		s.knownTTL = store.DefaultKnownTTL
 	}

@@ -421,6 +421,8 @@ var scenarios = []scenario{
 		add(c.Now(), all(2, 2))
 		usage(store.Usage{Hour: 2, Day: 11, FirstContactHour: 2, FirstContactDay: 10})
 	}},
+	{"a recipient stays known for the whole memory", knownForTheWholeMemory},
+	{"concurrent admissions are decided one after another", concurrentLimits},
 	{"sent counter per minute", func(t *testing.T, s store.Store, c *Clock, ten string) {
 		l := gateway.Limits{}
 		admit(t, s, ten, l, rcpts(3, "a.example", 0), ok)
