@@ -6,6 +6,7 @@
 //	sesgate-bench load   [flags]   drive the gateway over HTTP and/or SMTP
 //	sesgate-bench refuse [flags]   hammer a tenant that is over its limit
 //	sesgate-bench drill  [FILE]    the leaked-token drill (default scenario without FILE)
+//	sesgate-bench memory [flags]   gateway memory: idle SMTP sessions, one large message per path
 //
 // With no target (--http, --smtp) it starts what it needs on free loopback
 // ports and stops it at the end: the local SES v2 server (package sestest)
@@ -67,6 +68,7 @@ import (
 
 	"github.com/sesgate/sesgate/internal/bench/drill"
 	"github.com/sesgate/sesgate/internal/bench/load"
+	"github.com/sesgate/sesgate/internal/bench/memory"
 	"github.com/sesgate/sesgate/internal/cli"
 )
 
@@ -81,6 +83,7 @@ func program() cli.Program {
 		{Name: "load", About: "drive the gateway over HTTP and SMTP, with a direct-SDK baseline", Run: loadCmd},
 		{Name: "refuse", About: "refusals per second of a tenant over its limit (HTTP keep-alive)", Run: refuseCmd},
 		{Name: "drill", Args: "[SCENARIO.yml]", About: "the leaked-token drill: a built-in scenario, or a scenario file", Run: drillCmd},
+		{Name: "memory", About: "gateway memory: idle SMTP sessions, and the peak of one large message per path", Run: memory.Command},
 	}}
 }
 
