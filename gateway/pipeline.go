@@ -17,6 +17,10 @@ type Envelope struct {
 	From       string   // envelope sender (MAIL FROM), validated; "" is the null sender
 	Recipients []string // envelope recipients: the SES Destination
 	Data       []byte   // raw RFC 5322 message as received
+	// DataOwned hands Data over to Submit, which may then prepare the
+	// message in place (PrepareMessageInPlace) instead of copying it: the
+	// caller must not read Data's old contents after Submit.
+	DataOwned bool
 	EightBit   bool     // client declared 8-bit content (8BITMIME)
 	Source     netip.Addr
 	Via        string // "smtp" or "http", for the log
@@ -387,7 +391,11 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 		if err := p.CheckSize(t, int64(len(env.Data))); err != nil {
 			return nil, err
 		}
-		msg, err := PrepareMessage(env.Data, env.EightBit)
+		prepare := PrepareMessage
+		if env.DataOwned {
+			prepare = PrepareMessageInPlace
+		}
+		msg, err := prepare(env.Data, env.EightBit)
 		if err != nil {
 			return nil, err
 		}
