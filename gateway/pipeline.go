@@ -21,9 +21,9 @@ type Envelope struct {
 	// message in place (PrepareMessageInPlace) instead of copying it: the
 	// caller must not read Data's old contents after Submit.
 	DataOwned bool
-	EightBit   bool     // client declared 8-bit content (8BITMIME)
-	Source     netip.Addr
-	Via        string // "smtp" or "http", for the log
+	EightBit  bool // client declared 8-bit content (8BITMIME)
+	Source    netip.Addr
+	Via       string // "smtp" or "http", for the log
 	// SES are the SES parameters the app chose through the front end
 	// (JSON fields); Submit merges those of the message's X-SES-* header
 	// fields (MergeSESParams) and refuses what the tenant may not use
