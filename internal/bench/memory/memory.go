@@ -44,8 +44,12 @@ const (
 	// MaxSessions is the gateway's SMTP connection limit
 	// (smtpd.DefaultMaxConnections).
 	MaxSessions = 1000
-	// MaxSize is SES's raw message limit.
+	// MaxSize is SES's raw message limit (go-smtp refuses a message of
+	// exactly the gateway's limit over SMTP: its reader stops at the limit
+	// before the end-of-data line).
 	MaxSize = 40 << 20
+	// DefaultSize is a 40 MB message, under every limit.
+	DefaultSize = 40_000_000
 	// MinSize leaves room for the header section.
 	MinSize = 1 << 10
 
@@ -121,7 +125,7 @@ func Parse(args []string, stderr io.Writer) (*Settings, error) {
 	fs.SetOutput(stderr)
 	s := &Settings{}
 	fs.IntVar(&s.Sessions, "sessions", 1000, fmt.Sprintf("idle authenticated SMTP sessions, 1 to %d", MaxSessions))
-	fs.Int64Var(&s.Size, "size", MaxSize, fmt.Sprintf("raw message bytes of the large message, %d to %d", MinSize, MaxSize))
+	fs.Int64Var(&s.Size, "size", DefaultSize, fmt.Sprintf("raw message bytes of the large message, %d to %d", MinSize, MaxSize))
 	fs.StringVar(&s.Phases, "phases", "sessions,smtp,http,json", "which phases, comma-separated: sessions, smtp, http (message/rfc822), json (/v1/messages with an attachment)")
 	fs.StringVar(&s.Sesgate, "sesgate", "", "sesgate binary to start; default: go build ./cmd/sesgate from the repository, else sesgate on PATH")
 	fs.BoolVar(&s.StartRedis, "start-redis", false, "the Redis store (a redis-server on a free loopback port) instead of the embedded one")

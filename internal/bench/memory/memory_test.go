@@ -72,7 +72,7 @@ func TestParseChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Sessions != 1000 || s.Size != 40<<20 || !s.has("json") {
+	if s.Sessions != 1000 || s.Size != DefaultSize || !s.has("json") {
 		t.Fatalf("defaults: %+v", s)
 	}
 }
