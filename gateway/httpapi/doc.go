@@ -60,9 +60,10 @@
 // pipeline to be prepared in place (Envelope.DataOwned), and the SES sink
 // streams it into its request without a base64 copy, so a message costs
 // about its size (TestLargeRawMessageAllocations counts it). A JSON
-// request costs about six times its composed message in allocations (the
-// decoder's buffer, the base64 attachment string, the decoded bytes, the
-// composed message; TestLargeJSONMessageAllocations). One tenant has at most Options.MaxRequestsPerTenant
+// request costs about five times its composed message in allocations (the
+// decoder's buffer grown to hold the request, the decoded attachments,
+// decoded from base64 straight out of that buffer, the composed message;
+// TestLargeJSONMessageAllocations). One tenant has at most Options.MaxRequestsPerTenant
 // requests in flight (default 128, `--http-max-requests-per-tenant`); one
 // more is 429 too_many_requests with Retry-After, before its body is read.
 // A body refused unread is not waited for: net/http's drain of it gets one

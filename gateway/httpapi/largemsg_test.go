@@ -113,7 +113,7 @@ func TestLargeJSONMessageAllocations(t *testing.T) {
 	composed := att / 57 * 78 // MIME base64: 76 characters and CRLF per 57 bytes
 	t.Logf("a %d-byte JSON request (a %d-byte attachment, composed into about %d bytes) allocated %d bytes: %.2fx the composed message",
 		len(body), att, composed, alloc, float64(alloc)/float64(composed))
-	if limit := uint64(composed) * 7; alloc > limit { // 6.05x measured
+	if limit := uint64(composed) * 6; alloc > limit { // 5.08x measured, 6.05x with the attachment as a string
 		t.Fatalf("allocated %d bytes, more than %d", alloc, limit)
 	}
 }
