@@ -17,13 +17,9 @@ type Envelope struct {
 	From       string   // envelope sender (MAIL FROM), validated; "" is the null sender
 	Recipients []string // envelope recipients: the SES Destination
 	Data       []byte   // raw RFC 5322 message as received
-	// DataOwned hands Data over to Submit, which may then prepare the
-	// message in place (PrepareMessageInPlace) instead of copying it: the
-	// caller must not read Data's old contents after Submit.
-	DataOwned bool
-	EightBit  bool // client declared 8-bit content (8BITMIME)
-	Source    netip.Addr
-	Via       string // "smtp" or "http", for the log
+	EightBit   bool     // client declared 8-bit content (8BITMIME)
+	Source     netip.Addr
+	Via        string // "smtp" or "http", for the log
 	// SES are the SES parameters the app chose through the front end
 	// (JSON fields); Submit merges those of the message's X-SES-* header
 	// fields (MergeSESParams) and refuses what the tenant may not use
@@ -32,6 +28,10 @@ type Envelope struct {
 	// Template, when set, is SES template content and Data is empty: SES
 	// renders the message (the SES API's Template content).
 	Template *Template
+	// DataOwned hands Data over to Submit, which may then prepare the
+	// message in place (PrepareMessageInPlace) instead of copying it: the
+	// caller must not read Data's old contents after Submit.
+	DataOwned bool
 }
 
 // Result is what a successful Submit returns.
