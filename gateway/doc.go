@@ -38,4 +38,9 @@
 //     credential and tenant as they are now: Pipeline.Login at AUTH,
 //     Pipeline.Recheck (in process, through the Authenticator's
 //     CredentialLookup) before each message.
+//   - A message is held about once: a front end reads a body of unknown
+//     size into a MessageBuffer (never a buffer grown by doubling) and
+//     hands it over (Envelope.DataOwned), and Submit then prepares it in
+//     place (PrepareMessageInPlace) instead of copying it. The memory the
+//     front ends hold together is bounded by one MemBudget.
 package gateway

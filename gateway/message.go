@@ -82,10 +82,42 @@ func (m *PreparedMessage) CheckIdentities(t *Tenant) error {
 // X-SES-* field (the identity ARNs among them), a repeated one or a
 // malformed one is refused with CodeBadParameter naming the field.
 func PrepareMessage(raw []byte, allow8bit bool) (*PreparedMessage, error) {
+	return prepareMessage(raw, allow8bit, make([]byte, 0, len(raw)+len(raw)/64))
+}
+
+// PrepareMessageInPlace is PrepareMessage for a caller that owns raw and
+// reads it no more: when every line of raw ends with CRLF (SMTP's, and most
+// clients'), the result is written over raw and its Data shares raw's
+// memory, so a large message is not held twice. raw's content is then
+// overwritten, whether the message is accepted or refused. Otherwise
+// (bare LF line endings, which grow the message, or no final line break)
+// it copies, as PrepareMessage does. The result is the same either way.
+func PrepareMessageInPlace(raw []byte, allow8bit bool) (*PreparedMessage, error) {
+	if !crlfOnly(raw) {
+		return PrepareMessage(raw, allow8bit)
+	}
+	// In place: every line's output (CRLF kept, header fields dropped or
+	// consumed) is at most its input, and is written after the line was
+	// read, so the writes never overtake the reads. The capacity stops an
+	// append from reaching past raw; a header section without a body,
+	// which gains a blank line, then grows into a copy.
+	return prepareMessage(raw, allow8bit, raw[:0:len(raw)])
+}
+
+// crlfOnly reports whether b ends with a line break and every LF in it
+// follows a CR.
+func crlfOnly(b []byte) bool {
+	if len(b) < 2 || b[len(b)-1] != '\n' {
+		return false
+	}
+	return bytes.Count(b, []byte("\n")) == bytes.Count(b, []byte("\r\n"))
+}
+
+// prepareMessage is PrepareMessage writing the result into out (empty).
+func prepareMessage(raw []byte, allow8bit bool, out []byte) (*PreparedMessage, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, Errorf(CodeBadContent, "empty message")
 	}
-	out := make([]byte, 0, len(raw)+len(raw)/64)
 	inHeader, dropping := true, false
 	var from []string
 	var originators []Originator

@@ -28,6 +28,10 @@ type Envelope struct {
 	// Template, when set, is SES template content and Data is empty: SES
 	// renders the message (the SES API's Template content).
 	Template *Template
+	// DataOwned hands Data over to Submit, which may then prepare the
+	// message in place (PrepareMessageInPlace) instead of copying it: the
+	// caller must not read Data's old contents after Submit.
+	DataOwned bool
 }
 
 // Result is what a successful Submit returns.
@@ -387,7 +391,11 @@ func (p *Pipeline) Submit(ctx context.Context, env *Envelope) (res *Result, err 
 		if err := p.CheckSize(t, int64(len(env.Data))); err != nil {
 			return nil, err
 		}
-		msg, err := PrepareMessage(env.Data, env.EightBit)
+		prepare := PrepareMessage
+		if env.DataOwned {
+			prepare = PrepareMessageInPlace
+		}
+		msg, err := prepare(env.Data, env.EightBit)
 		if err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@
 //	sesgate-bench scale  [flags]   admission cost against the policy's and the suppression list's size
 //	sesgate-bench thin-relay --smtp-addr ADDR --ses-endpoint URL
 //	                               the thin relay baseline (package thinrelay), as a process
+//	sesgate-bench memory [flags]   gateway memory: idle SMTP sessions, one large message per path
 //
 // With no target (--http, --smtp) it starts what it needs on free loopback
 // ports and stops it at the end: the local SES v2 server (package sestest)
@@ -82,6 +83,7 @@ import (
 
 	"github.com/sesgate/sesgate/internal/bench/drill"
 	"github.com/sesgate/sesgate/internal/bench/load"
+	"github.com/sesgate/sesgate/internal/bench/memory"
 	"github.com/sesgate/sesgate/internal/cli"
 )
 
@@ -98,6 +100,7 @@ func program() cli.Program {
 		{Name: "drill", Args: "[SCENARIO.yml]", About: "the leaked-token drill: a built-in scenario, or a scenario file", Run: drillCmd},
 		{Name: "scale", About: "admission cost against size: 10 vs 10,000 tenants, 0 vs 10M suppressed addresses; Redis memory per tenant and address", Run: scaleCmd},
 		{Name: "thin-relay", About: "run the thin go-smtp -> SES v2 relay load compares with (loopback, no auth)", Run: thinRelayCmd},
+		{Name: "memory", About: "gateway memory: idle SMTP sessions, and the peak of one large message per path", Run: memory.Command},
 	}}
 }
 

@@ -54,11 +54,16 @@
 // Content-Length, or the body limit when it declares none (chunked); a
 // JSON request three times that (the body, its decoded fields and the
 // composed message). It gives it back once answered. A request that does
-// not fit is answered 503 server_busy with Retry-After at once. The
-// pipeline's prepared copy of an admitted message adds about its size
-// again, as on SMTP, and the SES sink's request (base64 in JSON) about
-// twice that: the heap peaks near twice the budget with the outbox and
-// four times with the SES sink (24 posts of 39 MB against 512 MiB). One tenant has at most Options.MaxRequestsPerTenant
+// not fit is answered 503 server_busy with Retry-After at once. A
+// message/rfc822 body is held once: read into a slice of its declared
+// length, or into a gateway.MessageBuffer when chunked, and handed to the
+// pipeline to be prepared in place (Envelope.DataOwned), and the SES sink
+// streams it into its request without a base64 copy, so a message costs
+// about its size (TestLargeRawMessageAllocations counts it). A JSON
+// request costs about five times its composed message in allocations (the
+// decoder's buffer grown to hold the request, the decoded attachments,
+// decoded from base64 straight out of that buffer, the composed message;
+// TestLargeJSONMessageAllocations). One tenant has at most Options.MaxRequestsPerTenant
 // requests in flight (default 128, `--http-max-requests-per-tenant`); one
 // more is 429 too_many_requests with Retry-After, before its body is read.
 // A body refused unread is not waited for: net/http's drain of it gets one

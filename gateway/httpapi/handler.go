@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -373,6 +372,7 @@ func (h *Handler) jsonEnvelope(w http.ResponseWriter, r *http.Request, env *gate
 		return err
 	}
 	env.From, env.Recipients, env.Data, env.SES = b.from, b.rcpts, data, b.ses
+	env.DataOwned = true // composed by us: Submit prepares it in place
 	return nil
 }
 
@@ -396,23 +396,39 @@ func (h *Handler) rawEnvelope(w http.ResponseWriter, r *http.Request, env *gatew
 		return err
 	}
 	env.From, env.Recipients, env.Data, env.EightBit = from, rcpts, body, true
+	env.DataOwned = true // read by us, digested: Submit prepares it in place
 	return nil
 }
 
-// readBody reads the whole body, at most limit bytes.
+// readBody reads the whole body, at most limit bytes, holding it once: into
+// a slice of its declared length, or, without one (chunked), into a
+// gateway.MessageBuffer (the memory budget was taken for the limit by
+// admit, so the buffer does not take from it again).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, gateway.Errorf(gateway.CodeTooLarge, "request body exceeds %d bytes", limit)
 	}
-	var buf bytes.Buffer
-	buf.Grow(int(max(r.ContentLength, 0)) + bytes.MinRead) // ReadFrom needs MinRead free to see EOF
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var data []byte
+	var err error
+	if r.ContentLength >= 0 {
+		// net/http ends the body at its declared length, and reports a
+		// body cut short as io.ErrUnexpectedEOF.
+		data = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(body, data)
+	} else {
+		buf := gateway.NewMessageBuffer(nil)
+		defer buf.Release()
+		_, err = buf.ReadFrom(body)
+		data = buf.Bytes()
+	}
+	if err != nil {
 		if tooLarge(err) {
 			return nil, gateway.Wrap(gateway.CodeTooLarge, err, fmt.Sprintf("request body exceeds %d bytes", limit))
 		}
 		return nil, gateway.Wrap(gateway.CodeMalformed, err, "reading the request body failed")
 	}
-	return buf.Bytes(), nil
+	return data, nil
 }
 
 // bearerToken extracts the token of "Authorization: Bearer <token>".

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -38,6 +39,10 @@ type recordingSink struct {
 	fail    *gateway.Error
 	block   bool
 	discard bool // answer without recording (benchmarks)
+	// digest records the SHA-256 of each message instead of a copy
+	// (allocation counts).
+	digest  bool
+	digests [][32]byte
 }
 
 func (s *recordingSink) Send(ctx context.Context, env *gateway.Envelope) (string, error) {
@@ -56,6 +61,10 @@ func (s *recordingSink) Send(ctx context.Context, env *gateway.Envelope) (string
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.digest {
+		s.digests = append(s.digests, sha256.Sum256(env.Data))
+		return "ses-" + env.ID, nil
+	}
 	e := *env
 	e.Recipients = append([]string(nil), env.Recipients...)
 	e.Data = append([]byte(nil), env.Data...)

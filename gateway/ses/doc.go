@@ -17,6 +17,15 @@
 //     connection or a timeout after the request was sent is NOT retried: it
 //     becomes a temporary error (CodeUpstreamUnavailable) and the client
 //     retries, which may deliver the message twice.
+//   - A raw message is never held twice: the SDK serializes a placeholder
+//     and a Serialize-step middleware replaces the body with one that
+//     writes the message in base64 as it is read (rawbody.go), seekable for
+//     the signer's payload hash and for retries. The bytes on the wire are
+//     the SDK's own for the real message (tested byte for byte, and
+//     against sestest's SigV4 and decoding); the placeholder, if it is not
+//     found exactly once, fails the call before anything is sent. Only
+//     with the SDK client (*sesv2.Client); another Client gets the
+//     message in the input.
 //   - classify holds the one table of the project from SES errors to
 //     gateway codes. Client-visible messages are generic; SES's own text is
 //     kept in Error.Cause for the log.

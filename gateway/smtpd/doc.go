@@ -49,7 +49,9 @@
 //     LIMITS RCPTMAX), over-long lines, idle timeouts.
 //   - Every size, count and wait is bounded: message bytes (server-wide and
 //     per tenant), message bytes held in memory by all sessions together
-//     (Options.Budget: a budget shared with the HTTP front end),
+//     (Options.Budget: a budget shared with the HTTP front end; a body
+//     is held about once: read into a gateway.MessageBuffer, not a buffer
+//     grown by doubling, and prepared in place by the pipeline),
 //     recipients, connections (in all, and per source), the time from
 //     connect to AUTH, command and DATA read timeouts, an overall DATA
 //     bound, the Submit deadline, a session's lifetime, failed AUTH

@@ -59,9 +59,6 @@ const (
 	// second per reason, with a count of those not logged), so a flood of
 	// connections cannot flood the log.
 	refusalLogEvery = time.Second
-	// bufferStep is the unit in which a message body takes from
-	// MaxBufferedBytes.
-	bufferStep = 64 << 10
 )
 
 // ErrServerClosed is returned by Serve and Shutdown once Shutdown was called.
@@ -120,7 +117,9 @@ type Options struct {
 	PreAuthReadTimeout time.Duration
 	// MaxBufferedBytes bounds the message bytes held in memory by all
 	// sessions together (bodies being read or submitted), counted as
-	// received; the pipeline's prepared copy adds about as much again. A
+	// received. A body is held once (gateway.MessageBuffer) and prepared
+	// in place (Envelope.DataOwned), so the memory a message costs is
+	// about its size while it is read and submitted. A
 	// message that would go over it is read to its end, dropped, and
 	// answered 451 4.3.0. It must be at least MaxMessageBytes.
 	MaxBufferedBytes int64

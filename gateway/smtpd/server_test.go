@@ -421,6 +421,19 @@ func repeat(s string, n int) []string {
 	return out
 }
 
+// exactly returns a message of n bytes (CRLF line endings, n >= 100).
+func exactly(n int) string {
+	m := message("app@small.example", "to@ok.example", "", "")
+	for len(m) < n {
+		k := min(70, n-len(m)-2)
+		m += strings.Repeat("x", max(k, 0)) + "\r\n"
+	}
+	if len(m) != n {
+		panic(fmt.Sprintf("exactly(%d): %d bytes", n, len(m)))
+	}
+	return m
+}
+
 func TestMessageSize(t *testing.T) {
 	big := func(n int) string {
 		return message("app@small.example", "to@ok.example", "", strings.Repeat(strings.Repeat("x", 70)+"\r\n", n/72+1))
@@ -439,6 +452,13 @@ func TestMessageSize(t *testing.T) {
 		{"declared SIZE over the tenant limit", 0, "MAIL FROM:<app@small.example> SIZE=5000", "", "552 5.3.4 message exceeds 2000 bytes", ""},
 		{"declared SIZE over the server limit", 1000, "MAIL FROM:<app@small.example> SIZE=1500", "", "552 5.3.4", ""},
 		{"under the limits", 0, "MAIL FROM:<app@small.example> SIZE=500", big(500), "250", "250 2.0.0"},
+		// The bounds are to the byte. (go-smtp refuses a message of exactly
+		// the server limit: its reader stops at the limit before it sees
+		// the end-of-data line.)
+		{"one byte under the server limit", 1000, "MAIL FROM:<app@small.example> SIZE=999", exactly(999), "250", "250 2.0.0"},
+		{"one byte over the server limit", 1000, "MAIL FROM:<app@small.example>", exactly(1001), "250", "552 5.3.4 message exceeds 1000 bytes"},
+		{"exactly the tenant limit", 0, "MAIL FROM:<app@small.example>", exactly(2000), "250", "250 2.0.0"},
+		{"one byte over the tenant limit", 0, "MAIL FROM:<app@small.example>", exactly(2001), "250", "552 5.3.4 message exceeds 2000 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -910,8 +930,9 @@ func TestMaxSessionDuration(t *testing.T) {
 
 func TestBufferedBytesBudget(t *testing.T) {
 	h := newHarness(t, func(_ *harness, o *Options) {
-		o.MaxMessageBytes = bufferStep
-		o.MaxBufferedBytes = bufferStep // room for one message at a time
+		const step = 64 << 10 // gateway.MessageBuffer takes from the budget in steps of 64 KiB
+		o.MaxMessageBytes = step
+		o.MaxBufferedBytes = step // room for one message at a time
 	})
 	gate := make(chan struct{})
 	entered := make(chan struct{}, 1)

@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -316,10 +315,10 @@ func (s *session) Data(r io.Reader) error {
 
 	limit := min(s.srv.opts.MaxMessageBytes, t.MaxMessageBytes())
 	s.conn.beginData(time.Now().Add(s.srv.opts.DataTimeout))
-	buf := &heldBuffer{srv: s.srv}
-	defer buf.release()
+	buf := gateway.NewMessageBuffer(s.srv.budget)
+	defer buf.Release()
 	if _, err := io.Copy(buf, io.LimitReader(r, limit+1)); err != nil {
-		if !errors.Is(err, errBufferFull) {
+		if !errors.Is(err, gateway.ErrBudgetFull) {
 			return s.dataFailed(err, limit)
 		}
 		if derr := discardRest(r); derr != nil {
@@ -327,7 +326,7 @@ func (s *session) Data(r io.Reader) error {
 		}
 		return s.reply(gateway.Wrap(gateway.CodeInternal, err, "gateway busy, try again later"))
 	}
-	if size := int64(buf.buf.Len()); size > limit {
+	if size := buf.Len(); size > limit {
 		if derr := discardRest(r); derr != nil {
 			return s.dataFailed(derr, limit)
 		}
@@ -348,7 +347,8 @@ func (s *session) Data(r io.Reader) error {
 		Tenant:     t,
 		From:       from,
 		Recipients: rcpts,
-		Data:       buf.buf.Bytes(),
+		Data:       buf.Bytes(), // held once (see gateway.MessageBuffer)
+		DataOwned:  true,        // and prepared over itself
 		EightBit:   eightBit,
 		Source:     s.remote,
 		Via:        "smtp",
@@ -375,34 +375,6 @@ func discardRest(r io.Reader) error {
 		return nil
 	}
 	return err
-}
-
-// errBufferFull means MaxBufferedBytes is taken by other messages.
-var errBufferFull = errors.New("smtpd: buffered message bytes at MaxBufferedBytes")
-
-// heldBuffer is a message body in memory, accounted against the server's
-// MaxBufferedBytes in steps of bufferStep.
-type heldBuffer struct {
-	srv  *Server
-	buf  bytes.Buffer
-	held int64
-}
-
-func (h *heldBuffer) Write(p []byte) (int, error) {
-	if need := int64(h.buf.Len()+len(p)) - h.held; need > 0 {
-		step := max(need, bufferStep)
-		if !h.srv.budget.TryTake(step) {
-			return 0, errBufferFull
-		}
-		h.held += step
-	}
-	return h.buf.Write(p)
-}
-
-// release gives the bytes back once the message is no longer needed.
-func (h *heldBuffer) release() {
-	h.srv.budget.Release(h.held)
-	h.held = 0
 }
 
 // dataFailed explains a body that could not be read. Nothing is submitted.

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ses
+
+const raceEnabled = false
