@@ -62,6 +62,8 @@ type Settings struct {
 	SNSMaxBodiesPerSource int
 	// Webhook tunes the apps' webhooks (webhooks.go).
 	Webhook WebhookSettings
+	// ViewSettings tune the Redis store's view (view_settings.go).
+	ViewSettings
 
 	SESAPISettings
 }
@@ -142,6 +144,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 		return nil, err
 	}
 	sesAPIFlags(fs, s)
+	if err := viewFlags(fs, &s.ViewSettings); err != nil {
+		return nil, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -185,6 +190,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 		return nil, cli.UsageError{Msg: "--sns-mem-budget must be at least 256KiB and --sns-body-timeout positive"}
 	}
 	if err := s.Webhook.check(); err != nil {
+		return nil, err
+	}
+	if err := s.ViewSettings.check(); err != nil {
 		return nil, err
 	}
 	return s, nil
