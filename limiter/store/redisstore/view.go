@@ -118,6 +118,7 @@ type view struct {
 	fmu       sync.Mutex
 	frozen    bool
 	frozenVer int64
+	pushes    uint64 // pushed or locally written values seen (fmu)
 	confirmed atomic.Int64
 	frozenNow atomic.Bool
 
@@ -177,14 +178,31 @@ func (v *view) freeze() (known, frozen bool) {
 	return age <= freezeStalePolls*v.o.FreezePoll, v.frozenNow.Load()
 }
 
-// setFrozen applies a value of the flag read or pushed at write version
-// ver; an older version than the one held is ignored (a late push or poll).
+// setFrozen applies a value of the flag pushed (or written here) at write
+// version ver; an older version than the one held is ignored (a late
+// push).
 func (v *view) setFrozen(ver int64, frozen bool) {
 	v.fmu.Lock()
 	defer v.fmu.Unlock()
-	if ver < v.frozenVer {
-		return
+	v.pushes++
+	if ver >= v.frozenVer {
+		v.applyFrozen(ver, frozen)
 	}
+}
+
+// polledFrozen applies a polled value. An older version than the one held
+// is a late answer when a push came in meanwhile (ignored); otherwise the
+// version went back (the key lost: FLUSHALL, a restart without
+// persistence) and the poll, being the current state, wins.
+func (v *view) polledFrozen(pushesBefore uint64, ver int64, frozen bool) {
+	v.fmu.Lock()
+	defer v.fmu.Unlock()
+	if ver >= v.frozenVer || v.pushes == pushesBefore {
+		v.applyFrozen(ver, frozen)
+	}
+}
+
+func (v *view) applyFrozen(ver int64, frozen bool) {
 	v.frozenVer, v.frozen = ver, frozen
 	v.frozenNow.Store(frozen)
 	v.confirmed.Store(v.o.Clock().UnixNano())
@@ -210,6 +228,9 @@ func (v *view) pollLoop(ctx context.Context) {
 func (v *view) pollFreeze(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, v.o.FreezePoll)
 	defer cancel()
+	v.fmu.Lock()
+	before := v.pushes
+	v.fmu.Unlock()
 	var ver *redis.StringCmd
 	var ex *redis.IntCmd
 	_, err := v.c.Pipelined(cctx, func(p redis.Pipeliner) error {
@@ -224,7 +245,7 @@ func (v *view) pollFreeze(ctx context.Context) {
 		return
 	}
 	n, _ := ver.Int64() // missing: 0
-	v.setFrozen(n, ex.Val() == 1)
+	v.polledFrozen(before, n, ex.Val() == 1)
 }
 
 // --- the suppression filter
@@ -314,7 +335,7 @@ func (v *view) subscribeLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(v.o.FreezePoll / 4):
+		case <-time.After(min(v.o.FreezePoll/4, time.Second)):
 		}
 	}
 }
@@ -348,6 +369,8 @@ func (v *view) subscribeOnce(ctx context.Context) error {
 			switch m.Kind {
 			case "subscribe":
 				v.up()
+				// Pushes may have been missed while away: read the flag now.
+				v.pollFreeze(ctx)
 			default:
 				return fmt.Errorf("unexpected %s", m.Kind)
 			}

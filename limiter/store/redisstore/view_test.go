@@ -167,7 +167,7 @@ func killPubSub(t *testing.T, srv *redistest.Server) {
 func TestViewAnswersFromMemory(t *testing.T) {
 	for _, dep := range viewDeployments {
 		t.Run(dep.name, func(t *testing.T) {
-			conn, _ := dep.start(t)
+			conn, kill := dep.start(t)
 			seed, _ := viewStore(t, conn, ViewOptions{Off: true})
 			const tenants = 12 // spread over the Cluster's slots
 			for i := range tenants {
@@ -221,6 +221,17 @@ func TestViewAnswersFromMemory(t *testing.T) {
 			if names, trips := calls.take(); trips != n || names["evalsha"] != n || total(names) != n {
 				t.Fatalf("%d admissions: %d round trips, %v; want %d EVALSHA alone", n, trips, names, n)
 			}
+
+			// The subscription killed: rebuilt on resubscription.
+			st := a.ViewStats()
+			kill()
+			waitFor(t, "the view rebuilt after the kill", func() bool {
+				now := a.ViewStats()
+				return now.Ready && now.Drops > st.Drops && now.Rebuilds > st.Rebuilds
+			})
+			if !suppressed(t, a, "acme", "new@x.example") || suppressed(t, a, "acme", "u1@rcpt.example") {
+				t.Fatal("wrong answers after the rebuild")
+			}
 		})
 	}
 }
@@ -238,7 +249,7 @@ func (v *view) contains(tenant, addr string) bool {
 func TestViewFreezePushed(t *testing.T) {
 	for _, dep := range viewDeployments {
 		t.Run(dep.name, func(t *testing.T) {
-			conn, _ := dep.start(t)
+			conn, kill := dep.start(t)
 			a, calls := viewStore(t, conn, ViewOptions{FreezePoll: time.Hour})
 			other, _ := viewStore(t, conn, ViewOptions{Off: true})
 			waitFor(t, "the view ready", ready(a))
@@ -257,6 +268,16 @@ func TestViewFreezePushed(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, "the unfreeze pushed", func() bool { return admitOne(t, a, "acme", "r@x.example").Admitted })
+
+			// Pushes lost with the subscription: the resubscription reads
+			// the flag (the poll is an hour away).
+			kill()
+			if err := other.SetFrozen(context.Background(), "", true); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the freeze after the subscription was killed", func() bool {
+				return admitOne(t, a, "acme", "r@x.example").Reason == store.ReasonFrozen
+			})
 		})
 	}
 }
@@ -281,6 +302,31 @@ func TestViewFreezePollBackstop(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the unfreeze", func() bool { return admitOne(t, a, "acme", "r@x.example").Admitted })
+
+	// The flag's version lost (FLUSHALL; a restart without persistence):
+	// its next writes carry lower versions than this replica holds, and
+	// the poll still gets them through.
+	if err := other.SetFrozen(context.Background(), "", false); err != nil {
+		t.Fatal(err)
+	}
+	ver, err := srv.Do("GET", keyGlobalFrozenVer)
+	if err != nil || ver != "2" {
+		t.Fatalf("flag version %q, %v; want 2", ver, err)
+	}
+	waitFor(t, "version 2 here", func() bool {
+		a.view.fmu.Lock()
+		defer a.view.fmu.Unlock()
+		return a.view.frozenVer == 2
+	})
+	if _, err := srv.Do("FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.SetFrozen(context.Background(), "", true); err != nil {
+		t.Fatal(err)
+	}
+	// Answered from the local flag, fresh (not by the per-message read a
+	// stale flag falls back to).
+	waitFor(t, "the freeze after the reset", func() bool { st := a.ViewStats(); return st.FreezeFresh && st.Frozen })
 }
 
 // TestViewStaleFreezeReadsPerMessage: once neither poll nor push has
@@ -468,18 +514,22 @@ func TestViewGrowsWithCount(t *testing.T) {
 	for i := range n {
 		suppress(t, other, "grow", fmt.Sprintf("a%d@x.example", i))
 	}
-	waitFor(t, "a larger filter", func() bool {
+	// Count may pass n early (an entry scanned and pushed during a build
+	// counts twice): wait for every entry too.
+	waitFor(t, "a larger filter holding every entry", func() bool {
 		st := a.ViewStats()
-		return st.Ready && st.Capacity >= n && st.Count >= n && st.Count <= st.Capacity
-	})
-	st := a.ViewStats()
-	if st.Rebuilds <= small.Rebuilds || st.Bytes <= small.Bytes {
-		t.Fatalf("grown %+v from %+v", st, small)
-	}
-	for i := range n {
-		if !a.view.contains("grow", fmt.Sprintf("a%d@x.example", i)) {
-			t.Fatalf("a%d lost in the rebuild", i)
+		if !st.Ready || st.Capacity < n || st.Count > st.Capacity {
+			return false
 		}
+		for i := range n {
+			if !a.view.contains("grow", fmt.Sprintf("a%d@x.example", i)) {
+				return false
+			}
+		}
+		return true
+	})
+	if st := a.ViewStats(); st.Rebuilds <= small.Rebuilds || st.Bytes <= small.Bytes {
+		t.Fatalf("grown %+v from %+v", st, small)
 	}
 }
 
