@@ -93,7 +93,10 @@
 //   - The global flag: set from each push (which carries the flag's write
 //     version, gw:{g}:frozen:v, so a late push or poll never overwrites a
 //     newer value) and polled every FreezePoll (1 s; one GET+EXISTS
-//     pipeline per replica). A frozen flag refuses with no call. When
+//     pipeline per replica), and read again on every resubscription. A
+//     polled version below the one held is taken when no push came in
+//     during the poll (the version key was lost: FLUSHALL, a restart
+//     without persistence). A frozen flag refuses with no call. When
 //     neither has confirmed it for 3 polls, Admit reads it per message.
 //
 // Propagation window. A suppression or a global freeze written anywhere

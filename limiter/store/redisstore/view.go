@@ -64,6 +64,8 @@ type ViewOptions struct {
 	// Clock reads the time for the freshness of the freeze flag
 	// (time.Now; tests inject one).
 	Clock func() time.Time
+
+	afterList func() // tests: runs in a build between SCAN and HLEN
 }
 
 func (o *ViewOptions) defaults() error {
@@ -99,6 +101,7 @@ type ViewStats struct {
 	Rebuilds    uint64 // completed builds
 	Drops       uint64 // subscriptions lost
 	Subscribed  uint64 // subscriptions confirmed
+	Messages    uint64 // messages received on ViewChannel
 }
 
 // view is the in-process view: a Bloom filter over (tenant, address) and
@@ -126,13 +129,15 @@ type view struct {
 	filter     *bloom.BloomFilter // nil before the first build
 	capacity   uint
 	count      uint
-	building   *bloom.BloomFilter // non-nil while a build runs: adds go to both
+	pending    []string           // non-nil while a build lists and sizes: adds kept for it
+	building   *bloom.BloomFilter // non-nil while a build fills: adds go to both
 	buildCount uint
 	epoch      uint64 // subscriptions confirmed
 	subscribed bool
 	ready      bool // built since the current subscription was confirmed
 	rebuilds   uint64
 	drops      uint64
+	messages   atomic.Uint64
 }
 
 func startView(c redis.UniversalClient, o ViewOptions, log *slog.Logger) (*view, error) {
@@ -159,7 +164,7 @@ func (v *view) stats() ViewStats {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	st := ViewStats{Ready: v.ready, FreezeFresh: known, Frozen: frozen, Capacity: v.capacity, Count: v.count,
-		Rebuilds: v.rebuilds, Drops: v.drops, Subscribed: v.epoch}
+		Rebuilds: v.rebuilds, Drops: v.drops, Subscribed: v.epoch, Messages: v.messages.Load()}
 	if v.filter != nil {
 		st.Bytes = v.filter.Cap() / 8
 	}
@@ -262,6 +267,9 @@ func (v *view) add(tenant, addr string) {
 		v.filter.AddString(k)
 		v.count++
 		grow = v.count > v.capacity
+	}
+	if v.pending != nil {
+		v.pending = append(v.pending, k)
 	}
 	if v.building != nil {
 		v.building.AddString(k)
@@ -384,6 +392,7 @@ func (v *view) subscribeOnce(ctx context.Context) error {
 // apply reads one message of ViewChannel; a malformed one is logged and
 // dropped (the periodic rebuild and the poll cover what it said).
 func (v *view) apply(payload string) {
+	v.messages.Add(1)
 	kind, rest, _ := strings.Cut(payload, "\x00")
 	a, b, ok := strings.Cut(rest, "\x00")
 	switch {
@@ -432,18 +441,35 @@ func (v *view) buildLoop(ctx context.Context) {
 }
 
 // build sizes a new filter from the lists' lengths, fills it by HSCAN and
-// swaps it in. Adds received meanwhile go to both filters; it becomes
-// ready only if the subscription it started under still holds.
+// swaps it in. Adds received from its start go to the new filter too (kept
+// aside until it is sized: a list created after the SCAN passed is not
+// scanned); it becomes ready only if the subscription it started under
+// still holds.
 func (v *view) build(ctx context.Context) error {
-	v.mu.RLock()
+	v.mu.Lock()
 	epoch, subscribed := v.epoch, v.subscribed
-	v.mu.RUnlock()
+	if subscribed {
+		v.pending = []string{}
+	}
+	v.mu.Unlock()
 	if !subscribed {
 		return nil // the next subscription asks again
 	}
+	var f *bloom.BloomFilter
+	defer func() {
+		v.mu.Lock()
+		if f != nil && v.building == f {
+			v.building = nil
+		}
+		v.pending = nil
+		v.mu.Unlock()
+	}()
 	keys, err := v.listKeys(ctx)
 	if err != nil {
 		return err
+	}
+	if v.o.afterList != nil {
+		v.o.afterList()
 	}
 	var n uint
 	lens := make([]*redis.IntCmd, len(keys))
@@ -459,17 +485,13 @@ func (v *view) build(ctx context.Context) error {
 		n += uint(l.Val())
 	}
 	capacity := max(v.o.MinCapacity, n+n/2)
-	f := bloom.NewWithEstimates(capacity, v.o.FalsePositive)
+	f = bloom.NewWithEstimates(capacity, v.o.FalsePositive)
 	v.mu.Lock()
-	v.building, v.buildCount = f, 0
+	for _, k := range v.pending {
+		f.AddString(k)
+	}
+	v.building, v.buildCount, v.pending = f, uint(len(v.pending)), nil
 	v.mu.Unlock()
-	defer func() {
-		v.mu.Lock()
-		if v.building == f {
-			v.building = nil
-		}
-		v.mu.Unlock()
-	}()
 	for _, k := range keys {
 		if err := v.scanList(ctx, f, k); err != nil {
 			return err

@@ -544,3 +544,35 @@ func TestViewMemory(t *testing.T) {
 		t.Fatalf("bad rate: %v", err)
 	}
 }
+
+// TestViewListCreatedDuringBuild: a list created after a build's SCAN
+// passed (its first entry pushed while the build sizes its filter) is in
+// the built filter.
+func TestViewListCreatedDuringBuild(t *testing.T) {
+	srv := redistest.Start(t)
+	conn := ConnOptions{URL: "redis://" + srv.Addr}
+	other, _ := viewStore(t, conn, ViewOptions{Off: true})
+	var once sync.Once
+	hook := make(chan *Store, 1)
+	a, _ := viewStore(t, conn, ViewOptions{FreezePoll: time.Hour, afterList: func() {
+		once.Do(func() { // on the build's goroutine: no t.Fatal
+			s := <-hook
+			err := other.AddSuppression(context.Background(), store.Suppression{Tenant: "late", Address: "x@late.example", Reason: store.Manual, Added: time.Now()})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for deadline := time.Now().Add(15 * time.Second); s.ViewStats().Messages == 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Error("the push never came")
+					return
+				}
+			}
+		})
+	}})
+	hook <- a
+	waitFor(t, "the view ready", ready(a))
+	if !a.view.contains("late", "x@late.example") {
+		t.Fatal("the entry pushed during the build is missing")
+	}
+}
