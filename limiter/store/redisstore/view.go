@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -413,10 +414,12 @@ func (v *view) apply(payload string) {
 	}
 }
 
-// buildLoop rebuilds on request (subscription, growth) and every Rebuild;
-// a failed build is retried every FreezePoll.
+// buildLoop rebuilds on request (subscription, growth) and every Rebuild
+// give or take 10% (replicas started together spread their scans); a
+// failed build is retried every FreezePoll.
 func (v *view) buildLoop(ctx context.Context) {
-	t := time.NewTicker(v.o.Rebuild)
+	every := func() time.Duration { return time.Duration(float64(v.o.Rebuild) * (0.9 + 0.2*rand.Float64())) }
+	t := time.NewTimer(every())
 	defer t.Stop()
 	for {
 		select {
@@ -424,6 +427,7 @@ func (v *view) buildLoop(ctx context.Context) {
 			return
 		case <-v.kick:
 		case <-t.C:
+			t.Reset(every())
 		}
 		if err := v.build(ctx); err != nil {
 			if ctx.Err() != nil {

@@ -74,3 +74,54 @@ func BenchmarkViewCommands(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkViewBuild times one build of the filter over lists holding n
+// addresses (a tenant's and the global list, half each), and reports the
+// filter's size and the redis-server CPU one build costs.
+func BenchmarkViewBuild(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			srv := redistest.Start(b)
+			c, err := NewClient(ConnOptions{URL: "redis://" + srv.Addr}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			val := store.Suppression{Reason: store.HardBounce, Added: time.Now()}.EncodeValue()
+			const batch = 10_000
+			for i := 0; i < n; i += batch {
+				p := c.Pipeline()
+				for j := i; j < i+batch && j < n; j++ {
+					p.HSet(ctx, supKey([]string{"", "bench"}[j%2]), fmt.Sprintf("user%d@d%d.example", j, j%1000), val)
+				}
+				if _, err := p.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			s, err := New(ctx, Options{Client: c, RecipientKey: testKey, View: ViewOptions{FreezePoll: time.Hour}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			deadline := time.Now().Add(5 * time.Minute)
+			for !s.ViewStats().Ready {
+				if time.Now().After(deadline) {
+					b.Fatal("view not ready")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cpu := srv.CPU()
+			b.ResetTimer()
+			for range b.N {
+				if err := s.view.build(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			st := s.ViewStats()
+			b.ReportMetric(float64(st.Bytes)/1e6, "filter-MB")
+			b.ReportMetric(float64(st.Bytes)/float64(n), "bytes/address")
+			b.ReportMetric((srv.CPU()-cpu).Seconds()/float64(b.N), "redis-s/build")
+		})
+	}
+}

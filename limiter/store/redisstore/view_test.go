@@ -576,3 +576,37 @@ func TestViewListCreatedDuringBuild(t *testing.T) {
 		t.Fatal("the entry pushed during the build is missing")
 	}
 }
+
+// TestViewRebuildForgetsRemovals: a removed address stays a filter hit
+// (confirmed negative by a read) until the periodic rebuild drops it.
+func TestViewRebuildForgetsRemovals(t *testing.T) {
+	srv := redistest.Start(t)
+	conn := ConnOptions{URL: "redis://" + srv.Addr}
+	a, calls := viewStore(t, conn, ViewOptions{FreezePoll: time.Hour, Rebuild: time.Hour})
+	waitFor(t, "the view ready", ready(a))
+	suppress(t, a, "acme", "gone@x.example")
+	if found, err := a.RemoveSuppression(context.Background(), "acme", "gone@x.example"); err != nil || !found {
+		t.Fatalf("remove: %v %v", found, err)
+	}
+	calls.take()
+	if suppressed(t, a, "acme", "gone@x.example") {
+		t.Fatal("removed address answered suppressed")
+	}
+	if names, _ := calls.take(); names["hmget"] != 1 {
+		t.Fatalf("removed address before a rebuild: %v; want one confirming HMGET", names)
+	}
+	// A second store rebuilding every 200ms (give or take 10%).
+	b, bcalls := viewStore(t, conn, ViewOptions{FreezePoll: time.Hour, Rebuild: 200 * time.Millisecond})
+	suppress(t, b, "acme", "gone2@x.example")
+	if _, err := b.RemoveSuppression(context.Background(), "acme", "gone2@x.example"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the periodic rebuilds", func() bool { st := b.ViewStats(); return st.Ready && st.Rebuilds >= 3 })
+	bcalls.take()
+	if suppressed(t, b, "acme", "gone2@x.example") {
+		t.Fatal("removed address answered suppressed")
+	}
+	if names, _ := bcalls.take(); names["hmget"] != 0 { // the builds' own scans go on
+		t.Fatalf("removed address after a rebuild: %v; want no read", names)
+	}
+}
