@@ -33,6 +33,10 @@ const (
 // it per message again.
 const freezeStalePolls = 3
 
+// maxPending bounds the adds a build keeps while it lists and sizes the
+// lists; past it the build fails and is retried.
+const maxPending = 1 << 20
+
 // keyGlobalFrozenVer counts the writes of the global freeze flag, so a late
 // push or poll never overwrites a newer value (same slot as the flag).
 const keyGlobalFrozenVer = "gw:{g}:frozen:v"
@@ -120,7 +124,6 @@ type view struct {
 	// The global freeze flag, its write version and when it was last
 	// confirmed (o.Clock, unix ns; 0 never).
 	fmu       sync.Mutex
-	frozen    bool
 	frozenVer int64
 	pushes    uint64 // pushed or locally written values seen (fmu)
 	confirmed atomic.Int64
@@ -131,6 +134,7 @@ type view struct {
 	capacity   uint
 	count      uint
 	pending    []string           // non-nil while a build lists and sizes: adds kept for it
+	overflow   bool               // more than maxPending adds came: the build fails
 	building   *bloom.BloomFilter // non-nil while a build fills: adds go to both
 	buildCount uint
 	epoch      uint64 // subscriptions confirmed
@@ -209,7 +213,7 @@ func (v *view) polledFrozen(pushesBefore uint64, ver int64, frozen bool) {
 }
 
 func (v *view) applyFrozen(ver int64, frozen bool) {
-	v.frozenVer, v.frozen = ver, frozen
+	v.frozenVer = ver
 	v.frozenNow.Store(frozen)
 	v.confirmed.Store(v.o.Clock().UnixNano())
 }
@@ -270,7 +274,11 @@ func (v *view) add(tenant, addr string) {
 		grow = v.count > v.capacity
 	}
 	if v.pending != nil {
-		v.pending = append(v.pending, k)
+		if len(v.pending) < maxPending {
+			v.pending = append(v.pending, k)
+		} else {
+			v.overflow = true
+		}
 	}
 	if v.building != nil {
 		v.building.AddString(k)
@@ -453,7 +461,7 @@ func (v *view) build(ctx context.Context) error {
 	v.mu.Lock()
 	epoch, subscribed := v.epoch, v.subscribed
 	if subscribed {
-		v.pending = []string{}
+		v.pending, v.overflow = []string{}, false
 	}
 	v.mu.Unlock()
 	if !subscribed {
@@ -491,6 +499,10 @@ func (v *view) build(ctx context.Context) error {
 	capacity := max(v.o.MinCapacity, n+n/2)
 	f = bloom.NewWithEstimates(capacity, v.o.FalsePositive)
 	v.mu.Lock()
+	if v.overflow {
+		v.mu.Unlock()
+		return fmt.Errorf("more than %d adds while sizing", maxPending)
+	}
 	for _, k := range v.pending {
 		f.AddString(k)
 	}
