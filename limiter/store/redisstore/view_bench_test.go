@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bits-and-blooms/bloom/v3"
+
 	"github.com/sesgate/sesgate/gateway"
 	"github.com/sesgate/sesgate/internal/redistest"
 	"github.com/sesgate/sesgate/limiter/store"
@@ -123,5 +125,18 @@ func BenchmarkViewBuild(b *testing.B) {
 			b.ReportMetric(float64(st.Bytes)/float64(n), "bytes/address")
 			b.ReportMetric((srv.CPU()-cpu).Seconds()/float64(b.N), "redis-s/build")
 		})
+	}
+}
+
+// BenchmarkViewHits is the in-process cost of one RCPT check's lookup
+// (tenant and global list) in a ready filter.
+func BenchmarkViewHits(b *testing.B) {
+	v := &view{filter: bloom.NewWithEstimates(DefaultMinCapacity, DefaultFalsePositive), capacity: DefaultMinCapacity, ready: true}
+	addrs := []string{"someone@rcpt.example"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if th, gh, ok := v.hits("tenant", addrs, true); !ok || len(th)+len(gh) != 0 {
+			b.Fatal("hit")
+		}
 	}
 }
