@@ -249,6 +249,12 @@ func TestOverLimitCache(t *testing.T) {
 			t.Fatalf("message %d: %d %s", i, a.status, a.code())
 		}
 	}
+	// The store's view loaded (its build's scans are not the messages').
+	for deadline := time.Now().Add(15 * time.Second); !rep.store.ViewStats().Ready; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the store's view not ready")
+		}
+	}
 	before, evalsha, hmget := rep.calls.Load(), srv.Calls("evalsha")+srv.Calls("eval"), srv.Calls("hmget")
 	for i := range 200 {
 		a := sendHTTP(t, rep.httpURL, spec.token, []string{fmt.Sprintf("x%d@rcpt.example", i)})

@@ -63,6 +63,8 @@ type Settings struct {
 	SNSMaxBodiesPerSource int
 	// Webhook tunes the apps' webhooks (webhooks.go).
 	Webhook WebhookSettings
+	// ViewSettings tune the Redis store's view (view_settings.go).
+	ViewSettings
 
 	SESAPISettings
 }
@@ -144,6 +146,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 		return nil, err
 	}
 	sesAPIFlags(fs, s)
+	if err := viewFlags(fs, &s.ViewSettings); err != nil {
+		return nil, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -191,6 +196,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	}
 	if len(s.ReplicaName) > 64 {
 		return nil, cli.UsageError{Msg: "--replica-name: at most 64 bytes"}
+	}
+	if err := s.ViewSettings.check(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -29,8 +29,15 @@ type Store struct {
 }
 
 // OpenStore opens the store of the policy (nil: no policy file) with the
-// environment's Redis URL, password and recipient key.
+// environment's Redis URL, password and recipient key, for a one-shot
+// command (`sesgate suppress`): a Redis store without its in-process view,
+// which only a serving gateway needs (it would scan every list at start).
 func OpenStore(ctx context.Context, dataDir string, p *config.Policy, log *slog.Logger) (*Store, error) {
+	return openStore(ctx, dataDir, p, log, redisstore.ViewOptions{Off: true})
+}
+
+// openStore is OpenStore with the Redis store's view as vo says.
+func openStore(ctx context.Context, dataDir string, p *config.Policy, log *slog.Logger, vo redisstore.ViewOptions) (*Store, error) {
 	var sc config.Store
 	if p != nil {
 		sc = p.Store
@@ -68,7 +75,7 @@ func OpenStore(ctx context.Context, dataDir string, p *config.Policy, log *slog.
 	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := redisstore.Dial(dctx, co, redisstore.Options{RecipientKey: key, KnownTTL: sc.KnownRecipientTTL, Logger: log})
+	s, err := redisstore.Dial(dctx, co, redisstore.Options{RecipientKey: key, KnownTTL: sc.KnownRecipientTTL, Logger: log, View: vo})
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,13 @@
 // fleet of gateway replicas sharing one Redis (standalone, Sentinel or
 // Cluster, through one go-redis UniversalClient).
 //
-// Hot path: Admit is ONE EVALSHA of admit.lua on the tenant's slot plus, in
-// parallel, ONE pipelined read of the global state (EXISTS gw:{g}:frozen and
-// HMGET gw:{g}:sup <recipients>). The latency is the slower of the two, not
-// their sum. The script reads Redis's TIME (never a gateway clock; tests
+// Hot path: Admit is ONE EVALSHA of admit.lua on the tenant's slot, and
+// CheckSuppressed (every SMTP RCPT) sends nothing, once the view (below) is
+// ready. Without it (starting, subscription lost, ViewOptions.Off) Admit
+// adds, in parallel with the script, ONE pipelined read of the global
+// state (EXISTS gw:{g}:frozen and HMGET gw:{g}:sup <recipients>; the
+// latency is the slower of the two, not their sum) and CheckSuppressed
+// reads both lists. The script reads Redis's TIME (never a gateway clock; tests
 // pass an explicit time instead, Options.Now). Its reply carries
 // Decision.Remaining as one string "hour:day:first hour:first day", which
 // costs the client one allocation, not one per figure.
@@ -28,6 +31,7 @@
 //	gw:{t:<id>}:d:<domain>      string  per-domain rate TAT (ms), PX = time to drain
 //	gw:{t:<id>}:sent:<minute>   string  recipients admitted that minute, PX = SentTTL
 //	gw:{g}:frozen               string  global freeze flag
+//	gw:{g}:frozen:v             string  the flag's write version (INCR by SetFrozen(""); the view's order)
 //	gw:{g}:sup                  hash    global suppression list
 //	gw:{g}:ses                  string  account send rate TAT, leased by replicas
 //
@@ -83,6 +87,64 @@
 // read and write themselves. Without it go-redis reads with ReadTimeout
 // (500 ms by default) whatever the deadline, so a stalled server (SIGSTOP,
 // a full network buffer) held every admission and RCPT check that long.
+//
+// The view. Each Store keeps, in process, a Bloom filter over every
+// suppression list's entries, keyed (tenant, lowercased address) and ("",
+// address) for the global list, and the global freeze flag:
+//
+//   - Fed by pub/sub: every write of a list or of the global flag
+//     (AddSuppression, RemoveSuppression, SetFrozen(""): the admin API, the
+//     CLI, the guard's bounce and complaint suppressions, any replica) runs
+//     a script that writes and PUBLISHes on ViewChannel in one step. The
+//     writer also applies it to its own view at once (read your writes).
+//   - Loaded by a build: SCAN MATCH gw:{t:*}:sup TYPE hash (on every primary
+//     of a Cluster, ForEachMaster) plus the global list, sized from their
+//     HLEN, filled by HSCAN; adds that arrive meanwhile go to both filters.
+//     A build runs after every (re)subscription, when the entries added
+//     since the last build pass its capacity (the new one is sized 1.5x the
+//     lists' length, at least MinCapacity), and every Rebuild (1 h): a
+//     removed address cannot leave a Bloom filter, so until then it costs
+//     one confirming read per message that names it (never a wrong answer),
+//     and a write that published nothing (an older replica, a hand-made
+//     HSET) is picked up then. A build reads every key name once (SCAN) and
+//     every entry once (HSCAN, 1,000 a call): measured 1.1 s of
+//     redis-server CPU and 2 s wall at 1M entries (BenchmarkViewBuild), so
+//     about 11 s of Redis CPU per replica at 10M, hence hourly (jittered
+//     10%) and not more often.
+//   - Answers: a filter miss on both lists is "not suppressed" with no
+//     call; a hit (false positives at the chosen rate, 1% at capacity, plus
+//     the real entries) is confirmed by HMGET of the hit addresses only.
+//     Admit reads only the global list's hits: the tenant's list stays read
+//     inside the script, authoritative.
+//   - Ready only between a build's end and the subscription's loss; the
+//     subscription is pinged every FreezePoll and counts as lost when
+//     nothing answers for two. Not ready, every answer reads Redis as
+//     before.
+//   - The global flag: set from each push (which carries the flag's write
+//     version, gw:{g}:frozen:v, so a late push or poll never overwrites a
+//     newer value) and polled every FreezePoll (1 s; one GET+EXISTS
+//     pipeline per replica), and read again on every resubscription. A
+//     polled version below the one held is taken when no push came in
+//     during the poll (the version key was lost: FLUSHALL, a restart
+//     without persistence). A frozen flag refuses with no call. When
+//     neither has confirmed it for 3 polls, Admit reads it per message.
+//
+// Propagation window. A suppression or a global freeze written anywhere
+// reaches every replica's view in the pub/sub latency (sub-millisecond on
+// one network). Pub/sub delivers at most once: with the subscription lost,
+// answers fall back to Redis reads within 2 FreezePoll (the ping) and the
+// view is rebuilt on resubscription; the global flag is then polled, so it
+// lags by at most one FreezePoll, and by 3 before Admit reads it per
+// message. What this means for the leaked-token bound: a tenant's own
+// list is still checked by the admission script, at every message, so it
+// never lags; the global list and the global freeze can lag by the window
+// above (an admission in that window is one more message to an address
+// just suppressed globally, or sent under a freeze set less than a poll
+// ago).
+//
+// Memory: -ln(p)/ln(2)^2 bits per entry of capacity: 9.6 bits (1.2 bytes)
+// at 1%, so 10M entries ~12 MB, times 1.5 for the headroom, and twice that
+// while a build runs (old and new filter).
 //
 // The account SES rate: Lease runs lease.lua, a GCRA on gw:{g}:ses that
 // grants up to a batch of tokens in one call; limiter.Account spends them

@@ -97,6 +97,9 @@ type Options struct {
 	// admitbatch.go); default 64; 1 sends each admission alone, at once,
 	// without queueing (tests and benchmarks compare the two).
 	AdmitBatch int
+	// View tunes the in-process view of the suppression lists and the
+	// global freeze flag (see the package doc).
+	View ViewOptions
 }
 
 // Store is the Redis store. It is safe for concurrent use.
@@ -112,6 +115,7 @@ type Store struct {
 	usage    *redis.Script
 	window   *redis.Script
 	batch    *batchers
+	view     *view // nil when Options.View.Off
 }
 
 var _ store.Store = (*Store)(nil)
@@ -145,6 +149,11 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.preload(ctx); err != nil {
 		s.log.Warn("redis script preload failed; scripts load on first use", "err", err)
 	}
+	if !opts.View.Off {
+		if s.view, err = startView(s.c, opts.View, s.log); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -156,8 +165,13 @@ func (s *Store) preload(ctx context.Context) error {
 // Client returns the Redis client.
 func (s *Store) Client() redis.UniversalClient { return s.c }
 
-// Close closes the client.
-func (s *Store) Close() error { return s.c.Close() }
+// Close stops the view and closes the client.
+func (s *Store) Close() error {
+	if s.view != nil {
+		s.view.stop()
+	}
+	return s.c.Close()
+}
 
 func (s *Store) nowArg() int64 {
 	if s.now == nil {
@@ -173,9 +187,11 @@ func (s *Store) clock() time.Time {
 	return s.now()
 }
 
-// Admit runs the admission script on the tenant's slot and, in parallel,
-// one pipelined read of the global state (global freeze flag and global
-// suppression list). See the package doc for what a global refusal costs.
+// Admit runs the admission script on the tenant's slot. The global state
+// comes from the view (see the package doc): a frozen flag refuses with no
+// call; the global list is read, in parallel with the script, only for the
+// recipients the filter may hold, and the flag only when the view's copy is
+// stale. Not ready, the view answers nothing and both are read.
 func (s *Store) Admit(ctx context.Context, req store.AdmitRequest) (store.Decision, error) {
 	if err := req.Validate(); err != nil {
 		return store.Decision{}, err
@@ -183,6 +199,19 @@ func (s *Store) Admit(ctx context.Context, req store.AdmitRequest) (store.Decisi
 	lower := make([]string, len(req.Recipients))
 	for i, r := range req.Recipients {
 		lower[i] = strings.ToLower(r)
+	}
+	frozenKnown, frozen, hits := false, false, lower
+	if s.view != nil {
+		frozenKnown, frozen = s.view.freeze()
+		if _, g, ok := s.view.hits(req.Tenant, lower, false); ok {
+			hits = g
+		}
+	}
+	if frozenKnown && frozen {
+		return frozenDecision(), nil
+	}
+	if frozenKnown && len(hits) == 0 {
+		return s.runAdmit(ctx, req, lower)
 	}
 
 	type globalResult struct {
@@ -193,7 +222,7 @@ func (s *Store) Admit(ctx context.Context, req store.AdmitRequest) (store.Decisi
 	gch := make(chan globalResult, 1)
 	go func() {
 		var g globalResult
-		g.frozen, g.sup, g.err = s.readGlobal(ctx, lower)
+		g.frozen, g.sup, g.err = s.readGlobal(ctx, !frozenKnown, hits)
 		gch <- g
 	}()
 
@@ -207,7 +236,7 @@ func (s *Store) Admit(ctx context.Context, req store.AdmitRequest) (store.Decisi
 	}
 	if g.frozen {
 		// The tenant script may have counted the message: conservative.
-		return store.Decision{Reason: store.ReasonFrozen, RetryAfter: store.FrozenRetry, CacheFor: store.FrozenCache}, nil
+		return frozenDecision(), nil
 	}
 	if len(g.sup) > 0 {
 		d.Suppressed = mergeSuppressed(d.Suppressed, g.sup)
@@ -216,6 +245,10 @@ func (s *Store) Admit(ctx context.Context, req store.AdmitRequest) (store.Decisi
 		}
 	}
 	return d, nil
+}
+
+func frozenDecision() store.Decision {
+	return store.Decision{Reason: store.ReasonFrozen, RetryAfter: store.FrozenRetry, CacheFor: store.FrozenCache}
 }
 
 // mergeSuppressed adds the global entries for addresses not already
@@ -234,19 +267,30 @@ func mergeSuppressed(tenant, global []store.Suppression) []store.Suppression {
 	return out
 }
 
-func (s *Store) readGlobal(ctx context.Context, lower []string) (bool, []store.Suppression, error) {
+// readGlobal reads, in one pipeline, the global freeze flag (withFrozen)
+// and the global list's entries for lower (when any).
+func (s *Store) readGlobal(ctx context.Context, withFrozen bool, lower []string) (bool, []store.Suppression, error) {
 	var frozen *redis.IntCmd
 	var sup *redis.SliceCmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		frozen = p.Exists(ctx, keyGlobalFrozen)
-		sup = p.HMGet(ctx, keyGlobalSup, lower...)
+		if withFrozen {
+			frozen = p.Exists(ctx, keyGlobalFrozen)
+		}
+		if len(lower) > 0 {
+			sup = p.HMGet(ctx, keyGlobalSup, lower...)
+		}
 		return nil
 	})
 	if err != nil {
 		return false, nil, fmt.Errorf("redisstore: global read: %w", err)
 	}
-	out, err := decodeHMGet("", lower, sup.Val(), s.clock())
-	return frozen.Val() == 1, out, err
+	var out []store.Suppression
+	if sup != nil {
+		if out, err = decodeHMGet("", lower, sup.Val(), s.clock()); err != nil {
+			return false, nil, err
+		}
+	}
+	return frozen != nil && frozen.Val() == 1, out, nil
 }
 
 func decodeHMGet(tenant string, addrs []string, vals []any, now time.Time) ([]store.Suppression, error) {
@@ -274,8 +318,11 @@ func supKey(tenant string) string {
 	return tenantPrefix(tenant) + keySup
 }
 
-// CheckSuppressed reads the tenant and global lists in one pipeline (one
-// round trip on a standalone Redis; one per slot on a Cluster, in parallel).
+// CheckSuppressed answers from the view: addresses the filter holds on
+// neither list cost no call; the others are read (one HMGET per list with a
+// hit, in one pipeline). Not ready, the view answers nothing and both lists
+// are read for every address, as one pipeline (one round trip on a
+// standalone Redis; one per slot on a Cluster, in parallel).
 func (s *Store) CheckSuppressed(ctx context.Context, tenant string, addrs []string) ([]store.Suppression, error) {
 	if len(addrs) == 0 || len(addrs) > store.MaxRecipients {
 		return nil, fmt.Errorf("redisstore: %d addresses", len(addrs))
@@ -284,23 +331,39 @@ func (s *Store) CheckSuppressed(ctx context.Context, tenant string, addrs []stri
 	for i, a := range addrs {
 		lower[i] = strings.ToLower(a)
 	}
+	tHits, gHits := lower, lower
+	if s.view != nil {
+		if th, gh, ok := s.view.hits(tenant, lower, true); ok {
+			tHits, gHits = th, gh
+		}
+	}
+	if len(tHits) == 0 && len(gHits) == 0 {
+		return nil, nil
+	}
 	var tcmd, gcmd *redis.SliceCmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		tcmd = p.HMGet(ctx, supKey(tenant), lower...)
-		gcmd = p.HMGet(ctx, keyGlobalSup, lower...)
+		if len(tHits) > 0 {
+			tcmd = p.HMGet(ctx, supKey(tenant), tHits...)
+		}
+		if len(gHits) > 0 {
+			gcmd = p.HMGet(ctx, keyGlobalSup, gHits...)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: suppression read: %w", err)
 	}
 	now := s.clock()
-	out, err := decodeHMGet(tenant, lower, tcmd.Val(), now)
-	if err != nil {
-		return nil, err
+	var out, g []store.Suppression
+	if tcmd != nil {
+		if out, err = decodeHMGet(tenant, tHits, tcmd.Val(), now); err != nil {
+			return nil, err
+		}
 	}
-	g, err := decodeHMGet("", lower, gcmd.Val(), now)
-	if err != nil {
-		return nil, err
+	if gcmd != nil {
+		if g, err = decodeHMGet("", gHits, gcmd.Val(), now); err != nil {
+			return nil, err
+		}
 	}
 	return mergeSuppressed(out, g), nil
 }
@@ -310,13 +373,12 @@ func (s *Store) AddSuppression(ctx context.Context, sp store.Suppression) error 
 	if err := sp.Normalize(); err != nil {
 		return err
 	}
-	return s.c.HSet(ctx, supKey(sp.Tenant), sp.Address, sp.EncodeValue()).Err()
+	return s.addSuppression(ctx, sp)
 }
 
 // RemoveSuppression deletes an entry.
 func (s *Store) RemoveSuppression(ctx context.Context, tenant, addr string) (bool, error) {
-	n, err := s.c.HDel(ctx, supKey(tenant), strings.ToLower(addr)).Result()
-	return n > 0, err
+	return s.removeSuppression(ctx, tenant, strings.ToLower(addr))
 }
 
 // ListSuppressions scans one list with HSCAN.
@@ -384,10 +446,8 @@ func (s *Store) GetBreaker(ctx context.Context, tenant string) (store.Breaker, e
 // global key.
 func (s *Store) SetFrozen(ctx context.Context, tenant string, frozen bool) error {
 	switch {
-	case tenant == "" && frozen:
-		return s.c.Set(ctx, keyGlobalFrozen, "1", 0).Err()
 	case tenant == "":
-		return s.c.Del(ctx, keyGlobalFrozen).Err()
+		return s.setGlobalFrozen(ctx, frozen)
 	case frozen:
 		return s.c.HSet(ctx, tenantPrefix(tenant)+keyBreaker, fieldFrozen, flagSet).Err()
 	}
