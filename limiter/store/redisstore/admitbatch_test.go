@@ -77,7 +77,10 @@ func newBatchStore(t *testing.T, addr string, p *pipelines, batch int) *Store {
 		c.AddHook(p)
 	}
 	clock := storetest.NewClock(storetest.Start)
-	s, err := New(context.Background(), Options{Client: c, RecipientKey: testKey, KnownTTL: storetest.KnownTTL, Now: clock.Now, AdmitBatch: batch})
+	s, err := New(context.Background(), Options{Client: c, RecipientKey: testKey, KnownTTL: storetest.KnownTTL, Now: clock.Now, AdmitBatch: batch,
+		// The view polls and pings on this client: off, so the hooks count
+		// the batcher alone.
+		View: ViewOptions{Off: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
