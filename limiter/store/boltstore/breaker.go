@@ -37,9 +37,9 @@ func readRecord(k kv, tenant string) (store.BreakerRecord, error) {
 // GetBreakerRecord reads a tenant's whole breaker record.
 func (s *Store) GetBreakerRecord(ctx context.Context, tenant string) (store.BreakerRecord, error) {
 	var r store.BreakerRecord
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.viewKV(func(k kv) error {
 		var err error
-		r, err = readRecord(kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}, tenant)
+		r, err = readRecord(k, tenant)
 		return err
 	})
 	return r, err
@@ -50,7 +50,7 @@ func (s *Store) GetBreakerRecord(ctx context.Context, tenant string) (store.Brea
 // and writes what fn left in it; fn returns false to write nothing. The
 // commit is fsynced, so waited is true for every written trip.
 func (s *Store) UpdateBreakerRecord(ctx context.Context, tenant string, fn func(*store.BreakerRecord) (bool, error)) (waited bool, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.updateKV(func(tx *bolt.Tx) error {
 		k := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}
 		rec, err := readRecord(k, tenant)
 		if err != nil {
@@ -94,8 +94,7 @@ func (s *Store) SentMinutes(ctx context.Context, tenant string, from, to time.Ti
 	if n := int64(s.sentTTL / sentBucket); last-first > n {
 		first = last - n
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
-		k := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}
+	err = s.viewKV(func(k kv) error {
 		for m := first; m <= last; m++ {
 			counts = append(counts, int64(k.num(prefix(tenant)+keySent+strconv.FormatInt(m, 10))))
 		}
