@@ -118,7 +118,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		pol.entries, pol.devAWSPath = append(pol.entries, e), path
 	}
 
-	st, err := OpenStore(ctx, s.DataDir, pol.file, log)
+	st, err := OpenStoreWith(ctx, s.DataDir, pol.file, log, s.StoreSettings)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

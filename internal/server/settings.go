@@ -64,6 +64,7 @@ type Settings struct {
 	Webhook WebhookSettings
 
 	SESAPISettings
+	StoreSettings
 }
 
 // Defaults of the admin side.
@@ -142,6 +143,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 		return nil, err
 	}
 	sesAPIFlags(fs, s)
+	if err := storeFlags(fs, &s.StoreSettings); err != nil {
+		return nil, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

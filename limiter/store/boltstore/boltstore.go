@@ -148,6 +148,15 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// SyncName is the store's SyncEvery as the setting reads: "always" or a
+// duration such as "100ms".
+func (s *Store) SyncName() string {
+	if s.syncEvery == 0 {
+		return "always"
+	}
+	return s.syncEvery.String()
+}
+
 // Close commits the admissions not yet in the file and closes it. Calls
 // after the first return the file's answer (nil).
 func (s *Store) Close() error {
