@@ -118,7 +118,7 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		pol.entries, pol.devAWSPath = append(pol.entries, e), path
 	}
 
-	st, err := openStore(ctx, s.DataDir, pol.file, log, s.ViewSettings.viewOptions())
+	st, err := OpenStoreWith(ctx, s.DataDir, pol.file, log, s.StoreSettings, s.ViewSettings.viewOptions())
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

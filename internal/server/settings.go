@@ -67,6 +67,7 @@ type Settings struct {
 	ViewSettings
 
 	SESAPISettings
+	StoreSettings
 }
 
 // Defaults of the admin side.
@@ -147,6 +148,9 @@ func ParseSettings(args []string, stderr io.Writer) (*Settings, error) {
 	}
 	sesAPIFlags(fs, s)
 	if err := viewFlags(fs, &s.ViewSettings); err != nil {
+		return nil, err
+	}
+	if err := storeFlags(fs, &s.StoreSettings); err != nil {
 		return nil, err
 	}
 	if err := fs.Parse(args); err != nil {

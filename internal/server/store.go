@@ -25,7 +25,7 @@ import (
 type Store struct {
 	store.Store
 	Redis *redisstore.Store // nil for the embedded store
-	Desc  string            // for the log: "redis" or "embedded PATH"
+	Desc  string            // for the log: "redis" or "embedded PATH (sync 100ms)"
 }
 
 // OpenStore opens the store of the policy (nil: no policy file) with the
@@ -33,31 +33,36 @@ type Store struct {
 // command (`sesgate suppress`): a Redis store without its in-process view,
 // which only a serving gateway needs (it would scan every list at start).
 func OpenStore(ctx context.Context, dataDir string, p *config.Policy, log *slog.Logger) (*Store, error) {
-	return openStore(ctx, dataDir, p, log, redisstore.ViewOptions{Off: true})
+	return OpenStoreWith(ctx, dataDir, p, log, StoreSettings{}, redisstore.ViewOptions{Off: true})
 }
 
-// openStore is OpenStore with the Redis store's view as vo says.
-func openStore(ctx context.Context, dataDir string, p *config.Policy, log *slog.Logger, vo redisstore.ViewOptions) (*Store, error) {
+// OpenStoreWith is OpenStore with the process's store settings (a
+// --store-sync given with Redis is refused: it tunes the embedded store)
+// and the Redis store's view as vo says.
+func OpenStoreWith(ctx context.Context, dataDir string, p *config.Policy, log *slog.Logger, ss StoreSettings, vo redisstore.ViewOptions) (*Store, error) {
 	var sc config.Store
 	if p != nil {
 		sc = p.Store
 	}
 	redisURL := os.Getenv("SESGATE_REDIS_URL")
 	useRedis := redisURL != "" || sc.Redis != nil
+	if useRedis && ss.storeSyncSet {
+		return nil, errors.New("--store-sync (SESGATE_STORE_SYNC) tunes the embedded store; unset it with Redis")
+	}
 	key, err := recipientKey(dataDir, sc.RecipientKeyFile, !useRedis)
 	if err != nil {
 		return nil, err
 	}
 	if !useRedis {
 		path := filepath.Join(dataDir, "store.db")
-		s, err := boltstore.Open(boltstore.Options{Path: path, RecipientKey: key, KnownTTL: sc.KnownRecipientTTL, Logger: log})
+		s, err := boltstore.Open(boltstore.Options{Path: path, RecipientKey: key, KnownTTL: sc.KnownRecipientTTL, Logger: log, SyncEvery: ss.StoreSync})
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("%s is in use by another sesgate process (the embedded store is single-process; stop it first or use Redis)", path)
 		}
 		if err != nil {
 			return nil, err
 		}
-		return &Store{Store: s, Desc: "embedded " + path}, nil
+		return &Store{Store: s, Desc: fmt.Sprintf("embedded %s (sync %s)", path, s.SyncName())}, nil
 	}
 	co := redisstore.ConnOptions{URL: redisURL}
 	if r := sc.Redis; r != nil {

@@ -43,8 +43,10 @@ const (
 // package doc (and of the Redis script). A step either refuses the message
 // or lets it go on; the message is counted only when every step let it
 // through, so a refusal commits nothing.
-func (s *Store) admit(tx *bolt.Tx, req store.AdmitRequest, now time.Time) (store.Decision, error) {
-	a := s.newAdmission(tx, req, now)
+//
+// k is the kv bucket of tx, or its view through the write-behind overlay.
+func (s *Store) admit(tx *bolt.Tx, k kv, req store.AdmitRequest, now time.Time) (store.Decision, error) {
+	a := s.newAdmission(tx, k, req, now)
 	steps := []func(*admission) (*store.Decision, error){
 		(*admission).checkFrozen,       // 1. the global and the tenant's freeze flags
 		(*admission).checkBreaker,      // 2. forced open or open; open past its time probes
@@ -98,9 +100,9 @@ type admission struct {
 	d              store.Decision // Suppressed, Shadowed and NewRecipients so far
 }
 
-func (s *Store) newAdmission(tx *bolt.Tx, req store.AdmitRequest, now time.Time) *admission {
+func (s *Store) newAdmission(tx *bolt.Tx, k kv, req store.AdmitRequest, now time.Time) *admission {
 	nowMS := now.UnixMilli()
-	a := &admission{s: s, tx: tx, k: kv{b: tx.Bucket(bucketKV), now: nowMS}, req: req, l: req.Limits,
+	a := &admission{s: s, tx: tx, k: k, req: req, l: req.Limits,
 		p: prefix(req.Tenant), now: now, ms: nowMS, newTAT: -1}
 	a.hour, a.hourLeft = window(nowMS, windowHour)
 	a.day, a.dayLeft = window(nowMS, windowDay)

@@ -16,9 +16,9 @@ import (
 	"github.com/sesgate/sesgate/limiter/store"
 )
 
-// TestAdmitBatched checks that admissions sharing commits (db.Batch) keep
-// the exact limits, also when a call in the same batch fails and bbolt
-// rolls the batch back and runs the admissions again.
+// TestAdmitBatched checks that concurrent admissions keep the exact
+// limits while other writers commit (here failing db.Batch members, which
+// make bbolt roll back and rerun their batches).
 func TestAdmitBatched(t *testing.T) {
 	tests := []struct {
 		name     string

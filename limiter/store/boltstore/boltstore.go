@@ -2,10 +2,14 @@
 // (store/redisstore) in one process, durable in a bbolt file under the data
 // directory.
 //
-// Every admission is one bbolt read-write transaction, committed (fsync)
-// before Admit returns, so suppressions, the first-contact memory, quota
-// counters, breaker records and freeze flags survive a restart or a crash.
-// State lives in a "kv" bucket under names like the Redis keys (see
+// Admission state (quota and first-contact counters, TATs, the
+// known-recipient memory, the half-open probe budget) is written behind:
+// Admit decides in memory over the file and the flusher commits the
+// admissions of each interval in one fsynced transaction (writebehind.go;
+// Options.SyncEvery; 0 commits before Admit answers). A crash forgets at
+// most the admissions answered within one SyncEvery before it; Close
+// forgets nothing. Suppressions, breaker records, freeze flags and every
+// other write are committed (fsync) before their call returns. State lives in a "kv" bucket under names like the Redis keys (see
 // store/redisstore; counters and TATs as separate entries here), each value
 // prefixed with its expiry (unix ms, 0 for none); expired entries read as
 // absent and are swept at Open and hourly by Admit. Writes are serialized
@@ -22,6 +26,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,11 +40,12 @@ var (
 	bucketSup = []byte("sup")
 )
 
-// admitBatchDelay is how long an admission waits for others to share its
-// commit: one fsync per batch instead of one per message (about 3x the
-// admissions per second with 16 callers, BenchmarkAdmitParallel), for at
-// most this much added latency.
-const admitBatchDelay = 100 * time.Microsecond
+// DefaultSyncEvery is Options.SyncEvery's default: a crash forgets at most
+// the admissions answered within this long (see writeBehind).
+const DefaultSyncEvery = 100 * time.Millisecond
+
+// MaxSyncEvery bounds Options.SyncEvery.
+const MaxSyncEvery = 10 * time.Second
 
 // Options configure Open. Path and RecipientKey are required.
 type Options struct {
@@ -51,7 +57,16 @@ type Options struct {
 	Logger       *slog.Logger
 	// OpenTimeout bounds the wait for the file lock (another process).
 	OpenTimeout time.Duration // default 2s
+	// SyncEvery is how often admissions are committed to the file (1ms to
+	// MaxSyncEvery; 0: DefaultSyncEvery); a crash forgets at most those
+	// answered within one SyncEvery before it. Always commits each
+	// admission before Admit answers, concurrent callers sharing commits.
+	SyncEvery time.Duration
 }
+
+// Always is the Options.SyncEvery that commits every admission before
+// Admit answers.
+const Always time.Duration = -1
 
 // Store is the embedded store. It is safe for concurrent use.
 type Store struct {
@@ -63,6 +78,16 @@ type Store struct {
 	log       *slog.Logger
 	lastSweep atomic.Int64
 	subs      subscribers
+
+	// Write-behind of admissions (writebehind.go): mu serializes the
+	// decisions and guards wb and closed; flushMu one overlay commit at
+	// a time.
+	syncEvery time.Duration // 0: always
+	mu        sync.Mutex
+	flushMu   sync.Mutex
+	wb        writeBehind
+	closed    bool
+	closeState
 }
 
 var _ store.Store = (*Store)(nil)
@@ -76,14 +101,21 @@ func Open(opts Options) (*Store, error) {
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = 2 * time.Second
 	}
+	switch {
+	case opts.SyncEvery == Always:
+		opts.SyncEvery = 0
+	case opts.SyncEvery == 0:
+		opts.SyncEvery = DefaultSyncEvery
+	case opts.SyncEvery < time.Millisecond || opts.SyncEvery > MaxSyncEvery:
+		return nil, fmt.Errorf("boltstore: SyncEvery %v: want Always or 1ms to %v", opts.SyncEvery, MaxSyncEvery)
+	}
 	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: opts.OpenTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
-	// Admissions that arrive within admitBatchDelay share one commit (and
-	// one fsync): Admit runs in db.Batch.
-	db.MaxBatchDelay = admitBatchDelay
-	s := &Store{db: db, keyer: k, knownTTL: opts.KnownTTL, sentTTL: opts.SentTTL, now: opts.Now, log: opts.Logger}
+	s := &Store{db: db, keyer: k, knownTTL: opts.KnownTTL, sentTTL: opts.SentTTL, now: opts.Now, log: opts.Logger,
+		syncEvery: opts.SyncEvery, wb: writeBehind{dirty: make(map[string][]byte)},
+		closeState: closeState{kick: make(chan struct{}, 1), stop: make(chan struct{}), flushed: make(chan struct{})}}
 	if s.knownTTL <= 0 {
 		s.knownTTL = store.DefaultKnownTTL
 	}
@@ -112,17 +144,34 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	go s.flusher()
 	return s, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// SyncName is the store's SyncEvery as the setting reads: "always" or a
+// duration such as "100ms".
+func (s *Store) SyncName() string {
+	if s.syncEvery == 0 {
+		return "always"
+	}
+	return s.syncEvery.String()
+}
+
+// Close commits the admissions not yet in the file and closes it. Calls
+// after the first return the file's answer (nil).
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.closeWriteBehind()
+	return s.db.Close()
+}
 
 // sweep deletes expired kv entries.
 func (s *Store) sweep() error {
 	now := s.now().UnixMilli()
 	s.lastSweep.Store(now)
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateKV(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKV)
 		var dead [][]byte
 		err := b.ForEach(func(k, v []byte) error {
@@ -150,14 +199,27 @@ func expiry(v []byte) int64 {
 	return int64(binary.BigEndian.Uint64(v))
 }
 
-// kv is the view of the kv bucket inside one transaction at one time.
+// kv is the view of the kv bucket inside one transaction at one time;
+// with wb set (Store.mu held), seen through the write-behind overlay, and
+// put writes into the overlay (the transaction is then read-only).
 type kv struct {
 	b   *bolt.Bucket
 	now int64
+	wb  *writeBehind
+}
+
+// raw is key's stored value, expired or not; nil when absent.
+func (k kv) raw(key string) []byte {
+	if k.wb != nil {
+		if v, ok := k.wb.get(key); ok {
+			return v
+		}
+	}
+	return k.b.Get([]byte(key))
 }
 
 func (k kv) get(key string) (string, bool) {
-	v := k.b.Get([]byte(key))
+	v := k.raw(key)
 	if v == nil {
 		return "", false
 	}
@@ -181,12 +243,16 @@ func (k kv) put(key, val string, exp int64) error {
 	buf := make([]byte, 8+len(val))
 	binary.BigEndian.PutUint64(buf, uint64(exp))
 	copy(buf[8:], val)
+	if k.wb != nil {
+		k.wb.put(key, buf, time.Now())
+		return nil
+	}
 	return k.b.Put([]byte(key), buf)
 }
 
 // incr adds by to a counter, setting its expiry when it is created.
 func (k kv) incr(key string, by int64, ttl int64) error {
-	v := k.b.Get([]byte(key))
+	v := k.raw(key)
 	exp := k.now + ttl
 	var cur int64
 	if v != nil && (expiry(v) == 0 || expiry(v) > k.now) {
@@ -215,20 +281,60 @@ func (s *Store) Admit(ctx context.Context, req store.AdmitRequest) (store.Decisi
 			return store.Decision{}, err
 		}
 	}
-	// db.Batch may run the function more than once (when another call in
-	// the same batch fails, the batch is rolled back and retried without
-	// it): admit only reads and writes the transaction, and d is set anew
-	// by every run, so the decision is the one of the committed run.
-	var d store.Decision
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		var err error
-		d, err = s.admit(tx, req, nowT)
-		return err
-	})
+	if req.Limits.FirstContactWindow.On() {
+		// The window's step scans and deletes entries (a cursor over the
+		// file): it runs in one transaction with the overlay committed.
+		var d store.Decision
+		err := s.updateKV(func(tx *bolt.Tx) error {
+			var err error
+			d, err = s.admit(tx, kv{b: tx.Bucket(bucketKV), now: now}, req, nowT)
+			return err
+		})
+		if err != nil {
+			return store.Decision{}, fmt.Errorf("boltstore: admit: %w", err)
+		}
+		return d, nil
+	}
+	d, w, err := s.admitBehind(req, nowT)
 	if err != nil {
 		return store.Decision{}, fmt.Errorf("boltstore: admit: %w", err)
 	}
+	if w != nil {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			// Counted (it will be committed) but not answered: the
+			// conservative side.
+			return store.Decision{}, fmt.Errorf("boltstore: admit: %w", ctx.Err())
+		}
+		if w.err != nil {
+			return store.Decision{}, fmt.Errorf("boltstore: admit: commit: %w", w.err)
+		}
+	}
 	return d, nil
+}
+
+// admitBehind decides under s.mu through the overlay (writebehind.go) and
+// returns the flush to wait for before answering, if any.
+func (s *Store) admitBehind(req store.AdmitRequest, nowT time.Time) (store.Decision, *flushWait, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.Decision{}, nil, errClosed
+	}
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return store.Decision{}, nil, err
+	}
+	defer tx.Rollback()
+	// Only the commit step writes, and writes into the overlay cannot
+	// fail, so a decision is either refused with nothing written or
+	// admitted with everything written.
+	d, err := s.admit(tx, kv{b: tx.Bucket(bucketKV), now: nowT.UnixMilli(), wb: &s.wb}, req, nowT)
+	if err != nil || !d.Admitted {
+		return d, nil, err
+	}
+	return d, s.mustWait(), nil
 }
 
 // The breaker record is "state|open_until_ms|probes".
@@ -337,7 +443,7 @@ func (s *Store) SetBreaker(ctx context.Context, tenant string, b store.Breaker) 
 	if b.State == "" {
 		b.State = store.Closed
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateKV(func(tx *bolt.Tx) error {
 		return writeBreaker(kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}, tenant, b)
 	})
 }
@@ -345,9 +451,9 @@ func (s *Store) SetBreaker(ctx context.Context, tenant string, b store.Breaker) 
 // GetBreaker reads a tenant's breaker record; a missing one is Closed.
 func (s *Store) GetBreaker(ctx context.Context, tenant string) (store.Breaker, error) {
 	var b store.Breaker
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.viewKV(func(k kv) error {
 		var err error
-		b, err = readBreaker(kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}, tenant)
+		b, err = readBreaker(k, tenant)
 		return err
 	})
 	return b, err
@@ -386,8 +492,8 @@ func (s *Store) Usage(ctx context.Context, tenant string) (store.Usage, error) {
 	var u store.Usage
 	now := s.now().UnixMilli()
 	hs, ds := strconv.FormatInt(now/windowHour.Milliseconds(), 10), strconv.FormatInt(now/windowDay.Milliseconds(), 10)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		k := kv{b: tx.Bucket(bucketKV), now: now}
+	err := s.viewKV(func(k kv) error {
+		k.now = now
 		P := prefix(tenant)
 		u = store.Usage{Hour: int64(k.num(P + keyQuotaHour + hs)), Day: int64(k.num(P + keyQuotaDay + ds)),
 			FirstContactHour: int64(k.num(P + keyFirstHour + hs)), FirstContactDay: int64(k.num(P + keyFirstDay + ds))}
@@ -407,7 +513,7 @@ func (s *Store) AddUsage(ctx context.Context, tenant string, at time.Time, add s
 	}
 	now, spent := s.now().UnixMilli(), at.UnixMilli()
 	grace := counterGrace.Milliseconds()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.updateKV(func(tx *bolt.Tx) error {
 		k := kv{b: tx.Bucket(bucketKV), now: now}
 		for _, c := range []struct {
 			key string
@@ -442,8 +548,7 @@ func (s *Store) Sent(ctx context.Context, tenant string, from, to time.Time) (in
 		first = last - n
 	}
 	var sum int64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		k := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}
+	err := s.viewKV(func(k kv) error {
 		for m := first; m <= last; m++ {
 			sum += int64(k.num(prefix(tenant) + keySent + strconv.FormatInt(m, 10)))
 		}

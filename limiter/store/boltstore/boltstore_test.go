@@ -13,15 +13,31 @@ import (
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
+// TestConformance runs the suite with admissions written behind (the
+// default) and committed before each answer (Always).
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, c *storetest.Clock) store.Store {
-		s, err := Open(Options{Path: filepath.Join(t.TempDir(), "store.db"), RecipientKey: testKey, KnownTTL: storetest.KnownTTL, Now: c.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	for _, every := range []time.Duration{0, Always} {
+		t.Run("sync="+syncName(every), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T, c *storetest.Clock) store.Store {
+				s, err := Open(Options{Path: filepath.Join(t.TempDir(), "store.db"), RecipientKey: testKey, KnownTTL: storetest.KnownTTL, Now: c.Now, SyncEvery: every})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			})
+		})
+	}
+}
+
+func syncName(every time.Duration) string {
+	switch every {
+	case Always:
+		return "always"
+	case 0:
+		return DefaultSyncEvery.String()
+	}
+	return every.String()
 }
 
 // TestRestart closes and reopens the file: suppressions, first-contact

@@ -1,8 +1,10 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -37,50 +39,94 @@ func readRecord(k kv, tenant string) (store.BreakerRecord, error) {
 // GetBreakerRecord reads a tenant's whole breaker record.
 func (s *Store) GetBreakerRecord(ctx context.Context, tenant string) (store.BreakerRecord, error) {
 	var r store.BreakerRecord
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.viewKV(func(k kv) error {
 		var err error
-		r, err = readRecord(kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}, tenant)
+		r, err = readRecord(k, tenant)
 		return err
 	})
 	return r, err
 }
 
-// UpdateBreakerRecord runs fn on the tenant's record in one read-write
-// transaction (bbolt has one writer, so admission and other updates wait)
-// and writes what fn left in it; fn returns false to write nothing. The
-// commit is fsynced, so waited is true for every written trip.
+// UpdateBreakerRecord runs fn on the tenant's record and writes what fn
+// left in it; fn returns false to write nothing. Like the Redis store's
+// WATCH, it is optimistic: fn runs with no lock held (it may call the
+// store's reads, SentMinutes for one), and the write commits only if the
+// record is still the one fn read (an admission spending half-open probes
+// may have changed it), else fn runs again, at most maxUpdateTries times.
+// The commit is fsynced, so waited is true for every written trip.
 func (s *Store) UpdateBreakerRecord(ctx context.Context, tenant string, fn func(*store.BreakerRecord) (bool, error)) (waited bool, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		k := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}
-		rec, err := readRecord(k, tenant)
+	P := prefix(tenant)
+	keys := []string{P + keyBreaker, P + "warn", P + "brkdata"}
+	for range maxUpdateTries {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		var rec store.BreakerRecord
+		var seen [][]byte
+		err := s.viewKV(func(k kv) error {
+			var err error
+			if rec, err = readRecord(k, tenant); err != nil {
+				return err
+			}
+			seen = rawValues(k, keys)
+			return nil
+		})
 		if err != nil {
-			return err
+			return false, err
 		}
 		write, err := fn(&rec)
 		if err != nil || !write {
-			return err
+			return false, err
 		}
 		if err := rec.Validate(); err != nil {
-			return err
+			return false, err
 		}
 		if len(rec.Data) > store.MaxBreakerData {
-			return fmt.Errorf("boltstore: breaker data of %d bytes", len(rec.Data))
+			return false, fmt.Errorf("boltstore: breaker data of %d bytes", len(rec.Data))
 		}
-		if err := writeBreaker(k, tenant, rec.Breaker); err != nil {
-			return err
-		}
-		if rec.Warning {
-			err = k.put(prefix(tenant)+"warn", "1", 0)
-		} else {
-			err = k.b.Delete([]byte(prefix(tenant) + "warn"))
-		}
+		changed := false
+		err = s.updateKV(func(tx *bolt.Tx) error {
+			k := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}
+			if !slices.EqualFunc(seen, rawValues(k, keys), bytes.Equal) {
+				changed = true
+				return nil
+			}
+			if err := writeBreaker(k, tenant, rec.Breaker); err != nil {
+				return err
+			}
+			var err error
+			if rec.Warning {
+				err = k.put(P+"warn", "1", 0)
+			} else {
+				err = k.b.Delete([]byte(P + "warn"))
+			}
+			if err != nil {
+				return err
+			}
+			return k.put(P+"brkdata", string(rec.Data), 0)
+		})
 		if err != nil {
-			return err
+			return false, err
 		}
-		waited = true
-		return k.put(prefix(tenant)+"brkdata", string(rec.Data), 0)
-	})
-	return waited && err == nil, err
+		if !changed {
+			return true, nil
+		}
+	}
+	return false, fmt.Errorf("boltstore: breaker record of %q changed %d times while updating", tenant, maxUpdateTries)
+}
+
+// maxUpdateTries bounds UpdateBreakerRecord's optimistic retries.
+const maxUpdateTries = 16
+
+// rawValues are keys' stored values (nil: absent), copied.
+func rawValues(k kv, keys []string) [][]byte {
+	out := make([][]byte, len(keys))
+	for i, key := range keys {
+		if v := k.raw(key); v != nil {
+			out[i] = bytes.Clone(v)
+		}
+	}
+	return out
 }
 
 // SentMinutes returns the per-minute sent counters of the whole minutes
@@ -94,8 +140,7 @@ func (s *Store) SentMinutes(ctx context.Context, tenant string, from, to time.Ti
 	if n := int64(s.sentTTL / sentBucket); last-first > n {
 		first = last - n
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
-		k := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}
+	err = s.viewKV(func(k kv) error {
 		for m := first; m <= last; m++ {
 			counts = append(counts, int64(k.num(prefix(tenant)+keySent+strconv.FormatInt(m, 10))))
 		}

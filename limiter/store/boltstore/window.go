@@ -144,7 +144,7 @@ func (s *Store) settle(ctx context.Context, req store.SettleRequest) (store.Sett
 	}
 	now := s.now().UnixMilli()
 	var res store.SettleResult
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.updateKV(func(tx *bolt.Tx) error {
 		res = store.SettleResult{}
 		k := kv{b: tx.Bucket(bucketKV), now: now}
 		p, w := prefix(req.Tenant), req.Window
