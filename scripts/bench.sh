@@ -45,6 +45,10 @@ run latency-1000 load "${common[@]}" --store redis --rate 1000 -n 5000 --runs 3
 run latency-1000-pipelining load "${common[@]}" --store redis --proto smtp --smtp-pipelining --rate 1000 -n 5000 --runs 3
 # Admission cost against size: 10 vs 10,000 tenants, 0 vs 10 million suppressed addresses.
 run scale scale --sesgate "$out/sesgate" --runs 3 -n 3000
+# Memory: 1,000 idle authenticated SMTP sessions, then one 40 MB message over
+# SMTP, HTTP message/rfc822 and the JSON API (a fresh gateway per phase).
+run memory memory --sesgate "$out/sesgate"
+run memory-redis memory --sesgate "$out/sesgate" --start-redis
 # Refusals of a tenant over its limit (rate 1/s, burst 1), HTTP keep-alive.
 run refuse refuse "${common[@]}" --start-redis --runs 5
 # The leaked-token drill, built-in scenario, three times.
