@@ -139,6 +139,9 @@ func Start(ctx context.Context, o Options) (_ *Server, err error) {
 		if err := redisstore.Instrument(st.Redis.Client(), m.reg); err != nil {
 			return nil, err
 		}
+		if err := st.Redis.RegisterViewMetrics(m.reg); err != nil {
+			return nil, err
+		}
 	}
 	sc := pol.store()
 	lim, err := limiter.NewShared(limiter.SharedOptions{

@@ -53,7 +53,14 @@ type PolicyOptions struct {
 	// size), each by its token's record (Record.Tenant is the id); see
 	// IdleTenants.
 	Others []auth.Record
+	// Admin, when set, is the stored admin token of the policy (the
+	// bench reads the gateway's /metrics with it).
+	Admin auth.Record
 }
+
+// AdminTokenFile is the file in the bench's directory that WritePolicy
+// writes the admin token to (0600), for the stack to read.
+const AdminTokenFile = "admin-token"
 
 // IdleTenants mints n tenants idle-0 .. idle-<n-1> and returns their
 // records and tokens.
@@ -84,17 +91,26 @@ func Policy(o PolicyOptions) string {
 	for _, rec := range o.Others {
 		tenant(rec.Tenant, rec)
 	}
+	if o.Admin.KeyID != "" {
+		fmt.Fprintf(&b, "admin_tokens:\n  - {name: bench, key_id: %s, sha256: %s}\n", o.Admin.KeyID, o.Admin.Hash)
+	}
 	return b.String()
 }
 
-// WritePolicy mints the measured tenant's token, writes the policy to
-// dir/policy.yml and returns the file and the token.
+// WritePolicy mints the measured tenant's token and an admin token (to
+// dir/AdminTokenFile), writes the policy to dir/policy.yml and returns the
+// file and the tenant's token.
 func WritePolicy(dir string, o PolicyOptions) (path, token string, err error) {
 	if o.Tenant == "" {
 		o.Tenant = FullTenant
 	}
 	m := auth.NewToken(o.Tenant)
 	o.Token = m.Record
+	admin := auth.NewToken("")
+	o.Admin = admin.Record
+	if err := os.WriteFile(filepath.Join(dir, AdminTokenFile), []byte(admin.Token+"\n"), 0o600); err != nil {
+		return "", "", err
+	}
 	path = filepath.Join(dir, "policy.yml")
 	if err := os.WriteFile(path, []byte(Policy(o)), 0o600); err != nil {
 		return "", "", err

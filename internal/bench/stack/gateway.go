@@ -152,6 +152,15 @@ func StartGateway(ctx context.Context, o GatewayOptions) (*Gateway, error) {
 		p.Stop()
 		return nil, err
 	}
+	if tok := adminToken(o.Dir, dataDir); o.RedisURL != "" && tok != "" {
+		// Measure the steady state: suppression checks and the freeze
+		// answered from the replica's memory, not the reads it does while
+		// its view is built (seconds per million suppressed addresses).
+		if err := waitViewReady(ctx, client, "http://"+adminAddr+"/metrics", tok); err != nil {
+			p.Stop()
+			return nil, err
+		}
+	}
 	if o.ConfigPath == "" {
 		b, err := os.ReadFile(filepath.Join(dataDir, "dev-token"))
 		if err != nil {
@@ -204,4 +213,52 @@ tenants:
 		return "", "", err
 	}
 	return path, token, nil
+}
+
+// ViewReadyTimeout bounds the wait for a Redis-store gateway's view (10
+// million suppressed addresses take about 20 s to scan on 2 cores).
+const ViewReadyTimeout = 5 * time.Minute
+
+// adminToken is the admin token the bench wrote beside its policy
+// (load.AdminTokenFile in dir) or the one a gateway without a policy mints
+// in its data directory; "" if neither exists (then nothing waits for the
+// view: a policy without suppressions builds it in milliseconds).
+func adminToken(dir, dataDir string) string {
+	for _, p := range []string{filepath.Join(dir, "admin-token"), filepath.Join(dataDir, "admin-token")} {
+		if b, err := os.ReadFile(p); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return ""
+}
+
+// waitViewReady polls the gateway's metrics until sesgate_store_view_ready
+// reads 1.
+func waitViewReady(ctx context.Context, client *http.Client, url, token string) error {
+	ctx, cancel := context.WithTimeout(ctx, ViewReadyTimeout)
+	defer cancel()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err == nil {
+			body, rerr := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+			resp.Body.Close()
+			if rerr == nil {
+				for _, line := range strings.Split(string(body), "\n") {
+					if strings.TrimSpace(line) == "sesgate_store_view_ready 1" {
+						return nil
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gateway's suppression view not ready after %s (sesgate_store_view_ready at %s)", ViewReadyTimeout, url)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

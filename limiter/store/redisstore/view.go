@@ -467,6 +467,7 @@ func (v *view) build(ctx context.Context) error {
 	if !subscribed {
 		return nil // the next subscription asks again
 	}
+	start := time.Now()
 	var f *bloom.BloomFilter
 	defer func() {
 		v.mu.Lock()
@@ -520,7 +521,9 @@ func (v *view) build(ctx context.Context) error {
 		v.ready = true
 	}
 	grow := v.count > v.capacity
+	ready, count, capacity := v.ready, v.count, v.capacity
 	v.mu.Unlock()
+	v.log.Info("suppression view built", "ready", ready, "entries", count, "capacity", capacity, "took", time.Since(start).Round(time.Millisecond).String())
 	if grow {
 		v.requestBuild()
 	}
