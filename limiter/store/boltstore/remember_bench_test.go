@@ -67,7 +67,8 @@ func benchRemember(b *testing.B, write func(s *Store, refs []store.MessageRef, m
 
 // BenchmarkRememberAccepted/separate is what limiter/guard.Remember did
 // before RememberAccepted: the attribution records, then the status
-// events with the recipient index, in two transactions.
+// events with the recipient index, in two transactions; merged is
+// RememberAccepted, one transaction.
 func BenchmarkRememberAccepted(b *testing.B) {
 	b.Run("separate", func(b *testing.B) {
 		benchRemember(b, func(s *Store, refs []store.MessageRef, msgs []store.AcceptedMessage) error {
@@ -75,6 +76,11 @@ func BenchmarkRememberAccepted(b *testing.B) {
 				return err
 			}
 			return s.RecordAccepted(context.Background(), msgs, time.Hour)
+		})
+	})
+	b.Run("merged", func(b *testing.B) {
+		benchRemember(b, func(s *Store, refs []store.MessageRef, _ []store.AcceptedMessage) error {
+			return s.RememberAccepted(context.Background(), refs, time.Hour)
 		})
 	})
 }
