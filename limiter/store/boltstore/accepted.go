@@ -1,8 +1,10 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -45,6 +47,7 @@ func (s *Store) RememberAccepted(ctx context.Context, refs []store.MessageRef, t
 type listWriter struct {
 	s       *Store
 	b       *bolt.Bucket
+	c       *bolt.Cursor // reused for the reads
 	now     int64
 	exp     int64
 	arena   []byte
@@ -54,7 +57,8 @@ type listWriter struct {
 
 func (s *Store) newListWriter(tx *bolt.Tx, ttl time.Duration, n int) *listWriter {
 	now := s.now().UnixMilli()
-	return &listWriter{s: s, b: tx.Bucket(bucketKV), now: now, exp: now + ttl.Milliseconds(), arena: make([]byte, 0, 256*n+4096)}
+	b := tx.Bucket(bucketKV)
+	return &listWriter{s: s, b: b, c: b.Cursor(), now: now, exp: now + ttl.Milliseconds(), arena: make([]byte, 0, 1024*n+4096)}
 }
 
 // carve returns arena[start:] as a slice of its own.
@@ -69,8 +73,8 @@ func (w *listWriter) key(prefix, id string) []byte {
 // live returns key's stored value without its expiry; nil when absent or
 // expired. It aliases the transaction's pages.
 func (w *listWriter) live(key []byte) []byte {
-	v := w.b.Get(key)
-	if len(v) < 8 {
+	k, v := w.c.Seek(key) // as Bucket.Get, without a new Cursor per read
+	if !bytes.Equal(k, key) || len(v) < 8 {
 		return nil
 	}
 	if exp := expiry(v); exp > 0 && exp <= w.now {
@@ -122,34 +126,50 @@ func (w *listWriter) event(ev *store.MessageEvent) error {
 }
 
 // accepted writes each message's "accepted" event and its recipient index
-// entries (one read and write per recipient in the batch).
+// entries: one read and write per message and per distinct recipient of
+// the batch, a few allocations per batch rather than per entry.
 func (w *listWriter) accepted(msgs []store.AcceptedMessage) error {
-	type group struct {
-		hash    string
-		entries []byte
-	}
-	var groups []group
-	at := map[string]int{}
+	type entry struct{ group, msg int }
+	var (
+		keys    [][]byte // per distinct recipient, its gw:rcpt: key
+		entries []entry
+		h       = w.s.keyer.Hasher()
+		groups  = make(map[string]int, len(msgs))
+	)
 	for i := range msgs {
 		m := &msgs[i]
 		if err := w.event(&m.Event); err != nil {
 			return err
 		}
 		for _, a := range m.Recipients {
-			h := w.s.keyer.Hash(a)
-			j, ok := at[h]
-			if !ok {
-				j = len(groups)
-				at[h] = j
-				groups = append(groups, group{hash: h})
+			start := len(w.arena)
+			w.arena = h.AppendHash(append(w.arena, "gw:rcpt:"...), a)
+			j, ok := groups[string(w.arena[start:])]
+			if ok {
+				w.arena = w.arena[:start]
+			} else {
+				j = len(keys)
+				keys = append(keys, w.carve(start))
+				groups[string(keys[j])] = j
 			}
-			groups[j].entries = appendRef(groups[j].entries, m.Event.Tenant, m.Event.GatewayID, m.Event.At)
+			entries = append(entries, entry{j, i})
 		}
 	}
-	for _, g := range groups {
-		if err := w.appendList(w.key("gw:rcpt:", g.hash), g.entries, store.MaxRecipientMessages, false); err != nil {
+	slices.SortStableFunc(entries, func(a, b entry) int { return a.group - b.group })
+	for len(entries) > 0 {
+		n := 1
+		for n < len(entries) && entries[n].group == entries[0].group {
+			n++
+		}
+		w.evbuf = w.evbuf[:0]
+		for _, e := range entries[:n] {
+			ev := &msgs[e.msg].Event
+			w.evbuf = appendRef(w.evbuf, ev.Tenant, ev.GatewayID, ev.At)
+		}
+		if err := w.appendList(keys[entries[0].group], w.evbuf, store.MaxRecipientMessages, false); err != nil {
 			return err
 		}
+		entries = entries[n:]
 	}
 	return nil
 }
