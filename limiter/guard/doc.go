@@ -30,7 +30,9 @@
 //     account record itself refuses nothing: only the shed tenants stop;
 //   - the event is added to its message's status record (StatusStore,
 //     read by the apps' GET /v1/messages/{id}; Remember records
-//     "accepted"), and the Notifier (package limiter/webhook) queues it,
+//     "accepted", in the same write as the attribution records when one
+//     store keeps both and implements RememberAcceptedStore: the embedded
+//     store then commits each batch once), and the Notifier (package limiter/webhook) queues it,
 //     the suppressions it made and any breaker move for the tenant's
 //     webhooks; neither can fail the event (failures are logged).
 //

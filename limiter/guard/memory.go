@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -57,6 +58,9 @@ type Remember struct {
 	log    *slog.Logger
 	g      *Guard
 	status StatusStore
+	// merged: Store is also Status and writes both in one
+	// RememberAccepted call.
+	merged RememberAcceptedStore
 	queue  chan store.MessageRef
 	done   chan struct{}
 	stop   chan struct{}
@@ -86,6 +90,9 @@ func NewRemember(opts RememberOptions) (*Remember, error) {
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
+	}
+	if ra, ok := opts.Store.(RememberAcceptedStore); ok && opts.Status != nil && sameStore(opts.Store, opts.Status) {
+		r.merged = ra
 	}
 	r.queue = make(chan store.MessageRef, opts.Queue)
 	go r.run()
@@ -129,6 +136,23 @@ func (rs rememberSink) Send(ctx context.Context, env *gateway.Envelope) (string,
 // index of the dashboard's search (store.DashboardStore) in one write.
 type AcceptedStore interface {
 	RecordAccepted(ctx context.Context, msgs []store.AcceptedMessage, ttl time.Duration) error
+}
+
+// RememberAcceptedStore writes a batch's attribution records, their
+// "accepted" status events and the recipient index in one write
+// (boltstore: one transaction, one fsynced commit per batch instead of
+// two). Remember uses it when RememberOptions.Store and Status are the same
+// store and it implements this.
+type RememberAcceptedStore interface {
+	RememberAccepted(ctx context.Context, refs []store.MessageRef, ttl time.Duration) error
+}
+
+// sameStore reports whether a and b are the same comparable value (a
+// store behind a pointer); values of an incomparable type are never the
+// same.
+func sameStore(a, b any) bool {
+	t := reflect.TypeOf(a)
+	return t == reflect.TypeOf(b) && t.Comparable() && a == b
 }
 
 // accepted records the batch's messages as accepted (Options.Status) and,
@@ -182,7 +206,12 @@ func (r *Remember) run() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := r.st.RememberMessages(ctx, buf, r.ttl)
+		var err error
+		if r.merged != nil {
+			err = r.merged.RememberAccepted(ctx, buf, r.ttl)
+		} else {
+			err = r.st.RememberMessages(ctx, buf, r.ttl)
+		}
 		cancel()
 		if err != nil {
 			r.count("failed", len(buf))
@@ -190,7 +219,10 @@ func (r *Remember) run() {
 		} else {
 			r.count("written", len(buf))
 		}
-		r.accepted(buf)
+		if r.merged == nil {
+			r.accepted(buf)
+		}
+		clear(buf) // drop the references to the recipients
 		buf = buf[:0]
 	}
 	add := func(ref store.MessageRef) {

@@ -112,7 +112,10 @@
 // DashboardStore (dashboard.go) is the dashboard's fleet-wide state, never
 // written on the send path: RecordAccepted writes the "accepted" status
 // events with the recipient index (gw:rcpt:<Keyer hash>, the last
-// MaxRecipientMessages per address, the status TTL) in one round trip;
+// MaxRecipientMessages per address, the status TTL) in one round trip (the
+// embedded store keeps these lists in a compact append-only encoding and
+// still reads the JSON of earlier versions; its RememberAccepted also
+// writes the attribution records in the same transaction);
 // AddRefusals/Refusals the per-minute refusal counters by tenant and reason
 // (kept SeriesSpan past their hour); AppendFeed/Feed the shared feed
 // (capped at MaxFeedEvents).

@@ -17,7 +17,7 @@ import (
 // The dashboard's shared state (store.DashboardStore), in the kv bucket
 // with its expiry:
 //
-//	gw:rcpt:<hmac>            JSON list of store.RecipientMessage, newest first, capped
+//	gw:rcpt:<hmac>            list of store.RecipientMessage, compact (compact.go; JSON, newest first, before), capped
 //	gw:{t:<id>}:rf:<hour>     JSON object "<unix minute>|<reason>" -> refusals, kept SeriesSpan past the hour
 //	gw:feed                   JSON list of store.FeedEvent, newest first, capped
 //
@@ -47,52 +47,26 @@ func (k kv) putJSON(key string, v any, exp int64) error {
 	return k.put(key, string(raw), exp)
 }
 
-// RecordAccepted implements store.DashboardStore; one transaction.
+// RecordAccepted implements store.DashboardStore; one transaction, one
+// read and write per message and per distinct recipient of the batch.
 func (s *Store) RecordAccepted(ctx context.Context, msgs []store.AcceptedMessage, ttl time.Duration) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		now := s.now().UnixMilli()
-		k := kv{b: tx.Bucket(bucketKV), now: now}
-		exp := now + ttl.Milliseconds()
-		for _, m := range msgs {
-			key := "gw:ms:" + m.Event.GatewayID
-			var list []store.MessageEvent
-			if _, err := k.getJSON(key, &list); err != nil {
-				return err
-			}
-			list = append(list, m.Event)
-			if len(list) > store.MaxMessageEvents {
-				list = list[len(list)-store.MaxMessageEvents:]
-			}
-			if err := k.putJSON(key, list, exp); err != nil {
-				return err
-			}
-			ref := store.RecipientMessage{Tenant: m.Event.Tenant, GatewayID: m.Event.GatewayID, At: m.Event.At}
-			for _, a := range m.Recipients {
-				rk := "gw:rcpt:" + s.keyer.Hash(a)
-				var refs []store.RecipientMessage
-				if _, err := k.getJSON(rk, &refs); err != nil {
-					return err
-				}
-				refs = append([]store.RecipientMessage{ref}, refs...)
-				if len(refs) > store.MaxRecipientMessages {
-					refs = refs[:store.MaxRecipientMessages]
-				}
-				if err := k.putJSON(rk, refs, exp); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return s.newListWriter(tx, ttl, len(msgs)).accepted(msgs)
 	})
 }
 
 // MessagesTo implements store.DashboardStore.
 func (s *Store) MessagesTo(ctx context.Context, addr string) (out []store.RecipientMessage, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		_, err := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}.getJSON("gw:rcpt:"+s.keyer.Hash(strings.ToLower(addr)), &out)
+		v, ok := kv{b: tx.Bucket(bucketKV), now: s.now().UnixMilli()}.get("gw:rcpt:" + s.keyer.Hash(strings.ToLower(addr)))
+		if !ok {
+			return nil
+		}
+		var err error
+		out, err = decodeRefs([]byte(v))
 		return err
 	})
 	slices.SortStableFunc(out, func(a, b store.RecipientMessage) int { return b.At.Compare(a.At) })

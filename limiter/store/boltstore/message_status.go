@@ -2,8 +2,6 @@ package boltstore
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,33 +9,18 @@ import (
 	"github.com/sesgate/sesgate/limiter/store"
 )
 
-// RecordMessageEvents appends each event to its message's record (a JSON
-// list in the kv bucket under gw:ms:<gateway id>, with the kv expiry),
+// RecordMessageEvents appends each event to its message's record (a
+// compact list, compact.go, in the kv bucket under gw:ms:<gateway id>,
+// with the kv expiry),
 // capped at store.MaxMessageEvents; one transaction.
 func (s *Store) RecordMessageEvents(ctx context.Context, evs []store.MessageEvent, ttl time.Duration) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		now := s.now().UnixMilli()
-		k := kv{b: tx.Bucket(bucketKV), now: now}
-		for _, ev := range evs {
-			key := "gw:ms:" + ev.GatewayID
-			var list []store.MessageEvent
-			if v, ok := k.get(key); ok {
-				if err := json.Unmarshal([]byte(v), &list); err != nil {
-					return fmt.Errorf("boltstore: message events: %w", err)
-				}
-			}
-			list = append(list, ev)
-			if len(list) > store.MaxMessageEvents {
-				list = list[len(list)-store.MaxMessageEvents:]
-			}
-			raw, err := json.Marshal(list)
-			if err != nil {
-				return err
-			}
-			if err := k.put(key, string(raw), now+ttl.Milliseconds()); err != nil {
+		w := s.newListWriter(tx, ttl, len(evs))
+		for i := range evs {
+			if err := w.event(&evs[i]); err != nil {
 				return err
 			}
 		}
@@ -52,8 +35,9 @@ func (s *Store) MessageEvents(ctx context.Context, gatewayID string) (out []stor
 		if !ok {
 			return nil
 		}
-		if err := json.Unmarshal([]byte(v), &out); err != nil {
-			return fmt.Errorf("boltstore: message events: %w", err)
+		var err error
+		if out, err = decodeEvents([]byte(v)); err != nil {
+			return err
 		}
 		for i := range out {
 			out[i].GatewayID = gatewayID
