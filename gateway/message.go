@@ -257,10 +257,13 @@ func validFieldName(b []byte) bool {
 // parseAddressHeader parses the value of the address-list header field
 // (encoded words allowed) and validates every address.
 func parseAddressHeader(field, v string) ([]string, error) {
-	if strings.IndexByte(v, '\n') >= 0 {
-		v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
-	}
+	// Trimming first keeps the field's own CRLF from costing a Replacer;
+	// the result equals removing the line breaks, then trimming (a break
+	// never straddles the first or last non-space character).
 	v = strings.TrimSpace(v)
+	if strings.IndexByte(v, '\n') >= 0 {
+		v = strings.TrimSpace(strings.NewReplacer("\r\n", "", "\n", "").Replace(v))
+	}
 	if plainAddrSpec(v) {
 		// A bare local@domain of dot-atom characters: net/mail would
 		// return it unchanged, so ParseAddress alone decides.
