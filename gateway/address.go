@@ -29,7 +29,10 @@ func ParseAddress(s string) (string, error) {
 	if !validDomain(domain) {
 		return "", Errorf(CodeInvalidAddress, "invalid domain")
 	}
-	return local + "@" + strings.ToLower(domain), nil
+	if lower := strings.ToLower(domain); lower != domain {
+		return local + "@" + lower, nil
+	}
+	return s, nil // already canonical: no copy
 }
 
 // validLocal accepts an RFC 5322 dot-atom of ASCII atext.
@@ -54,11 +57,10 @@ func validDomain(s string) bool {
 	if len(s) > 253 {
 		return false
 	}
-	labels := strings.Split(s, ".")
-	if len(labels) < 2 {
-		return false
+	if strings.IndexByte(s, '.') < 0 {
+		return false // fewer than two labels
 	}
-	for _, l := range labels {
+	for l := range strings.SplitSeq(s, ".") {
 		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
 			return false
 		}

@@ -124,14 +124,15 @@ func prepareMessage(raw []byte, allow8bit bool, out []byte) (*PreparedMessage, e
 	senders := 0
 	fields := 0
 	headerBytes := 0
-	var field []byte // current header field, unfolded lines included
+	var field []byte   // current header field, unfolded lines included
+	var scratch []byte // field's storage, reused from one field to the next
 	var ses sesHeaders
 
 	flushField := func() error {
 		if field == nil {
 			return nil
 		}
-		defer func() { field = nil }()
+		defer func() { scratch, field = field[:0], nil }()
 		name, value, _ := bytes.Cut(field, []byte(":"))
 		n := strings.ToLower(strings.TrimSpace(string(name)))
 		if strings.HasPrefix(n, "x-ses-") {
@@ -220,10 +221,10 @@ func prepareMessage(raw []byte, allow8bit bool, out []byte) (*PreparedMessage, e
 			if fields > MaxHeaderFields {
 				return nil, Errorf(CodeBadContent, "too many header fields")
 			}
-			n := strings.ToLower(string(name))
-			dropping = n == "bcc" || n == "resent-bcc" || n == "return-path"
+			dropping = bytes.EqualFold(name, []byte("bcc")) || bytes.EqualFold(name, []byte("resent-bcc")) ||
+				bytes.EqualFold(name, []byte("return-path"))
 			if !dropping {
-				field = append(append([]byte{}, line...), '\r', '\n')
+				field = append(append(scratch[:0], line...), '\r', '\n')
 			}
 		}
 	}
@@ -256,8 +257,21 @@ func validFieldName(b []byte) bool {
 // parseAddressHeader parses the value of the address-list header field
 // (encoded words allowed) and validates every address.
 func parseAddressHeader(field, v string) ([]string, error) {
-	v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
-	list, err := mail.ParseAddressList(strings.TrimSpace(v))
+	// Trimming first keeps the field's own CRLF from costing a Replacer;
+	// the result equals removing the line breaks, then trimming (a break
+	// never straddles the first or last non-space character).
+	v = strings.TrimSpace(v)
+	if strings.IndexByte(v, '\n') >= 0 {
+		v = strings.TrimSpace(strings.NewReplacer("\r\n", "", "\n", "").Replace(v))
+	}
+	if plainAddrSpec(v) {
+		// A bare local@domain of dot-atom characters: net/mail would
+		// return it unchanged, so ParseAddress alone decides.
+		if addr, err := ParseAddress(v); err == nil {
+			return []string{addr}, nil
+		}
+	}
+	list, err := mail.ParseAddressList(v)
 	if err != nil {
 		return nil, Wrap(CodeBadContent, err, "malformed "+field+" header")
 	}
@@ -270,6 +284,25 @@ func parseAddressHeader(field, v string) ([]string, error) {
 		out = append(out, addr)
 	}
 	return out, nil
+}
+
+// plainAddrSpec reports whether v holds only characters a dot-atom
+// local@domain may have (RFC 5322 atext, '.', '@'): no display name,
+// comment, group, quoting, list or folding white space.
+func plainAddrSpec(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '@':
+		case strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // HeaderValueOK reports whether s may be written as a header value: no CR, LF

@@ -17,7 +17,9 @@
 //     connection or a timeout after the request was sent is NOT retried: it
 //     becomes a temporary error (CodeUpstreamUnavailable) and the client
 //     retries, which may deliver the message twice.
-//   - A raw message is never held twice: the SDK serializes a placeholder
+//   - A raw message of streamMinBytes (64 KiB) or more is never held
+//     twice (a smaller one is copied once, in base64, by the SDK's own
+//     serializer: cheaper than streaming it): the SDK serializes a placeholder
 //     and a Serialize-step middleware replaces the body with one that
 //     writes the message in base64 as it is read (rawbody.go), seekable for
 //     the signer's payload hash and for retries. The bytes on the wire are

@@ -29,6 +29,11 @@ import (
 // copy of the message is ever held. The signer hashes the body by reading
 // it and seeking back, each retry seeks back and reads it again.
 
+// streamMinBytes is the smallest message streamed: below it the SDK's
+// own base64 copy costs less than the placeholder, the body read and the
+// per-call middleware (about a dozen allocations per message).
+const streamMinBytes = 64 << 10
+
 // placeholderLen is the placeholder's size: 24 bytes, 32 base64
 // characters, drawn so that the characters are letters and digits only
 // (nothing a JSON encoder could escape) and a collision with the rest of

@@ -118,7 +118,7 @@ func TestStreamedBodyIsTheSDKsOwn(t *testing.T) {
 	if raceEnabled {
 		large = 4<<20 + 2
 	}
-	for _, size := range []int{len(testMessage), 1<<20 + 1, large} {
+	for _, size := range []int{len(testMessage), streamMinBytes - 1, streamMinBytes, 1<<20 + 1, large} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			data := bigMessage(size)
 			if size == len(testMessage) {

@@ -109,7 +109,7 @@ func (s *Sink) Send(ctx context.Context, env *gateway.Envelope) (string, error) 
 	deadline, _ := ctx.Deadline()
 	rt := &deadlineRetryer{RetryerV2: s.retryer, deadline: deadline, margin: s.margin}
 	opts := []func(*sesv2.Options){func(o *sesv2.Options) { o.Retryer = rt }}
-	if _, sdk := s.client.(*sesv2.Client); sdk && in.Content.Raw != nil {
+	if _, sdk := s.client.(*sesv2.Client); sdk && in.Content.Raw != nil && len(in.Content.Raw.Data) >= streamMinBytes {
 		// The message goes on the wire from env.Data, base64-encoded as
 		// it is read (rawbody.go); the SDK serializes a placeholder.
 		placeholder, marker := newPlaceholder()

@@ -362,7 +362,7 @@ func (s *session) Data(r io.Reader) error {
 	return &smtp.SMTPError{
 		Code:         250,
 		EnhancedCode: smtp.EnhancedCode{2, 0, 0},
-		Message:      fmt.Sprintf("Ok: queued as %s ses=%s", replyID(res.ID), replyID(res.ProviderID)),
+		Message:      "Ok: queued as " + replyID(res.ID) + " ses=" + replyID(res.ProviderID),
 	}
 }
 

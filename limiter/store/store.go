@@ -7,8 +7,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sesgate/sesgate/gateway"
 )
@@ -324,7 +327,21 @@ func (b Breaker) Validate() error {
 
 // Keyer computes the keyed hash that stands for an address where only
 // membership matters (the first-contact memory).
-type Keyer struct{ key []byte }
+type Keyer struct {
+	key []byte
+	// pool holds *keyHasher: a keyed HMAC reset between uses and its
+	// scratch buffers, so Hash (twice per message) allocates only the
+	// string it returns.
+	pool sync.Pool
+}
+
+// keyHasher is one pooled HMAC state with its scratch buffers.
+type keyHasher struct {
+	mac hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
+	out [22]byte // base64url of 16 bytes, unpadded
+}
 
 // MinKeyBytes is the shortest accepted recipient key.
 const MinKeyBytes = 16
@@ -334,14 +351,38 @@ func NewKeyer(key []byte) (*Keyer, error) {
 	if len(key) < MinKeyBytes {
 		return nil, fmt.Errorf("store: recipient key has %d bytes, want at least %d", len(key), MinKeyBytes)
 	}
-	return &Keyer{key: append([]byte(nil), key...)}, nil
+	k := &Keyer{key: append([]byte(nil), key...)}
+	k.pool.New = func() any { return &keyHasher{mac: hmac.New(sha256.New, k.key)} }
+	return k, nil
 }
 
 // Hash returns base64url(HMAC-SHA256(key, lowercase(addr)))[:22]: 128 bits.
 func (k *Keyer) Hash(addr string) string {
-	m := hmac.New(sha256.New, k.key)
-	m.Write([]byte(strings.ToLower(addr)))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+	h := k.pool.Get().(*keyHasher)
+	defer k.pool.Put(h)
+	h.in = appendLower(h.in[:0], addr)
+	h.mac.Reset()
+	h.mac.Write(h.in)
+	base64.RawURLEncoding.Encode(h.out[:], h.mac.Sum(h.sum[:0])[:16])
+	return string(h.out[:])
+}
+
+// appendLower appends strings.ToLower(s) to b, without the intermediate
+// string when s is ASCII.
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return append(b, strings.ToLower(s)...)
+		}
+	}
+	n := len(b)
+	b = append(b, s...)
+	for i := n; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return b
 }
 
 // Domain returns the lowercased domain of an address.

@@ -31,38 +31,30 @@ func (s *Store) admitArgs(req store.AdmitRequest, lower []string) (keys []string
 // (only with a first-contact budget) and its domain (only with a
 // per-domain rate).
 func (s *Store) batchArgs(tenant string, l gateway.Limits, msgs [][]string) (keys []string, argv []any) {
-	p := tenantPrefix(tenant)
-	w := l.FirstContactWindow
-	keys = []string{p + keyBreaker, p + keySup, p + keyState}
+	h := s.heads.get(s, tenant, l)
 	n := 0
 	for _, m := range msgs {
 		n += 1 + 3*len(m)
 	}
 	argv = make([]any, 0, admitArgc+n)
-	argv = append(argv,
-		s.nowArg(), len(msgs), p,
-		strconv.FormatFloat(l.Rate, 'g', -1, 64), l.EffectiveBurst(), flag(l.RatePerRecipient),
-		l.PerHour, l.PerDay, l.FirstContactPerHour, l.FirstContactPerDay,
-		strconv.FormatFloat(l.PerDomainRate, 'g', -1, 64), l.EffectivePerDomainBurst(),
-		s.knownTTL.Milliseconds(), s.sentTTL.Milliseconds(),
-		shadowMask(l.Shadow),
-		w.Initial, w.Min, w.Max, w.Threshold, w.OutstandingTimeout.Milliseconds(),
-	)
+	argv = append(argv, s.nowArg(), len(msgs))
+	argv = append(argv, h.head...)
+	w := l.FirstContactWindow
 	fc, dom := l.FirstContactPerHour > 0 || l.FirstContactPerDay > 0 || w.On(), l.PerDomainRate > 0
 	for _, m := range msgs {
 		argv = append(argv, len(m))
 		for _, a := range m {
-			h, d := "", ""
+			hash, d := "", ""
 			if fc {
-				h = s.keyer.Hash(a)
+				hash = s.keyer.Hash(a)
 			}
 			if dom {
 				d = store.Domain(a)
 			}
-			argv = append(argv, a, h, d)
+			argv = append(argv, a, hash, d)
 		}
 	}
-	return keys, argv
+	return h.keys, argv
 }
 
 // flag is a boolean script argument.
@@ -82,6 +74,9 @@ func shadowBit(limit store.Reason) int64 {
 // shadowMask is the sum of the bits of the limits in names.
 func shadowMask(names []string) int64 {
 	var mask int64
+	if len(names) == 0 {
+		return 0
+	}
 	for i, n := range gateway.LimitNames() {
 		if slices.Contains(names, n) {
 			mask |= 1 << i

@@ -115,7 +115,8 @@ type Store struct {
 	usage    *redis.Script
 	window   *redis.Script
 	batch    *batchers
-	view     *view // nil when Options.View.Off
+	view     *view    // nil when Options.View.Off
+	heads    argHeads // admit.lua's per-tenant KEYS and ARGV heads
 }
 
 var _ store.Store = (*Store)(nil)
