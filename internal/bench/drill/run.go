@@ -219,6 +219,10 @@ func Run(ctx context.Context, sc *Scenario, o RunOptions) (_ *Report, err error)
 		AttackerDomain: attackerDomain, Breaker: victimBreaker.Apply(breaker.TenantDefaults()),
 	})
 	rep.Notes = append(notes, rep.Notes...)
+	if gone, why := st.gw.Exited(); gone {
+		// Refused connections are the symptom; say the cause.
+		rep.Notes = append(rep.Notes, "the gateway died during the drill: "+why)
+	}
 	return &rep, nil
 }
 

@@ -81,6 +81,17 @@ func (p *Proc) Stop() {
 	}
 }
 
+// Exited reports whether the process has ended by itself (not by Stop),
+// with its exit status and the end of its output.
+func (p *Proc) Exited() (bool, string) {
+	select {
+	case <-p.exited:
+		return true, fmt.Sprintf("%s exited (%v): %s", p.name, p.cmd.ProcessState, p.logTail())
+	default:
+		return false, ""
+	}
+}
+
 // logTail returns the end of the process's output, for error messages.
 func (p *Proc) logTail() string {
 	b, _ := os.ReadFile(p.logPath)
