@@ -125,8 +125,7 @@ type FeedWriter struct {
 	buf     []store.FeedEvent
 	dropped int64
 
-	stop, done chan struct{}
-	once       sync.Once
+	fl *flusher
 }
 
 // NewFeedWriter starts a FeedWriter; Close flushes and stops it.
@@ -134,8 +133,7 @@ func NewFeedWriter(o FeedWriterOptions) (*FeedWriter, error) {
 	if o.Store == nil {
 		return nil, errors.New("admin: FeedWriterOptions.Store is required")
 	}
-	w := &FeedWriter{st: o.Store, replica: o.Replica, every: o.Every, max: o.Queue, log: o.Logger,
-		stop: make(chan struct{}), done: make(chan struct{})}
+	w := &FeedWriter{st: o.Store, replica: o.Replica, every: o.Every, max: o.Queue, log: o.Logger}
 	if w.every <= 0 {
 		w.every = DefaultFeedEvery
 	}
@@ -145,7 +143,7 @@ func NewFeedWriter(o FeedWriterOptions) (*FeedWriter, error) {
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
-	go w.run()
+	w.fl = startFlusher(w.every, w.flush)
 	return w, nil
 }
 
@@ -168,25 +166,7 @@ func (w *FeedWriter) Dropped() int64 {
 }
 
 // Close writes what is queued (within a second) and stops.
-func (w *FeedWriter) Close() {
-	w.once.Do(func() { close(w.stop) })
-	<-w.done
-}
-
-func (w *FeedWriter) run() {
-	defer close(w.done)
-	t := time.NewTicker(w.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			w.flush()
-		case <-w.stop:
-			w.flush()
-			return
-		}
-	}
-}
+func (w *FeedWriter) Close() { w.fl.close() }
 
 // flush writes the queued events, at most store.MaxFeedEvents, in one
 // store call; on failure they stay queued.

@@ -56,8 +56,7 @@ type RefusalCounter struct {
 	counts  map[refusalKey]int64
 	dropped int64
 
-	stop, done chan struct{}
-	once       sync.Once
+	fl *flusher
 }
 
 // NewRefusalCounter starts a RefusalCounter; Close flushes and stops it.
@@ -66,7 +65,7 @@ func NewRefusalCounter(o RefusalCounterOptions) (*RefusalCounter, error) {
 		return nil, errors.New("admin: RefusalCounterOptions.Store is required")
 	}
 	c := &RefusalCounter{st: o.Store, every: o.Every, maxKeys: o.MaxKeys, now: o.Now, log: o.Logger,
-		counts: map[refusalKey]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+		counts: map[refusalKey]int64{}}
 	if c.every <= 0 {
 		c.every = DefaultRefusalEvery
 	}
@@ -79,7 +78,7 @@ func NewRefusalCounter(o RefusalCounterOptions) (*RefusalCounter, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	go c.run()
+	c.fl = startFlusher(c.every, c.flushLogged)
 	return c, nil
 }
 
@@ -137,29 +136,13 @@ func (c *RefusalCounter) Flush(ctx context.Context) error {
 }
 
 // Close writes what is counted (within a second) and stops.
-func (c *RefusalCounter) Close() {
-	c.once.Do(func() { close(c.stop) })
-	<-c.done
-}
+func (c *RefusalCounter) Close() { c.fl.close() }
 
-func (c *RefusalCounter) run() {
-	defer close(c.done)
-	t := time.NewTicker(c.every)
-	defer t.Stop()
-	flush := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if err := c.Flush(ctx); err != nil {
-			c.log.Warn("refusal counts not written to the store; kept for the next flush", "err", err.Error())
-		}
-	}
-	for {
-		select {
-		case <-t.C:
-			flush()
-		case <-c.stop:
-			flush()
-			return
-		}
+// flushLogged is Flush within a second, its failure logged.
+func (c *RefusalCounter) flushLogged() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		c.log.Warn("refusal counts not written to the store; kept for the next flush", "err", err.Error())
 	}
 }
