@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sesgate/sesgate/auth"
+	"github.com/sesgate/sesgate/internal/bench/stack"
 )
 
 // FullTenant is the tenant of the realistic scenario: every limit set.
@@ -58,10 +59,6 @@ type PolicyOptions struct {
 	Admin auth.Record
 }
 
-// AdminTokenFile is the file in the bench's directory that WritePolicy
-// writes the admin token to (0600), for the stack to read.
-const AdminTokenFile = "admin-token"
-
 // IdleTenants mints n tenants idle-0 .. idle-<n-1> and returns their
 // records and tokens.
 func IdleTenants(n int) ([]auth.Record, []string) {
@@ -98,7 +95,7 @@ func Policy(o PolicyOptions) string {
 }
 
 // WritePolicy mints the measured tenant's token and an admin token (to
-// dir/AdminTokenFile), writes the policy to dir/policy.yml and returns the
+// dir/stack.AdminTokenFile), writes the policy to dir/policy.yml and returns the
 // file and the tenant's token.
 func WritePolicy(dir string, o PolicyOptions) (path, token string, err error) {
 	if o.Tenant == "" {
@@ -108,7 +105,7 @@ func WritePolicy(dir string, o PolicyOptions) (path, token string, err error) {
 	o.Token = m.Record
 	admin := auth.NewToken("")
 	o.Admin = admin.Record
-	if err := os.WriteFile(filepath.Join(dir, AdminTokenFile), []byte(admin.Token+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, stack.AdminTokenFile), []byte(admin.Token+"\n"), 0o600); err != nil {
 		return "", "", err
 	}
 	path = filepath.Join(dir, "policy.yml")

@@ -219,12 +219,17 @@ tenants:
 // million suppressed addresses take about 20 s to scan on 2 cores).
 const ViewReadyTimeout = 5 * time.Minute
 
+// AdminTokenFile is the admin token's file: the one the bench writes
+// beside its policy (0600) and the one a gateway without a policy mints in
+// its data directory.
+const AdminTokenFile = "admin-token"
+
 // adminToken is the admin token the bench wrote beside its policy
-// (load.AdminTokenFile in dir) or the one a gateway without a policy mints
+// (AdminTokenFile in dir) or the one a gateway without a policy mints
 // in its data directory; "" if neither exists (then nothing waits for the
 // view: a policy without suppressions builds it in milliseconds).
 func adminToken(dir, dataDir string) string {
-	for _, p := range []string{filepath.Join(dir, "admin-token"), filepath.Join(dataDir, "admin-token")} {
+	for _, p := range []string{filepath.Join(dir, AdminTokenFile), filepath.Join(dataDir, AdminTokenFile)} {
 		if b, err := os.ReadFile(p); err == nil {
 			return strings.TrimSpace(string(b))
 		}
