@@ -335,12 +335,20 @@ type Keyer struct {
 	pool sync.Pool
 }
 
-// keyHasher is one pooled HMAC state with its scratch buffers.
+// keyHasher is one HMAC state with its scratch buffers (pooled by Keyer,
+// or held by a Hasher).
 type keyHasher struct {
 	mac hash.Hash
 	in  []byte
 	sum [sha256.Size]byte
-	out [22]byte // base64url of 16 bytes, unpadded
+}
+
+// appendHash appends Keyer.Hash(addr) to dst.
+func (h *keyHasher) appendHash(dst []byte, addr string) []byte {
+	h.in = appendLower(h.in[:0], addr)
+	h.mac.Reset()
+	h.mac.Write(h.in)
+	return base64.RawURLEncoding.AppendEncode(dst, h.mac.Sum(h.sum[:0])[:16])
 }
 
 // MinKeyBytes is the shortest accepted recipient key.
@@ -360,11 +368,8 @@ func NewKeyer(key []byte) (*Keyer, error) {
 func (k *Keyer) Hash(addr string) string {
 	h := k.pool.Get().(*keyHasher)
 	defer k.pool.Put(h)
-	h.in = appendLower(h.in[:0], addr)
-	h.mac.Reset()
-	h.mac.Write(h.in)
-	base64.RawURLEncoding.Encode(h.out[:], h.mac.Sum(h.sum[:0])[:16])
-	return string(h.out[:])
+	var out [HashLen]byte
+	return string(h.appendHash(out[:0], addr))
 }
 
 // appendLower appends strings.ToLower(s) to b, without the intermediate
