@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"net/mail"
 	"strings"
 	"testing"
 )
@@ -11,19 +10,7 @@ import (
 // dot-atom fast path: always through net/mail.
 func refParseAddressHeader(field, v string) ([]string, error) {
 	v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
-	list, err := mail.ParseAddressList(strings.TrimSpace(v))
-	if err != nil {
-		return nil, Wrap(CodeBadContent, err, "malformed "+field+" header")
-	}
-	out := make([]string, 0, len(list))
-	for _, a := range list {
-		addr, err := ParseAddress(a.Address)
-		if err != nil {
-			return nil, Errorf(CodeBadContent, "invalid address in %s header", field)
-		}
-		out = append(out, addr)
-	}
-	return out, nil
+	return parseAddressList(field, strings.TrimSpace(v))
 }
 
 // TestParseAddressHeaderFastPathMatchesNetMail: a bare address answered

@@ -271,6 +271,12 @@ func parseAddressHeader(field, v string) ([]string, error) {
 			return []string{addr}, nil
 		}
 	}
+	return parseAddressList(field, v)
+}
+
+// parseAddressList parses an address list through net/mail and validates
+// every address (the general path of parseAddressHeader).
+func parseAddressList(field, v string) ([]string, error) {
 	list, err := mail.ParseAddressList(v)
 	if err != nil {
 		return nil, Wrap(CodeBadContent, err, "malformed "+field+" header")
