@@ -162,26 +162,21 @@ func (r *Remember) accepted(refs []store.MessageRef) {
 	if r.status == nil || len(refs) == 0 {
 		return
 	}
-	evs := make([]store.MessageEvent, 0, len(refs))
-	var msgs []store.AcceptedMessage
-	as, indexed := r.status.(AcceptedStore)
-	for _, ref := range refs {
-		if ref.GatewayID != "" {
-			ev := store.MessageEvent{GatewayID: ref.GatewayID, Tenant: ref.Tenant, Type: "accepted", At: ref.At, SESMessageID: ref.SESMessageID}
-			evs = append(evs, ev)
-			if indexed {
-				msgs = append(msgs, store.AcceptedMessage{Event: ev, Recipients: ref.Recipients})
-			}
-		}
-	}
+	msgs := store.Accepted(refs)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	write := func() error { return r.status.RecordMessageEvents(ctx, evs, r.ttl) }
-	if indexed {
-		write = func() error { return as.RecordAccepted(ctx, msgs, r.ttl) }
+	var err error
+	if as, indexed := r.status.(AcceptedStore); indexed {
+		err = as.RecordAccepted(ctx, msgs, r.ttl)
+	} else {
+		evs := make([]store.MessageEvent, len(msgs))
+		for i, m := range msgs {
+			evs[i] = m.Event
+		}
+		err = r.status.RecordMessageEvents(ctx, evs, r.ttl)
 	}
-	if err := write(); err != nil {
-		r.log.Warn("message status records not written", "n", len(evs), "err", err.Error())
+	if err != nil {
+		r.log.Warn("message status records not written", "n", len(msgs), "err", err.Error())
 	}
 }
 

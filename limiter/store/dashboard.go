@@ -30,6 +30,18 @@ type AcceptedMessage struct {
 	Recipients []string
 }
 
+// Accepted returns the accepted messages of refs (those with a gateway id).
+func Accepted(refs []MessageRef) []AcceptedMessage {
+	out := make([]AcceptedMessage, 0, len(refs))
+	for _, r := range refs {
+		if r.GatewayID != "" {
+			out = append(out, AcceptedMessage{Event: MessageEvent{GatewayID: r.GatewayID, Tenant: r.Tenant, Type: "accepted",
+				At: r.At, SESMessageID: r.SESMessageID}, Recipients: r.Recipients})
+		}
+	}
+	return out
+}
+
 // RecipientMessage is one entry of a recipient's index: a message sent to
 // the address, by whom and when SES accepted it.
 type RecipientMessage struct {

@@ -21,13 +21,7 @@ func (s *Store) RememberAccepted(ctx context.Context, refs []store.MessageRef, t
 	if len(refs) == 0 {
 		return nil
 	}
-	msgs := make([]store.AcceptedMessage, 0, len(refs))
-	for _, r := range refs {
-		if r.GatewayID != "" {
-			msgs = append(msgs, store.AcceptedMessage{Event: store.MessageEvent{GatewayID: r.GatewayID, Tenant: r.Tenant, Type: "accepted",
-				At: r.At, SESMessageID: r.SESMessageID}, Recipients: r.Recipients})
-		}
-	}
+	msgs := store.Accepted(refs)
 	return s.db.Update(func(tx *bolt.Tx) error {
 		w := s.newListWriter(tx, ttl, len(refs))
 		for _, r := range refs {
